@@ -1,0 +1,115 @@
+"""Round-to-nearest quantization of float weights into lutc's low-bit format.
+
+`--weights` specs: `w1`..`w4` with optional `gG` (group size along K, default 64) and
+`sym`/`asym` (default asym), e.g. `w2g64`, `w4g32sym`; `ternary` (BitNet b1.58 absmean,
+one scale per tensor, or `ternaryg128` per group).
+    asym:    s = (max - min) / (2^W - 1),  z = -min / s (float),  q = clamp(round(w / s + z))
+    (w1 asym uses the means of the two halves of each group as its two levels)
+    sym:     z = 2^(W-1) implicit,         s = max|w| / 2^(W-1)
+    ternary: s = mean|w|,  q = clamp(round(w / s), -1, 1) + 1, implicit z = 1
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from lutc.compiler.errors import LutcError
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    bits: int
+    group: int | None  # None: the whole row (per-tensor scale for ternary)
+    asym: bool
+    ternary: bool
+
+    @staticmethod
+    def parse(text: str) -> WeightSpec:
+        m = re.fullmatch(r"(?:w([1-4])|(ternary))(?:g(\d+))?(sym|asym)?", text)
+        if not m:
+            raise LutcError(
+                f"weight format '{text}' is not one of w1|w2|w3|w4[gG][sym|asym] or ternary[gG]"
+            )
+        ternary = m.group(2) is not None
+        group = int(m.group(3)) if m.group(3) else (None if ternary else 64)
+        if group is not None and (group < 4 or group % 4):
+            raise LutcError(f"weight group size must be a multiple of 4, got {group}")
+        if ternary and m.group(4):
+            raise LutcError("ternary weights take no sym/asym suffix")
+        return WeightSpec(2 if ternary else int(m.group(1)), group, m.group(4) != "sym" and not ternary,
+                          ternary)
+
+
+@dataclass
+class QuantizedWeight:
+    """w[n, k] = scales[n, k / group] * (codes[n, k] - zero[n, k / group])."""
+
+    codes: np.ndarray  # uint8 [N, K]
+    scales: np.ndarray  # f32 [N, NG]
+    zeros: np.ndarray | None  # f32 [N, NG] or None (implicit zero point)
+    bits: int
+    group: int
+    ternary: bool = False
+
+    @property
+    def implicit_zero(self) -> float:
+        return 1.0 if self.ternary else float(2 ** (self.bits - 1))
+
+    def dequantize(self) -> np.ndarray:
+        n, k = self.codes.shape
+        idx = np.arange(k) // self.group
+        z = self.zeros[:, idx] if self.zeros is not None else self.implicit_zero
+        return (self.scales[:, idx] * (self.codes.astype(np.float32) - z)).astype(np.float32)
+
+
+def _grouped(w: np.ndarray, group: int) -> np.ndarray:
+    """[N, K] -> [N, NG, group], the last group padded with NaN."""
+    n, k = w.shape
+    ng = -(-k // group)
+    padded = np.full((n, ng * group), np.nan, dtype=np.float64)
+    padded[:, :k] = w
+    return padded.reshape(n, ng, group)
+
+
+def quantize(w: np.ndarray, spec: WeightSpec) -> QuantizedWeight:
+    """Quantize a float [N, K] weight (rows are output features)."""
+    w = np.asarray(w, dtype=np.float64)
+    n, k = w.shape
+    group = spec.group or k
+    g = _grouped(w, group)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if spec.ternary:
+            s = np.nanmean(np.abs(g), axis=2)
+            s = np.where(s > 0, s, 1.0)
+            q = np.clip(np.rint(g / s[..., None]), -1, 1) + 1
+            zeros = None
+        elif spec.asym:
+            lo, hi = np.nanmin(g, axis=2), np.nanmax(g, axis=2)
+            if spec.bits == 1:  # two levels: the means of each half fit far better than min/max
+                mid = np.nanmean(g, axis=2, keepdims=True)
+                lo = np.nanmean(np.where(g < mid, g, np.nan), axis=2)
+                hi = np.nanmean(np.where(g >= mid, g, np.nan), axis=2)
+                lo = np.where(np.isnan(lo), hi, lo)
+            s = (hi - lo) / (2**spec.bits - 1)
+            s = np.where(s > 0, s, 1.0)
+            z = -lo / s  # a float zero point: the group's min and max are exact
+            q = np.clip(np.rint(g / s[..., None] + z[..., None]), 0, 2**spec.bits - 1)
+            zeros = z.astype(np.float32)
+        else:
+            half = 2 ** (spec.bits - 1)
+            s = np.nanmax(np.abs(g), axis=2) / half
+            s = np.where(s > 0, s, 1.0)
+            q = np.clip(np.rint(g / s[..., None]) + half, 0, 2**spec.bits - 1)
+            zeros = None
+    codes = np.nan_to_num(q).reshape(n, -1)[:, :k].astype(np.uint8)
+    return QuantizedWeight(codes, s.astype(np.float32), zeros, spec.bits, group, spec.ternary)
+
+
+def relative_error(w: np.ndarray, qw: QuantizedWeight) -> float:
+    """||w - dequant(q)|| / ||w||: the per-layer quantization error the driver reports."""
+    num = np.linalg.norm(w - qw.dequantize())
+    den = np.linalg.norm(w)
+    return float(num / den) if den else 0.0
