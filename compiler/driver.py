@@ -1,0 +1,142 @@
+"""`lutc`: compile a model to a C library, run it, or run the built-in demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lutc.compiler.errors import LutcError
+
+
+def _shape_arg(text: str) -> tuple[str, tuple[int, ...]]:
+    name, _, dims = text.partition("=")
+    try:
+        return name, tuple(int(d) for d in dims.split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shape wants NAME=DxDx..., got '{text}'") from None
+
+
+def compile_model(model, outdir: Path, weights: str | None = None,
+                  shapes: dict[str, tuple[int, ...]] | None = None, emit: str = "lib",
+                  disabled=(), print_after_all=False, print_after=(), pass_options=None,
+                  sanitize=False, example_inputs=None, out=print):
+    """import -> passes -> (mlir | C | shared library). Returns the output path."""
+    from lutc.compiler.build import build_library, emit_model
+    from lutc.compiler.frontend_dispatch import import_model
+    from lutc.compiler.pipeline import PipelineOptions, print_ir, run_pipeline
+    from lutc.compiler.quantize import WeightSpec
+
+    spec = WeightSpec.parse(weights) if weights else None
+    imported = import_model(model, shapes=shapes, weights=spec, example_inputs=example_inputs)
+    for name, err in imported.quantization_report:
+        out(f"quantized {name}: relative weight error {err:.4f}")
+    options = PipelineOptions(disabled=tuple(disabled), print_after_all=print_after_all,
+                              print_after=tuple(print_after), pass_options=pass_options or {},
+                              out=out)
+    run_pipeline(imported.module, options)
+    outdir.mkdir(parents=True, exist_ok=True)
+    if emit == "mlir":
+        import io
+
+        from xdsl.printer import Printer
+
+        buf = io.StringIO()
+        Printer(stream=buf).print_op(imported.module)
+        (outdir / "model.mlir").write_text(buf.getvalue())
+        imported.weights.save(outdir / "weights.safetensors")
+        return outdir / "model.mlir"
+    c_file = emit_model(imported, outdir, title=Path(str(model)).suffix or "a model")
+    if print_after_all:
+        print_ir(imported.module, "fold-weights", out)
+    if emit == "c":
+        return c_file
+    return build_library(c_file, sanitize=sanitize)
+
+
+def _cmd_compile(args) -> None:
+    pass_options = {}
+    for item in args.pass_option or []:
+        name, _, spec = item.partition("{")
+        pass_options[name] = "{" + spec
+    t0 = time.perf_counter()
+    path = compile_model(Path(args.model), Path(args.output), weights=args.weights,
+                         shapes=dict(args.shape or []), emit=args.emit,
+                         disabled=args.disable_pass or [], print_after_all=args.print_ir_after_all,
+                         print_after=args.print_ir_after or [], pass_options=pass_options,
+                         sanitize=args.sanitize)
+    print(f"wrote {path} in {time.perf_counter() - t0:.2f} s")
+
+
+def _cmd_run(args) -> None:
+    from lutc.runtime.model_loader import CompiledModel
+
+    model = CompiledModel(args.model_dir)
+    if args.threads:
+        model.set_num_threads(args.threads)
+    inputs = []
+    for path in args.input or []:
+        if not Path(path).is_file():
+            raise LutcError(f"input file '{path}' does not exist")
+        inputs.append(np.load(path, allow_pickle=False))
+    outputs = model(*inputs)
+    for i, out in enumerate(outputs):
+        if args.output:
+            target = Path(args.output if len(outputs) == 1 else f"{args.output}.{i}.npy")
+            np.save(target, out)
+            print(f"output {i}: {list(out.shape)} {out.dtype} -> {target}")
+        else:
+            print(f"output {i}: {list(out.shape)} {out.dtype}")
+            print(np.array2string(out, threshold=64, precision=5))
+
+
+def _cmd_demo(args) -> None:
+    from lutc.compiler.demo import run_demo
+
+    run_demo(Path(args.workdir), threads=args.threads)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lutc", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("compile", help="compile an ONNX model or saved torch.export program")
+    c.add_argument("model")
+    c.add_argument("-o", "--output", required=True, help="output directory")
+    c.add_argument("--weights", help="quantize float weights: w1..w4[gG][sym|asym] | ternary[gG]")
+    c.add_argument("--shape", action="append", type=_shape_arg, metavar="NAME=DxD",
+                   help="fix a dynamic input shape")
+    c.add_argument("--emit", choices=["mlir", "c", "lib"], default="lib")
+    c.add_argument("--print-ir-after-all", action="store_true")
+    c.add_argument("--print-ir-after", action="append", metavar="PASS")
+    c.add_argument("--disable-pass", action="append", metavar="PASS")
+    c.add_argument("--pass-option", action="append", metavar="PASS{k=v}",
+                   help="options for one pass, e.g. 'lut-tile{n=128}'")
+    c.add_argument("--sanitize", action="store_true", help="build with ASan/UBSan")
+    c.set_defaults(func=_cmd_compile)
+    r = sub.add_parser("run", help="run a compiled model directory on .npy inputs")
+    r.add_argument("model_dir")
+    r.add_argument("--input", action="append", metavar="X.npy")
+    r.add_argument("--output", metavar="Y.npy")
+    r.add_argument("--threads", type=int, default=0)
+    r.set_defaults(func=_cmd_run)
+    d = sub.add_parser("demo", help="compile and run the built-in low-bit model")
+    d.add_argument("--workdir", default="out/demo")
+    d.add_argument("--threads", type=int, default=0)
+    d.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except LutcError as err:
+        print(f"lutc: error: {err}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

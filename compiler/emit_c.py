@@ -1,0 +1,468 @@
+"""Emit C for a static-shape function on tensors: one C function, loops for linalg, runtime
+calls for the `lut` ops (compiler/emit_lut.py).
+
+Buffers come from compiler/buffer_plan.py. Identifiers are generated (t0, t1, ... for
+tensors, v0, ... for scalars); nothing from the model file reaches the C text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from xdsl.dialects import arith, func, linalg, math, tensor
+from xdsl.dialects.builtin import (
+    DenseIntOrFPElementsAttr,
+    FloatAttr,
+    IntegerAttr,
+    ModuleOp,
+    TensorType,
+)
+from xdsl.ir import Block, Operation, SSAValue
+from xdsl.ir.affine import AffineConstantExpr, AffineDimExpr
+
+from lutc.compiler.buffer_plan import ALIGN, VIEW_OPS, BufferPlan, plan_buffers
+from lutc.compiler.c_types import c_float_literal, c_type
+from lutc.compiler.errors import LutcError
+from lutc.compiler.tensor_interpreter import numpy_dtype
+from lutc.dialects.lut_ops import WeightOp
+from lutc.dialects.table_type import TableType
+
+_BINARY = {
+    arith.AddfOp: "+", arith.SubfOp: "-", arith.MulfOp: "*", arith.DivfOp: "/",
+    arith.AddiOp: "+", arith.SubiOp: "-", arith.MuliOp: "*", arith.DivSIOp: "/",
+    arith.RemSIOp: "%", arith.AndIOp: "&", arith.OrIOp: "|", arith.XOrIOp: "^",
+    arith.ShLIOp: "<<", arith.ShRSIOp: ">>",
+}
+_UNARY_F32 = {
+    math.ExpOp: "expf", math.LogOp: "logf", math.SqrtOp: "sqrtf", math.TanhOp: "tanhf",
+    math.SinOp: "sinf", math.CosOp: "cosf", math.AbsFOp: "fabsf", math.ErfOp: "erff",
+    math.FloorOp: "floorf", math.CeilOp: "ceilf", math.RoundEvenOp: "rintf",
+    math.RoundOp: "roundf", math.Log2Op: "log2f", math.Exp2Op: "exp2f", math.TruncOp: "truncf",
+}
+_CMPF = {1: "{a} == {b}", 2: "{a} > {b}", 3: "{a} >= {b}", 4: "{a} < {b}", 5: "{a} <= {b}",
+         6: "({a} < {b} || {a} > {b})", 7: "!(isnan({a}) || isnan({b}))",
+         8: "!({a} < {b} || {a} > {b})", 9: "!({a} <= {b})", 10: "!({a} < {b})",
+         11: "!({a} >= {b})", 12: "!({a} > {b})", 13: "{a} != {b}",
+         14: "(isnan({a}) || isnan({b}))", 0: "0", 15: "1"}
+_CMPI = {0: "==", 1: "!=", 2: "<", 3: "<=", 4: ">", 5: ">=", 6: "<", 7: "<=", 8: ">", 9: ">="}
+_CONVERSIONS = (arith.SIToFPOp, arith.FPToSIOp, arith.ExtFOp, arith.TruncFOp, arith.ExtSIOp,
+                arith.TruncIOp, arith.IndexCastOp, arith.UIToFPOp, arith.FPToUIOp)
+
+
+@dataclass
+class WeightBlob:
+    """The weights the C code reads, concatenated at 64-byte aligned offsets."""
+
+    arrays: list[np.ndarray] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    size: int = 0
+
+    def add(self, array: np.ndarray) -> int:
+        self.arrays.append(np.ascontiguousarray(array))
+        self.offsets.append(self.size)
+        self.size = (self.size + array.nbytes + ALIGN - 1) // ALIGN * ALIGN
+        return self.offsets[-1]
+
+    def write(self, path) -> None:
+        with open(path, "wb") as f:
+            for array, offset in zip(self.arrays, self.offsets):
+                f.seek(offset)
+                f.write(array.tobytes())
+            f.truncate(max(self.size, 1))
+
+
+def _shape(value: SSAValue) -> tuple[int, ...]:
+    return tuple(value.type.get_shape())
+
+
+def _strides(shape) -> list[int]:
+    strides, acc = [], 1
+    for d in reversed(shape):
+        strides.append(acc)
+        acc *= d
+    return list(reversed(strides))
+
+
+def _numel(shape) -> int:
+    return int(np.prod(shape)) if shape else 1
+
+
+class CEmitter:
+    def __init__(self, module: ModuleOp, weights, title: str = "model"):
+        self.module = module
+        self.weights = weights
+        self.title = title
+        self.blob = WeightBlob()
+        self.lines: list[str] = []
+        self.names: dict[SSAValue, str] = {}
+        self.counter = 0
+        self.indent = 1
+        self.constants: list[str] = []
+        self.plan: BufferPlan | None = None
+        self.weight_offsets: dict[str, int] = {}
+        from lutc.compiler.emit_lut import LutEmitter
+
+        self.lut = LutEmitter(self)
+
+    # -- helpers ----------------------------------------------------------------
+    def fresh(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def line(self, text: str) -> None:
+        self.lines.append("    " * self.indent + text)
+
+    def ptr(self, value: SSAValue) -> str:
+        return self.names[value]
+
+    def weight_offset(self, name: str, array: np.ndarray | None = None) -> int:
+        if name not in self.weight_offsets:
+            data = np.asarray(self.weights[name]) if array is None else array
+            self.weight_offsets[name] = self.blob.add(data)
+        return self.weight_offsets[name]
+
+    # -- driver -----------------------------------------------------------------
+    def emit(self, function_name: str = "main") -> str:
+        fn = next((op for op in self.module.walk() if isinstance(op, func.FuncOp)
+                   and op.sym_name.data == function_name), None)
+        if fn is None:
+            raise LutcError(f"no function @{function_name} to compile")
+        self.plan = plan_buffers(fn)
+        self.function = fn
+        params = ["const uint8_t *restrict W", "uint8_t *restrict A"]
+        for i, arg in enumerate(fn.body.block.args):
+            self.names[arg] = f"in{i}"
+            params.append(f"const {c_type(arg.type)} *restrict in{i}")
+        outputs = fn.function_type.outputs.data
+        for i, typ in enumerate(outputs):
+            params.append(f"{c_type(typ)} *restrict out{i}")
+        body_start = len(self.lines)
+        for op in fn.body.block.ops:
+            self.emit_op(op)
+        body = self.lines[body_start:]
+        header = [
+            f"/* Generated by lutc from {self.title}: LUT mpGEMM (lut.precompute + lut.mma) via",
+            " * the lutrt runtime; every other op as loops. Arena "
+            f"{self.plan.peak_bytes} bytes, weights {self.blob.size} bytes. */",
+            "#include <math.h>",
+            "#include <stdint.h>",
+            "#include <string.h>",
+            '#include "lutrt.h"',
+            "",
+            "#define LUTC_ARENA_BYTES " + str(max(self.plan.peak_bytes, 1)),
+            "#define LUTC_WEIGHT_BYTES " + str(max(self.blob.size, 1)),
+            "",
+            "static inline int64_t lutc_floordiv(int64_t a, int64_t b) "
+            "{ int64_t q = a / b; return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q; }",
+            "static inline float lutc_maxf(float a, float b) "
+            "{ return (isnan(a) || isnan(b)) ? NAN : (a > b ? a : b); }",
+            "static inline float lutc_minf(float a, float b) "
+            "{ return (isnan(a) || isnan(b)) ? NAN : (a < b ? a : b); }",
+            "",
+            "size_t lutc_arena_bytes(void) { return LUTC_ARENA_BYTES; }",
+            "size_t lutc_weight_bytes(void) { return LUTC_WEIGHT_BYTES; }",
+            "",
+            *self.constants,
+            f"void lutc_{function_name}({', '.join(params)})",
+            "{",
+        ]
+        return "\n".join(header + body + ["}", ""])
+
+    def emit_op(self, op: Operation) -> None:
+        handler = getattr(self, f"emit_{type(op).__name__}", None)
+        if handler is not None:
+            handler(op)
+            return
+        if self.lut.handles(op):
+            self.lut.emit(op)
+            return
+        if not any(isinstance(r.type, TensorType) for r in op.results) and not op.regions:
+            self.emit_scalar(op, self.names)
+            return
+        raise LutcError(f"op '{op.name}' has no C lowering yet", node=str(op.name))
+
+    def define(self, value: SSAValue) -> str:
+        """Declare the pointer for a result buffer (arena slot or view)."""
+        assert self.plan is not None
+        name = self.fresh("t")
+        typ = c_type(value.type) if isinstance(value.type, TensorType) else "uint8_t"
+        if value in self.plan.root:
+            expr = f"({typ} *){self.ptr(self.plan.root[value])}"
+        else:
+            expr = f"({typ} *)(A + {self.plan.offsets[value]})"
+        self.line(f"{typ} *{name} = {expr};  /* {self.describe(value)} */")
+        self.names[value] = name
+        return name
+
+    @staticmethod
+    def describe(value: SSAValue) -> str:
+        typ = value.type
+        if isinstance(typ, TensorType):
+            return "x".join(map(str, typ.get_shape())) + f" {c_type(typ)}"
+        return str(typ).replace("!lut.", "")
+
+    # -- ops on tensors -----------------------------------------------------------
+    def emit_WeightOp(self, op: WeightOp) -> None:
+        name = self.fresh("w")
+        typ = c_type(op.result.type)
+        off = self.weight_offset(op.weight_name.data)
+        self.line(f"const {typ} *{name} = (const {typ} *)(W + {off});  "
+                  f"/* weight {self.describe(op.result)} */")
+        self.names[op.result] = name
+
+    def emit_EmptyOp(self, op: tensor.EmptyOp) -> None:
+        self.define(op.tensor)
+
+    def _view(self, op: Operation) -> None:
+        name = self.fresh("t")
+        typ = c_type(op.results[0].type)
+        self.line(f"{typ} *{name} = ({typ} *){self.ptr(op.operands[0])};  /* view */")
+        self.names[op.results[0]] = name
+
+    emit_CollapseShapeOp = emit_ExpandShapeOp = emit_ReshapeOp = emit_CastOp = _view
+
+    def emit_ConstantOp(self, op: arith.ConstantOp) -> None:
+        value = op.value
+        if isinstance(value, DenseIntOrFPElementsAttr):
+            typ = c_type(value.type)
+            data = np.array(value.get_values(), dtype=numpy_dtype(value.type))
+            data = np.broadcast_to(data, value.type.get_shape()).ravel()
+            name = self.fresh("c")
+            lit = (lambda v: c_float_literal(float(v), value.type.get_element_type())) \
+                if data.dtype.kind == "f" else (lambda v: str(int(v)))
+            self.constants.append(f"static const {typ} {name}[{max(data.size, 1)}] = "
+                                  f"{{{', '.join(lit(v) for v in data)}}};")
+            self.names[op.result] = f"(({typ} *){name})"
+            return
+        self.emit_scalar(op, self.names)
+
+    def _copy_into(self, dst: str, src: str, count: int, typ: str) -> None:
+        self.line(f"memcpy({dst}, {src}, {count} * sizeof({typ}));")
+
+    def _init_from(self, result: SSAValue, init: SSAValue) -> str:
+        """Result buffer initialised with the destination operand's value."""
+        dst = self.define(result)
+        self._copy_into(dst, self.ptr(init), _numel(_shape(result)), c_type(result.type))
+        return dst
+
+    def emit_FillOp(self, op: linalg.FillOp) -> None:
+        dst = self.define(op.results[0])
+        n = _numel(_shape(op.results[0]))
+        self.line(f"for (int64_t i = 0; i < {n}; ++i) {dst}[i] = {self.scalar(op.inputs[0])};")
+
+    def emit_MatmulOp(self, op: linalg.MatmulOp) -> None:
+        a, b = op.inputs
+        m, k = _shape(a)
+        n = _shape(b)[1]
+        c = self._init_from(op.results[0], op.outputs[0])
+        pa, pb = self.ptr(a), self.ptr(b)
+        self.line(f"for (int64_t i = 0; i < {m}; ++i)")
+        self.line(f"    for (int64_t p = 0; p < {k}; ++p) {{")
+        self.line(f"        const float s = {pa}[i * {k} + p];")
+        self.line(f"        for (int64_t j = 0; j < {n}; ++j) {c}[i * {n} + j] += s * {pb}[p * {n} + j];")
+        self.line("    }")
+
+    def emit_TransposeOp(self, op: linalg.TransposeOp) -> None:
+        perm = list(op.permutation.get_values())
+        src_shape = _shape(op.inputs[0])
+        dst = self.define(op.results[0])
+        dst_shape = _shape(op.results[0])
+        src_strides = _strides(src_shape)
+        idx = [f"i{d}" for d in range(len(dst_shape))]
+        self._loops(dst_shape, idx)
+        src_index = " + ".join(f"{idx[d]} * {src_strides[perm[d]]}" for d in range(len(perm))) or "0"
+        dst_index = self._linear(idx, dst_shape)
+        self.line(f"{dst}[{dst_index}] = {self.ptr(op.inputs[0])}[{src_index}];")
+        self._close(len(dst_shape))
+
+    def emit_BroadcastOp(self, op: linalg.BroadcastOp) -> None:
+        dims = list(op.dimensions.get_values())
+        dst_shape = _shape(op.results[0])
+        dst = self.define(op.results[0])
+        idx = [f"i{d}" for d in range(len(dst_shape))]
+        kept = [d for d in range(len(dst_shape)) if d not in dims]
+        src_shape = [dst_shape[d] for d in kept]
+        self._loops(dst_shape, idx)
+        self.line(f"{dst}[{self._linear(idx, dst_shape)}] = "
+                  f"{self.ptr(op.inputs[0])}[{self._linear([idx[d] for d in kept], src_shape)}];")
+        self._close(len(dst_shape))
+
+    def emit_ExtractSliceOp(self, op: tensor.ExtractSliceOp) -> None:
+        offsets = op.static_offsets.get_values()
+        sizes = op.static_sizes.get_values()
+        strides = op.static_strides.get_values()
+        src_shape = _shape(op.source)
+        dst = self.define(op.result)
+        idx = [f"i{d}" for d in range(len(sizes))]
+        src_strides = _strides(src_shape)
+        self._loops(sizes, idx)
+        src_index = " + ".join(f"({offsets[d]} + {idx[d]} * {strides[d]}) * {src_strides[d]}"
+                               for d in range(len(sizes))) or "0"
+        self.line(f"{dst}[{self._linear(idx, sizes)}] = {self.ptr(op.source)}[{src_index}];")
+        self._close(len(sizes))
+
+    def emit_InsertSliceOp(self, op: tensor.InsertSliceOp) -> None:
+        offsets = op.static_offsets.get_values()
+        sizes = op.static_sizes.get_values()
+        strides = op.static_strides.get_values()
+        dst_shape = _shape(op.dest)
+        dst = self._init_from(op.result, op.dest)
+        idx = [f"i{d}" for d in range(len(sizes))]
+        dst_strides = _strides(dst_shape)
+        self._loops(sizes, idx)
+        dst_index = " + ".join(f"({offsets[d]} + {idx[d]} * {strides[d]}) * {dst_strides[d]}"
+                               for d in range(len(sizes))) or "0"
+        self.line(f"{dst}[{dst_index}] = {self.ptr(op.source)}[{self._linear(idx, sizes)}];")
+        self._close(len(sizes))
+
+    def emit_ConcatOp(self, op: tensor.ConcatOp) -> None:
+        axis = op.dim.value.data
+        dst_shape = _shape(op.result)
+        dst = self.define(op.result)
+        outer = _numel(dst_shape[:axis])
+        inner_dst = _numel(dst_shape[axis:])
+        offset = 0
+        for src in op.inputs:
+            inner = _numel(_shape(src)[axis:])
+            self.line(f"for (int64_t o = 0; o < {outer}; ++o) memcpy({dst} + o * {inner_dst} + "
+                      f"{offset}, {self.ptr(src)} + o * {inner}, {inner} * sizeof(*{dst}));")
+            offset += inner
+
+    def emit_ReturnOp(self, op: func.ReturnOp) -> None:
+        for i, value in enumerate(op.arguments):
+            self._copy_into(f"out{i}", self.ptr(value), _numel(_shape(value)), c_type(value.type))
+
+    # -- linalg.generic -------------------------------------------------------------
+    def emit_GenericOp(self, op: linalg.GenericOp) -> None:
+        maps = [m.data for m in op.indexing_maps.data]
+        operands = list(op.inputs) + list(op.outputs)
+        sizes = [1] * maps[0].num_dims
+        for amap, value in zip(maps, operands):
+            for axis, expr in enumerate(amap.results):
+                if isinstance(expr, AffineDimExpr):
+                    sizes[expr.position] = _shape(value)[axis]
+        n_in = len(op.inputs)
+        outs = [self._init_from(r, init) for r, init in zip(op.results, op.outputs)]
+        idx = [f"i{d}" for d in range(len(sizes))]
+        self._loops(sizes, idx)
+        env: dict[SSAValue, str] = dict(self.names)
+        block: Block = op.body.block
+        for i, arg in enumerate(block.args):
+            if not arg.uses:
+                continue
+            value = operands[i]
+            base = self.ptr(value) if i < n_in else outs[i - n_in]
+            index = self._map_index(maps[i].results, _shape(value), idx)
+            name = self.fresh("v")
+            self.line(f"const {c_type(arg.type)} {name} = {base}[{index}];")
+            env[arg] = name
+        self._index_names = idx
+        for body_op in block.ops:
+            if isinstance(body_op, linalg.YieldOp):
+                for j, yielded in enumerate(body_op.operands):
+                    index = self._map_index(maps[n_in + j].results, _shape(op.outputs[j]), idx)
+                    self.line(f"{outs[j]}[{index}] = {env[yielded]};")
+            else:
+                self.emit_scalar(body_op, env)
+        self._close(len(sizes))
+
+    def _map_index(self, exprs, shape, idx) -> str:
+        strides = _strides(shape)
+        terms = []
+        for axis, expr in enumerate(exprs):
+            if isinstance(expr, AffineDimExpr):
+                terms.append(f"{idx[expr.position]} * {strides[axis]}")
+            elif not (isinstance(expr, AffineConstantExpr) and expr.value == 0):
+                terms.append(f"{expr.value} * {strides[axis]}")
+        return " + ".join(terms) or "0"
+
+    # -- scalar ops (inside generic bodies and between tensor ops) -------------------
+    def scalar(self, value: SSAValue) -> str:
+        return self.names[value]
+
+    def emit_scalar(self, op: Operation, env: dict[SSAValue, str]) -> None:
+        args = [env[o] for o in op.operands]
+        result = op.results[0] if op.results else None
+        expr = self._scalar_expr(op, args)
+        name = self.fresh("v")
+        self.line(f"const {c_type(result.type)} {name} = {expr};")
+        env[result] = name
+
+    def _scalar_expr(self, op: Operation, a: list[str]) -> str:
+        t = type(op)
+        if isinstance(op, arith.ConstantOp):
+            v = op.value
+            if isinstance(v, FloatAttr):
+                return c_float_literal(v.value.data, op.result.type)
+            if isinstance(v, IntegerAttr):
+                return str(int(v.value.data))
+            raise LutcError(f"arith.constant of {v} has no scalar C lowering")
+        if t in _BINARY:
+            return f"({a[0]} {_BINARY[t]} {a[1]})"
+        if t is arith.NegfOp:
+            return f"(-{a[0]})"
+        f32 = c_type(op.results[0].type) == "float"
+        if t in _UNARY_F32:
+            fn = _UNARY_F32[t]
+            return f"{fn if f32 else fn[:-1]}({a[0]})"
+        if t is math.RsqrtOp:
+            return f"(1.0f / sqrtf({a[0]}))" if f32 else f"(1.0 / sqrt({a[0]}))"
+        if t is math.PowFOp:
+            return f"powf({a[0]}, {a[1]})" if f32 else f"pow({a[0]}, {a[1]})"
+        if t is math.FmaOp:
+            return f"({a[0]} * {a[1]} + {a[2]})"
+        if t in (arith.MaximumfOp, arith.MaxnumfOp):
+            return f"lutc_maxf({a[0]}, {a[1]})" if t is arith.MaximumfOp else f"fmaxf({a[0]}, {a[1]})"
+        if t in (arith.MinimumfOp, arith.MinnumfOp):
+            return f"lutc_minf({a[0]}, {a[1]})" if t is arith.MinimumfOp else f"fminf({a[0]}, {a[1]})"
+        if t is arith.MaxSIOp:
+            return f"({a[0]} > {a[1]} ? {a[0]} : {a[1]})"
+        if t is arith.MinSIOp:
+            return f"({a[0]} < {a[1]} ? {a[0]} : {a[1]})"
+        if t is arith.FloorDivSIOp:
+            return f"lutc_floordiv({a[0]}, {a[1]})"
+        if t is arith.ShRUIOp:
+            return f"(({c_type(op.results[0].type)})((uint64_t){a[0]} >> {a[1]}))"
+        if t is arith.CmpfOp:
+            return "(" + _CMPF[op.predicate.value.data].format(a=a[0], b=a[1]) + ")"
+        if t is arith.CmpiOp:
+            pred = op.predicate.value.data
+            if pred >= 6:
+                return f"((uint64_t){a[0]} {_CMPI[pred]} (uint64_t){a[1]})"
+            return f"({a[0]} {_CMPI[pred]} {a[1]})"
+        if t is arith.SelectOp:
+            return f"({a[0]} ? {a[1]} : {a[2]})"
+        if t in _CONVERSIONS:
+            return f"(({c_type(op.results[0].type)}){a[0]})"
+        if t is linalg.IndexOp:
+            return self._index_names[op.dim.value.data]
+        if t is tensor.ExtractOp:
+            shape = _shape(op.tensor)
+            return f"{a[0]}[{self._linear(a[1:], shape)}]"
+        raise LutcError(f"op '{op.name}' has no C lowering yet", node=str(op.name))
+
+    # -- loop helpers ---------------------------------------------------------------
+    def _loops(self, sizes, idx) -> None:
+        for size, i in zip(sizes, idx):
+            self.line(f"for (int64_t {i} = 0; {i} < {size}; ++{i}) {{")
+            self.indent += 1
+
+    def _close(self, depth: int) -> None:
+        for _ in range(depth):
+            self.indent -= 1
+            self.line("}")
+
+    @staticmethod
+    def _linear(idx, shape) -> str:
+        strides = _strides(shape)
+        return " + ".join(f"{i} * {s}" for i, s in zip(idx, strides)) or "0"
+
+
+def is_view(op: Operation) -> bool:
+    return isinstance(op, VIEW_OPS)
+
+
+def table_bytes(typ: TableType) -> int:
+    m, t, e = typ.shape
+    return m * t * e * (1 if typ.is_quantized else 4)

@@ -1,0 +1,72 @@
+"""The pass pipeline from imported IR to C-ready IR, with IR printing between stages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import ModulePass
+from xdsl.printer import Printer
+
+from lutc.compiler.context import make_context
+from lutc.compiler.errors import LutcError
+from lutc.passes import PASSES
+
+# The default order; passes not yet registered in lutc.passes.PASSES are skipped.
+DEFAULT_PASSES = (
+    "lut-lower-mpgemm",
+    "lut-symmetrize",
+    "lut-quantize-table",
+    "lut-fuse-precompute",
+    "lut-tile",
+    "lut-pack-weights",
+)
+
+
+@dataclass
+class PipelineOptions:
+    disabled: Sequence[str] = ()
+    print_after_all: bool = False
+    print_after: Sequence[str] = ()
+    pass_options: dict[str, str] = field(default_factory=dict)  # name -> "{a=1 b=2}" text
+    out: Callable[[str], None] = print
+
+
+def pipeline_passes(options: PipelineOptions) -> list[ModulePass]:
+    for name in options.disabled:
+        if name not in DEFAULT_PASSES:
+            raise LutcError(f"--disable-pass {name}: no such pass (passes: {', '.join(DEFAULT_PASSES)})")
+    passes = []
+    for name in DEFAULT_PASSES:
+        if name in options.disabled or name not in PASSES:
+            continue
+        cls = PASSES[name]()
+        spec = options.pass_options.get(name)
+        if spec:
+            from xdsl.utils.arg_spec import parse_spec
+
+            passes.append(cls.from_pass_spec(parse_spec(f"{name}{spec}")))
+        else:
+            passes.append(cls())
+    return passes
+
+
+def print_ir(module: ModuleOp, title: str, out: Callable[[str], None]) -> None:
+    import io
+
+    buffer = io.StringIO()
+    Printer(stream=buffer).print_op(module)
+    out(f"// -----// IR after {title} //----- //\n{buffer.getvalue()}")
+
+
+def run_pipeline(module: ModuleOp, options: PipelineOptions) -> ModuleOp:
+    ctx = make_context()
+    if options.print_after_all:
+        print_ir(module, "import", options.out)
+    for p in pipeline_passes(options):
+        p.apply(ctx, module)
+        module.verify()
+        if options.print_after_all or p.name in options.print_after:
+            print_ir(module, p.name, options.out)
+    return module

@@ -1,0 +1,35 @@
+// RUN: lutc-opt %s | filecheck %s
+// RUN: lutc-opt %s | lutc-opt | filecheck %s
+// RUN: lutc-opt %s --print-op-generic | lutc-opt | filecheck %s
+
+// CHECK-LABEL: func.func @every_op
+func.func @every_op(%x: tensor<3x256xf32>) -> (tensor<3x64xf32>, tensor<3x64xf32>, tensor<64x256xf32>) {
+  // CHECK:      %q = lut.weight "l0.q" : tensor<64x256xi8>
+  %q = lut.weight "l0.q" : tensor<64x256xi8>
+  %s = lut.weight "l0.s" : tensor<64x4xf32>
+  %z = lut.weight "l0.z" : tensor<64x4xf32>
+  // CHECK:      %w = lut.dequantize %q, %s, %z as <w2, g64, zp> : tensor<64x256xi8>, tensor<64x4xf32>, tensor<64x4xf32> -> tensor<64x256xf32>
+  %w = lut.dequantize %q, %s, %z as <w2, g64, zp> : tensor<64x256xi8>, tensor<64x4xf32>, tensor<64x4xf32> -> tensor<64x256xf32>
+  // CHECK-NEXT: %p = lut.bitplanes %q as <w2, g64, zp> : tensor<64x256xi8> -> tensor<2x64x64xi8>
+  %p = lut.bitplanes %q as <w2, g64, zp> : tensor<64x256xi8> -> tensor<2x64x64xi8>
+  // CHECK-NEXT: %t, %sums = lut.precompute %x sums 64 : tensor<3x256xf32> -> !lut.table<3x64x16xf32>, tensor<3x4xf32>
+  %t, %sums = lut.precompute %x sums 64 : tensor<3x256xf32> -> !lut.table<3x64x16xf32>, tensor<3x4xf32>
+  // CHECK-NEXT: %o = lut.mma %t, %sums, %p, %s, %z as <w2, g64, zp> : !lut.table<3x64x16xf32>, tensor<3x4xf32>, tensor<2x64x64xi8>, tensor<64x4xf32>, tensor<64x4xf32> -> tensor<3x64xf32>
+  %o = lut.mma %t, %sums, %p, %s, %z as <w2, g64, zp> : !lut.table<3x64x16xf32>, tensor<3x4xf32>, tensor<2x64x64xi8>, tensor<64x4xf32>, tensor<64x4xf32> -> tensor<3x64xf32>
+  // CHECK-NEXT: %t8, %sums8 = lut.precompute %x sums 64 : tensor<3x256xf32> -> !lut.table<3x64x8xi8, sg32>, tensor<3x4xf32>
+  %t8, %sums8 = lut.precompute %x sums 64 : tensor<3x256xf32> -> !lut.table<3x64x8xi8, sg32>, tensor<3x4xf32>
+  // CHECK-NEXT: %o8 = lut.mma %t8, %sums8, %p, %s as <ternary, g64, mirrored> : !lut.table<3x64x8xi8, sg32>, tensor<3x4xf32>, tensor<2x64x64xi8>, tensor<64x4xf32> -> tensor<3x64xf32>
+  %o8 = lut.mma %t8, %sums8, %p, %s as <ternary, g64, mirrored> : !lut.table<3x64x8xi8, sg32>, tensor<3x4xf32>, tensor<2x64x64xi8>, tensor<64x4xf32> -> tensor<3x64xf32>
+  func.return %o, %o8, %w : tensor<3x64xf32>, tensor<3x64xf32>, tensor<64x256xf32>
+}
+
+// CHECK-LABEL: func.func @formats
+func.func @formats(%q: tensor<8x64xi8>, %s: tensor<8x2xf32>, %s1: tensor<8x1xf32>) -> (tensor<8x64xf32>, tensor<8x64xf32>, tensor<8x64xf32>) {
+  // CHECK: as <w4, g32> :
+  %a = lut.dequantize %q, %s as <w4, g32> : tensor<8x64xi8>, tensor<8x2xf32> -> tensor<8x64xf32>
+  // CHECK: as <w1, g32> :
+  %b = lut.dequantize %q, %s as <w1, g32> : tensor<8x64xi8>, tensor<8x2xf32> -> tensor<8x64xf32>
+  // CHECK: as <ternary, g64> :
+  %c = lut.dequantize %q, %s1 as <ternary, g64> : tensor<8x64xi8>, tensor<8x1xf32> -> tensor<8x64xf32>
+  func.return %a, %b, %c : tensor<8x64xf32>, tensor<8x64xf32>, tensor<8x64xf32>
+}
