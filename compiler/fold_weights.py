@@ -7,7 +7,8 @@ replaced by a `lut.weight` naming the result. The IR keeps only names; bytes sta
 
 from __future__ import annotations
 
-from xdsl.dialects import linalg, tensor
+from xdsl.dialects import tensor
+from xdsl.dialects.linalg import ops as linalg
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation
 
@@ -46,7 +47,7 @@ def fold_weights(module: ModuleOp, store: WeightStore) -> int:
         new = WeightOp(name, op.results[0].type)
         new.result.name_hint = op.results[0].name_hint
         op.parent.insert_op_before(new, op)
-        op.results[0].replace_by(new.result)
+        op.results[0].replace_all_uses_with(new.result)
         op.detach()
         op.erase()
         folded += 1

@@ -12,7 +12,8 @@ import itertools
 from typing import Any
 
 import numpy as np
-from xdsl.dialects import arith, builtin, func, linalg, math, tensor
+from xdsl.dialects import arith, builtin, func, math, tensor
+from xdsl.dialects.linalg import ops as linalg
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
     Float16Type,

@@ -17,7 +17,8 @@ After:
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects import arith, linalg
+from xdsl.dialects import arith
+from xdsl.dialects.linalg import ops as linalg
 from xdsl.dialects.builtin import FloatAttr, ModuleOp
 from xdsl.ir import SSAValue
 from xdsl.passes import ModulePass
@@ -71,7 +72,7 @@ class MatmulOfDequantizedWeight(RewritePattern):
         pre = PrecomputeOp(x, min(fmt.group_size, k), TableType.get(m, k // 4, 16))
         mma = MmaOp(pre.table, pre.sums, planes.result, deq.scales, deq.zeros, fmt)
         planes.result.name_hint, pre.table.name_hint, pre.sums.name_hint = "planes", "table", "sums"
-        rewriter.replace_op(op, [planes, pre, mma], [mma.result])
+        rewriter.replace(op, [planes, pre, mma], [mma.result])
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,36 @@
+# lutc: the two commands a fresh machine needs are `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test bench lit clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# The compiler itself (xdsl, numpy, onnx, safetensors): enough for the demo.
+$(VENV)/.base: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+# Test and benchmark dependencies (torch, torch-mlir, onnxruntime, transformers, lit, ...).
+$(VENV)/.test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(VENV)/.base $@
+
+demo: $(VENV)/.base
+	$(BIN)/lutc demo
+
+test: $(VENV)/.test
+	$(BIN)/python -m pytest -q -p no:randomly test
+
+lit: $(VENV)/.test
+	$(BIN)/lit -v test/lit
+
+bench: $(VENV)/.test
+	$(BIN)/python bench/bench_kernels.py
+	$(BIN)/python bench/bench_models.py
+
+clean:
+	rm -rf out .lutc-cache
