@@ -81,7 +81,7 @@ def plan_buffers(function: func.FuncOp) -> BufferPlan:
     live: list[tuple[int, int, SSAValue]] = []  # (offset, size, value)
     for i, op in enumerate(ops):
         live = [slot for slot in live if end_of[slot[2]] >= i]
-        if isinstance(op, (WeightOp, *VIEW_OPS)):
+        if isinstance(op, (WeightOp, tensor.EmptyOp, *VIEW_OPS)):
             continue
         for result in op.results:
             if not isinstance(result.type, (TensorType, TableType)):

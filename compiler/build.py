@@ -41,12 +41,28 @@ def emit_model(model: ImportedModel, outdir: Path, title: str) -> Path:
     return outdir / "model.c"
 
 
+RUNTIME_COPY = "liblutrt.so"
+
+
 def build_library(c_file: Path, sanitize: bool = False) -> Path:
+    """Compile model.c against the runtime. The (cached) runtime library is copied next to
+    the model, which finds it through its rpath, so the directory is self-contained."""
+    import shutil
+    import subprocess
+
     from lutc.runtime import build
 
-    out = c_file.parent / "model.so"
+    outdir = c_file.parent
+    out = outdir / "model.so"
     try:
-        build.compile_shared([c_file, *build.runtime_sources()], out, sanitize=sanitize)
+        shutil.copyfile(build.runtime_library(sanitize=sanitize), outdir / RUNTIME_COPY)
+        flags = [*build.BASE_CFLAGS, *(build.SANITIZE_FLAGS if sanitize else ())]
+        cmd = [build.compiler(), *flags, "-shared", f"-I{build.RUNTIME_DIR}", str(c_file),
+               "-o", str(out), f"-L{outdir}", "-llutrt", "-Wl,-rpath,$ORIGIN", "-lm"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
     except build.RuntimeBuildError as err:
-        raise LutcError(f"C compilation failed: {str(err).strip().splitlines()[0]}") from None
+        raise LutcError(f"building the runtime failed: {str(err).strip().splitlines()[0]}") from None
+    if proc.returncode != 0:
+        first = (proc.stderr.strip().splitlines() or ["(no output)"])[0]
+        raise LutcError(f"C compilation of {c_file.name} failed: {first}")
     return out

@@ -49,7 +49,9 @@ def compile_model(model, outdir: Path, weights: str | None = None,
         (outdir / "model.mlir").write_text(buf.getvalue())
         imported.weights.save(outdir / "weights.safetensors")
         return outdir / "model.mlir"
-    c_file = emit_model(imported, outdir, title=Path(str(model)).suffix or "a model")
+    title = {".onnx": "an ONNX model", ".pt2": "a torch.export program"}.get(
+        Path(str(model)).suffix, "a model")
+    c_file = emit_model(imported, outdir, title=title)
     if print_after_all:
         print_ir(imported.module, "fold-weights", out)
     if emit == "c":

@@ -115,6 +115,12 @@ class CEmitter:
         self.lines.append("    " * self.indent + text)
 
     def ptr(self, value: SSAValue) -> str:
+        if value not in self.names and isinstance(value.owner, WeightOp):
+            # weights enter the blob when first read, so ones only packed copies replace
+            # (lut.mma operands) never take space
+            typ = c_type(value.type)
+            off = self.weight_offset(value.owner.weight_name.data)
+            self.names[value] = f"((const {typ} *)(W + {off}))"
         return self.names[value]
 
     def weight_offset(self, name: str, array: np.ndarray | None = None) -> int:
@@ -179,7 +185,7 @@ class CEmitter:
             self.lut.emit(op)
             return
         if not any(isinstance(r.type, TensorType) for r in op.results) and not op.regions:
-            self.emit_scalar(op, self.names)
+            self.emit_scalar(op, _Env(self, self.names))
             return
         raise LutcError(f"op '{op.name}' has no C lowering yet", node=str(op.name))
 
@@ -205,15 +211,11 @@ class CEmitter:
 
     # -- ops on tensors -----------------------------------------------------------
     def emit_WeightOp(self, op: WeightOp) -> None:
-        name = self.fresh("w")
-        typ = c_type(op.result.type)
-        off = self.weight_offset(op.weight_name.data)
-        self.line(f"const {typ} *{name} = (const {typ} *)(W + {off});  "
-                  f"/* weight {self.describe(op.result)} */")
-        self.names[op.result] = name
+        """Weights are addressed where they are read (see `ptr`)."""
 
     def emit_EmptyOp(self, op: tensor.EmptyOp) -> None:
-        self.define(op.tensor)
+        """An empty tensor's contents are undefined: it needs no storage, only a shape."""
+        self.names[op.tensor] = "NULL"
 
     def _view(self, op: Operation) -> None:
         name = self.fresh("t")
@@ -236,7 +238,7 @@ class CEmitter:
                                   f"{{{', '.join(lit(v) for v in data)}}};")
             self.names[op.result] = f"(({typ} *){name})"
             return
-        self.emit_scalar(op, self.names)
+        self.emit_scalar(op, _Env(self, self.names))
 
     def _copy_into(self, dst: str, src: str, count: int, typ: str) -> None:
         self.line(f"memcpy({dst}, {src}, {count} * sizeof({typ}));")
@@ -244,6 +246,8 @@ class CEmitter:
     def _init_from(self, result: SSAValue, init: SSAValue) -> str:
         """Result buffer initialised with the destination operand's value."""
         dst = self.define(result)
+        if isinstance(init.owner, tensor.EmptyOp):
+            return dst
         self._copy_into(dst, self.ptr(init), _numel(_shape(result)), c_type(result.type))
         return dst
 
@@ -344,10 +348,12 @@ class CEmitter:
                 if isinstance(expr, AffineDimExpr):
                     sizes[expr.position] = _shape(value)[axis]
         n_in = len(op.inputs)
-        outs = [self._init_from(r, init) for r, init in zip(op.results, op.outputs)]
+        out_args = op.body.block.args[n_in:]
+        outs = [self._init_from(r, init) if arg.uses else self.define(r)
+                for r, init, arg in zip(op.results, op.outputs, out_args)]
         idx = [f"i{d}" for d in range(len(sizes))]
         self._loops(sizes, idx)
-        env: dict[SSAValue, str] = dict(self.names)
+        env = _Env(self)
         block: Block = op.body.block
         for i, arg in enumerate(block.args):
             if not arg.uses:
@@ -380,9 +386,9 @@ class CEmitter:
 
     # -- scalar ops (inside generic bodies and between tensor ops) -------------------
     def scalar(self, value: SSAValue) -> str:
-        return self.names[value]
+        return self.ptr(value)
 
-    def emit_scalar(self, op: Operation, env: dict[SSAValue, str]) -> None:
+    def emit_scalar(self, op: Operation, env) -> None:
         args = [env[o] for o in op.operands]
         result = op.results[0] if op.results else None
         expr = self._scalar_expr(op, args)
@@ -467,3 +473,21 @@ def is_view(op: Operation) -> bool:
 def table_bytes(typ: TableType) -> int:
     m, t, e = typ.shape
     return m * t * e * (1 if typ.is_quantized else 4)
+
+
+class _Env(dict):
+    """SSA value -> C expression inside one emission scope, falling back to the emitter's
+    buffers (and lazily addressed weights) for values defined outside it."""
+
+    def __init__(self, emitter: CEmitter, backing: dict | None = None):
+        super().__init__()
+        self.emitter = emitter
+        self.backing = backing
+
+    def __setitem__(self, key, value) -> None:
+        super().__setitem__(key, value)
+        if self.backing is not None:
+            self.backing[key] = value
+
+    def __missing__(self, key: SSAValue) -> str:
+        return self.emitter.ptr(key)

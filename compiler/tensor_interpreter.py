@@ -213,7 +213,7 @@ class TensorFunctions(InterpreterFunctions):
     @staticmethod
     def _store(result, out: np.ndarray, exprs, rank: int, sizes: list[int]) -> np.ndarray:
         full = np.broadcast_to(result, [s for s in sizes])
-        dims = [e.position for e in exprs]
+        dims = [e.position for e in exprs if isinstance(e, AffineDimExpr)]  # constants: size 1
         moved = np.transpose(full, dims + [d for d in range(rank) if d not in dims])
         moved = moved.reshape(moved.shape[: len(dims)] + (-1,))[..., 0]
         return moved.astype(out.dtype).reshape(out.shape)

@@ -1,0 +1,92 @@
+"""User errors reach the user as one line naming the problem, exit 1, no traceback."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+LUTC = [sys.executable, "-m", "lutc.compiler.driver"]
+
+
+def run_lutc(*args, cwd=None):
+    return subprocess.run([*LUTC, *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def assert_one_line_error(proc, *fragments):
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("lutc: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_missing_model_file(tmp_path):
+    assert_one_line_error(run_lutc("compile", tmp_path / "nope.onnx", "-o", tmp_path / "out"),
+                          "nope.onnx", "does not exist")
+
+
+def test_not_an_onnx_file(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x00\xffthis is not a protobuf\x13\x37" * 10)
+    assert_one_line_error(run_lutc("compile", bad, "-o", tmp_path / "out"), "bad.onnx")
+
+
+def _model_with(op_type: str, path: Path) -> None:
+    w = numpy_helper.from_array(np.ones((8, 8), np.float32), "w")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="mm"),
+             helper.make_node(op_type, ["h"], ["y"], name="weird_node")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 8])], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+def test_unsupported_op_names_node(tmp_path):
+    path = tmp_path / "m.onnx"
+    _model_with("Hardmax", path)
+    assert_one_line_error(run_lutc("compile", path, "-o", tmp_path / "out"), "Hardmax",
+                          "weird_node")
+
+
+def test_bad_weight_format(tmp_path):
+    path = tmp_path / "m.onnx"
+    _model_with("Relu", path)
+    assert_one_line_error(run_lutc("compile", path, "-o", tmp_path / "o", "--weights", "w7"),
+                          "w7")
+
+
+def test_unknown_disabled_pass(tmp_path):
+    path = tmp_path / "m.onnx"
+    _model_with("Relu", path)
+    assert_one_line_error(run_lutc("compile", path, "-o", tmp_path / "o", "--disable-pass", "nope"),
+                          "nope")
+
+
+def test_run_with_wrong_input_shape(tmp_path):
+    path = tmp_path / "m.onnx"
+    _model_with("Relu", path)
+    out = tmp_path / "out"
+    proc = run_lutc("compile", path, "-o", out, "--weights", "w2g8")
+    assert proc.returncode == 0, proc.stderr
+    np.save(tmp_path / "x.npy", np.zeros((3, 8), np.float32))
+    assert_one_line_error(run_lutc("run", out, "--input", tmp_path / "x.npy"), "[2, 8]", "[3, 8]")
+    np.save(tmp_path / "x.npy", np.ones((2, 8), np.float32))
+    proc = run_lutc("run", out, "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy")
+    assert proc.returncode == 0, proc.stderr
+    y = np.load(tmp_path / "y.npy")
+    assert y.shape == (2, 8) and np.all(y >= 0)
+
+
+def test_print_ir_after_all_shows_every_stage(tmp_path):
+    path = tmp_path / "m.onnx"
+    _model_with("Relu", path)
+    proc = run_lutc("compile", path, "-o", tmp_path / "o", "--weights", "w2g8",
+                    "--print-ir-after-all", "--emit", "c")
+    assert proc.returncode == 0, proc.stderr
+    assert "IR after import" in proc.stdout and "IR after lut-lower-mpgemm" in proc.stdout
+    assert "IR after fold-weights" in proc.stdout
+    assert "lut.mma" in proc.stdout
