@@ -1,3 +1,31 @@
-"""lutc: compile low-bit-weight networks to C whose GEMMs are table lookups."""
+"""lutc: compile low-bit-weight networks to C whose GEMMs are table lookups.
+
+    import lutc
+    model = lutc.compile("model.onnx", weights="w2g64")       # or an ExportedProgram / nn.Module
+    (y,) = model(x)                                            # numpy in, numpy out
+"""
+
+from __future__ import annotations
 
 __version__ = "0.1.0"
+
+
+def compile(model, example_inputs=None, weights: str | None = None,
+            shapes: dict[str, tuple[int, ...]] | None = None, outdir=None,
+            disable_passes=(), pass_options=None):
+    """Compile an ONNX path/ModelProto, an `ExportedProgram` or an `nn.Module` (exported here
+    with `example_inputs`) to a shared library and load it. Returns a callable on numpy arrays.
+
+    `weights` quantizes float weights (w1..w4[gG][sym|asym] | ternary[gG]); `shapes` fixes
+    dynamic ONNX input dims; `outdir` keeps the model directory (default: a temporary one).
+    """
+    import tempfile
+    from pathlib import Path
+
+    from lutc.compiler.driver import compile_model
+    from lutc.runtime.model_loader import CompiledModel
+
+    target = Path(outdir) if outdir else Path(tempfile.mkdtemp(prefix="lutc-"))
+    compile_model(model, target, weights=weights, shapes=shapes, disabled=disable_passes,
+                  pass_options=pass_options, example_inputs=example_inputs, out=lambda s: None)
+    return CompiledModel(target)
