@@ -49,8 +49,8 @@ def compile_model(model, outdir: Path, weights: str | None = None,
         (outdir / "model.mlir").write_text(buf.getvalue())
         imported.weights.save(outdir / "weights.safetensors")
         return outdir / "model.mlir"
-    title = {".onnx": "an ONNX model", ".pt2": "a torch.export program"}.get(
-        Path(str(model)).suffix, "a model")
+    suffix = Path(model).suffix if isinstance(model, (str, Path)) else ""
+    title = {".onnx": "an ONNX model", ".pt2": "a torch.export program"}.get(suffix, "a model")
     c_file = emit_model(imported, outdir, title=title)
     if print_after_all:
         print_ir(imported.module, "fold-weights", out)
