@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from lutc.compiler.emit_c import CEmitter
+from lutc.compiler.emit_main import emit_main
 from lutc.compiler.errors import LutcError
 from lutc.compiler.fold_weights import fold_weights
 from lutc.compiler.imported_model import ImportedModel
@@ -38,6 +39,7 @@ def emit_model(model: ImportedModel, outdir: Path, title: str) -> Path:
         "outputs": [_spec(t) for t in model.outputs],
     }
     (outdir / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    (outdir / "main.c").write_text(emit_main(model.inputs, model.outputs, ENTRY))
     return outdir / "model.c"
 
 
@@ -62,6 +64,10 @@ def build_library(c_file: Path, sanitize: bool = False) -> Path:
         proc = subprocess.run(cmd, capture_output=True, text=True)
     except build.RuntimeBuildError as err:
         raise LutcError(f"building the runtime failed: {str(err).strip().splitlines()[0]}") from None
+    if proc.returncode == 0:  # the standalone driver: run_model weights.bin in.bin... out.bin...
+        main_cmd = [build.compiler(), *flags, str(outdir / "main.c"), "-o", str(outdir / "run_model"),
+                    f"-L{outdir}", "-l:model.so", "-llutrt", "-Wl,-rpath,$ORIGIN", "-lm"]
+        proc = subprocess.run(main_cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         first = (proc.stderr.strip().splitlines() or ["(no output)"])[0]
         raise LutcError(f"C compilation of {c_file.name} failed: {first}")
