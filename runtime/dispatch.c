@@ -1,0 +1,94 @@
+/* dispatch.c — picks the lut.mma / lut.precompute kernels for this CPU: the best supported
+ * ISA (AVX-512BW > AVX2+FMA > portable C), unless LUTRT_KERNEL=ref|avx2|avx512 or
+ * lutrt_set_kernel() forces one. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lutrt_internal.h"
+
+/* f32 tables (the lossless path) always use the scalar reference kernel: the fast path is
+ * int8 tables. */
+static const lutrt_kernel kernels[] = {
+    {"ref", lutrt_mma_i8_ref, lutrt_mma_f32_ref, lutrt_precompute_row_ref},
+#ifdef LUTRT_X86
+    {"avx2", lutrt_mma_i8_avx2, lutrt_mma_f32_ref, lutrt_precompute_row_avx2},
+    /* mma_i8 filled in from lutrt_mma_i8_avx512_ptr (NULL when not compiled with AVX-512BW) */
+    {"avx512", NULL, lutrt_mma_f32_ref, lutrt_precompute_row_avx2},
+#endif
+};
+enum { NKERNELS = sizeof kernels / sizeof kernels[0] };
+
+static lutrt_kernel avx512_kernel;
+static _Atomic(const lutrt_kernel *) current;
+
+static const lutrt_kernel *find(const char *name) {
+    for (int i = 0; i < NKERNELS; i++) {
+        if (strcmp(kernels[i].name, name)) continue;
+#ifdef LUTRT_X86
+        if (!strcmp(name, "avx512")) {
+            if (!lutrt_mma_i8_avx512_ptr) return NULL;
+            avx512_kernel = kernels[i];
+            avx512_kernel.mma_i8 = lutrt_mma_i8_avx512_ptr;
+            return &avx512_kernel;
+        }
+#endif
+        return &kernels[i];
+    }
+    return NULL;
+}
+
+static int cpu_supports(const char *name) {
+    if (!strcmp(name, "ref")) return 1;
+#ifdef LUTRT_X86
+    __builtin_cpu_init();
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (!strcmp(name, "avx2")) return avx2;
+    if (!strcmp(name, "avx512"))
+        return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+#endif
+    return 0;
+}
+
+int lutrt_kernel_available(const char *name) {
+    return name && find(name) != NULL && cpu_supports(name);
+}
+
+static const lutrt_kernel *best(void) {
+    static const char *order[] = {"avx512", "avx2", "ref"};
+    for (int i = 0; i < 3; i++)
+        if (lutrt_kernel_available(order[i])) return find(order[i]);
+    return &kernels[0];
+}
+
+static const lutrt_kernel *from_env(void) {
+    const char *env = getenv("LUTRT_KERNEL");
+    if (!env || !*env || !strcmp(env, "auto")) return best();
+    if (lutrt_kernel_available(env)) return find(env);
+    fprintf(stderr, "lutrt: LUTRT_KERNEL=%s is not available on this build/CPU; using %s\n", env,
+            best()->name);
+    return best();
+}
+
+const lutrt_kernel *lutrt_current_kernel(void) {
+    const lutrt_kernel *k = atomic_load(&current);
+    if (!k) {
+        k = from_env();
+        atomic_store(&current, k);
+    }
+    return k;
+}
+
+int lutrt_set_kernel(const char *name) {
+    if (!name || !strcmp(name, "auto")) {
+        atomic_store(&current, from_env());
+        return LUTRT_OK;
+    }
+    if (!find(name)) return lutrt_fail("lutrt: unknown or not compiled kernel '%s'", name);
+    if (!cpu_supports(name)) return lutrt_fail("lutrt: this CPU cannot run kernel '%s'", name);
+    atomic_store(&current, find(name));
+    return LUTRT_OK;
+}
+
+const char *lutrt_kernel_name(void) { return lutrt_current_kernel()->name; }

@@ -1,0 +1,210 @@
+"""ctypes bindings of lutrt: run lut.precompute and lut.mma on numpy arrays.
+
+Used by the tests and the kernel benchmark; generated C calls the same functions directly.
+
+    tables = precompute(x, group=128, entries=16, table_i8=True, scale_group=32)
+    out = mma(tables, pack_weights(codes), scales, zeros, n=N, bits=2)
+
+Shapes are checked here, in Python, so a mistake is a ValueError naming the argument, never
+a crash inside C.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+
+import numpy as np
+
+from lutc.runtime import build, packing
+
+BLOCK_N = packing.BLOCK_N
+
+
+class Desc(ctypes.Structure):
+    """Mirror of `lutrt_mma_desc` (lutrt.h documents each field)."""
+
+    _fields_ = [
+        ("M", ctypes.c_int32),
+        ("N", ctypes.c_int32),
+        ("K", ctypes.c_int32),
+        ("bits", ctypes.c_int32),
+        ("group", ctypes.c_int32),
+        ("mirrored", ctypes.c_int32),
+        ("table_i8", ctypes.c_int32),
+        ("scale_group", ctypes.c_int32),
+        ("zimp", ctypes.c_float),
+        ("num_threads", ctypes.c_int32),
+    ]
+
+
+_lib: ctypes.CDLL | None = None
+_vp = ctypes.c_void_p
+
+
+def library() -> ctypes.CDLL:
+    """The loaded runtime (built and cached on first use)."""
+    global _lib
+    if _lib is None:
+        lib = ctypes.CDLL(str(build.runtime_library()))
+        dp = ctypes.POINTER(Desc)
+        lib.lutrt_precompute.argtypes = [dp, _vp, _vp, _vp, _vp]
+        lib.lutrt_precompute_row.argtypes = [dp, _vp, _vp, _vp, _vp]
+        lib.lutrt_mma.argtypes = [dp, _vp, _vp, _vp, _vp, _vp, _vp, _vp]
+        lib.lutrt_last_error.restype = ctypes.c_char_p
+        lib.lutrt_set_kernel.argtypes = [ctypes.c_char_p]
+        lib.lutrt_kernel_name.restype = ctypes.c_char_p
+        lib.lutrt_kernel_available.argtypes = [ctypes.c_char_p]
+        lib.lutrt_set_num_threads.argtypes = [ctypes.c_int]
+        for name in ("lutrt_precompute", "lutrt_precompute_row", "lutrt_mma", "lutrt_set_kernel",
+                     "lutrt_kernel_available", "lutrt_get_num_threads"):
+            getattr(lib, name).restype = ctypes.c_int
+        _lib = lib
+    return _lib
+
+
+def _check(rc: int) -> None:
+    if rc != 0:
+        raise ValueError(library().lutrt_last_error().decode())
+
+
+# ---- kernel and thread selection ----------------------------------------------------------
+
+def set_kernel(name: str | None) -> None:
+    """Forces 'ref', 'avx2' or 'avx512'; None restores the default ($LUTRT_KERNEL or best)."""
+    _check(library().lutrt_set_kernel(name.encode() if name else None))
+
+
+def kernel_name() -> str:
+    return library().lutrt_kernel_name().decode()
+
+
+def kernel_available(name: str) -> bool:
+    return bool(library().lutrt_kernel_available(name.encode()))
+
+
+def set_num_threads(n: int | None) -> None:
+    """Default thread count of lutrt_mma; None restores $LUTRT_NUM_THREADS / online CPUs."""
+    library().lutrt_set_num_threads(int(n or 0))
+
+
+def get_num_threads() -> int:
+    return library().lutrt_get_num_threads()
+
+
+# ---- precompute ----------------------------------------------------------------------------
+
+@dataclass
+class Tables:
+    """Output of lut.precompute: entries [M, K/4, E] (f32 or int8), int8 table scales [M, NS]
+    (None for f32 tables) and group sums [M, NG]; plus the parameters they were built with."""
+
+    entries: np.ndarray
+    tscale: np.ndarray | None
+    sums: np.ndarray
+    K: int
+    group: int
+    mirrored: bool
+    table_i8: bool
+    scale_group: int
+
+    @property
+    def M(self) -> int:
+        return self.entries.shape[0]
+
+
+def _desc(M: int, N: int, K: int, bits: int, group: int, mirrored: bool, table_i8: bool,
+          scale_group: int, zimp: float = 0.0, threads: int | None = None) -> Desc:
+    return Desc(M, N, K, bits, group, int(mirrored), int(table_i8),
+                scale_group if table_i8 else 0, zimp, int(threads or 0))
+
+
+def _f32_matrix(name: str, a: np.ndarray, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    a = np.asarray(a)
+    if a.dtype != np.float32:
+        raise ValueError(f"{name} must be float32, got {a.dtype}")
+    if shape is not None and a.shape != shape:
+        raise ValueError(f"{name} must have shape {list(shape)}, got {list(a.shape)}")
+    return np.ascontiguousarray(a)
+
+
+def precompute(x: np.ndarray, *, group: int, entries: int = 16, table_i8: bool = True,
+               scale_group: int = 32, threads: int | None = None) -> Tables:
+    """Tables of activations x f32 [M, K] (K % 4 == 0) with sums over weight groups `group`."""
+    x = _f32_matrix("x", x)
+    if x.ndim != 2 or x.shape[1] % 4 or x.shape[0] < 1:
+        raise ValueError(f"x must be [M, K] with K a multiple of 4, got shape {list(x.shape)}")
+    if entries not in (8, 16):
+        raise ValueError(f"entries must be 8 (mirrored) or 16, got {entries}")
+    m, k = x.shape
+    mirrored = entries == 8
+    d = _desc(m, 1, k, 1, group, mirrored, table_i8, scale_group, threads=threads)
+    lib = library()
+    ng = -(-k // group) if group > 0 else 0
+    ns = -(-k // scale_group) if table_i8 and scale_group > 0 else 0
+    tab = np.empty((m, k // 4, entries), np.int8 if table_i8 else np.float32)
+    tscale = np.empty((m, ns), np.float32) if table_i8 else None
+    sums = np.empty((m, max(ng, 1)), np.float32)
+    _check(lib.lutrt_precompute(ctypes.byref(d), x.ctypes.data, tab.ctypes.data,
+                                tscale.ctypes.data if tscale is not None else None, sums.ctypes.data))
+    return Tables(tab, tscale, sums, k, group, mirrored, table_i8, scale_group if table_i8 else 0)
+
+
+# ---- mma -----------------------------------------------------------------------------------
+
+def _block_scales(name: str, v: np.ndarray | None, n: int, ng: int) -> np.ndarray | None:
+    """Accepts [N, NG] (packed here) or already packed [NB, NG, 32] scales/zeros."""
+    if v is None:
+        return None
+    v = np.asarray(v)
+    nb = -(-n // BLOCK_N)
+    if v.ndim == 2:
+        _f32_matrix(name, v, (n, ng))
+        return packing.pack_scales(v)
+    return _f32_matrix(name, v, (nb, ng, BLOCK_N))
+
+
+class MmaCall:
+    """A lut.mma call with its arguments bound (checked once): `call()` runs it with little
+    Python overhead and returns the output array (reused between calls)."""
+
+    def __init__(self, tables: Tables, packed_w: np.ndarray, scales: np.ndarray,
+                 zeros: np.ndarray | None = None, *, n: int, bits: int, zimp: float = 0.0,
+                 threads: int | None = None, out: np.ndarray | None = None):
+        if not 1 <= bits <= 4:
+            raise ValueError(f"bits must be 1..4, got {bits}")
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        k, m = tables.K, tables.M
+        ng = tables.sums.shape[1]
+        packed_w = np.asarray(packed_w)
+        want = packing.packed_nbytes(bits, n, k)
+        if packed_w.dtype != np.uint8 or packed_w.size != want or not packed_w.flags.c_contiguous:
+            raise ValueError(f"packed_w must be a contiguous uint8 array of {want} bytes "
+                             f"(pack_weights of [{bits}, {n}, {k // 4}] codes), got "
+                             f"{packed_w.dtype} of {packed_w.size}")
+        self.scales = _block_scales("scales", scales, n, ng)
+        self.zeros = _block_scales("zeros", zeros, n, ng)
+        self.tables, self.packed_w = tables, packed_w
+        self.out = np.empty((m, n), np.float32) if out is None else out
+        if self.out.shape != (m, n) or self.out.dtype != np.float32 or not self.out.flags.c_contiguous:
+            raise ValueError(f"out must be a contiguous float32 [{m}, {n}] array")
+        self.desc = _desc(m, n, k, bits, tables.group, tables.mirrored, tables.table_i8,
+                          tables.scale_group, zimp, threads)
+        self._fn = library().lutrt_mma
+        self._args = (ctypes.byref(self.desc), tables.entries.ctypes.data,
+                      tables.tscale.ctypes.data if tables.tscale is not None else None,
+                      tables.sums.ctypes.data, packed_w.ctypes.data, self.scales.ctypes.data,
+                      self.zeros.ctypes.data if self.zeros is not None else None,
+                      self.out.ctypes.data)
+
+    def __call__(self) -> np.ndarray:
+        _check(self._fn(*self._args))
+        return self.out
+
+
+def mma(tables: Tables, packed_w: np.ndarray, scales: np.ndarray, zeros: np.ndarray | None = None,
+        *, n: int, bits: int, zimp: float = 0.0, threads: int | None = None) -> np.ndarray:
+    """out f32 [M, n] of lut.mma. scales/zeros: f32 [n, NG] or packed [NB, NG, 32]; zeros None
+    uses the scalar zero point `zimp` (symmetrized values for mirrored formats)."""
+    return MmaCall(tables, packed_w, scales, zeros, n=n, bits=bits, zimp=zimp, threads=threads)()

@@ -1,0 +1,200 @@
+/* lmma_avx2.c — lut.mma on int8 tables with AVX2 vpshufb (lut-tensor-core.md §3.4, §6).
+ *
+ * One vpshufb looks up 32 codes in a 16-entry int8 table held in both 128-bit lanes. The packed
+ * layout (lutrt_internal.h) puts the two bit planes of a pair next to each other, so one
+ * vpmaddubsw with constants (2^b, 2^(b+1)) combines the planes, sign-extends and widens to
+ * int16: 16 weight rows per vector. Mirrored (8-entry) tables are widened in register to
+ * [T8, -T8] with vpsignb, which is exactly the code convention "c >= 8 looks up -T8[c & 7]".
+ *
+ * int16 accumulation bound: within one table scale group (<= 64 activations = 16 tables)
+ * |sum_j sum_b 2^b Lq| <= 16 * 15 * 127 = 30480 < 32767, and every vpmaddubsw pair is at most
+ * (4 + 8) * 127 = 1524, so nothing saturates. Each scale group is then converted to float,
+ * multiplied by its tscale, and each weight group applies s * (F - z * sums).
+ *
+ * Memory: a GEMV is bound by streaming the weights, and one sequential stream per thread
+ * stalls well below the bandwidth (§6); the M = 1 path therefore walks 4 weight blocks (4
+ * independent streams, each contiguous over K) at once.
+ */
+#include <immintrin.h>
+#include <string.h>
+
+#include "lutrt_internal.h"
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+static int min_int(int a, int b) { return a < b ? a : b; }
+
+/* Table j of one row, broadcast to both lanes; mirrored tables become [T8, -T8]. */
+ALWAYS_INLINE __m256i load_table(const int8_t *t, int mirrored, __m256i signs) {
+    if (mirrored) {
+        int64_t v;
+        memcpy(&v, t, 8);
+        return _mm256_sign_epi8(_mm256_set1_epi64x(v), signs);
+    }
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)t));
+}
+
+/* facc[0..15] (+)= ts * acc (16 int16 lanes = 16 consecutive weight rows); the first scale
+ * group of a weight group stores, so facc never needs clearing. */
+ALWAYS_INLINE void flush16(float *facc, __m256i acc, __m256 ts, int first) {
+    __m256 lo = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(acc)));
+    __m256 hi = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(acc, 1)));
+    if (first) {
+        _mm256_store_ps(facc, _mm256_mul_ps(lo, ts));
+        _mm256_store_ps(facc + 8, _mm256_mul_ps(hi, ts));
+    } else {
+        _mm256_store_ps(facc, _mm256_fmadd_ps(lo, ts, _mm256_load_ps(facc)));
+        _mm256_store_ps(facc + 8, _mm256_fmadd_ps(hi, ts, _mm256_load_ps(facc + 8)));
+    }
+}
+
+/* Rows m0..m0+MT-1 of out for weight blocks blk0..blk0+NBK-1 (MT, NBK, MIR are constants in
+ * every instantiation so the accumulators live in registers). */
+ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int MT, const int NBK,
+                           const int MIR, const int BITS) {
+    const int J = a->J, E = MIR ? 8 : 16, npairs = BITS >> 1, odd = BITS & 1;
+    const size_t chunk = a->chunk;
+    const __m256i m0f = _mm256_set1_epi8(0x0f);
+    const __m256i signs = _mm256_setr_epi8(1, 1, 1, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                           1, 1, 1, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1, -1, -1, -1);
+    /* vpmaddubsw weights: plane pair p contributes 2^(2p) * even byte + 2^(2p+1) * odd byte */
+    const __m256i cpair0 = _mm256_set1_epi16(0x0201), cpair1 = _mm256_set1_epi16(0x0804);
+    /* odd B: the last plane b = B-1 alone; even bytes are rows 0..15, odd bytes rows 16..31 */
+    const int wlast = 1 << (BITS - 1);
+    const __m256i ceven = _mm256_set1_epi16((short)wlast), codd = _mm256_set1_epi16((short)(wlast << 8));
+
+    const uint8_t *wb[4];
+    const int8_t *tb[4];
+    _Pragma("GCC unroll 8") for (int bi = 0; bi < NBK; bi++) wb[bi] = a->w + (size_t)(blk0 + bi) * J * chunk;
+    _Pragma("GCC unroll 8") for (int r = 0; r < MT; r++) tb[r] = (const int8_t *)a->tables + (size_t)(m0 + r) * a->row_bytes;
+
+    float facc[4][4][32] __attribute__((aligned(32)));
+    float oacc[4][4][32] __attribute__((aligned(32)));
+    _Pragma("GCC unroll 8") for (int r = 0; r < MT; r++)
+        _Pragma("GCC unroll 8") for (int bi = 0; bi < NBK; bi++)
+            _Pragma("GCC unroll 8") for (int q = 0; q < 32; q += 8)
+                _mm256_store_ps(oacc[r][bi] + q, _mm256_setzero_ps());
+
+    for (int g = 0; g < a->NG; g++) {
+        const int j0 = g * a->jg, j1 = min_int(J, j0 + a->jg);
+        for (int js = j0, t = j0 / a->jt; js < j1; js += a->jt, t++) {
+            const int je = min_int(j1, js + a->jt);
+#ifdef LUTRT_PF_DIST
+            _Pragma("GCC unroll 8") for (int bi = 0; bi < NBK; bi++) {
+                const uint8_t *p = wb[bi] + (size_t)js * chunk + LUTRT_PF_DIST;
+                for (size_t o = 0; o < (size_t)(je - js) * chunk; o += 64) _mm_prefetch((const char *)p + o, LUTRT_PF_HINT);
+            }
+#endif
+            __m256i acc[4][4][2];
+            _Pragma("GCC unroll 8") for (int r = 0; r < MT; r++)
+                _Pragma("GCC unroll 8") for (int bi = 0; bi < NBK; bi++) acc[r][bi][0] = acc[r][bi][1] = _mm256_setzero_si256();
+            for (int j = js; j < je; j++) {
+                __m256i tab[4];
+                _Pragma("GCC unroll 8") for (int r = 0; r < MT; r++) tab[r] = load_table(tb[r] + (size_t)j * E, MIR, signs);
+                _Pragma("GCC unroll 8") for (int bi = 0; bi < NBK; bi++) {
+                    const uint8_t *p = wb[bi] + (size_t)j * chunk;
+                    _Pragma("GCC unroll 8") for (int pp = 0; pp < npairs; pp++) {
+                        const __m256i v = _mm256_loadu_si256((const __m256i *)(p + 32 * pp));
+                        const __m256i lo = _mm256_and_si256(v, m0f);
+                        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m0f);
+                        const __m256i c = pp ? cpair1 : cpair0;
+                        _Pragma("GCC unroll 8") for (int r = 0; r < MT; r++) {
+                            acc[r][bi][0] = _mm256_add_epi16(
+                                acc[r][bi][0], _mm256_maddubs_epi16(c, _mm256_shuffle_epi8(tab[r], lo)));
+                            acc[r][bi][1] = _mm256_add_epi16(
+                                acc[r][bi][1], _mm256_maddubs_epi16(c, _mm256_shuffle_epi8(tab[r], hi)));
+                        }
+                    }
+                    if (odd) {
+                        const __m256i v = _mm256_broadcastsi128_si256(
+                            _mm_loadu_si128((const __m128i *)(p + 32 * npairs)));
+                        const __m256i idx = _mm256_blend_epi32(
+                            _mm256_and_si256(v, m0f), _mm256_and_si256(_mm256_srli_epi16(v, 4), m0f), 0xF0);
+                        _Pragma("GCC unroll 8") for (int r = 0; r < MT; r++) {
+                            const __m256i x = _mm256_shuffle_epi8(tab[r], idx);
+                            acc[r][bi][0] = _mm256_add_epi16(acc[r][bi][0], _mm256_maddubs_epi16(ceven, x));
+                            acc[r][bi][1] = _mm256_add_epi16(acc[r][bi][1], _mm256_maddubs_epi16(codd, x));
+                        }
+                    }
+                }
+            }
+            /* end of a table scale group: int16 -> float, times tscale[m, t] */
+            _Pragma("GCC unroll 8") for (int r = 0; r < MT; r++) {
+                const __m256 ts = _mm256_set1_ps(a->tscale[(size_t)(m0 + r) * a->NS + t]);
+                _Pragma("GCC unroll 8") for (int bi = 0; bi < NBK; bi++) {
+                    flush16(facc[r][bi], acc[r][bi][0], ts, js == j0);
+                    flush16(facc[r][bi] + 16, acc[r][bi][1], ts, js == j0);
+                }
+            }
+        }
+        /* end of a weight group: out += s * (F - z * sums) */
+        _Pragma("GCC unroll 8") for (int bi = 0; bi < NBK; bi++) {
+            const size_t si = ((size_t)(blk0 + bi) * a->NG + g) * LUTRT_BLOCK_N;
+            _Pragma("GCC unroll 8") for (int r = 0; r < MT; r++) {
+                const __m256 sm = _mm256_set1_ps(a->sums[(size_t)(m0 + r) * a->NG + g]);
+                _Pragma("GCC unroll 8") for (int q = 0; q < 32; q += 8) {
+                    const __m256 s = _mm256_loadu_ps(a->scales + si + q);
+                    const __m256 z = a->zeros ? _mm256_loadu_ps(a->zeros + si + q) : _mm256_set1_ps(a->zimp);
+                    const __m256 f = _mm256_fnmadd_ps(z, sm, _mm256_load_ps(facc[r][bi] + q));
+                    _mm256_store_ps(oacc[r][bi] + q, _mm256_fmadd_ps(s, f, _mm256_load_ps(oacc[r][bi] + q)));
+                }
+            }
+        }
+    }
+    _Pragma("GCC unroll 8") for (int r = 0; r < MT; r++)
+        _Pragma("GCC unroll 8") for (int bi = 0; bi < NBK; bi++) {
+            const int n0 = (blk0 + bi) * LUTRT_BLOCK_N, rows = min_int(LUTRT_BLOCK_N, a->N - n0);
+            memcpy(a->out + (size_t)(m0 + r) * a->N + n0, oacc[r][bi], (size_t)rows * sizeof(float));
+        }
+}
+
+typedef void (*tile_fn)(const lutrt_mma_args *, int, int);
+
+/* One instantiation per (shape, mirrored, bits): everything the inner loop branches on is a
+ * compile-time constant. */
+#define TILE(MT, NBK, MIR, BITS)                                                                \
+    static __attribute__((noinline)) void tile_##MT##x##NBK##_##MIR##_##BITS(                  \
+        const lutrt_mma_args *a, int m0, int blk0) {                                            \
+        tile_i8(a, m0, blk0, MT, NBK, MIR, BITS);                                               \
+    }
+#define TILES(MIR, BITS)                                                                        \
+    TILE(1, 4, MIR, BITS) TILE(1, 2, MIR, BITS) TILE(1, 1, MIR, BITS) TILE(2, 2, MIR, BITS)     \
+    TILE(2, 1, MIR, BITS)
+#define SHAPES(MIR, BITS)                                                                       \
+    {tile_1x4_##MIR##_##BITS, tile_1x2_##MIR##_##BITS, tile_1x1_##MIR##_##BITS,                 \
+     tile_2x2_##MIR##_##BITS, tile_2x1_##MIR##_##BITS}
+TILES(0, 1) TILES(0, 2) TILES(0, 3) TILES(0, 4) TILES(1, 1) TILES(1, 2) TILES(1, 3) TILES(1, 4)
+static const tile_fn tiles[2][4][5] = {
+    {SHAPES(0, 1), SHAPES(0, 2), SHAPES(0, 3), SHAPES(0, 4)},
+    {SHAPES(1, 1), SHAPES(1, 2), SHAPES(1, 3), SHAPES(1, 4)},
+};
+
+/* Blocks of one thread: GEMV walks 4 blocks (4 memory streams) at a time; GEMM walks
+ * 2 rows x 2 blocks tiles inside a super-block small enough to stay in L2 across rows. */
+void lutrt_mma_i8_avx2(const lutrt_mma_args *a, int b0, int b1) {
+    const tile_fn *t = tiles[a->mirrored][a->bits - 1];
+    const tile_fn t1x4 = t[0], t1x2 = t[1], t1x1 = t[2], t2x2 = t[3], t2x1 = t[4];
+    if (a->M == 1) {
+        int blk = b0;
+        for (; blk + 4 <= b1; blk += 4) t1x4(a, 0, blk);
+        for (; blk + 2 <= b1; blk += 2) t1x2(a, 0, blk);
+        for (; blk < b1; blk++) t1x1(a, 0, blk);
+        return;
+    }
+    const int super = lutrt_super_blocks(a);
+    for (int sb = b0; sb < b1; sb += super) {
+        const int se = min_int(b1, sb + super);
+        int m = 0;
+        for (; m + 2 <= a->M; m += 2) {
+            int blk = sb;
+            for (; blk + 2 <= se; blk += 2) t2x2(a, m, blk);
+            if (blk < se) t2x1(a, m, blk);
+        }
+        for (; m < a->M; m++) {
+            int blk = sb;
+            for (; blk + 2 <= se; blk += 2) t1x2(a, m, blk);
+            if (blk < se) t1x1(a, m, blk);
+        }
+    }
+}
+

@@ -1,0 +1,174 @@
+/* lmma_avx512.c — lut.mma on int8 tables with AVX-512BW zmm vpshufb.
+ *
+ * Same packed layout and arithmetic as lmma_avx2.c (read its header for the int16 bound): a
+ * zmm holds the 32-byte chunks of two weight blocks side by side, so every instruction covers
+ * 64 weight rows; the table of row m is broadcast to all four 128-bit lanes. Compiled only
+ * with -mavx512f -mavx512bw (build.py); otherwise lutrt_mma_i8_avx512_ptr is NULL and
+ * dispatch.c never offers the kernel.
+ */
+#include "lutrt_internal.h"
+
+#ifdef __AVX512BW__
+#include <immintrin.h>
+#include <string.h>
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+static int min_int(int a, int b) { return a < b ? a : b; }
+
+/* Table j of one row in all lanes; mirrored tables become [T8, -T8] per lane. */
+ALWAYS_INLINE __m512i load_table(const int8_t *t, int mirrored) {
+    if (mirrored) {
+        int64_t v;
+        memcpy(&v, t, 8);
+        const __m512i x = _mm512_set1_epi64(v);
+        /* bytes 8..15 of each 128-bit lane: -T8 (code c >= 8 looks up -T8[c & 7]) */
+        return _mm512_mask_sub_epi8(x, (__mmask64)0xFF00FF00FF00FF00ull, _mm512_setzero_si512(), x);
+    }
+    return _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)t));
+}
+
+/* fa[0..15] += ts * acc[0..15] (block a), fb[0..15] += ts * acc[16..31] (block b). */
+ALWAYS_INLINE void flush32(float *fa, float *fb, __m512i acc, __m512 ts) {
+    __m512 a = _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm512_castsi512_si256(acc)));
+    __m512 b = _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(acc, 1)));
+    _mm512_store_ps(fa, _mm512_fmadd_ps(a, ts, _mm512_load_ps(fa)));
+    _mm512_store_ps(fb, _mm512_fmadd_ps(b, ts, _mm512_load_ps(fb)));
+}
+
+/* Rows m0..m0+MT-1 for blocks blk0..blk0+2*NP-1. */
+ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int MT, const int NP,
+                           const int MIR) {
+    const int J = a->J, E = MIR ? 8 : 16, npairs = a->bits >> 1, odd = a->bits & 1;
+    const int NBK = 2 * NP;
+    const size_t chunk = a->chunk;
+    const __m512i m0f = _mm512_set1_epi8(0x0f);
+    const __m512i cpair0 = _mm512_set1_epi16(0x0201), cpair1 = _mm512_set1_epi16(0x0804);
+    const int wlast = 1 << (a->bits - 1);
+    const __m512i ceven = _mm512_set1_epi16((short)wlast), codd = _mm512_set1_epi16((short)(wlast << 8));
+
+    const uint8_t *wb[4];
+    const int8_t *tb[2];
+    for (int bi = 0; bi < NBK; bi++) wb[bi] = a->w + (size_t)(blk0 + bi) * J * chunk;
+    for (int r = 0; r < MT; r++) tb[r] = (const int8_t *)a->tables + (size_t)(m0 + r) * a->row_bytes;
+
+    float facc[2][4][32] __attribute__((aligned(64)));
+    float oacc[2][4][32] __attribute__((aligned(64)));
+    for (int r = 0; r < MT; r++)
+        for (int bi = 0; bi < NBK; bi++) memset(oacc[r][bi], 0, sizeof oacc[r][bi]);
+
+    for (int g = 0; g < a->NG; g++) {
+        const int j0 = g * a->jg, j1 = min_int(J, j0 + a->jg);
+        for (int r = 0; r < MT; r++)
+            for (int bi = 0; bi < NBK; bi++) memset(facc[r][bi], 0, sizeof facc[r][bi]);
+        for (int js = j0; js < j1; js += a->jt) {
+            const int je = min_int(j1, js + a->jt);
+            __m512i acc[2][2][2];
+            for (int r = 0; r < MT; r++)
+                for (int pi = 0; pi < NP; pi++) acc[r][pi][0] = acc[r][pi][1] = _mm512_setzero_si512();
+            for (int j = js; j < je; j++) {
+                __m512i tab[2];
+                for (int r = 0; r < MT; r++) tab[r] = load_table(tb[r] + (size_t)j * E, MIR);
+                for (int pi = 0; pi < NP; pi++) {
+                    const uint8_t *pa = wb[2 * pi] + (size_t)j * chunk;
+                    const uint8_t *pb = wb[2 * pi + 1] + (size_t)j * chunk;
+                    for (int pp = 0; pp < npairs; pp++) {
+                        const __m512i v = _mm512_inserti64x4(
+                            _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(pa + 32 * pp))),
+                            _mm256_loadu_si256((const __m256i *)(pb + 32 * pp)), 1);
+                        const __m512i lo = _mm512_and_si512(v, m0f);
+                        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m0f);
+                        const __m512i c = pp ? cpair1 : cpair0;
+                        for (int r = 0; r < MT; r++) {
+                            acc[r][pi][0] = _mm512_add_epi16(
+                                acc[r][pi][0], _mm512_maddubs_epi16(c, _mm512_shuffle_epi8(tab[r], lo)));
+                            acc[r][pi][1] = _mm512_add_epi16(
+                                acc[r][pi][1], _mm512_maddubs_epi16(c, _mm512_shuffle_epi8(tab[r], hi)));
+                        }
+                    }
+                    if (odd) {
+                        /* lanes [a, a, b, b], then low nibbles in lanes 0, 2 and high in 1, 3 */
+                        const __m512i va = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(pa + 32 * npairs)));
+                        const __m512i vb = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(pb + 32 * npairs)));
+                        const __m512i v = _mm512_mask_blend_epi64(0xF0, va, vb);
+                        const __m512i idx = _mm512_mask_blend_epi64(
+                            0xCC, _mm512_and_si512(v, m0f), _mm512_and_si512(_mm512_srli_epi16(v, 4), m0f));
+                        for (int r = 0; r < MT; r++) {
+                            const __m512i x = _mm512_shuffle_epi8(tab[r], idx);
+                            acc[r][pi][0] = _mm512_add_epi16(acc[r][pi][0], _mm512_maddubs_epi16(ceven, x));
+                            acc[r][pi][1] = _mm512_add_epi16(acc[r][pi][1], _mm512_maddubs_epi16(codd, x));
+                        }
+                    }
+                }
+            }
+            const int t = js / a->jt;
+            for (int r = 0; r < MT; r++) {
+                const __m512 ts = _mm512_set1_ps(a->tscale[(size_t)(m0 + r) * a->NS + t]);
+                for (int pi = 0; pi < NP; pi++) {
+                    flush32(facc[r][2 * pi], facc[r][2 * pi + 1], acc[r][pi][0], ts);
+                    flush32(facc[r][2 * pi] + 16, facc[r][2 * pi + 1] + 16, acc[r][pi][1], ts);
+                }
+            }
+        }
+        for (int bi = 0; bi < NBK; bi++) {
+            const size_t si = ((size_t)(blk0 + bi) * a->NG + g) * LUTRT_BLOCK_N;
+            for (int r = 0; r < MT; r++) {
+                const __m512 sm = _mm512_set1_ps(a->sums[(size_t)(m0 + r) * a->NG + g]);
+                for (int q = 0; q < 32; q += 16) {
+                    const __m512 s = _mm512_loadu_ps(a->scales + si + q);
+                    const __m512 z = a->zeros ? _mm512_loadu_ps(a->zeros + si + q) : _mm512_set1_ps(a->zimp);
+                    const __m512 f = _mm512_fnmadd_ps(z, sm, _mm512_load_ps(facc[r][bi] + q));
+                    _mm512_store_ps(oacc[r][bi] + q, _mm512_fmadd_ps(s, f, _mm512_load_ps(oacc[r][bi] + q)));
+                }
+            }
+        }
+    }
+    for (int r = 0; r < MT; r++)
+        for (int bi = 0; bi < NBK; bi++) {
+            const int n0 = (blk0 + bi) * LUTRT_BLOCK_N, rows = min_int(LUTRT_BLOCK_N, a->N - n0);
+            memcpy(a->out + (size_t)(m0 + r) * a->N + n0, oacc[r][bi], (size_t)rows * sizeof(float));
+        }
+}
+
+#define TILE(MT, NP, MIR)                                                                    \
+    static __attribute__((noinline)) void tile_##MT##x##NP##_##MIR(const lutrt_mma_args *a, \
+                                                                     int m0, int blk0) {     \
+        tile_i8(a, m0, blk0, MT, NP, MIR);                                                   \
+    }
+TILE(1, 2, 0) TILE(1, 1, 0) TILE(2, 1, 0)
+TILE(1, 2, 1) TILE(1, 1, 1) TILE(2, 1, 1)
+
+typedef void (*tile_fn)(const lutrt_mma_args *, int, int);
+
+/* Same walk as lmma_avx2.c with block pairs; an odd last block goes to the AVX2 kernel. */
+static void run(const lutrt_mma_args *a, int b0, int b1, tile_fn t1x2, tile_fn t1x1, tile_fn t2x1) {
+    const int even_end = b0 + ((b1 - b0) & ~1);
+    if (a->M == 1) {
+        int blk = b0;
+        for (; blk + 4 <= even_end; blk += 4) t1x2(a, 0, blk);
+        for (; blk < even_end; blk += 2) t1x1(a, 0, blk);
+    } else {
+        const int super = lutrt_super_blocks(a);
+        for (int sb = b0; sb < even_end; sb += super) {
+            const int se = min_int(even_end, sb + super);
+            int m = 0;
+            for (; m + 2 <= a->M; m += 2)
+                for (int blk = sb; blk < se; blk += 2) t2x1(a, m, blk);
+            for (; m < a->M; m++)
+                for (int blk = sb; blk < se; blk += 2) t1x1(a, m, blk);
+        }
+    }
+    if (even_end < b1) lutrt_mma_i8_avx2(a, even_end, b1);
+}
+
+static void mma_i8_avx512(const lutrt_mma_args *a, int blk_begin, int blk_end) {
+    if (a->mirrored)
+        run(a, blk_begin, blk_end, tile_1x2_1, tile_1x1_1, tile_2x1_1);
+    else
+        run(a, blk_begin, blk_end, tile_1x2_0, tile_1x1_0, tile_2x1_0);
+}
+
+const lutrt_mma_fn lutrt_mma_i8_avx512_ptr = mma_i8_avx512;
+#else
+const lutrt_mma_fn lutrt_mma_i8_avx512_ptr = 0;
+#endif

@@ -1,0 +1,115 @@
+/* lutrt.h — the lutc C runtime: LUT-based low-bit mpGEMM (lut.precompute + lut.mma).
+ *
+ * Semantics (lut-tensor-core.md §2-3; the numpy meaning is lutc/dialects/lut_semantics.py):
+ *
+ *   x[M, K] f32 activations, K % 4 == 0; J = K/4 tables per row, table j covers x[m, 4j..4j+3].
+ *   16 entries ("plain"):    T[m, j, p] = sum_i x[m, 4j+i] * bit_i(p)             p in 0..15
+ *    8 entries ("mirrored"): T[m, j, p] = sum_i x[m, 4j+i] * (2 bit_i(p) - 1)     p in 0..7
+ *                            code c looks up +T[c] if c < 8, -T[c & 7] if c >= 8.
+ *   int8 tables: tscale[m, t] = max_{j in t} (sum_i |x[m, 4j+i]|) / 127 over each scale group
+ *                t of `scale_group` activations (the last one may be partial);
+ *                Tq = round_half_even(T * (127 / max)) as int8 (0 when max == 0).
+ *   sums[m, g] = sum_{k in weight group g} x[m, k].
+ *
+ *   Weights: codes c[b, n, j] (4-bit bit-plane patterns, mirrored convention if mirrored),
+ *   scales s[n, g], zeros z[n, g] or the scalar zimp. For mirrored formats s, z and zimp are the
+ *   symmetrized values s' = s/2, z' = 2z + 1 - 2^B (§3.3): the runtime applies the formula as is.
+ *     out[m, n] = sum_g s[n, g] * ( sum_{j in g} sum_b 2^b L(m, j, c[b, n, j]) - z[n, g] sums[m, g] )
+ *   int8 tables replace each scale group's float lookup sum by tscale[m, t] * (its integer sum),
+ *   the integer sum being accumulated in int16 (see lmma_avx2.c for the bound).
+ *
+ * Memory layouts (all row-major, no padding unless said):
+ *   x        f32 [M, K]
+ *   tables   [M, J, E] of f32 or int8, E = 8 (mirrored) or 16; row stride lutrt_table_row_bytes().
+ *   tscale   f32 [M, NS], NS = ceil(K / scale_group)            (int8 tables only)
+ *   sums     f32 [M, NG], NG = ceil(K / group)
+ *   packed_w uint8 [NB][J][16*B] with NB = ceil(N/32) blocks of 32 weight rows — produced offline
+ *            by lutc.runtime.packing.pack_weights (its docstring details the byte order).
+ *   scales   f32 [NB][NG][32] — lutc.runtime.packing.pack_scales(s); rows n >= N are padding.
+ *   zeros    f32 [NB][NG][32] — pack_scales(z), or NULL to use desc->zimp.
+ *   out      f32 [M, N]
+ */
+#ifndef LUTRT_H
+#define LUTRT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LUTRT_BLOCK_N 32 /* weight rows per packed block */
+
+/* Describes one lut.precompute / lut.mma pair. The same descriptor serves both calls. */
+typedef struct lutrt_mma_desc {
+    int32_t M;           /* activation rows (tokens), >= 1 */
+    int32_t N;           /* output features = weight rows, >= 1 (ignored by precompute) */
+    int32_t K;           /* reduction length, > 0, multiple of 4 */
+    int32_t bits;        /* weight bits B in 1..4 (ternary weights: 2; ignored by precompute) */
+    int32_t group;       /* weight scale group G along K: multiple of 4; G >= K means one group */
+    int32_t mirrored;    /* 1: 8-entry symmetrized tables and mirrored codes; 0: 16-entry */
+    int32_t table_i8;    /* 1: int8 tables with tscale; 0: f32 tables (lossless) */
+    int32_t scale_group; /* int8 tables: activations per table scale, multiple of 4 in 4..64,
+                            dividing G unless there is a single weight group; ignored for f32 */
+    float zimp;          /* zero point used when zeros == NULL, in the formula's domain
+                            (mirrored: already 2z+1-2^B, e.g. 0 for ternary/no-zero-point) */
+    int32_t num_threads; /* threads for this lutrt_mma call: 0 = pool default
+                            (lutrt_set_num_threads / LUTRT_NUM_THREADS / online CPUs) */
+} lutrt_mma_desc;
+
+/* Return codes. */
+enum {
+    LUTRT_OK = 0,
+    LUTRT_EINVAL = -1, /* invalid descriptor or NULL pointer; lutrt_last_error() says which */
+};
+
+/* Message describing the last LUTRT_EINVAL in this thread ("" if none). */
+const char *lutrt_last_error(void);
+
+/* ---- sizes derived from a descriptor -------------------------------------------------- */
+int lutrt_num_tables(const lutrt_mma_desc *d);       /* J = K/4 */
+int lutrt_num_groups(const lutrt_mma_desc *d);       /* NG = ceil(K/G) */
+int lutrt_num_scale_groups(const lutrt_mma_desc *d); /* NS = ceil(K/scale_group), 0 for f32 */
+int lutrt_num_blocks(const lutrt_mma_desc *d);       /* NB = ceil(N/32) */
+size_t lutrt_table_row_bytes(const lutrt_mma_desc *d);  /* J * E * (1 or 4) */
+size_t lutrt_packed_weight_bytes(const lutrt_mma_desc *d); /* NB * J * 16 * B */
+size_t lutrt_packed_scale_count(const lutrt_mma_desc *d);  /* NB * NG * 32 floats */
+
+/* ---- lut.precompute ------------------------------------------------------------------- */
+/* Tables, tscale (int8 only; may be NULL for f32) and sums for all M rows of x. */
+int lutrt_precompute(const lutrt_mma_desc *d, const float *x, void *tables, float *tscale,
+                     float *sums);
+
+/* One row (fused precompute: generated code calls this right after it produces a normalized
+ * activation row). Writes lutrt_table_row_bytes(d) bytes of tables, NS tscales and NG sums. */
+int lutrt_precompute_row(const lutrt_mma_desc *d, const float *x_row, void *tables_row,
+                         float *tscale_row, float *sums_row);
+
+/* ---- lut.mma -------------------------------------------------------------------------- */
+/* out[M, N] = the formula above. Multi-threaded over N (blocks of 32 rows). tscale may be
+ * NULL for f32 tables; zeros may be NULL (then desc->zimp is used). */
+int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, const float *sums,
+              const uint8_t *packed_w, const float *scales, const float *zeros, float *out);
+
+/* ---- kernel selection (dispatch.c) ----------------------------------------------------- */
+/* Kernels: "ref" (portable C), "avx2" (AVX2+FMA), "avx512" (AVX-512BW). The default is the
+ * best one the CPU supports, unless the environment variable LUTRT_KERNEL names one.
+ * lutrt_set_kernel(NULL or "auto") restores the default. Returns LUTRT_OK, or LUTRT_EINVAL if
+ * the name is unknown, the kernel was not compiled in, or the CPU lacks its instructions. */
+int lutrt_set_kernel(const char *name);
+const char *lutrt_kernel_name(void);
+int lutrt_kernel_available(const char *name); /* 1 if compiled in and supported by this CPU */
+
+/* ---- threads (threadpool.c) ------------------------------------------------------------ */
+/* Default thread count for lutrt_mma: LUTRT_NUM_THREADS if set, else the online CPUs.
+ * n <= 0 restores that default. */
+void lutrt_set_num_threads(int n);
+int lutrt_get_num_threads(void);
+/* Joins the pool's worker threads (they are restarted on demand). Optional. */
+void lutrt_shutdown(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LUTRT_H */

@@ -1,0 +1,100 @@
+/* lutrt_internal.h — what the runtime's C files share and generated code never sees. */
+#ifndef LUTRT_INTERNAL_H
+#define LUTRT_INTERNAL_H
+
+#include "lutrt.h"
+
+/* A validated lut.mma call with its derived sizes; read-only for the kernels. */
+typedef struct lutrt_mma_args {
+    const lutrt_mma_desc *d;
+    int M, N, K, bits;
+    int J;            /* tables per row */
+    int NG;           /* weight groups */
+    int NS;           /* table scale groups (int8 tables), else 0 */
+    int NB;           /* blocks of 32 weight rows */
+    int jg;           /* tables per weight group (the last group may have fewer) */
+    int jt;           /* tables per table scale group (int8 tables) */
+    int entries;      /* 8 or 16 */
+    int mirrored;
+    size_t row_bytes; /* bytes of one row of tables */
+    size_t chunk;     /* bytes of packed weights per (block, table) = 16 * bits */
+    const void *tables;
+    const float *tscale;
+    const float *sums;
+    const uint8_t *w;
+    const float *scales;
+    const float *zeros; /* NULL: zimp */
+    float zimp;
+    float *out;
+} lutrt_mma_args;
+
+/* Computes out rows 0..M-1 for weight blocks [blk_begin, blk_end). */
+typedef void (*lutrt_mma_fn)(const lutrt_mma_args *a, int blk_begin, int blk_end);
+/* One row of lut.precompute; d is already validated. */
+typedef void (*lutrt_precompute_row_fn)(const lutrt_mma_desc *d, const float *x_row,
+                                        void *tables_row, float *tscale_row, float *sums_row);
+
+typedef struct lutrt_kernel {
+    const char *name;
+    lutrt_mma_fn mma_i8;                 /* int8 tables */
+    lutrt_mma_fn mma_f32;                /* f32 tables */
+    lutrt_precompute_row_fn precompute_row;
+} lutrt_kernel;
+
+/* The kernel chosen by dispatch.c (never NULL). */
+const lutrt_kernel *lutrt_current_kernel(void);
+
+/* Kernel implementations. */
+void lutrt_mma_i8_ref(const lutrt_mma_args *a, int blk_begin, int blk_end);
+void lutrt_mma_f32_ref(const lutrt_mma_args *a, int blk_begin, int blk_end);
+void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x_row, void *tables_row,
+                              float *tscale_row, float *sums_row);
+#if defined(__x86_64__) || defined(_M_X64)
+#define LUTRT_X86 1
+void lutrt_mma_i8_avx2(const lutrt_mma_args *a, int blk_begin, int blk_end);
+void lutrt_precompute_row_avx2(const lutrt_mma_desc *d, const float *x_row, void *tables_row,
+                               float *tscale_row, float *sums_row);
+/* Defined (non-NULL behaviour) only when lmma_avx512.c was compiled with -mavx512bw. */
+extern const lutrt_mma_fn lutrt_mma_i8_avx512_ptr;
+#endif
+
+/* Validation shared by precompute and mma; returns LUTRT_OK or sets the last error. */
+int lutrt_check_desc(const lutrt_mma_desc *d, int for_mma);
+int lutrt_fail(const char *fmt, ...);
+
+/* Runs fn(ctx, begin, end) over [0, ntasks) in chunks of `grain` tasks claimed by up to
+ * nthreads threads (nthreads <= 0: the pool default). Blocks until all chunks are done. */
+typedef void (*lutrt_task_fn)(void *ctx, int begin, int end);
+void lutrt_parallel_for(int nthreads, int ntasks, int grain, lutrt_task_fn fn, void *ctx);
+
+/* GEMM (M > 1) tiles walk this many weight blocks (~256 KiB of packed weights, an even
+ * number) for all rows before moving on, so the blocks stay in L2 across rows. */
+static inline int lutrt_super_blocks(const lutrt_mma_args *a) {
+    size_t blk_bytes = (size_t)a->J * a->chunk;
+    int super = (int)((256u << 10) / (blk_bytes ? blk_bytes : 1));
+    return super < 2 ? 2 : (super & ~1);
+}
+
+/* ---- packed weight layout (packing.py writes it; see its docstring) ---------------------
+ * Block chunk of (block, table j): 16*B bytes at w + (blk * J + j) * 16 * B.
+ *   Plane pair p (planes 2p, 2p+1), p < B/2: 32 bytes at 32p. Byte t holds code A_t in its low
+ *   nibble, code B_t in its high nibble; A_{2i+s} = plane 2p+s of row i, B_{2i+s} = plane 2p+s
+ *   of row 16+i (i < 16, s in {0,1}).
+ *   Odd B, last plane: 16 bytes at 32*(B/2). Byte t: low nibble C_t, high nibble D_t with
+ *   C_{2i} = row i, C_{2i+1} = row 16+i, D_{2i} = row 8+i, D_{2i+1} = row 24+i (i < 8).
+ * These orders make one vpshufb + vpmaddubsw yield 16 consecutive rows per int16 vector. */
+static inline int lutrt_code_at(const uint8_t *chunk, int bits, int plane, int row) {
+    int npairs = bits / 2;
+    if (plane < 2 * npairs) {
+        const uint8_t *p = chunk + 32 * (plane / 2);
+        int s = plane & 1;
+        int byte = row < 16 ? p[2 * row + s] : p[2 * (row - 16) + s];
+        return row < 16 ? (byte & 15) : (byte >> 4);
+    }
+    const uint8_t *p = chunk + 32 * npairs;
+    int quarter = row >> 3, i = row & 7;
+    int byte = p[2 * i + (quarter >> 1)];
+    return (quarter & 1) ? (byte >> 4) : (byte & 15);
+}
+
+#endif /* LUTRT_INTERNAL_H */

@@ -1,0 +1,52 @@
+/* mma.c — the lut.mma entry point: validates a call, derives the sizes the tile kernels use
+ * and splits the weight blocks (N) across the thread pool. */
+#include "lutrt_internal.h"
+
+typedef struct {
+    const lutrt_mma_args *args;
+    lutrt_mma_fn fn;
+} mma_job;
+
+static void mma_task(void *ctx, int begin, int end) {
+    const mma_job *job = (const mma_job *)ctx;
+    job->fn(job->args, begin, end);
+}
+
+int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, const float *sums,
+              const uint8_t *packed_w, const float *scales, const float *zeros, float *out) {
+    int rc = lutrt_check_desc(d, 1);
+    if (rc) return rc;
+    if (!tables || !sums || !packed_w || !scales || !out || (d->table_i8 && !tscale))
+        return lutrt_fail("lutrt_mma: NULL buffer");
+    lutrt_mma_args a = {
+        .d = d,
+        .M = d->M,
+        .N = d->N,
+        .K = d->K,
+        .bits = d->bits,
+        .J = d->K / 4,
+        .NG = lutrt_num_groups(d),
+        .NS = lutrt_num_scale_groups(d),
+        .NB = lutrt_num_blocks(d),
+        .jg = d->group / 4,
+        .jt = d->table_i8 ? d->scale_group / 4 : 0,
+        .entries = d->mirrored ? 8 : 16,
+        .mirrored = d->mirrored,
+        .row_bytes = lutrt_table_row_bytes(d),
+        .chunk = 16u * (size_t)d->bits,
+        .tables = tables,
+        .tscale = tscale,
+        .sums = sums,
+        .w = packed_w,
+        .scales = scales,
+        .zeros = zeros,
+        .zimp = d->zimp,
+        .out = out,
+    };
+    const lutrt_kernel *k = lutrt_current_kernel();
+    mma_job job = {&a, d->table_i8 ? k->mma_i8 : k->mma_f32};
+    /* chunks: one GEMV tile (4 blocks = 4 memory streams) or one GEMM super-block */
+    int grain = a.M == 1 ? 4 : lutrt_super_blocks(&a);
+    lutrt_parallel_for(d->num_threads, a.NB, grain, mma_task, &job);
+    return LUTRT_OK;
+}

@@ -1,0 +1,118 @@
+/* precompute.c — lut.precompute: activation rows -> lookup tables, int8 table scales and
+ * group sums (lut-tensor-core.md §2, §3.3-3.4). The entry points validate and dispatch; the
+ * portable row builder here is also the reference for precompute_avx2.c. */
+#include <math.h>
+#include <string.h>
+
+#include "lutrt_internal.h"
+
+static int min_int(int a, int b) { return a < b ? a : b; }
+
+/* sums[g] = sum of x over weight group g (the last group may be partial). */
+static void group_sums(const lutrt_mma_desc *d, const float *x, float *sums) {
+    int ng = lutrt_num_groups(d);
+    for (int g = 0; g < ng; g++) {
+        int k1 = min_int(d->K, (g + 1) * d->group);
+        float s = 0.0f;
+        for (int k = g * d->group; k < k1; k++) s += x[k];
+        sums[g] = s;
+    }
+}
+
+/* Float entries of one table from 4 activations. 16 entries: T[p] = sum_i x_i bit_i(p);
+ * 8 entries (symmetrized): T[p] = sum_i x_i (2 bit_i(p) - 1), bit 3 of p being 0. */
+static void table_f32(const float *x4, int mirrored, float *t) {
+    if (mirrored) {
+        for (int p = 0; p < 8; p++) {
+            float v = (p & 1) ? x4[0] : -x4[0];
+            v += (p & 2) ? x4[1] : -x4[1];
+            v += (p & 4) ? x4[2] : -x4[2];
+            t[p] = v - x4[3];
+        }
+    } else {
+        for (int p = 0; p < 16; p++) {
+            float v = (p & 1) ? x4[0] : 0.0f;
+            v += (p & 2) ? x4[1] : 0.0f;
+            v += (p & 4) ? x4[2] : 0.0f;
+            t[p] = v + ((p & 8) ? x4[3] : 0.0f);
+        }
+    }
+}
+
+void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x, void *tables_row,
+                              float *tscale, float *sums) {
+    int J = d->K / 4, E = d->mirrored ? 8 : 16;
+    group_sums(d, x, sums);
+    if (!d->table_i8) {
+        float *t = (float *)tables_row;
+        for (int j = 0; j < J; j++) table_f32(x + 4 * j, d->mirrored, t + (size_t)j * E);
+        return;
+    }
+    int8_t *tq = (int8_t *)tables_row;
+    int jt = d->scale_group / 4, ns = lutrt_num_scale_groups(d);
+    for (int s = 0; s < ns; s++) {
+        int j0 = s * jt, j1 = min_int(J, j0 + jt);
+        /* table quantization (§3.4): scale = max_j sum_i |x_i| / 127, the largest |entry| */
+        float mx = 0.0f;
+        for (int j = j0; j < j1; j++) {
+            const float *x4 = x + 4 * j;
+            float a = (fabsf(x4[0]) + fabsf(x4[1])) + (fabsf(x4[2]) + fabsf(x4[3]));
+            mx = a > mx ? a : mx;
+        }
+        float inv = mx > 0.0f ? 127.0f / mx : 0.0f;
+        tscale[s] = mx / 127.0f;
+        for (int j = j0; j < j1; j++) {
+            float t[16];
+            table_f32(x + 4 * j, d->mirrored, t);
+            for (int p = 0; p < E; p++) {
+                float q = nearbyintf(t[p] * inv); /* round half to even (default FP mode) */
+                q = q > 127.0f ? 127.0f : (q < -127.0f ? -127.0f : q);
+                tq[(size_t)j * E + p] = (int8_t)q;
+            }
+        }
+    }
+}
+
+int lutrt_precompute_row(const lutrt_mma_desc *d, const float *x_row, void *tables_row,
+                         float *tscale_row, float *sums_row) {
+    int rc = lutrt_check_desc(d, 0);
+    if (rc) return rc;
+    if (!x_row || !tables_row || !sums_row || (d->table_i8 && !tscale_row))
+        return lutrt_fail("lutrt_precompute_row: NULL buffer");
+    lutrt_current_kernel()->precompute_row(d, x_row, tables_row, tscale_row, sums_row);
+    return LUTRT_OK;
+}
+
+typedef struct {
+    const lutrt_mma_desc *d;
+    const float *x;
+    uint8_t *tables;
+    float *tscale, *sums;
+    lutrt_precompute_row_fn fn;
+} rows_job;
+
+static void rows_task(void *ctx, int begin, int end) {
+    const rows_job *r = (const rows_job *)ctx;
+    const lutrt_mma_desc *d = r->d;
+    size_t rb = lutrt_table_row_bytes(d);
+    int ns = lutrt_num_scale_groups(d), ng = lutrt_num_groups(d);
+    for (int m = begin; m < end; m++)
+        r->fn(d, r->x + (size_t)m * d->K, r->tables + (size_t)m * rb,
+              r->tscale ? r->tscale + (size_t)m * ns : NULL, r->sums + (size_t)m * ng);
+}
+
+int lutrt_precompute(const lutrt_mma_desc *d, const float *x, void *tables, float *tscale,
+                     float *sums) {
+    int rc = lutrt_check_desc(d, 0);
+    if (rc) return rc;
+    if (!x || !tables || !sums || (d->table_i8 && !tscale))
+        return lutrt_fail("lutrt_precompute: NULL buffer");
+    rows_job job = {d, x, (uint8_t *)tables, d->table_i8 ? tscale : NULL, sums,
+                    lutrt_current_kernel()->precompute_row};
+    /* rows are independent; threads only pay off once there are a few of them */
+    if (d->M >= 8)
+        lutrt_parallel_for(d->num_threads, d->M, 1, rows_task, &job);
+    else
+        rows_task(&job, 0, d->M);
+    return LUTRT_OK;
+}

@@ -1,0 +1,144 @@
+/* precompute_avx2.c — lut.precompute for one row with AVX2+FMA; bit-identical to the portable
+ * builder in precompute.c (same operation order, round-half-even conversion).
+ *
+ * A 16-entry table is two ymm: entries 0..7 = x0 b0 + x1 b1 + x2 b2 with 0/1 pattern vectors,
+ * entries 8..15 = those + x3. An 8-entry (symmetrized) table is one ymm with +-1 patterns
+ * minus x3. int8 quantization packs 2 (16-entry) or 4 (8-entry) tables per 32-byte store. */
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "lutrt_internal.h"
+
+static int min_int(int a, int b) { return a < b ? a : b; }
+
+static __m256 pattern(int bit, int mirrored) {
+    float v[8];
+    for (int p = 0; p < 8; p++) v[p] = (p >> bit) & 1 ? 1.0f : (mirrored ? -1.0f : 0.0f);
+    return _mm256_loadu_ps(v);
+}
+
+typedef struct {
+    __m256 b0, b1, b2;
+} patterns;
+
+/* Entries 0..7 of a table (for 16-entry tables entries 8..15 are this + x3). */
+static inline __m256 low_half(const float *x4, const patterns *pt, int mirrored) {
+    __m256 e = _mm256_mul_ps(_mm256_broadcast_ss(x4), pt->b0);
+    e = _mm256_fmadd_ps(_mm256_broadcast_ss(x4 + 1), pt->b1, e);
+    e = _mm256_fmadd_ps(_mm256_broadcast_ss(x4 + 2), pt->b2, e);
+    return mirrored ? _mm256_sub_ps(e, _mm256_broadcast_ss(x4 + 3)) : e;
+}
+
+static void group_sums(const lutrt_mma_desc *d, const float *x, float *sums) {
+    int ng = lutrt_num_groups(d);
+    for (int g = 0; g < ng; g++) {
+        int k = g * d->group, k1 = min_int(d->K, k + d->group);
+        __m256 acc = _mm256_setzero_ps();
+        for (; k + 8 <= k1; k += 8) acc = _mm256_add_ps(acc, _mm256_loadu_ps(x + k));
+        __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+        s4 = _mm_hadd_ps(s4, s4);
+        s4 = _mm_hadd_ps(s4, s4);
+        float s = _mm_cvtss_f32(s4);
+        for (; k < k1; k++) s += x[k];
+        sums[g] = s;
+    }
+}
+
+/* asum[j] = (|x0| + |x1|) + (|x2| + |x3|) of tables j0..j1-1, 8 tables per step. */
+static void abs_sums(const float *x, int j0, int j1, float *asum) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    int j = j0;
+    for (; j + 8 <= j1; j += 8) {
+        const float *p = x + 4 * j;
+        __m256 v0 = _mm256_andnot_ps(sign, _mm256_loadu_ps(p));
+        __m256 v1 = _mm256_andnot_ps(sign, _mm256_loadu_ps(p + 8));
+        __m256 v2 = _mm256_andnot_ps(sign, _mm256_loadu_ps(p + 16));
+        __m256 v3 = _mm256_andnot_ps(sign, _mm256_loadu_ps(p + 24));
+        __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(v0, v1), _mm256_hadd_ps(v2, v3));
+        _mm256_storeu_ps(asum + (j - j0), _mm256_permutevar8x32_ps(h, order));
+    }
+    for (; j < j1; j++) {
+        const float *p = x + 4 * j;
+        asum[j - j0] = (fabsf(p[0]) + fabsf(p[1])) + (fabsf(p[2]) + fabsf(p[3]));
+    }
+}
+
+static inline __m256i quant(__m256 e, float inv) {
+    return _mm256_cvtps_epi32(_mm256_mul_ps(e, _mm256_set1_ps(inv))); /* MXCSR: half to even */
+}
+
+/* int8 tables j0..j1-1 with per-table multipliers inv[j - j0]. */
+static void tables_i8(const float *x, int j0, int j1, const float *inv, int mirrored,
+                      const patterns *pt, int8_t *out) {
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    int j = j0;
+    if (mirrored) {
+        for (; j + 4 <= j1; j += 4) {
+            __m256i q[4];
+            for (int i = 0; i < 4; i++) q[i] = quant(low_half(x + 4 * (j + i), pt, 1), inv[j + i - j0]);
+            __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+            _mm256_storeu_si256((__m256i *)(out + (size_t)j * 8), _mm256_permutevar8x32_epi32(b, order));
+        }
+    } else {
+        for (; j + 2 <= j1; j += 2) {
+            __m256i q[4];
+            for (int i = 0; i < 2; i++) {
+                const float *x4 = x + 4 * (j + i);
+                __m256 lo = low_half(x4, pt, 0);
+                __m256 hi = _mm256_add_ps(lo, _mm256_broadcast_ss(x4 + 3));
+                q[2 * i] = quant(lo, inv[j + i - j0]);
+                q[2 * i + 1] = quant(hi, inv[j + i - j0]);
+            }
+            __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+            _mm256_storeu_si256((__m256i *)(out + (size_t)j * 16), _mm256_permutevar8x32_epi32(b, order));
+        }
+    }
+    const int E = mirrored ? 8 : 16;
+    for (; j < j1; j++) { /* tail: one table, same arithmetic */
+        float e[16];
+        __m256 lo = low_half(x + 4 * j, pt, mirrored);
+        _mm256_storeu_ps(e, lo);
+        if (!mirrored) _mm256_storeu_ps(e + 8, _mm256_add_ps(lo, _mm256_broadcast_ss(x + 4 * j + 3)));
+        for (int p = 0; p < E; p++) out[(size_t)j * E + p] = (int8_t)nearbyintf(e[p] * inv[j - j0]);
+    }
+}
+
+void lutrt_precompute_row_avx2(const lutrt_mma_desc *d, const float *x, void *tables_row,
+                               float *tscale, float *sums) {
+    const int J = d->K / 4, mirrored = d->mirrored;
+    const patterns pt = {pattern(0, mirrored), pattern(1, mirrored), pattern(2, mirrored)};
+    group_sums(d, x, sums);
+    if (!d->table_i8) {
+        float *t = (float *)tables_row;
+        for (int j = 0; j < J; j++) {
+            const float *x4 = x + 4 * j;
+            __m256 lo = low_half(x4, &pt, mirrored);
+            if (mirrored) {
+                _mm256_storeu_ps(t + (size_t)j * 8, lo);
+            } else {
+                _mm256_storeu_ps(t + (size_t)j * 16, lo);
+                _mm256_storeu_ps(t + (size_t)j * 16 + 8, _mm256_add_ps(lo, _mm256_broadcast_ss(x4 + 3)));
+            }
+        }
+        return;
+    }
+    /* chunks of whole scale groups, at most 64 tables */
+    const int jt = d->scale_group / 4, per_chunk = jt * (64 / jt);
+    float asum[64], inv[64];
+    for (int c0 = 0; c0 < J; c0 += per_chunk) {
+        const int c1 = min_int(J, c0 + per_chunk);
+        abs_sums(x, c0, c1, asum);
+        for (int s0 = c0; s0 < c1; s0 += jt) {
+            const int s1 = min_int(c1, s0 + jt);
+            /* table quantization (§3.4): scale = max_j sum_i |x_i| / 127 */
+            float mx = 0.0f;
+            for (int j = s0; j < s1; j++) mx = asum[j - c0] > mx ? asum[j - c0] : mx;
+            const float iv = mx > 0.0f ? 127.0f / mx : 0.0f;
+            tscale[s0 / jt] = mx / 127.0f;
+            for (int j = s0; j < s1; j++) inv[j - c0] = iv;
+        }
+        tables_i8(x, c0, c1, inv, mirrored, &pt, (int8_t *)tables_row);
+    }
+}

@@ -1,0 +1,91 @@
+"""numpy reference of the lutrt formulas (float64), independent of the C code and of the packed
+layout: the tests compare the kernels against it. Formulas: lutrt.h / lut-tensor-core.md §2-3.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def dequantize(q: np.ndarray, scales: np.ndarray, zeros: np.ndarray | None, zimp: float,
+               group: int) -> np.ndarray:
+    """w[n, k] = s[n, k/G] * (q[n, k] - z[n, k/G]) in float64."""
+    n, k = q.shape
+    idx = np.arange(k) // group
+    z = zeros.astype(np.float64)[:, idx] if zeros is not None else float(zimp)
+    return scales.astype(np.float64)[:, idx] * (q.astype(np.float64) - z)
+
+
+def matmul_reference(x: np.ndarray, q: np.ndarray, scales: np.ndarray, zeros: np.ndarray | None,
+                     zimp: float, group: int) -> np.ndarray:
+    """Dequantize-then-matmul: out[m, n] = sum_k x[m, k] w[n, k], float64."""
+    return x.astype(np.float64) @ dequantize(q, scales, zeros, zimp, group).T
+
+
+def pattern_weights(entries: int) -> np.ndarray:
+    """[E, 4]: the weight of x[4j+i] in entry p: bit_i(p) (16) or 2 bit_i(p) - 1 (8)."""
+    bits = (np.arange(entries)[:, None] >> np.arange(4)[None, :]) & 1
+    return bits.astype(np.float64) if entries == 16 else 2.0 * bits - 1.0
+
+
+def tables_reference(x: np.ndarray, entries: int, table_i8: bool, scale_group: int = 32):
+    """(tables [M, K/4, E], tscale [M, NS] or None). int8 entries are
+    round_half_even(T * 127 / max_t sum|x|) with the max over each scale group."""
+    m, k = x.shape
+    xg = x.astype(np.float64).reshape(m, k // 4, 4)
+    t = xg @ pattern_weights(entries).T
+    if not table_i8:
+        return t, None
+    per = scale_group // 4
+    j = k // 4
+    ns = _cdiv(j, per)
+    asum = np.zeros((m, ns * per))
+    asum[:, :j] = np.abs(xg).sum(axis=2)
+    mx = asum.reshape(m, ns, per).max(axis=2)
+    inv = np.where(mx > 0, 127.0 / np.where(mx > 0, mx, 1.0), 0.0)
+    tq = np.clip(np.rint(t * np.repeat(inv, per, axis=1)[:, :j, None]), -127, 127)
+    return tq.astype(np.int8), mx / 127.0
+
+
+def sums_reference(x: np.ndarray, group: int) -> np.ndarray:
+    m, k = x.shape
+    ng = _cdiv(k, group)
+    padded = np.zeros((m, ng * group))
+    padded[:, :k] = x
+    return padded.reshape(m, ng, group).sum(axis=2)
+
+
+def mma_reference(x: np.ndarray, codes: np.ndarray, scales: np.ndarray,
+                  zeros: np.ndarray | None, zimp: float, group: int, mirrored: bool,
+                  table_i8: bool, scale_group: int = 32) -> np.ndarray:
+    """out[m, n] = sum_g s (sum_{j in g} sum_b 2^b L(c) - z sums) with the table semantics,
+    including int8 table quantization (integer lookup sums per scale group times tscale)."""
+    m, k = x.shape
+    bits, n, j = codes.shape
+    t, tscale = tables_reference(x, 8 if mirrored else 16, table_i8, scale_group)
+    c = codes.astype(np.int64)
+    looked = np.zeros((m, n, j))
+    cols = np.arange(j)[None, :]
+    for b in range(bits):
+        if mirrored:
+            v = t[:, cols, c[b] & 7]
+            v = np.where((c[b] & 8) != 0, -v, v)
+        else:
+            v = t[:, cols, c[b]]
+        looked += (2.0 ** b) * v.astype(np.float64)  # [M, N, J]
+    if table_i8:
+        per = scale_group // 4
+        per_table = np.repeat(tscale, per, axis=1)[:, :j]  # tscale of each table
+        looked = looked * per_table[:, None, :]
+    jg = group // 4
+    ng = scales.shape[1]
+    padded = np.zeros((m, n, ng * jg))
+    padded[:, :, :j] = looked
+    grouped = padded.reshape(m, n, ng, jg).sum(axis=3)
+    z = zeros.astype(np.float64) if zeros is not None else np.full((n, ng), float(zimp))
+    corrected = grouped - z[None] * sums_reference(x, group)[:, None, :]
+    return np.einsum("mng,ng->mn", corrected, scales.astype(np.float64))

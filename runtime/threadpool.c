@@ -1,0 +1,188 @@
+/* threadpool.c — a persistent pthread pool for lutrt's parallel loops (N split across
+ * threads).
+ *
+ * Work is claimed dynamically in chunks of `grain` tasks, and the caller works too: on a
+ * shared, oversubscribed machine a worker that is not scheduled in time simply gets fewer
+ * chunks instead of stalling the whole call. Idle workers poll briefly (back-to-back GEMVs
+ * of a decode step then skip the futex wake-up), then yield, then sleep.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lutrt_internal.h"
+
+#define MAX_THREADS 256
+#define SPIN_NS 50000L    /* idle worker: pause-poll this long, */
+#define YIELD_NS 2000000L /* then sched_yield-poll until this, then sleep */
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+/* `job` is the generation of the last published loop. `claim` packs that generation (high 32
+ * bits) and the next unclaimed task (low 32 bits): a successful CAS on it proves the loop is
+ * still the current one, so its fn/ctx/ntasks are valid until our chunk is reported done. */
+static struct {
+    pthread_mutex_t run_lock;  /* one parallel loop at a time */
+    pthread_mutex_t wake_lock; /* guards sleeping workers */
+    pthread_cond_t wake;
+    atomic_uint job;
+    _Atomic uint64_t claim;
+    atomic_int finished; /* tasks completed in the current loop */
+    atomic_int sleepers;
+    atomic_int stop;
+    int nworkers; /* started workers */
+    pthread_t tids[MAX_THREADS];
+    unsigned start_job[MAX_THREADS]; /* job generation when a worker was created */
+    lutrt_task_fn fn;
+    void *ctx;
+    int ntasks, grain, nthreads;
+    int default_threads; /* 0: not yet resolved */
+} pool = {.run_lock = PTHREAD_MUTEX_INITIALIZER,
+          .wake_lock = PTHREAD_MUTEX_INITIALIZER,
+          .wake = PTHREAD_COND_INITIALIZER};
+
+static _Thread_local int in_pool; /* nested parallel loops run serially */
+
+/* Claims and runs chunks of loop `gen` until none is left. */
+static void work(unsigned gen) {
+    for (;;) {
+        uint64_t c = atomic_load_explicit(&pool.claim, memory_order_acquire);
+        if ((unsigned)(c >> 32) != gen) return;
+        int begin = (int)(uint32_t)c, n = pool.ntasks, grain = pool.grain;
+        if (begin >= n) return;
+        if (!atomic_compare_exchange_weak_explicit(&pool.claim, &c, c + (uint64_t)grain,
+                                                   memory_order_acq_rel, memory_order_acquire))
+            continue;
+        int end = begin + grain < n ? begin + grain : n;
+        pool.fn(pool.ctx, begin, end);
+        atomic_fetch_add_explicit(&pool.finished, end - begin, memory_order_release);
+    }
+}
+
+static void *worker_main(void *arg) {
+    int id = (int)(intptr_t)arg;
+    in_pool = 1;
+    unsigned seen = pool.start_job[id];
+    for (;;) {
+        long t0 = now_ns();
+        unsigned job;
+        for (int i = 1;; i++) {
+            job = atomic_load_explicit(&pool.job, memory_order_acquire);
+            if (job != seen || atomic_load(&pool.stop)) break;
+            if ((i & 255) == 0) {
+                long dt = now_ns() - t0;
+                if (dt > YIELD_NS) {
+                    pthread_mutex_lock(&pool.wake_lock);
+                    atomic_fetch_add(&pool.sleepers, 1);
+                    while ((job = atomic_load(&pool.job)) == seen && !atomic_load(&pool.stop))
+                        pthread_cond_wait(&pool.wake, &pool.wake_lock);
+                    atomic_fetch_sub(&pool.sleepers, 1);
+                    pthread_mutex_unlock(&pool.wake_lock);
+                    break;
+                }
+                if (dt > SPIN_NS) sched_yield();
+            }
+            cpu_relax();
+        }
+        if (atomic_load(&pool.stop)) return NULL;
+        seen = job;
+        if (id < pool.nthreads) work(job); /* work() re-checks the generation */
+    }
+}
+
+static int resolve_default(void) {
+    const char *env = getenv("LUTRT_NUM_THREADS");
+    int n = env ? atoi(env) : 0;
+    if (n <= 0) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (n <= 0) n = 1;
+    return n > MAX_THREADS ? MAX_THREADS : n;
+}
+
+void lutrt_set_num_threads(int n) {
+    pthread_mutex_lock(&pool.run_lock);
+    pool.default_threads = n > 0 ? (n > MAX_THREADS ? MAX_THREADS : n) : resolve_default();
+    pthread_mutex_unlock(&pool.run_lock);
+}
+
+int lutrt_get_num_threads(void) {
+    pthread_mutex_lock(&pool.run_lock);
+    if (!pool.default_threads) pool.default_threads = resolve_default();
+    int n = pool.default_threads;
+    pthread_mutex_unlock(&pool.run_lock);
+    return n;
+}
+
+void lutrt_parallel_for(int nthreads, int ntasks, int grain, lutrt_task_fn fn, void *ctx) {
+    if (ntasks <= 0) return;
+    if (grain < 1) grain = 1;
+    if (in_pool) {
+        fn(ctx, 0, ntasks);
+        return;
+    }
+    pthread_mutex_lock(&pool.run_lock);
+    if (!pool.default_threads) pool.default_threads = resolve_default();
+    int p = nthreads > 0 ? nthreads : pool.default_threads;
+    if (p > MAX_THREADS) p = MAX_THREADS;
+    int chunks = (ntasks + grain - 1) / grain;
+    if (p > chunks) p = chunks;
+    if (p <= 1) {
+        pthread_mutex_unlock(&pool.run_lock);
+        fn(ctx, 0, ntasks);
+        return;
+    }
+    while (pool.nworkers < p - 1) {
+        int id = pool.nworkers + 1;
+        pool.start_job[id] = atomic_load(&pool.job);
+        if (pthread_create(&pool.tids[id], NULL, worker_main, (void *)(intptr_t)id) != 0) break;
+        pool.nworkers++;
+    }
+    pool.fn = fn;
+    pool.ctx = ctx;
+    pool.ntasks = ntasks;
+    pool.grain = grain;
+    pool.nthreads = p; /* workers 1..p-1 take part; the caller is thread 0 */
+    atomic_store(&pool.finished, 0);
+    unsigned gen = atomic_load(&pool.job) + 1;
+    atomic_store(&pool.claim, (uint64_t)gen << 32);
+    atomic_store(&pool.job, gen);
+    if (atomic_load(&pool.sleepers)) {
+        pthread_mutex_lock(&pool.wake_lock);
+        pthread_cond_broadcast(&pool.wake);
+        pthread_mutex_unlock(&pool.wake_lock);
+    }
+    in_pool = 1; /* the caller's chunks must not re-enter the pool */
+    work(gen);
+    in_pool = 0;
+    /* wait for chunks other threads claimed; yield so a descheduled worker can finish */
+    for (int i = 1; atomic_load_explicit(&pool.finished, memory_order_acquire) < ntasks; i++) {
+        if (i > 2000) sched_yield();
+        else cpu_relax();
+    }
+    pthread_mutex_unlock(&pool.run_lock);
+}
+
+void lutrt_shutdown(void) {
+    pthread_mutex_lock(&pool.run_lock);
+    atomic_store(&pool.stop, 1);
+    pthread_mutex_lock(&pool.wake_lock);
+    pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.wake_lock);
+    for (int i = 1; i <= pool.nworkers; i++) pthread_join(pool.tids[i], NULL);
+    pool.nworkers = 0;
+    atomic_store(&pool.stop, 0);
+    pthread_mutex_unlock(&pool.run_lock);
+}
