@@ -1,4 +1,5 @@
-"""From C-ready IR to a model directory: model.c, weights.bin, model.json and model.so."""
+"""From C-ready IR to a model directory: model.c, main.c, weights.bin, model.json, the
+shared library and the runtime it links."""
 
 from __future__ import annotations
 
@@ -28,9 +29,9 @@ def emit_model(model: ImportedModel, outdir: Path, title: str) -> Path:
     emitter = CEmitter(model.module, model.weights, title=title)
     source = emitter.emit("main")
     (outdir / "model.c").write_text(source)
-    emitter.blob.write(outdir / "weights.bin")
+    _replace_atomically(outdir / "weights.bin", emitter.blob.write)
     manifest = {
-        "library": "model.so",
+        "library": None,  # set by build_library
         "weights": "weights.bin",
         "entry": ENTRY,
         "arena_bytes": emitter.plan.peak_bytes,
@@ -43,32 +44,55 @@ def emit_model(model: ImportedModel, outdir: Path, title: str) -> Path:
     return outdir / "model.c"
 
 
-RUNTIME_COPY = "liblutrt.so"
+def _replace_atomically(path: Path, write) -> None:
+    """Write through a temporary file and rename: a process that still maps the old file
+    (a loaded model, a memmapped weights file) keeps its old inode intact."""
+    import os
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
 
 
 def build_library(c_file: Path, sanitize: bool = False) -> Path:
     """Compile model.c against the runtime. The (cached) runtime library is copied next to
-    the model, which finds it through its rpath, so the directory is self-contained."""
+    the model, which finds it through its rpath, so the directory is self-contained.
+    Library names carry a content hash: dlopen caches by path, so a rebuilt model must not
+    reuse the name of one a process may already have loaded."""
+    import hashlib
     import shutil
     import subprocess
 
     from lutc.runtime import build
 
     outdir = c_file.parent
-    out = outdir / "model.so"
     try:
-        shutil.copyfile(build.runtime_library(sanitize=sanitize), outdir / RUNTIME_COPY)
-        flags = [*build.BASE_CFLAGS, *(build.SANITIZE_FLAGS if sanitize else ())]
-        cmd = [build.compiler(), *flags, "-shared", f"-I{build.RUNTIME_DIR}", str(c_file),
-               "-o", str(out), f"-L{outdir}", "-llutrt", "-Wl,-rpath,$ORIGIN", "-lm"]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        runtime = build.runtime_library(sanitize=sanitize)
     except build.RuntimeBuildError as err:
         raise LutcError(f"building the runtime failed: {str(err).strip().splitlines()[0]}") from None
-    if proc.returncode == 0:  # the standalone driver: run_model weights.bin in.bin... out.bin...
-        main_cmd = [build.compiler(), *flags, str(outdir / "main.c"), "-o", str(outdir / "run_model"),
-                    f"-L{outdir}", "-l:model.so", "-llutrt", "-Wl,-rpath,$ORIGIN", "-lm"]
-        proc = subprocess.run(main_cmd, capture_output=True, text=True)
+    digest = hashlib.sha256(c_file.read_bytes() + runtime.name.encode() + bytes([sanitize]))
+    out = outdir / f"model-{digest.hexdigest()[:12]}.so"
+    for stale in [*outdir.glob("model-*.so"), *outdir.glob("liblutrt-*.so")]:
+        if stale.name not in (out.name, runtime.name):
+            stale.unlink()
+    if not (outdir / runtime.name).exists():
+        _replace_atomically(outdir / runtime.name, lambda tmp: shutil.copyfile(runtime, tmp))
+    flags = [*build.BASE_CFLAGS, *(build.SANITIZE_FLAGS if sanitize else ())]
+    link = [f"-L{outdir}", f"-l:{runtime.name}", "-Wl,-rpath,$ORIGIN", "-lm"]
+    tmp_so = outdir / f".{out.name}.tmp"
+    proc = subprocess.run([build.compiler(), *flags, "-shared", f"-I{build.RUNTIME_DIR}",
+                           str(c_file), "-o", str(tmp_so), *link], capture_output=True, text=True)
+    if proc.returncode == 0:
+        tmp_so.replace(out)
+        # the standalone driver: run_model weights.bin in.bin... out.bin...
+        proc = subprocess.run([build.compiler(), *flags, str(outdir / "main.c"), "-o",
+                               str(outdir / "run_model"), f"-l:{out.name}", *link],
+                              capture_output=True, text=True)
     if proc.returncode != 0:
         first = (proc.stderr.strip().splitlines() or ["(no output)"])[0]
         raise LutcError(f"C compilation of {c_file.name} failed: {first}")
+    manifest_path = outdir / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    manifest["library"] = out.name
+    manifest_path.write_text(json.dumps(manifest, indent=1))
     return out
