@@ -1,0 +1,217 @@
+"""ONNX model -> lutc graph-level IR (`ImportedModel`).
+
+Loading checks the file (exists, is ONNX, external data stays inside the model's folder),
+every graph input gets a static shape (from the model or `shapes`), unsupported operators are
+listed together before anything is translated, then nodes are translated in order: nodes whose
+inputs are all constants are folded with numpy, the rest become IR through GraphBuilder.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+from xdsl.ir import SSAValue
+
+from lutc.compiler.errors import LutcError
+from lutc.compiler.frontends import onnx_quant_formats  # noqa: F401  (registers handlers)
+from lutc.compiler.frontends.onnx_ops import (
+    HANDLERS,
+    ImportState,
+    NodeContext,
+    dtype,
+    onnx_dtype,
+    shape,
+)
+from lutc.compiler.graph_builder import GraphBuilder, canonical_array
+from lutc.compiler.imported_model import ImportedModel, TensorSpec
+from lutc.compiler.quantize import WeightSpec
+from lutc.compiler.weight_store import WeightStore, sanitize
+
+DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+def load_onnx(model: str | Path | onnx.ModelProto) -> onnx.ModelProto:
+    """Read and check an ONNX file, including its external data (kept inside its folder)."""
+    if isinstance(model, onnx.ModelProto):
+        return model
+    path = Path(model)
+    if not path.exists():
+        raise LutcError(f"model file '{path}' does not exist")
+    if not path.is_file():
+        raise LutcError(f"model path '{path}' is not a file")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # protobuf decode errors have many types
+        raise LutcError(f"'{path}' is not an ONNX model file (it does not parse: "
+                        f"{str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    if not proto.HasField("graph") or proto.ir_version == 0:
+        raise LutcError(f"'{path}' is not an ONNX model file (no graph or IR version)")
+    _load_external_data(proto, path.parent)
+    return proto
+
+
+def _load_external_data(proto: onnx.ModelProto, folder: Path) -> None:
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+
+    base = folder.resolve()
+    for t in _get_all_tensors(proto):
+        if not uses_external_data(t):
+            continue
+        info = {e.key: e.value for e in t.external_data}
+        location = info.get("location", "")
+        target = (base / location).resolve()
+        if Path(location).is_absolute() or not target.is_relative_to(base):
+            raise LutcError(
+                f"initializer '{t.name}' refers to external data '{location}' outside the "
+                f"model's folder; external data must stay next to the model"
+            )
+        if not target.is_file():
+            raise LutcError(f"external data file '{location}' of initializer '{t.name}' "
+                            "does not exist")
+    try:
+        onnx.external_data_helper.load_external_data_for_model(proto, str(base))
+    except Exception as e:
+        raise LutcError(f"cannot read the model's external data: {e}") from None
+
+
+def _opset(proto: onnx.ModelProto) -> int:
+    for imp in proto.opset_import:
+        if imp.domain in DEFAULT_DOMAINS:
+            return imp.version
+    return 1
+
+
+def _op_label(node: onnx.NodeProto) -> str:
+    return node.op_type if node.domain in DEFAULT_DOMAINS else f"{node.domain}.{node.op_type}"
+
+
+def _node_names(graph: onnx.GraphProto) -> list[str]:
+    return [n.name or f"{n.op_type}_{i}" for i, n in enumerate(graph.node)]
+
+
+def check_supported(graph: onnx.GraphProto) -> None:
+    """One error listing every unsupported operator type, its count and first node."""
+    counts: Counter[str] = Counter()
+    first: dict[str, str] = {}
+    for node, name in zip(graph.node, _node_names(graph)):
+        domain = "" if node.domain in DEFAULT_DOMAINS else node.domain
+        if (domain, node.op_type) in HANDLERS:
+            continue
+        label = _op_label(node)
+        counts[label] += 1
+        first.setdefault(label, name)
+    if counts:
+        listing = ", ".join(f"{op} (x{n}, first at node '{first[op]}')"
+                            for op, n in counts.items())
+        raise LutcError(f"unsupported ONNX ops: {listing}")
+
+
+def _input_shape(vi: onnx.ValueInfoProto, shapes: dict[str, tuple[int, ...]]) -> tuple:
+    t = vi.type.tensor_type
+    if vi.name in shapes:
+        given = tuple(int(d) for d in shapes[vi.name])
+        if t.HasField("shape"):
+            dims = t.shape.dim
+            if len(dims) != len(given) or any(
+                d.HasField("dim_value") and d.dim_value != g for d, g in zip(dims, given)
+            ):
+                model_dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                              for d in dims]
+                raise LutcError(f"shape {list(given)} given for input '{vi.name}' does not "
+                                f"match the model's {model_dims}")
+        return given
+    if not t.HasField("shape"):
+        raise LutcError(f"input '{vi.name}' has no shape in the model; give one with "
+                        f"--shape {vi.name}=D0,D1,...")
+    out = []
+    for i, d in enumerate(t.shape.dim):
+        if d.HasField("dim_value") and d.dim_value > 0:
+            out.append(d.dim_value)
+        else:
+            label = f" '{d.dim_param}'" if d.dim_param else ""
+            raise LutcError(f"input '{vi.name}' has a dynamic dimension{label} (axis {i}); give "
+                            f"its static shape with --shape {vi.name}=D0,D1,...")
+    return tuple(out)
+
+
+def import_onnx(model: str | Path | onnx.ModelProto,
+                shapes: dict[str, tuple[int, ...]] | None = None,
+                weights: WeightSpec | None = None) -> ImportedModel:
+    """Translate an ONNX model to lutc's graph-level IR.
+
+    `shapes` fixes dynamic input dimensions; `weights` quantizes float MatMul/Gemm weights
+    to that low-bit format (layers already quantized in the model keep their own format).
+    """
+    proto = load_onnx(model)
+    if proto.functions:
+        proto = onnx.inliner.inline_local_functions(proto)
+    graph = proto.graph
+    check_supported(graph)
+    shapes = dict(shapes or {})
+    opset = _opset(proto)
+
+    env: dict[str, SSAValue | np.ndarray | None] = {"": None}
+    store = WeightStore()
+    gb = GraphBuilder(store)
+    for init in graph.initializer:
+        env[init.name] = canonical_array(numpy_helper.to_array(init))
+        gb.name_constant(env[init.name], init.name)
+    graph_inputs = [vi for vi in graph.input if vi.name not in env]
+    unknown = set(shapes) - {vi.name for vi in graph_inputs}
+    if unknown:
+        raise LutcError(f"--shape names unknown input(s): {', '.join(sorted(unknown))} "
+                        f"(the model's inputs: {', '.join(vi.name for vi in graph_inputs)})")
+    inputs: list[TensorSpec] = []
+    for vi in graph_inputs:
+        shp = _input_shape(vi, shapes)
+        dt = onnx_dtype(vi.type.tensor_type.elem_type)
+        env[vi.name] = gb.add_input(shp, dt)
+        inputs.append(TensorSpec(sanitize(vi.name), shp, dt, vi.name))
+
+    state = ImportState(gb, opset, weights,
+                        initializer_types={i.name: i.data_type for i in graph.initializer})
+    for node, name in zip(graph.node, _node_names(graph)):
+        domain = "" if node.domain in DEFAULT_DOMAINS else node.domain
+        handler = HANDLERS[(domain, node.op_type)]
+        try:
+            ins = [env[i] for i in node.input]
+        except KeyError as e:
+            raise LutcError(f"input {e} of {node.op_type} node '{name}' is not defined "
+                            "(the graph is not in topological order?)") from None
+        ctx = NodeContext(state, node, name)
+        try:
+            outs = handler(ctx, ins)
+        except LutcError:
+            raise
+        except Exception as e:
+            raise LutcError(f"cannot translate: {type(e).__name__}: {_first_line(e)}",
+                            f"{node.op_type} node '{name}'") from e
+        for out_name, value in zip(node.output, outs):
+            if isinstance(value, np.generic):  # numpy scalars from folding: 0-d arrays
+                value = np.asarray(value)
+            if out_name:
+                env[out_name] = value
+                if isinstance(value, np.ndarray):
+                    gb.name_constant(value, out_name)
+
+    results, outputs = [], []
+    for vi in graph.output:
+        value = env.get(vi.name)
+        if value is None:
+            raise LutcError(f"graph output '{vi.name}' is not computed by any supported node")
+        if isinstance(value, np.ndarray):
+            value = gb.value(value, vi.name)
+        results.append(value)
+        outputs.append(TensorSpec(sanitize(vi.name), shape(value), dtype(value), vi.name))
+    module = gb.finish(results)
+    return ImportedModel(module, store, inputs, outputs, state.report)
+
+
+def _first_line(e: Exception) -> str:
+    """Error messages stay on one line (the CLI prints them as such)."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else ""

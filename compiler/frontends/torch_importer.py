@@ -1,0 +1,294 @@
+"""torch.export program -> lutc graph-level IR (`ImportedModel`).
+
+Parameters, buffers and constants are constants; every node whose inputs are all constants is
+evaluated by torch itself (masks, rotary tables, and the dequantization of low-bit weights a
+model does in its forward pass), so only real tensor math reaches the IR. Each linear layer's
+weight is checked for a low-bit format it came from (weight_recovery) and imported losslessly
+as `lut.dequantize`; other float weights are quantized when a weight format is requested.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.export import ExportedProgram
+from torch.export.graph_signature import InputKind, OutputKind
+from torch.fx import Node
+from xdsl.ir import SSAValue
+
+from lutc.compiler.errors import LutcError
+from lutc.compiler.frontends import weight_recovery
+from lutc.compiler.frontends.torch_ops import (
+    HANDLERS,
+    IGNORED,
+    SHAPE_ONLY,
+    TorchNodeContext,
+    op_name,
+    torch_dtype,
+)
+from lutc.compiler.graph_builder import GraphBuilder, canonical_array
+from lutc.compiler.imported_model import ImportedModel, TensorSpec
+from lutc.compiler.quantize import WeightSpec, quantize, relative_error
+from lutc.compiler.weight_store import WeightStore, sanitize
+
+
+def load_exported_program(path: str | Path) -> ExportedProgram:
+    path = Path(path)
+    if not path.exists():
+        raise LutcError(f"model file '{path}' does not exist")
+    try:
+        return torch.export.load(str(path))
+    except Exception as e:
+        raise LutcError(f"'{path}' is not a saved torch.export program ({type(e).__name__})") \
+            from None
+
+
+def _unsupported(ep: ExportedProgram) -> list[str]:
+    """'op (xN, first at node 'n')' for each non-constant op lutc cannot translate."""
+    sig = ep.graph_signature
+    user_inputs = {s.arg.name for s in sig.input_specs if s.kind == InputKind.USER_INPUT}
+    dynamic: set[Node] = set()
+    counts: Counter[str] = Counter()
+    first: dict[str, str] = {}
+    for node in ep.graph.nodes:
+        if node.op == "placeholder":
+            if node.name in user_inputs:
+                dynamic.add(node)
+            continue
+        if node.op != "call_function":
+            continue
+        name = op_name(node.target)
+        if name in IGNORED or name in SHAPE_ONLY:
+            continue
+        if any(i in dynamic for i in node.all_input_nodes):
+            dynamic.add(node)
+            if name not in HANDLERS:
+                label = str(node.target)
+                counts[label] += 1
+                first.setdefault(label, node.name)
+    return [f"{op} (x{n}, first at node '{first[op]}')" for op, n in counts.items()]
+
+
+class _TorchImporter:
+    def __init__(self, ep: ExportedProgram, spec: WeightSpec | None):
+        self.ep = ep
+        self.spec = spec
+        self.store = WeightStore()
+        self.gb = GraphBuilder(self.store)
+        self.report: list[tuple[str, float]] = []
+        self.env: dict[Node, object] = {}
+        self.sources: dict[Node, frozenset[str]] = {}  # placeholder names a constant came from
+        self.targets: dict[str, str] = {}  # placeholder name -> parameter / buffer name
+        self.raw: dict[str, torch.Tensor] = {}  # placeholder name -> its tensor
+        self._numpy: dict[int, tuple[torch.Tensor, np.ndarray]] = {}
+        self.inputs: list[TensorSpec] = []
+
+    # -- values --------------------------------------------------------------------------
+    def is_const(self, x) -> bool:
+        if isinstance(x, SSAValue):
+            return False
+        if isinstance(x, (list, tuple)):
+            return all(self.is_const(v) for v in x)
+        return True
+
+    def numpy(self, t: torch.Tensor) -> np.ndarray:
+        """The canonical numpy array of a constant tensor (one array per tensor: names, dedup)."""
+        key = id(t)
+        if key not in self._numpy:
+            d = t.detach().cpu()
+            if d.dtype.is_floating_point and d.dtype != torch.float32:
+                d = d.float()
+            self._numpy[key] = (t, canonical_array(d.contiguous().numpy()))
+        return self._numpy[key][1]
+
+    def value(self, arg):
+        """An fx argument as handlers see it: SSA value, numpy array or Python value."""
+        if isinstance(arg, Node):
+            v = self.env[arg]
+            if isinstance(v, torch.Tensor):
+                arr = self.numpy(v)
+                self.gb.name_constant(arr, self.hint_for(arg))
+                return arr
+            return v
+        if isinstance(arg, (list, tuple)):
+            return [self.value(a) for a in arg]
+        return arg
+
+    def hint_for(self, node) -> str:
+        """A readable name for a constant: its parameter's name when it comes from one."""
+        if not isinstance(node, Node):
+            return "const"
+        srcs = self.sources.get(node, frozenset())
+        if len(srcs) == 1:
+            return self.targets[next(iter(srcs))]
+        return node.name
+
+    def torch_arg(self, arg, node: Node):
+        """fx argument -> what torch needs to evaluate a constant node."""
+        if isinstance(arg, Node):
+            v = self.env[arg]
+            if isinstance(v, SSAValue):  # shape-only ops: any tensor of the right shape
+                val = arg.meta["val"]
+                return torch.zeros(tuple(val.shape), dtype=val.dtype)
+            return v
+        if isinstance(arg, (list, tuple)):
+            return type(arg)(self.torch_arg(a, node) for a in arg)
+        return arg
+
+    # -- translation ---------------------------------------------------------------------
+    def run(self) -> ImportedModel:
+        ep = self.ep
+        specs = {s.arg.name: s for s in ep.graph_signature.input_specs}
+        for node in ep.graph.nodes:
+            if node.op == "placeholder":
+                self._placeholder(node, specs.get(node.name))
+            elif node.op == "call_function":
+                self._call(node)
+            elif node.op == "output":
+                return self._finish(node)
+            else:
+                raise LutcError(f"graph node kind '{node.op}' is not supported", node.name)
+        raise LutcError("the exported program has no output")
+
+    def _placeholder(self, node: Node, spec) -> None:
+        if spec is None or spec.kind == InputKind.USER_INPUT:
+            val = node.meta.get("val")
+            if not isinstance(val, torch.Tensor):
+                raise LutcError(f"input '{node.name}' is not a tensor; only tensor inputs are "
+                                "supported")
+            dims = []
+            for i, d in enumerate(val.shape):
+                if not isinstance(d, int):
+                    raise LutcError(f"input '{node.name}' has a dynamic dimension (axis {i}); "
+                                    "export the program with static shapes")
+                dims.append(d)
+            dt = torch_dtype(val.dtype)
+            self.env[node] = self.gb.add_input(dims, dt)
+            self.inputs.append(TensorSpec(sanitize(node.name), tuple(dims), dt, node.name))
+            return
+        if spec.kind == InputKind.PARAMETER:
+            t = self.ep.state_dict[spec.target]
+        elif spec.kind == InputKind.BUFFER:
+            t = self.ep.state_dict.get(spec.target, self.ep.constants.get(spec.target))
+        elif spec.kind == InputKind.CONSTANT_TENSOR:
+            t = self.ep.constants[spec.target]
+        else:
+            raise LutcError(f"program input '{node.name}' of kind {spec.kind.name} is not "
+                            "supported")
+        t = t.detach()
+        self.env[node] = t
+        self.sources[node] = frozenset([node.name])
+        self.targets[node.name] = spec.target
+        self.raw[node.name] = t
+
+    def _call(self, node: Node) -> None:
+        name = op_name(node.target)
+        if name in IGNORED:
+            self.env[node] = None
+            return
+        ins = node.all_input_nodes
+        self.sources[node] = frozenset().union(*(self.sources.get(i, frozenset()) for i in ins))
+        values = [self.env[i] for i in ins]
+        if name in SHAPE_ONLY or all(self.is_const(v) for v in values):
+            args = [self.torch_arg(a, node) for a in node.args]
+            kwargs = {k: self.torch_arg(v, node) for k, v in node.kwargs.items()}
+            try:
+                with torch.no_grad():
+                    self.env[node] = node.target(*args, **kwargs)
+            except Exception as e:
+                raise LutcError(
+                    f"cannot evaluate this constant: {type(e).__name__}: {_first_line(e)}",
+                    f"{node.target} node '{node.name}'") from e
+            if name in SHAPE_ONLY:
+                self.sources[node] = frozenset()
+            return
+        handler = HANDLERS.get(name)
+        assert handler is not None, name  # checked up front by _unsupported
+        ctx = TorchNodeContext(self, node)
+        try:
+            self.env[node] = handler(ctx)
+        except LutcError:
+            raise
+        except Exception as e:
+            raise LutcError(f"cannot translate: {type(e).__name__}: {_first_line(e)}",
+                            f"{node.target} node '{node.name}'") from e
+
+    def linear(self, ctx: TorchNodeContext, x: SSAValue, w_nk: np.ndarray, bias,
+               weight_node) -> SSAValue:
+        """y = x @ W^T + b for a constant W[N, K]: lossless low-bit, lutc-quantized or float."""
+        gb = self.gb
+        w = np.ascontiguousarray(np.asarray(w_nk, np.float32))
+        n, k = w.shape
+        hint = self.hint_for(weight_node).removesuffix(".weight")
+        if hint == getattr(weight_node, "name", None) or hint == "const":
+            hint = ctx.name
+        if bias is not None and not isinstance(bias, SSAValue):
+            bias = gb.value(canonical_array(np.asarray(bias)), hint + ".bias")
+        srcs = self.sources.get(weight_node, frozenset()) if isinstance(weight_node, Node) \
+            else frozenset()
+        int_bufs = [self.raw[s].numpy() for s in srcs
+                    if not self.raw[s].dtype.is_floating_point and self.raw[s].dtype != torch.bool]
+        float_sizes = [self.raw[s].numel() for s in srcs if self.raw[s].dtype.is_floating_point]
+        hints = tuple(-(-k // (size // n)) for size in float_sizes
+                      if size % n == 0 and 0 < size // n <= k)
+        qw = weight_recovery.ternary(w)
+        if qw is None and int_bufs:
+            qw = weight_recovery.from_codes(w, int_bufs, hints)
+        if qw is not None:
+            return gb.quantized_linear(x, qw, bias, hint, ctx.name)
+        if self.spec is not None:
+            if k % 4:
+                raise ctx.error(f"low-bit weights need K (input features) to be a multiple of "
+                                f"4, got K = {k}")
+            qw = quantize(w, self.spec)
+            self.report.append((hint, relative_error(w, qw)))
+            return gb.quantized_linear(x, qw, bias, hint, ctx.name)
+        return gb.float_linear(x, w, bias, hint + ".weight")
+
+    def _finish(self, node: Node) -> ImportedModel:
+        out_specs = self.ep.graph_signature.output_specs
+        bad = [s for s in out_specs if s.kind != OutputKind.USER_OUTPUT]
+        if bad:
+            raise LutcError(f"the program mutates its inputs or buffers "
+                            f"({', '.join(s.kind.name for s in bad)}); lutc compiles pure "
+                            "inference programs")
+        results, outputs = [], []
+        for arg in node.args[0]:
+            v = self.value(arg)
+            if v is None:
+                raise LutcError(f"output '{arg}' is not a tensor")
+            v = v if isinstance(v, SSAValue) else self.gb.value(canonical_array(np.asarray(v)),
+                                                                str(arg))
+            results.append(v)
+            val = arg.meta.get("val")
+            outputs.append(TensorSpec(sanitize(arg.name), tuple(val.shape),
+                                      torch_dtype(val.dtype), arg.name))
+        module = self.gb.finish(results)
+        return ImportedModel(module, self.store, self.inputs, outputs, self.report)
+
+
+def import_exported_program(ep: ExportedProgram | str | Path,
+                            weights: WeightSpec | None = None) -> ImportedModel:
+    """Translate a torch.export program (core ATen after run_decompositions(); aten.linear
+    may stay) to lutc's graph-level IR. `weights` quantizes float linear weights."""
+    if not isinstance(ep, ExportedProgram):
+        ep = load_exported_program(ep)
+    missing = _unsupported(ep)
+    if missing:  # maybe only composite ops: decompose to core ATen and look again
+        try:
+            ep = ep.run_decompositions()
+        except Exception:
+            pass
+        missing = _unsupported(ep)
+        if missing:
+            raise LutcError(f"unsupported torch ops: {', '.join(missing)}")
+    return _TorchImporter(ep, weights).run()
+
+
+def _first_line(e: Exception) -> str:
+    """Error messages stay on one line (the CLI prints them as such)."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else ""

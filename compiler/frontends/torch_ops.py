@@ -1,0 +1,499 @@
+"""ATen operators (torch.export graphs) -> GraphBuilder calls.
+
+Handlers only see nodes with at least one non-constant input: constant nodes are evaluated
+by torch itself at import time. Arguments arrive as SSA values, numpy arrays (constants) or
+Python scalars; every handler knows its result's static shape and dtype from the node's
+`meta["val"]`.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from xdsl.ir import SSAValue
+
+from lutc.compiler.errors import LutcError
+from lutc.compiler.graph_builder import GraphBuilder, canonical_array, elem_of, numpy_dtype, \
+    shape_of
+
+Handler = Callable[["TorchNodeContext"], object]
+HANDLERS: dict[str, Handler] = {}
+# ops whose result depends only on the shapes/dtypes of their tensor inputs
+SHAPE_ONLY = {
+    "aten.full_like", "aten.zeros_like", "aten.ones_like", "aten.empty_like", "aten.new_zeros",
+    "aten.new_ones", "aten.new_full", "aten.new_empty", "aten.sym_size", "aten.sym_numel",
+    "aten.sym_stride", "aten.empty_strided",
+}
+# ops that compute nothing
+IGNORED = {
+    "aten._assert_tensor_metadata", "aten._assert_scalar", "aten.sym_constrain_range",
+    "aten.sym_constrain_range_for_size", "aten._assert_async",
+}
+
+
+def handles(*names: str):
+    def register(fn: Handler) -> Handler:
+        for name in names:
+            HANDLERS[name] = fn
+        return fn
+    return register
+
+
+def op_name(target) -> str:
+    """'aten.add' for aten.add.Tensor; 'operator.getitem' for Python operators."""
+    if isinstance(target, torch._ops.OpOverload):
+        return f"{target.namespace}.{target._opname}"
+    if isinstance(target, torch._ops.OpOverloadPacket):
+        return target._qualified_op_name.replace("::", ".")
+    if target is operator.getitem:
+        return "operator.getitem"
+    return getattr(target, "__name__", str(target))
+
+
+def torch_dtype(dtype: torch.dtype) -> np.dtype:
+    """lutc's numpy dtype for a torch dtype (floats -> f32, ints -> i64, bool)."""
+    if dtype == torch.bool:
+        return np.dtype(np.bool_)
+    if dtype.is_floating_point:
+        return np.dtype(np.float32)
+    if dtype.is_complex:
+        raise LutcError(f"tensors of dtype {dtype} are not supported")
+    return np.dtype(np.int64)
+
+
+Value = SSAValue | np.ndarray
+
+
+class TorchNodeContext:
+    def __init__(self, importer, node: torch.fx.Node):
+        self.importer = importer
+        self.gb: GraphBuilder = importer.gb
+        self.node = node
+        self.name = node.name
+        val = node.meta.get("val")
+        self.out_shape = tuple(int(d) for d in val.shape) if isinstance(val, torch.Tensor) else None
+        self.out_dtype = torch_dtype(val.dtype) if isinstance(val, torch.Tensor) else None
+
+    def arg(self, i: int, default=None, name: str | None = None):
+        """Positional argument i (or keyword `name`), converted to SSA / numpy / Python."""
+        if i < len(self.node.args):
+            return self.importer.value(self.node.args[i])
+        if name is not None and name in self.node.kwargs:
+            return self.importer.value(self.node.kwargs[name])
+        return default
+
+    def error(self, message: str) -> LutcError:
+        return LutcError(message, f"{op_name(self.node.target)} node '{self.name}'")
+
+    def tensor(self, x, hint: str = "const") -> SSAValue:
+        if isinstance(x, SSAValue):
+            return x
+        return self.gb.value(canonical_array(np.asarray(x)), hint)
+
+
+def shape(x) -> tuple[int, ...]:
+    if isinstance(x, SSAValue):
+        return shape_of(x)
+    return tuple(np.shape(x))
+
+
+def dtype(x) -> np.dtype:
+    if isinstance(x, SSAValue):
+        return numpy_dtype(elem_of(x))
+    if isinstance(x, bool):
+        return np.dtype(np.bool_)
+    if isinstance(x, int):
+        return np.dtype(np.int64)
+    if isinstance(x, float):
+        return np.dtype(np.float32)
+    return canonical_array(np.asarray(x)).dtype
+
+
+def _as(ctx: TorchNodeContext, x, dt: np.dtype):
+    """x converted to dtype dt: SSA values get a cast, constants are converted."""
+    if isinstance(x, SSAValue):
+        return ctx.gb.cast(x, dt) if dtype(x) != dt else x
+    return np.asarray(x).astype(dt)
+
+
+# -- shapes ---------------------------------------------------------------------------------
+
+
+@handles("aten.view", "aten._unsafe_view", "aten.reshape", "aten.view_copy",
+         "aten.unsqueeze", "aten.squeeze", "aten.flatten", "aten.unflatten")
+def _reshape(ctx: TorchNodeContext):
+    return ctx.gb.reshape(ctx.tensor(ctx.arg(0)), ctx.out_shape)
+
+
+@handles("aten.permute", "aten.permute_copy")
+def _permute(ctx: TorchNodeContext):
+    x = ctx.tensor(ctx.arg(0))
+    return ctx.gb.transpose(x, [d % len(shape(x)) for d in ctx.arg(1)])
+
+
+@handles("aten.transpose", "aten.t", "aten.numpy_T")
+def _transpose(ctx: TorchNodeContext):
+    x = ctx.tensor(ctx.arg(0))
+    rank = len(shape(x))
+    if rank < 2:
+        return x
+    d0, d1 = (ctx.arg(1) % rank, ctx.arg(2) % rank) if len(ctx.node.args) > 1 else (0, 1)
+    perm = list(range(rank))
+    perm[d0], perm[d1] = perm[d1], perm[d0]
+    return ctx.gb.transpose(x, perm)
+
+
+@handles("aten.expand", "aten.expand_copy", "aten.expand_as", "aten.broadcast_to")
+def _expand(ctx: TorchNodeContext):
+    return ctx.gb.broadcast_to(ctx.tensor(ctx.arg(0)), ctx.out_shape)
+
+
+@handles("aten.slice", "aten.slice_copy")
+def _slice(ctx: TorchNodeContext):
+    x = ctx.tensor(ctx.arg(0))
+    xs = shape(x)
+    dim = ctx.arg(1, 0, "dim") % len(xs)
+    start, end, step = ctx.arg(2, None, "start"), ctx.arg(3, None, "end"), ctx.arg(4, 1, "step")
+    r = range(xs[dim])[slice(start, end, step)]
+    starts, sizes, strides = [0] * len(xs), list(xs), [1] * len(xs)
+    starts[dim], sizes[dim], strides[dim] = (r.start if len(r) else 0), len(r), r.step
+    return ctx.gb.slice(x, starts, sizes, strides)
+
+
+@handles("aten.select", "aten.select_copy")
+def _select(ctx: TorchNodeContext):
+    x = ctx.tensor(ctx.arg(0))
+    xs = shape(x)
+    dim = ctx.arg(1) % len(xs)
+    index = ctx.arg(2) % xs[dim]
+    starts, sizes = [0] * len(xs), list(xs)
+    starts[dim], sizes[dim] = index, 1
+    return ctx.gb.reshape(ctx.gb.slice(x, starts, sizes), ctx.out_shape)
+
+
+@handles("aten.cat", "aten.concat", "aten.concatenate")
+def _cat(ctx: TorchNodeContext):
+    parts = [p for p in ctx.arg(0) if math.prod(shape(p)) > 0]
+    dim = ctx.arg(1, 0, "dim")
+    dt = ctx.out_dtype
+    return ctx.gb.concat([ctx.tensor(_as(ctx, p, dt)) for p in parts], dim % len(ctx.out_shape))
+
+
+@handles("aten.clone", "aten.alias", "aten.contiguous", "aten.detach", "aten.lift_fresh_copy",
+         "aten._to_copy", "aten.to", "aten.type_as", "aten.alias_copy", "aten.dropout",
+         "aten.copy")
+def _copy(ctx: TorchNodeContext):
+    src = ctx.arg(1) if op_name(ctx.node.target) == "aten.copy" else ctx.arg(0)
+    x = ctx.tensor(src)
+    if ctx.out_dtype is not None and dtype(x) != ctx.out_dtype:
+        if ctx.out_dtype == np.int64 and dtype(x) == np.float32:
+            return ctx.gb.cast(x, np.int64)  # fptosi truncates toward zero like torch
+        return ctx.gb.cast(x, ctx.out_dtype)
+    return x
+
+
+@handles("operator.getitem")
+def _getitem(ctx: TorchNodeContext):
+    seq = ctx.importer.env[ctx.node.args[0]]
+    value = seq[ctx.node.args[1]]
+    if value is None:
+        raise ctx.error("this output of a multi-output op is not supported")
+    return value
+
+
+# -- elementwise ----------------------------------------------------------------------------
+
+_BINARY = {
+    "aten.add": "add", "aten.sub": "sub", "aten.mul": "mul", "aten.div": "div",
+    "aten.maximum": "max", "aten.minimum": "min", "aten.pow": "pow",
+    "aten.logical_and": "and", "aten.bitwise_and": "and", "aten.logical_or": "or",
+    "aten.bitwise_or": "or", "aten.logical_xor": "xor", "aten.bitwise_xor": "xor",
+    "aten.eq": "eq", "aten.ne": "ne", "aten.lt": "lt", "aten.le": "le", "aten.gt": "gt",
+    "aten.ge": "ge", "aten.rsub": "rsub",
+}
+_COMPARE = {"eq", "ne", "lt", "le", "gt", "ge"}
+
+
+@handles(*_BINARY)
+def _binary(ctx: TorchNodeContext):
+    op = _BINARY[op_name(ctx.node.target)]
+    a, b = ctx.arg(0), ctx.arg(1)
+    alpha = ctx.node.kwargs.get("alpha", ctx.node.args[2] if len(ctx.node.args) > 2
+                                and op in ("add", "sub", "rsub") else 1)
+    if op == "rsub":  # rsub(a, b, alpha) = b - alpha * a
+        a, b, op = b, a, "sub"
+    if alpha != 1:
+        b = ctx.gb.binary("mul", ctx.tensor(b), alpha) if isinstance(b, SSAValue) \
+            else np.asarray(b) * alpha
+    if op in _COMPARE:
+        kinds = {dtype(a), dtype(b)}
+        compute = (np.dtype(np.float32) if np.dtype(np.float32) in kinds else
+                   np.dtype(np.int64) if np.dtype(np.int64) in kinds else np.dtype(np.bool_))
+    elif op in ("and", "or", "xor"):
+        compute = ctx.out_dtype
+        if compute != np.bool_:
+            raise ctx.error("bitwise operations on integer tensors are not supported")
+    else:
+        compute = ctx.out_dtype
+    a, b = _as(ctx, a, compute), _as(ctx, b, compute)
+    if op == "div":
+        mode = ctx.node.kwargs.get("rounding_mode")
+        out = ctx.gb.binary("div", a, b)
+        if mode == "floor" and compute == np.float32:
+            out = ctx.gb.unary("floor", out)
+        elif mode == "floor":
+            raise ctx.error("floor division of integer tensors is not supported")
+        return out
+    return ctx.gb.binary(op, a, b)
+
+
+_UNARY = {
+    "aten.neg": "neg", "aten.rsqrt": "rsqrt", "aten.sqrt": "sqrt", "aten.exp": "exp",
+    "aten.log": "log", "aten.cos": "cos", "aten.sin": "sin", "aten.tanh": "tanh",
+    "aten.sigmoid": "sigmoid", "aten.relu": "relu", "aten.erf": "erf", "aten.abs": "abs",
+    "aten.reciprocal": "reciprocal", "aten.logical_not": "not", "aten.bitwise_not": "not",
+    "aten.isnan": "isnan", "aten.round": "round", "aten.floor": "floor",
+}
+
+
+@handles(*_UNARY)
+def _unary(ctx: TorchNodeContext):
+    op = _UNARY[op_name(ctx.node.target)]
+    x = ctx.tensor(ctx.arg(0))
+    if op == "not" and dtype(x) != np.bool_:
+        raise ctx.error("bitwise not of integer tensors is not supported")
+    if op in ("rsqrt", "sqrt", "exp", "log", "cos", "sin", "tanh", "sigmoid", "erf",
+              "reciprocal"):
+        x = _as(ctx, x, np.float32)
+    return ctx.gb.unary(op, x)
+
+
+@handles("aten.silu")
+def _silu(ctx: TorchNodeContext):
+    x = ctx.tensor(ctx.arg(0))
+    return ctx.gb.map(lambda s, v: s.mul(v, s.sigmoid(v)), [x])
+
+
+@handles("aten.gelu")
+def _gelu(ctx: TorchNodeContext):
+    x = ctx.tensor(ctx.arg(0))
+    gb = ctx.gb
+    if ctx.node.kwargs.get("approximate", "none") == "tanh":
+        c = math.sqrt(2 / math.pi)
+        return gb.map(lambda s, v: s.mul(s.mul(v, s.const(0.5, v.type)), s.add(
+            s.const(1.0, v.type), s.tanh(s.mul(s.const(c, v.type), s.add(v, s.mul(
+                s.const(0.044715, v.type), s.mul(v, s.mul(v, v)))))))), [x])
+    return gb.map(lambda s, v: s.mul(s.mul(v, s.const(0.5, v.type)), s.add(
+        s.const(1.0, v.type), s.erf(s.mul(v, s.const(1 / math.sqrt(2), v.type))))), [x])
+
+
+@handles("aten.clamp", "aten.clamp_min", "aten.clamp_max", "aten.hardtanh")
+def _clamp(ctx: TorchNodeContext):
+    name = op_name(ctx.node.target)
+    x = ctx.tensor(_as(ctx, ctx.arg(0), ctx.out_dtype))
+    if name == "aten.clamp_max":
+        lo, hi = None, ctx.arg(1)
+    elif name == "aten.hardtanh":
+        lo, hi = ctx.arg(1, -1.0, "min_val"), ctx.arg(2, 1.0, "max_val")
+    else:
+        lo, hi = ctx.arg(1, None, "min"), ctx.arg(2, None, "max")
+    if lo is not None:
+        x = ctx.gb.binary("max", x, _as(ctx, lo, ctx.out_dtype))
+    if hi is not None:
+        x = ctx.gb.binary("min", x, _as(ctx, hi, ctx.out_dtype))
+    return x
+
+
+@handles("aten.where")
+def _where(ctx: TorchNodeContext):
+    c, a, b = ctx.arg(0), ctx.arg(1), ctx.arg(2)
+    dt = ctx.out_dtype
+    return ctx.gb.where(_as(ctx, c, np.bool_), _as(ctx, a, dt), _as(ctx, b, dt))
+
+
+@handles("aten.masked_fill")
+def _masked_fill(ctx: TorchNodeContext):
+    x, mask, value = ctx.arg(0), ctx.arg(1), ctx.arg(2)
+    dt = ctx.out_dtype
+    return ctx.gb.where(_as(ctx, mask, np.bool_), _as(ctx, value, dt), _as(ctx, x, dt))
+
+
+# -- reductions -----------------------------------------------------------------------------
+
+
+def _dims(ctx: TorchNodeContext, x, index: int) -> list[int]:
+    dims = ctx.arg(index, None, "dim")
+    rank = len(shape(x))
+    if dims is None or dims == []:
+        return list(range(rank))
+    if isinstance(dims, int):
+        dims = [dims]
+    return [d % rank for d in dims]
+
+
+_REDUCE = {"aten.mean": "mean", "aten.sum": "sum", "aten.amax": "max", "aten.amin": "min",
+           "aten.any": "any", "aten.all": "all", "aten.prod": "prod"}
+
+
+@handles(*_REDUCE)
+def _reduce(ctx: TorchNodeContext):
+    kind = _REDUCE[op_name(ctx.node.target)]
+    x = ctx.tensor(ctx.arg(0))
+    dims = _dims(ctx, x, 1)
+    keep = bool(ctx.arg(2, False, "keepdim"))
+    if kind in ("any", "all"):
+        x = _as(ctx, x, np.bool_)
+    elif kind == "mean":
+        x = _as(ctx, x, np.float32)
+    else:
+        x = _as(ctx, x, ctx.out_dtype)
+    return ctx.gb.reduce(x, dims, kind, keep)
+
+
+@handles("aten.max", "aten.min")
+def _max_dim(ctx: TorchNodeContext):
+    kind = "max" if op_name(ctx.node.target) == "aten.max" else "min"
+    x = ctx.tensor(ctx.arg(0))
+    if len(ctx.node.args) > 1 and isinstance(ctx.node.args[1], int):  # max.dim: (values, idx)
+        dim = ctx.node.args[1] % len(shape(x))
+        keep = bool(ctx.arg(2, False, "keepdim"))
+        return (ctx.gb.reduce(x, [dim], kind, keep), None)
+    if len(ctx.node.args) > 1:  # max.other: elementwise
+        return ctx.gb.binary(kind, x, _as(ctx, ctx.arg(1), dtype(x)))
+    return ctx.gb.reduce(x, list(range(len(shape(x)))), kind)
+
+
+@handles("aten._softmax", "aten.softmax", "aten._log_softmax", "aten.log_softmax")
+def _softmax(ctx: TorchNodeContext):
+    x = _as(ctx, ctx.tensor(ctx.arg(0)), np.float32)
+    out = ctx.gb.softmax(x, ctx.arg(1) % len(shape(x)))
+    if "log_softmax" in op_name(ctx.node.target):
+        out = ctx.gb.unary("log", out)
+    return out
+
+
+@handles("aten.cumsum")
+def _cumsum(ctx: TorchNodeContext):
+    x = _as(ctx, ctx.tensor(ctx.arg(0)), ctx.out_dtype)
+    return ctx.gb.cumsum(x, ctx.arg(1))
+
+
+@handles("aten.native_layer_norm", "aten.layer_norm")
+def _layer_norm(ctx: TorchNodeContext):
+    x = ctx.tensor(ctx.arg(0))
+    normalized = ctx.arg(1)
+    w, b = ctx.arg(2), ctx.arg(3)
+    eps = ctx.arg(4, 1e-5, "eps")
+    gb = ctx.gb
+    rank = len(shape(x))
+    axes = list(range(rank - len(normalized), rank))
+    xc = gb.binary("sub", x, gb.reduce(x, axes, "mean", keepdims=True))
+    var = gb.reduce(gb.binary("mul", xc, xc), axes, "mean", keepdims=True)
+    y = gb.binary("mul", xc, gb.unary("rsqrt", gb.binary("add", var, np.float32(eps))))
+    if w is not None:
+        y = gb.binary("mul", y, ctx.tensor(w, "layer_norm.weight"))
+    if b is not None:
+        y = gb.binary("add", y, ctx.tensor(b, "layer_norm.bias"))
+    if op_name(ctx.node.target) == "aten.layer_norm":
+        return y
+    return (y, None, None)
+
+
+# -- gathers --------------------------------------------------------------------------------
+
+
+@handles("aten.embedding")
+def _embedding(ctx: TorchNodeContext):
+    weight, ids = ctx.arg(0), ctx.arg(1)
+    hint = ctx.importer.hint_for(ctx.node.args[0])
+    return ctx.gb.gather(ctx.tensor(weight, hint), ids, 0)
+
+
+@handles("aten.index")
+def _index(ctx: TorchNodeContext):
+    x = ctx.arg(0)
+    indices = ctx.arg(1)
+    used = [i for i, t in enumerate(indices) if t is not None]
+    if len(used) == 1:
+        return ctx.gb.gather(ctx.tensor(x, ctx.importer.hint_for(ctx.node.args[0])),
+                             indices[used[0]], used[0])
+    if used != list(range(len(used))):
+        raise ctx.error("advanced indexing on non-leading dimensions is not supported")
+    common = np.broadcast_shapes(*(shape(indices[i]) for i in used))
+    parts = [ctx.gb.reshape(ctx.gb.broadcast_to(_as(ctx, indices[i], np.int64), common),
+                            tuple(common) + (1,)) for i in used]
+    return ctx.gb.gather_nd(ctx.tensor(x), ctx.gb.concat(parts, len(common)))
+
+
+@handles("aten.index_select")
+def _index_select(ctx: TorchNodeContext):
+    return ctx.gb.gather(ctx.tensor(ctx.arg(0)), ctx.arg(2), ctx.arg(1))
+
+
+# -- matrix products ------------------------------------------------------------------------
+
+
+@handles("aten.mm", "aten.matmul", "aten.bmm")
+def _mm(ctx: TorchNodeContext):
+    a, b = ctx.arg(0), ctx.arg(1)
+    if isinstance(b, np.ndarray) and b.ndim == 2 and isinstance(a, SSAValue):
+        return ctx.importer.linear(ctx, a, b.T, None, ctx.node.args[1])
+    return ctx.gb.matmul(ctx.tensor(a), ctx.tensor(b))
+
+
+@handles("aten.addmm")
+def _addmm(ctx: TorchNodeContext):
+    bias, a, b = ctx.arg(0), ctx.arg(1), ctx.arg(2)
+    beta, alpha = ctx.node.kwargs.get("beta", 1), ctx.node.kwargs.get("alpha", 1)
+    if beta != 1:
+        bias = ctx.gb.binary("mul", ctx.tensor(bias), beta) if isinstance(bias, SSAValue) \
+            else np.asarray(bias) * beta
+    if alpha != 1:
+        b = np.asarray(b) * alpha if isinstance(b, np.ndarray) else \
+            ctx.gb.binary("mul", b, alpha)
+    if isinstance(b, np.ndarray) and isinstance(a, SSAValue):
+        return ctx.importer.linear(ctx, a, b.T, bias, ctx.node.args[2])
+    return ctx.gb.binary("add", ctx.gb.matmul(ctx.tensor(a), ctx.tensor(b)), ctx.tensor(bias))
+
+
+@handles("aten.linear")
+def _linear(ctx: TorchNodeContext):
+    x, w, b = ctx.arg(0), ctx.arg(1), ctx.arg(2)
+    if isinstance(w, np.ndarray) and isinstance(x, SSAValue):
+        return ctx.importer.linear(ctx, x, w, b, ctx.node.args[1])
+    y = ctx.gb.matmul(ctx.tensor(x), ctx.gb.transpose(ctx.tensor(w), [1, 0]))
+    return ctx.gb.binary("add", y, ctx.tensor(b)) if b is not None else y
+
+
+@handles("aten.scaled_dot_product_attention")
+def _sdpa(ctx: TorchNodeContext):
+    """softmax(Q K^T * scale + mask) V; grouped K/V heads when enable_gqa."""
+    gb = ctx.gb
+    q, k, v = (ctx.tensor(ctx.arg(i)) for i in range(3))
+    mask = ctx.arg(3, None, "attn_mask")
+    is_causal = ctx.arg(5, False, "is_causal")
+    scale = ctx.arg(6, None, "scale")
+    qs, ks, vs = shape(q), shape(k), shape(v)
+    d, sq, sk = qs[-1], qs[-2], ks[-2]
+    scale = scale if scale is not None else 1.0 / math.sqrt(d)
+    if len(qs) == 4 and qs[1] != ks[1]:
+        rep = qs[1] // ks[1]
+        bsz, hk = ks[0], ks[1]
+        k = gb.reshape(gb.broadcast_to(gb.reshape(k, (bsz, hk, 1, sk, d)), (bsz, hk, rep, sk, d)),
+                       (bsz, hk * rep, sk, d))
+        v = gb.reshape(gb.broadcast_to(gb.reshape(v, (bsz, hk, 1, sk, vs[-1])),
+                                       (bsz, hk, rep, sk, vs[-1])), (bsz, hk * rep, sk, vs[-1]))
+    kt = gb.transpose(k, list(range(len(ks) - 2)) + [len(ks) - 1, len(ks) - 2])
+    scores = gb.binary("mul", gb.matmul(q, kt), np.float32(scale))
+    if is_causal:
+        scores = gb.where(np.tril(np.ones((sq, sk), bool)), scores, np.float32(-np.inf))
+    if mask is not None:
+        if dtype(mask) == np.bool_:
+            scores = gb.where(mask, scores, np.float32(-np.inf))
+        else:
+            scores = gb.binary("add", scores, mask)
+    return gb.matmul(gb.softmax(scores, -1), v)
