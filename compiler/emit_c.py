@@ -230,7 +230,8 @@ class CEmitter:
         if isinstance(value, DenseIntOrFPElementsAttr):
             typ = c_type(value.type)
             data = np.array(value.get_values(), dtype=numpy_dtype(value.type))
-            data = np.broadcast_to(data, value.type.get_shape()).ravel()
+            shape = value.type.get_shape()
+            data = (data if data.size == _numel(shape) else np.broadcast_to(data, shape)).ravel()
             name = self.fresh("c")
             lit = (lambda v: c_float_literal(float(v), value.type.get_element_type())) \
                 if data.dtype.kind == "f" else (lambda v: str(int(v)))

@@ -1,0 +1,164 @@
+"""End-to-end benchmark: a Llama-shaped model with random weights, lutc vs the libraries a user
+would otherwise run it with, all measured in this run on this machine.
+
+    .venv/bin/python bench/bench_models.py [--quick] [--threads 1,2]
+
+Rows: lutc (ternary, w2g64; default pipeline = int8 tables), torch f32 eager, onnxruntime f32,
+onnxruntime MatMulNBits 4-bit and 2-bit (accuracy_level 4: int8 activations, its fastest CPU
+path). Two workloads with static shapes: a 16-token prefill and a single-token forward (the
+GEMV-bound shape of a decode step; no KV cache, so attention is over one token).
+Prints medians (ms), tokens/s and ratios against lutc; saves bench/results/models.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent
+FULL = dict(hidden_size=2048, num_hidden_layers=8, num_attention_heads=16, num_key_value_heads=4,
+            intermediate_size=5632, vocab_size=32000)
+QUICK = dict(hidden_size=512, num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=2,
+             intermediate_size=1376, vocab_size=4000)
+
+
+class LogitsOnly(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids):
+        return self.model(input_ids=input_ids, use_cache=False).logits
+
+
+def llama(shape: dict) -> torch.nn.Module:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(**shape, max_position_embeddings=128, use_cache=False,
+                         tie_word_embeddings=False)
+    config._attn_implementation = "sdpa"
+    return LogitsOnly(LlamaForCausalLM(config).eval())
+
+
+def median_ms(fn, repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples) * 1e3
+
+
+def export_onnx(model, ids, path: Path) -> Path:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (ids,), str(path), dynamo=True, input_names=["input_ids"],
+                          output_names=["logits"], verbose=False, external_data=True)
+    return path
+
+
+def ort_session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def nbits_model(path: Path, bits: int, out: Path) -> Path:
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import (
+        DefaultWeightOnlyQuantConfig,
+        MatMulNBitsQuantizer,
+    )
+
+    model = onnx.load(str(path))
+    config = DefaultWeightOnlyQuantConfig(block_size=64, is_symmetric=True, accuracy_level=4,
+                                          bits=bits)
+    quantizer = MatMulNBitsQuantizer(model, algo_config=config)
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(out), use_external_data_format=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="a small model, a few repeats")
+    parser.add_argument("--threads", default="1,2")
+    args = parser.parse_args()
+    shape = QUICK if args.quick else FULL
+    threads = [int(t) for t in args.threads.split(",")]
+    repeats = 5 if args.quick else 7
+    from lutc.compiler.driver import compile_model
+    from lutc.runtime.model_loader import CompiledModel
+
+    model = llama(shape)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"Llama-shaped model: {shape}, {params / 1e6:.0f}M parameters, random weights")
+    work = Path(tempfile.mkdtemp(prefix="lutc-bench-"))
+    results = []
+    for seq in (16, 1):
+        ids = torch.randint(0, shape["vocab_size"], (1, seq), generator=torch.Generator().manual_seed(1))
+        ids_np = ids.numpy()
+        t0 = time.perf_counter()
+        onnx_path = export_onnx(model, ids, work / f"f32_{seq}.onnx")
+        export_s = time.perf_counter() - t0
+        candidates = {}
+        ep = torch.export.export(model, (ids,)).run_decompositions()
+        for spec in ("ternary", "w2g64"):
+            t0 = time.perf_counter()
+            compile_model(ep, work / f"lutc_{spec}_{seq}", weights=spec, out=lambda s: None)
+            compiled = CompiledModel(work / f"lutc_{spec}_{seq}")
+            print(f"  seq {seq}: lutc {spec} compiled in {time.perf_counter() - t0:.1f} s")
+            candidates[f"lutc {spec}"] = (compiled, lambda c=compiled: c(ids_np))
+        nbits = {b: nbits_model(onnx_path, b, work / f"nbits{b}_{seq}.onnx") for b in (4, 2)}
+        print(f"  seq {seq}: ONNX export {export_s:.1f} s")
+        for t in threads:
+            torch.set_num_threads(t)
+            row = {"seq": seq, "threads": t}
+            for name, (compiled, fn) in candidates.items():
+                compiled.set_num_threads(t)
+                row[name] = median_ms(fn, repeats)
+            with torch.inference_mode():
+                row["torch f32"] = median_ms(lambda: model(ids), repeats)
+            sess = ort_session(onnx_path, t)
+            row["ort f32"] = median_ms(lambda: sess.run(None, {"input_ids": ids_np}), repeats)
+            for b, path in nbits.items():
+                s = ort_session(path, t)
+                row[f"ort MatMulNBits {b}-bit"] = median_ms(
+                    lambda s=s: s.run(None, {"input_ids": ids_np}), repeats)
+            results.append(row)
+            print(f"  seq {seq}, {t} thread(s): done")
+    (ROOT / "results").mkdir(exist_ok=True)
+    (ROOT / "results" / "models.json").write_text(json.dumps(
+        {"shape": shape, "params": params, "results": results}, indent=1))
+    print_table(results)
+
+
+def print_table(results) -> None:
+    names = [k for k in results[0] if k not in ("seq", "threads")]
+    print()
+    print(f"{'workload':18} {'engine':26} {'median ms':>10} {'tokens/s':>9} {'vs lutc ternary':>16}")
+    for row in results:
+        label = f"seq {row['seq']}, {row['threads']} thr"
+        base = row["lutc ternary"]
+        for name in names:
+            ms = row[name]
+            print(f"{label:18} {name:26} {ms:10.2f} {row['seq'] * 1e3 / ms:9.1f} "
+                  f"{ms / base:15.2f}x")
+
+
+if __name__ == "__main__":
+    main()
