@@ -23,7 +23,7 @@ def _shape_arg(text: str) -> tuple[str, tuple[int, ...]]:
 def compile_model(model, outdir: Path, weights: str | None = None,
                   shapes: dict[str, tuple[int, ...]] | None = None, emit: str = "lib",
                   disabled=(), print_after_all=False, print_after=(), pass_options=None,
-                  sanitize=False, example_inputs=None, out=print):
+                  sanitize=False, example_inputs=None, stats=False, out=print):
     """import -> passes -> (mlir | C | shared library). Returns the output path."""
     from lutc.compiler.build import build_library, emit_model
     from lutc.compiler.frontend_dispatch import import_model
@@ -38,6 +38,10 @@ def compile_model(model, outdir: Path, weights: str | None = None,
                               print_after=tuple(print_after), pass_options=pass_options or {},
                               out=out)
     run_pipeline(imported.module, options)
+    if stats:
+        from lutc.compiler.stats import collect_stats, format_stats
+
+        out("lutc stats:\n" + format_stats(collect_stats(imported.module, imported.weights)))
     outdir.mkdir(parents=True, exist_ok=True)
     if emit == "mlir":
         import io
@@ -54,6 +58,12 @@ def compile_model(model, outdir: Path, weights: str | None = None,
     c_file = emit_model(imported, outdir, title=title)
     if print_after_all:
         print_ir(imported.module, "fold-weights", out)
+    if stats:
+        import json
+
+        manifest = json.loads((outdir / "model.json").read_text())
+        out(f"  peak activation memory    {manifest['arena_bytes']} bytes (liveness-planned arena)")
+        out(f"  weights file              {manifest['weight_bytes']} bytes")
     if emit == "c":
         return c_file
     return build_library(c_file, sanitize=sanitize)
@@ -69,7 +79,7 @@ def _cmd_compile(args) -> None:
                          shapes=dict(args.shape or []), emit=args.emit,
                          disabled=args.disable_pass or [], print_after_all=args.print_ir_after_all,
                          print_after=args.print_ir_after or [], pass_options=pass_options,
-                         sanitize=args.sanitize)
+                         sanitize=args.sanitize, stats=args.stats)
     print(f"wrote {path} in {time.perf_counter() - t0:.2f} s")
 
 
@@ -117,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--pass-option", action="append", metavar="PASS{k=v}",
                    help="options for one pass, e.g. 'lut-tile{n=128}'")
     c.add_argument("--sanitize", action="store_true", help="build with ASan/UBSan")
+    c.add_argument("--stats", action="store_true",
+                   help="report precomputes, table bytes, reuse, weight bytes, peak memory")
     c.set_defaults(func=_cmd_compile)
     r = sub.add_parser("run", help="run a compiled model directory on .npy inputs")
     r.add_argument("model_dir")
