@@ -1,18 +1,32 @@
 """C for the `lut` ops: calls into the lutrt runtime (runtime/lutrt.h).
 
-Weight-side operands of `lut.mma` must be weights by now (the driver folds `lut.bitplanes`);
-they are packed here into the runtime's block layout (lutc.runtime.packing) and stored in the
-weights blob — packing is numpy at compile time, never IR text.
+- `lut.precompute`       -> lutrt_precompute over all rows.
+- `lut.fused_precompute` -> the producer's loop nest (a row-wise linalg.generic) with a
+  lutrt_precompute_row call after the loops that finish each row: the row is still in L1.
+- `lut.packed_mma`       -> lutrt_mma on weights `lut-pack-weights` packed (folded into the
+  weight store by the driver): the pointers pass straight through.
+- `lut.mma`              -> lutrt_mma; its weight operands (folded `lut.bitplanes`, scales,
+  zeros) are packed here into the runtime's block layout (lutc.runtime.packing) — the path
+  taken with `--disable-pass lut-pack-weights`.
+A `tile` attribute (lut-tile) caps the call's threads at its number of weight tiles.
+
+The CEmitter (emit_c.py) hands every op `handles` accepts to `emit`. The fused precompute
+reuses its linalg.generic lowering (`emit_GenericOp`) with a row hook around `_close`; a
+`row_epilogue` parameter of emit_GenericOp would make that hook explicit.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from xdsl.dialects.linalg import ops as linalg
 from xdsl.ir import Operation, SSAValue
 
 from lutc.compiler.errors import LutcError
+from lutc.dialects.fused_precompute import FusedPrecomputeOp
 from lutc.dialects.lut_ops import MmaOp, PrecomputeOp, WeightOp
+from lutc.dialects.packed_ops import PackedMmaOp
 from lutc.dialects.table_type import TableType
+from lutc.dialects.tile_attr import TileAttr
 
 
 def _align(n: int) -> int:
@@ -24,17 +38,25 @@ def table_entries_bytes(typ: TableType) -> int:
     return m * t * e * (1 if typ.is_quantized else 4)
 
 
+def _shape(value: SSAValue) -> tuple[int, ...]:
+    return tuple(value.type.get_shape())  # type: ignore[attr-defined]
+
+
 class LutEmitter:
     def __init__(self, emitter) -> None:
         self.e = emitter
         self.packed: dict[tuple[str, str], int] = {}
 
     def handles(self, op: Operation) -> bool:
-        return isinstance(op, (PrecomputeOp, MmaOp))
+        return isinstance(op, (PrecomputeOp, MmaOp, PackedMmaOp, FusedPrecomputeOp))
 
     def emit(self, op: Operation) -> None:
         if isinstance(op, PrecomputeOp):
             self.emit_precompute(op)
+        elif isinstance(op, FusedPrecomputeOp):
+            self.emit_fused_precompute(op)
+        elif isinstance(op, PackedMmaOp):
+            self.emit_packed_mma(op)
         else:
             self.emit_mma(op)
 
@@ -51,22 +73,113 @@ class LutEmitter:
             return name, "NULL"
         return name, f"(float *)({name} + {_align(table_entries_bytes(typ))})"
 
+    # -- precompute ---------------------------------------------------------------------
+    def _precompute_desc(self, typ: TableType, sum_group: int) -> str:
+        m, t, _ = typ.shape
+        return self._desc(M=m, N=1, K=4 * t, bits=1, group=sum_group,
+                          mirrored=int(typ.mirrored), table_i8=int(typ.is_quantized),
+                          scale_group=typ.scale_group.data or 4, zimp="0.0f", num_threads=0)
+
     def emit_precompute(self, op: PrecomputeOp) -> None:
         typ = op.table.type
         assert isinstance(typ, TableType)
-        m, t, e = typ.shape
         table = self.e.define(op.table)
         sums = self.e.define(op.sums)
-        d = self._desc(M=m, N=1, K=4 * t, bits=1, group=op.sum_group.value.data,
-                       mirrored=int(typ.mirrored), table_i8=int(typ.is_quantized),
-                       scale_group=typ.scale_group.data or 4, zimp="0.0f", num_threads=0)
+        d = self._precompute_desc(typ, op.sum_group.value.data)
         entries, tscale = self._table_parts(op.table, table)
         self.e.line(f"lutrt_precompute(&{d}, {self.e.ptr(op.input)}, {entries}, {tscale}, {sums});")
+
+    def emit_fused_precompute(self, op: FusedPrecomputeOp) -> None:
+        """The producer as emit_c.py lowers a linalg.generic, writing straight into the
+        activations' buffer, with one lutrt_precompute_row per row placed after the loops
+        below the row dims close (emit_GenericOp closes its nest with one `_close` call,
+        which is wrapped here)."""
+        generic = op.producer
+        if not isinstance(generic, linalg.GenericOp):
+            raise LutcError(f"'{op.name}' holds a '{generic.name}', which has no fused C "
+                            f"lowering (only a row-wise linalg.generic)")
+        e = self.e
+        typ = op.table.type
+        assert isinstance(typ, TableType)
+        _, t, entries_per_table = typ.shape
+        k = 4 * t
+        acts = e.define(op.activations)
+        e.plan.root[generic.res[0]] = op.activations  # the producer writes into it
+        table = e.define(op.table)
+        sums = e.define(op.sums)
+        d = self._precompute_desc(typ, op.sum_group.value.data)
+        entries, tscale = self._table_parts(op.table, table)
+        row_bytes = t * entries_per_table * (1 if typ.is_quantized else 4)
+        ns = -(-k // typ.scale_group.data) if typ.is_quantized else 0
+        ng = _shape(op.sums)[1]
+        out_shape = _shape(op.activations)
+        row_dims = len(out_shape) - 1
+        depth = generic.indexing_maps.data[0].data.num_dims
+        closed: list[int] = []
+
+        def close_with_row_precompute(n: int) -> None:
+            assert n == depth and not closed, "emit_GenericOp no longer closes its loops once"
+            closed.append(n)
+            close(n - row_dims)
+            row = e._linear(e._index_names[:row_dims], out_shape[:row_dims])
+            tscale_row = f"{tscale} + ({row}) * {ns}" if typ.is_quantized else "NULL"
+            e.line(f"lutrt_precompute_row(&{d}, {acts} + ({row}) * {k}, "
+                   f"(uint8_t *){entries} + ({row}) * {row_bytes}, {tscale_row}, "
+                   f"{sums} + ({row}) * {ng});")
+            close(row_dims)
+
+        e.line(f"/* {generic.name} fused with lut.precompute: each row's tables are built "
+               f"right after the row is written */")
+        close = e._close
+        e._close = close_with_row_precompute
+        try:
+            e.emit_GenericOp(generic)
+        finally:
+            del e._close
+        assert closed, "emit_GenericOp emitted no loop nest"
+
+    # -- mma ----------------------------------------------------------------------------
+    @staticmethod
+    def _threads(op: Operation, n: int) -> str:
+        """lut-tile's n: one thread per weight tile at most (0 = the runtime's default)."""
+        tile = op.attributes.get("tile")
+        if not isinstance(tile, TileAttr):
+            return "0"
+        tiles = -(-n // tile.n.data)
+        if tiles == 1:
+            return "1"
+        return f"{tiles} < lutrt_get_num_threads() ? {tiles} : 0"
+
+    def _mma_desc(self, op: MmaOp | PackedMmaOp, n: int) -> str:
+        fmt = op.format
+        typ = op.table.type
+        assert isinstance(typ, TableType)
+        m, t, _ = typ.shape
+        return self._desc(M=m, N=n, K=4 * t, bits=fmt.nbits, group=fmt.group_size,
+                          mirrored=int(fmt.is_mirrored), table_i8=int(typ.is_quantized),
+                          scale_group=typ.scale_group.data or 4,
+                          zimp=f"{fmt.implicit_zero()!r}f", num_threads=self._threads(op, n))
+
+    def emit_packed_mma(self, op: PackedMmaOp) -> None:
+        """The weights are folded `lut.pack`/`lut.pack_scales` results: bytes as stored."""
+        def offset(value: SSAValue, what: str) -> int:
+            return self.e.weight_offset(self._weight_name(value, what))
+
+        packed = offset(op.packed, "packed weights")
+        scales = f"(const float *)(W + {offset(op.scales, 'scales')})"
+        zeros = "NULL"
+        if op.zeros is not None:
+            zeros = f"(const float *)(W + {offset(op.zeros, 'zeros')})"
+        out = self.e.define(op.result)
+        d = self._mma_desc(op, op.n)
+        entries, tscale = self._table_parts(op.table, self.e.ptr(op.table))
+        self.e.line(f"lutrt_mma(&{d}, {entries}, {tscale}, {self.e.ptr(op.sums)}, "
+                    f"W + {packed}, {scales}, {zeros}, {out});")
 
     def _weight_name(self, value: SSAValue, what: str) -> str:
         owner = value.owner
         if not isinstance(owner, WeightOp):
-            raise LutcError(f"'lut.mma' {what} must be a constant weight by code generation "
+            raise LutcError(f"LUT GEMM {what} must be a constant weight by code generation "
                             f"(got the result of '{getattr(owner, 'name', 'an argument')}')")
         return owner.weight_name.data
 
@@ -80,10 +193,6 @@ class LutEmitter:
     def emit_mma(self, op: MmaOp) -> None:
         from lutc.runtime import packing
 
-        fmt = op.format
-        typ = op.table.type
-        assert isinstance(typ, TableType)
-        m, t, _ = typ.shape
         n = op.result.type.get_shape()[1]
         planes = self._weight_name(op.codes, "codes")
         w_off = self._packed_offset(planes, "planes",
@@ -96,10 +205,7 @@ class LutEmitter:
                                         lambda a: packing.pack_scales(a.astype(np.float32)))
             zeros = f"(const float *)(W + {z_off})"
         out = self.e.define(op.result)
-        d = self._desc(M=m, N=n, K=4 * t, bits=fmt.nbits, group=fmt.group_size,
-                       mirrored=int(fmt.is_mirrored), table_i8=int(typ.is_quantized),
-                       scale_group=typ.scale_group.data or 4,
-                       zimp=f"{fmt.implicit_zero()!r}f", num_threads=0)
+        d = self._mma_desc(op, n)
         entries, tscale = self._table_parts(op.table, self.e.ptr(op.table))
         self.e.line(f"lutrt_mma(&{d}, {entries}, {tscale}, {self.e.ptr(op.sums)}, "
                     f"W + {w_off}, (const float *)(W + {s_off}), {zeros}, {out});")

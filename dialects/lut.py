@@ -2,12 +2,19 @@
 
 from xdsl.ir import Dialect
 
+from lutc.dialects.fused_precompute import FusedPrecomputeOp, YieldOp
 from lutc.dialects.lut_ops import BitPlanesOp, DequantizeOp, MmaOp, PrecomputeOp, WeightOp
+from lutc.dialects.mirror_ops import MirrorCodesOp, MirrorScalesOp, MirrorZerosOp
+from lutc.dialects.packed_ops import PackedMmaOp, PackOp, PackScalesOp
 from lutc.dialects.table_type import TableType
+from lutc.dialects.tile_attr import TileAttr
 from lutc.dialects.weight_format import WeightFormatAttr
 
 LUT = Dialect(
     "lut",
-    [WeightOp, DequantizeOp, BitPlanesOp, PrecomputeOp, MmaOp],
-    [WeightFormatAttr, TableType],
+    [WeightOp, DequantizeOp, BitPlanesOp, PrecomputeOp, MmaOp,
+     # added by the optimization passes (lutc/passes/)
+     MirrorScalesOp, MirrorZerosOp, MirrorCodesOp, FusedPrecomputeOp, YieldOp,
+     PackOp, PackScalesOp, PackedMmaOp],
+    [WeightFormatAttr, TableType, TileAttr],
 )

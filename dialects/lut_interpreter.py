@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import numpy as np
-from xdsl.interpreter import Interpreter, InterpreterFunctions, PythonValues, impl, register_impls
+from xdsl.interpreter import (
+    Interpreter,
+    InterpreterFunctions,
+    PythonValues,
+    ReturnedValues,
+    impl,
+    impl_terminator,
+    register_impls,
+)
 
 from lutc.dialects import lut_semantics as sem
+from lutc.dialects.fused_precompute import FusedPrecomputeOp, YieldOp
 from lutc.dialects.lut_ops import BitPlanesOp, DequantizeOp, MmaOp, PrecomputeOp, WeightOp
+from lutc.dialects.mirror_ops import MirrorCodesOp, MirrorScalesOp, MirrorZerosOp
+from lutc.dialects.packed_ops import PackedMmaOp, PackOp, PackScalesOp
 from lutc.dialects.table_type import TableType
 
 
@@ -53,3 +64,51 @@ class LutFunctions(InterpreterFunctions):
         if op.format.is_mirrored:
             planes = sem.mirror_codes(planes)
         return (planes.astype(np.int8),)
+
+    # -- ops added by the optimization passes (mirror_ops.py, packed_ops.py,
+    #    fused_precompute.py) --------------------------------------------------------
+
+    @impl(MirrorScalesOp)
+    def run_mirror_scales(self, interpreter: Interpreter, op: MirrorScalesOp, args: PythonValues):
+        return (sem.mirror_scales(args[0]),)
+
+    @impl(MirrorZerosOp)
+    def run_mirror_zeros(self, interpreter: Interpreter, op: MirrorZerosOp, args: PythonValues):
+        return (sem.mirror_zeros(args[0], op.format.nbits),)
+
+    @impl(MirrorCodesOp)
+    def run_mirror_codes(self, interpreter: Interpreter, op: MirrorCodesOp, args: PythonValues):
+        return (sem.mirror_codes(np.asarray(args[0]).astype(np.uint8)).astype(np.int8),)
+
+    @impl(PackOp)
+    def run_pack(self, interpreter: Interpreter, op: PackOp, args: PythonValues):
+        return (sem.pack_planes(np.asarray(args[0]).astype(np.uint8)).view(np.int8),)
+
+    @impl(PackScalesOp)
+    def run_pack_scales(self, interpreter: Interpreter, op: PackScalesOp, args: PythonValues):
+        return (sem.pack_group_values(args[0]),)
+
+    @impl(PackedMmaOp)
+    def run_packed_mma(self, interpreter: Interpreter, op: PackedMmaOp, args: PythonValues):
+        fmt, n = op.format, op.n
+        tables, sums, packed, scales = args[:4]
+        zeros = sem.unpack_group_values(args[4], n) if len(args) > 4 else None
+        codes = sem.unpack_planes(np.asarray(packed), n)
+        return (sem.mma(tables, sums, codes, sem.unpack_group_values(scales, n), zeros,
+                        fmt.group_size, fmt.implicit_zero(), fmt.is_mirrored),)
+
+    @impl(FusedPrecomputeOp)
+    def run_fused_precompute(self, interpreter: Interpreter, op: FusedPrecomputeOp,
+                             args: PythonValues):
+        (h,) = interpreter.run_ssacfg_region(op.body, (), "fused_precompute")
+        h = np.asarray(h, np.float32)
+        table = op.table.type
+        assert isinstance(table, TableType)
+        tables, sums = sem.precompute(h.reshape(-1, h.shape[-1]), table.entries.data,
+                                      op.sum_group.value.data, table.is_quantized,
+                                      table.scale_group.data)
+        return h, tables, sums
+
+    @impl_terminator(YieldOp)
+    def run_yield(self, interpreter: Interpreter, op: YieldOp, args: PythonValues):
+        return ReturnedValues(args), ()

@@ -114,3 +114,46 @@ def mirror_codes(codes: np.ndarray) -> np.ndarray:
     8 | (~p & 7) (look up entry ~p & 7, negate); others stay p."""
     c = codes.astype(np.uint8)
     return np.where((c & 8) != 0, 8 | (~c & 7), c).astype(np.uint8)
+
+
+# -- ops added by the optimization passes (dialects/mirror_ops.py, packed_ops.py) ------------
+
+def mirror_scales(scales: np.ndarray) -> np.ndarray:
+    """Symmetrization (§3.3): s' = s / 2."""
+    return (np.asarray(scales, np.float32) * np.float32(0.5)).astype(np.float32)
+
+
+def mirror_zeros(zeros: np.ndarray, bits: int) -> np.ndarray:
+    """Symmetrization (§3.3): z' = 2z + 1 - 2^W."""
+    z = np.asarray(zeros, np.float32)
+    return (np.float32(2) * z + np.float32(1 - 2**bits)).astype(np.float32)
+
+
+def pack_planes(codes: np.ndarray) -> np.ndarray:
+    """Bit-plane codes [B, N, K/4] -> the runtime's packed blocks [NB, K/4, 16*B] (uint8)."""
+    from lutc.runtime.packing import pack_weights
+
+    b, n, j = codes.shape
+    return pack_weights(np.asarray(codes).astype(np.uint8)).reshape(-(-n // 32), j, 16 * b)
+
+
+def unpack_planes(packed: np.ndarray, n: int) -> np.ndarray:
+    """Inverse of `pack_planes` for N = n weight rows -> [B, N, K/4] (uint8)."""
+    from lutc.runtime.packing import unpack_weights
+
+    nb, j, chunk = packed.shape
+    bits = chunk // 16
+    return unpack_weights(np.asarray(packed).view(np.uint8).reshape(-1), bits, n, 4 * j)
+
+
+def pack_group_values(values: np.ndarray) -> np.ndarray:
+    """Scales or zeros [N, NG] -> [NB, NG, 32] in weight-block order (padding rows 0)."""
+    from lutc.runtime.packing import pack_scales
+
+    return pack_scales(np.asarray(values, np.float32))
+
+
+def unpack_group_values(packed: np.ndarray, n: int) -> np.ndarray:
+    """Inverse of `pack_group_values` -> [N, NG]."""
+    nb, ng, block = packed.shape
+    return np.asarray(packed).transpose(0, 2, 1).reshape(nb * block, ng)[:n]

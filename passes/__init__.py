@@ -11,6 +11,41 @@ def _lower_mpgemm():
     return LowerMpGemmPass
 
 
+def _symmetrize():
+    from lutc.passes.symmetrize import SymmetrizePass
+
+    return SymmetrizePass
+
+
+def _quantize_table():
+    from lutc.passes.quantize_table import QuantizeTablePass
+
+    return QuantizeTablePass
+
+
+def _fuse_precompute():
+    from lutc.passes.fuse_precompute import FusePrecomputePass
+
+    return FusePrecomputePass
+
+
+def _tile():
+    from lutc.passes.tile import TilePass
+
+    return TilePass
+
+
+def _pack_weights():
+    from lutc.passes.pack_weights import PackWeightsPass
+
+    return PackWeightsPass
+
+
 PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "lut-lower-mpgemm": _lower_mpgemm,
+    "lut-symmetrize": _symmetrize,
+    "lut-quantize-table": _quantize_table,
+    "lut-fuse-precompute": _fuse_precompute,
+    "lut-tile": _tile,
+    "lut-pack-weights": _pack_weights,
 }

@@ -1,0 +1,174 @@
+"""Weights in the runtime's packed block layout (lut-tensor-core.md §3.6), added by
+`lut-pack-weights`.
+
+The layout is `lutc.runtime.packing`'s (its docstring details the byte order): N is cut into
+NB = ceil(N/32) blocks of 32 weight rows, each stored contiguously over K.
+    lut.pack         bit-plane codes [B, N, K/4] i8   -> packed [NB, K/4, 16*B] i8
+    lut.pack_scales  scales or zeros [N, NG] f32      -> packed [NB, NG, 32] f32
+    lut.packed_mma   `lut.mma` reading packed operands (same formula, same result)
+`lut.pack` and `lut.pack_scales` are weight-only: the driver folds them into the weight
+store, so C code receives the packed bytes as they are.
+"""
+
+from __future__ import annotations
+
+from xdsl.dialects.builtin import Float32Type, IntegerType, TensorType, i8
+from xdsl.ir import Attribute, SSAValue
+from xdsl.irdl import (
+    IRDLOperation,
+    irdl_op_definition,
+    operand_def,
+    opt_operand_def,
+    prop_def,
+    result_def,
+    traits_def,
+)
+from xdsl.traits import Pure
+from xdsl.utils.exceptions import VerifyException
+
+from lutc.dialects.table_type import TableType
+from lutc.dialects.weight_format import WeightFormatAttr
+
+BLOCK_N = 32  # == lutc.runtime.packing.BLOCK_N == LUTRT_BLOCK_N
+
+
+def num_blocks(n: int) -> int:
+    return -(-n // BLOCK_N)
+
+
+def _shape(value: SSAValue) -> tuple[int, ...]:
+    return tuple(value.type.get_shape())  # type: ignore[attr-defined]
+
+
+def _expect(op: IRDLOperation, what: str, value: SSAValue, shape, elem: type) -> None:
+    typ = value.type
+    if not isinstance(typ, TensorType) or not isinstance(typ.get_element_type(), elem):
+        want = "f32" if elem is Float32Type else "i8"
+        raise VerifyException(f"'{op.name}' op expects {what} of element type {want}, got {typ}")
+    if _shape(value) != tuple(shape):
+        raise VerifyException(f"'{op.name}' op expects {what} of shape {list(shape)} but got "
+                              f"{list(_shape(value))}")
+
+
+@irdl_op_definition
+class PackOp(IRDLOperation):
+    """Bit-plane codes c[B, N, K/4] (4-bit patterns, mirrored convention or not) to the packed
+    block layout: [NB, K/4, 16*B] bytes, two 4-bit codes per byte (runtime.packing.pack_weights).
+
+    `%w = lut.pack %planes : tensor<2x64x64xi8> -> tensor<2x64x32xi8>`
+    """
+
+    name = "lut.pack"
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    assembly_format = "$input attr-dict `:` type($input) `->` type($result)"
+    traits = traits_def(Pure())
+
+    def __init__(self, planes: SSAValue):
+        b, n, j = _shape(planes)
+        super().__init__(operands=[planes],
+                         result_types=[TensorType(i8, [num_blocks(n), j, 16 * b])])
+
+    def verify_(self) -> None:
+        shape = _shape(self.input)
+        if len(shape) != 3:
+            raise VerifyException(f"'{self.name}' op expects bit-plane codes of rank 3 [B, N, K/4]")
+        b, n, j = shape
+        if not 1 <= b <= 4:
+            raise VerifyException(f"'{self.name}' op expects 1..4 bit planes, got {b}")
+        _expect(self, "bit-plane codes", self.input, shape, IntegerType)
+        _expect(self, "packed weights", self.result, [num_blocks(n), j, 16 * b], IntegerType)
+
+
+@irdl_op_definition
+class PackScalesOp(IRDLOperation):
+    """Per-group scales or zero points v[N, NG] to the weight-block order [NB, NG, 32]
+    (rows n >= N are 0; runtime.packing.pack_scales).
+
+    `%ps = lut.pack_scales %s : tensor<64x4xf32> -> tensor<2x4x32xf32>`
+    """
+
+    name = "lut.pack_scales"
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    assembly_format = "$input attr-dict `:` type($input) `->` type($result)"
+    traits = traits_def(Pure())
+
+    def __init__(self, values: SSAValue):
+        n, ng = _shape(values)
+        super().__init__(operands=[values],
+                         result_types=[TensorType(Float32Type(), [num_blocks(n), ng, BLOCK_N])])
+
+    def verify_(self) -> None:
+        shape = _shape(self.input)
+        if len(shape) != 2:
+            raise VerifyException(f"'{self.name}' op expects scales of rank 2 [N, NG]")
+        n, ng = shape
+        _expect(self, "scales", self.input, shape, Float32Type)
+        _expect(self, "packed scales", self.result, [num_blocks(n), ng, BLOCK_N], Float32Type)
+
+
+@irdl_op_definition
+class PackedMmaOp(IRDLOperation):
+    """`lut.mma` on packed weights: out[M, N] by the formula of `lut.mma` (lut_ops.py), with
+    codes packed by `lut.pack` [NB, K/4, 16*B] and scales/zeros by `lut.pack_scales`
+    [NB, NG, 32]. N is the result's second dimension.
+    """
+
+    name = "lut.packed_mma"
+    table = operand_def(TableType)
+    sums = operand_def(TensorType)
+    packed = operand_def(TensorType)
+    scales = operand_def(TensorType)
+    zeros = opt_operand_def(TensorType)
+    format = prop_def(WeightFormatAttr)
+    result = result_def(TensorType)
+    assembly_format = (
+        "$table `,` $sums `,` $packed `,` $scales (`,` $zeros^)? `as` $format attr-dict `:`"
+        " type($table) `,` type($sums) `,` type($packed) `,` type($scales) (`,` type($zeros)^)?"
+        " `->` type($result)"
+    )
+    traits = traits_def(Pure())
+
+    def __init__(self, table: SSAValue, sums: SSAValue, packed: SSAValue, scales: SSAValue,
+                 zeros: SSAValue | None, fmt: WeightFormatAttr, n: int,
+                 attributes: dict[str, Attribute] | None = None):
+        m = table.type.rows.data  # type: ignore[attr-defined]
+        super().__init__(
+            operands=[table, sums, packed, scales, [zeros] if zeros is not None else []],
+            properties={"format": fmt},
+            attributes=attributes or {},
+            result_types=[TensorType(Float32Type(), [m, n])],
+        )
+
+    @property
+    def n(self) -> int:
+        return _shape(self.result)[1]
+
+    def verify_(self) -> None:
+        fmt = self.format
+        table = self.table.type
+        assert isinstance(table, TableType)
+        m, t, entries = table.shape
+        k = 4 * t
+        if entries != fmt.table_entries:
+            raise VerifyException(
+                f"'{self.name}' op format {'is' if fmt.is_mirrored else 'is not'} mirrored and "
+                f"needs {fmt.table_entries}-entry tables but got {entries}-entry tables")
+        if len(_shape(self.result)) != 2 or _shape(self.result)[0] != m:
+            raise VerifyException(f"'{self.name}' op expects a result of shape [{m}, N] but got "
+                                  f"{list(_shape(self.result))}")
+        nb, ng = num_blocks(self.n), fmt.num_groups(k)
+        _expect(self, "packed weights", self.packed, [nb, t, 16 * fmt.nbits], IntegerType)
+        _expect(self, "packed scales", self.scales, [nb, ng, BLOCK_N], Float32Type)
+        _expect(self, "sums", self.sums, [m, ng], Float32Type)
+        if fmt.has_zero_point != (self.zeros is not None):
+            raise VerifyException(
+                f"'{self.name}' op format {'has' if fmt.has_zero_point else 'has no'} zero points "
+                f"but {'none were' if self.zeros is None else 'a zeros operand was'} given")
+        if self.zeros is not None:
+            _expect(self, "packed zeros", self.zeros, [nb, ng, BLOCK_N], Float32Type)
+        if table.is_quantized and fmt.group_size % table.scale_group.data and fmt.group_size < k:
+            raise VerifyException(
+                f"'{self.name}' op expects the table scale group ({table.scale_group.data}) to "
+                f"divide the weight group ({fmt.group_size})")

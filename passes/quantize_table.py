@@ -1,0 +1,94 @@
+"""`lut-quantize-table`: int8 lookup tables (lut-tensor-core.md §3.4).
+
+Each f32 table becomes int8 entries with one f32 scale per `scale-group` activations (T-MAC:
+scale = max over the group's tables of (|a0| + |a1| + |a2| + |a3|) / 127, the largest entry any
+of those tables can hold, so no entry is clipped). Lookups then return int8, and `lut.mma`
+sums them in int16 within one scale group before converting to float.
+
+int16 accumulation bound: one lookup is at most 127 in magnitude; bit-serial combination over
+B <= 4 planes weighs it by at most 2^B - 1 = 15; a scale group holds at most 64 activations =
+16 tables (the table type refuses larger groups). So one int16 accumulator sees at most
+127 * 15 * 16 = 30480 < 32767: no overflow, no saturation.
+
+Choice of the scale group (option `scale-group`, default 32): it must divide the weight group
+G of every GEMM reading the table (a table scale never straddles a weight scale) and the
+precompute's sum group, unless that is a single group over all of K. When the requested value
+does not divide it, the largest multiple of 4 that divides it and is at most 64 is used (4,
+one scale per table, always qualifies).
+
+Before:
+  %table, %sums = lut.precompute %x sums 64 : tensor<3x256xf32> -> !lut.table<3x64x8xf32>, tensor<3x4xf32>
+After (scale-group=32):
+  %table, %sums = lut.precompute %x sums 64 : tensor<3x256xf32> -> !lut.table<3x64x8xi8, sg32>, tensor<3x4xf32>
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import gcd
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import (
+    PatternRewriter,
+    PatternRewriteWalker,
+    RewritePattern,
+    op_type_rewrite_pattern,
+)
+
+from lutc.compiler.errors import LutcError
+from lutc.dialects.fused_precompute import FusedPrecomputeOp
+from lutc.dialects.lut_ops import MmaOp, PrecomputeOp
+from lutc.dialects.packed_ops import PackedMmaOp
+from lutc.dialects.table_type import TableType
+
+MAX_SCALE_GROUP = 64  # 16 tables: the int16 accumulation bound above
+
+
+def choose_scale_group(requested: int, k: int, groups: list[int]) -> int:
+    """The table scale group for activations of length `k` whose tables serve weight/sum
+    groups `groups` (each G >= k is one group over all of K and constrains nothing)."""
+    limit = 0
+    for g in groups:
+        if g < k:
+            limit = gcd(limit, g)
+    if not limit:
+        return requested  # one group over all of K: any scale group works
+    if limit % requested == 0:
+        return requested
+    return max(d for d in range(4, MAX_SCALE_GROUP + 1, 4) if limit % d == 0)
+
+
+@dataclass
+class QuantizeTables(RewritePattern):
+    scale_group: int
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: PrecomputeOp | FusedPrecomputeOp,
+                          rewriter: PatternRewriter) -> None:
+        typ = op.table.type
+        assert isinstance(typ, TableType)
+        if typ.is_quantized:
+            return
+        m, t, e = typ.shape
+        groups = [op.sum_group.value.data]
+        for use in op.table.uses:
+            if isinstance(use.operation, (MmaOp, PackedMmaOp)):
+                groups.append(use.operation.format.group_size)
+        sg = choose_scale_group(self.scale_group, 4 * t, groups)
+        rewriter.replace_value_with_new_type(op.table, TableType.get(m, t, e, True, sg))
+
+
+@dataclass(frozen=True)
+class QuantizeTablePass(ModulePass):
+    name = "lut-quantize-table"
+
+    scale_group: int = 32
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        sg = self.scale_group
+        if sg < 4 or sg % 4 or sg > MAX_SCALE_GROUP:
+            raise LutcError(f"lut-quantize-table: scale-group must be a multiple of 4 in "
+                            f"4..{MAX_SCALE_GROUP} (int16 accumulation bound), got {sg}")
+        PatternRewriteWalker(QuantizeTables(sg), apply_recursively=False).rewrite_module(op)

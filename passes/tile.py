@@ -1,0 +1,116 @@
+"""`lut-tile`: choose the elongated tile of every LUT mpGEMM (lut-tensor-core.md §3.5, §5).
+
+Each `lut.mma` (or `lut.packed_mma`) gets a `tile = #lut.tile<mM, nN, kK, strategy>` attribute
+(dialects/tile_attr.py says what each field means) picked by the cost model of
+passes/tile_cost.py: per-token tables (T-MAC) with a few register-resident table rows at small
+M, and from M = 32 on (option `vec-lut-min-m`) the Vec-LUT strategy, one table across the
+tokens of a tile with 1 -> N lookups.
+
+What the generated C does with it: the runtime (runtime/lutrt.h) has no Vec-LUT kernel and
+takes no tile sizes — it tiles internally (1 x 4 blocks for a GEMV, 2 x 2 blocks in ~256 KiB
+super-blocks otherwise). It does take a thread count, so C emission caps the threads of the call
+at ceil(N / n), the number of weight tiles (compiler/emit_lut.py): a GEMM too small to amortize
+a thread hand-off runs on one thread. m, k and the strategy are recorded for a runtime that
+accepts them.
+
+Options: `m`, `n`, `k` force tile sizes (the others come from the model); `strategy` forces
+`per_token` or `vec_lut`; `autotune=true` times the model's best candidates with the runtime
+and caches the winner (passes/tile_autotune.py).
+
+Before:
+  %y = lut.mma %table, %sums, %planes, %s as <w2, g64, mirrored> : !lut.table<1x64x8xi8, sg32>, ... -> tensor<1x64xf32>
+After:
+  %y = lut.mma %table, %sums, %planes, %s as <w2, g64, mirrored> {tile = #lut.tile<m1, n64, k256, per_token>} : ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import (
+    PatternRewriter,
+    PatternRewriteWalker,
+    RewritePattern,
+    op_type_rewrite_pattern,
+)
+from xdsl.utils.exceptions import VerifyException
+
+from lutc.compiler.errors import LutcError
+from lutc.dialects.lut_ops import MmaOp
+from lutc.dialects.packed_ops import PackedMmaOp
+from lutc.dialects.table_type import TableType
+from lutc.dialects.tile_attr import STRATEGIES, TileAttr
+from lutc.passes.tile_cost import (
+    VEC_LUT_MIN_M,
+    Gemm,
+    Machine,
+    Tile,
+    choose_tile,
+    host_machine,
+    with_strategy,
+)
+
+
+def gemm_of(op: MmaOp | PackedMmaOp) -> Gemm:
+    table = op.table.type
+    assert isinstance(table, TableType)
+    m, t, entries = table.shape
+    n = op.result.type.get_shape()[1]
+    return Gemm(m=m, n=n, k=4 * t, bits=op.format.nbits, entries=entries,
+                entry_bytes=1 if table.is_quantized else 4, group=op.format.group_size,
+                scale_group=table.scale_group.data)
+
+
+@dataclass
+class TileGemms(RewritePattern):
+    tile_pass: TilePass
+    machine: Machine
+
+    def tile_for(self, gemm: Gemm) -> Tile:
+        p = self.tile_pass
+        if p.autotune:
+            from lutc.passes.tile_autotune import autotune
+
+            best = with_strategy(autotune(gemm, self.machine), gemm, p.vec_lut_min_m)
+        else:
+            best = choose_tile(gemm, self.machine, p.vec_lut_min_m)
+        return Tile(p.m or best.m, p.n or best.n, p.k or best.k, p.strategy or best.strategy)
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: MmaOp | PackedMmaOp, rewriter: PatternRewriter) -> None:
+        if "tile" in op.attributes and not self.tile_pass.forces_anything:
+            return
+        tile = self.tile_for(gemm_of(op))
+        try:
+            attr = TileAttr.get(tile.m, tile.n, tile.k, tile.strategy)
+        except VerifyException as err:
+            raise LutcError(f"lut-tile: {err} (options m={self.tile_pass.m} "
+                            f"n={self.tile_pass.n} k={self.tile_pass.k})") from None
+        op.attributes["tile"] = attr
+        rewriter.notify_op_modified(op)
+
+
+@dataclass(frozen=True)
+class TilePass(ModulePass):
+    name = "lut-tile"
+
+    m: int = 0  # 0: chosen by the cost model
+    n: int = 0
+    k: int = 0
+    strategy: str = ""  # "", "per_token" or "vec_lut"
+    autotune: bool = False
+    vec_lut_min_m: int = VEC_LUT_MIN_M
+
+    @property
+    def forces_anything(self) -> bool:
+        return bool(self.m or self.n or self.k or self.strategy)
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        if self.strategy and self.strategy not in STRATEGIES:
+            raise LutcError(f"lut-tile: strategy must be one of {', '.join(STRATEGIES)}, "
+                            f"got '{self.strategy}'")
+        pattern = TileGemms(self, host_machine())
+        PatternRewriteWalker(pattern, apply_recursively=False).rewrite_module(op)
