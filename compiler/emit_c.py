@@ -85,6 +85,13 @@ def _strides(shape) -> list[int]:
     return list(reversed(strides))
 
 
+def _c_int_literal(value: int) -> str:
+    """An integer literal C reads as that value. (Fix: -9223372036854775808, the init of an
+    int64 max-reduction, is `-` applied to a literal too large for int64: gcc warns and
+    makes it unsigned.)"""
+    return "INT64_MIN" if value == -(2**63) else str(value)
+
+
 def _numel(shape) -> int:
     return int(np.prod(shape)) if shape else 1
 
@@ -234,7 +241,7 @@ class CEmitter:
             data = (data if data.size == _numel(shape) else np.broadcast_to(data, shape)).ravel()
             name = self.fresh("c")
             lit = (lambda v: c_float_literal(float(v), value.type.get_element_type())) \
-                if data.dtype.kind == "f" else (lambda v: str(int(v)))
+                if data.dtype.kind == "f" else (lambda v: _c_int_literal(int(v)))
             self.constants.append(f"static const {typ} {name}[{max(data.size, 1)}] = "
                                   f"{{{', '.join(lit(v) for v in data)}}};")
             self.names[op.result] = f"(({typ} *){name})"
@@ -404,7 +411,7 @@ class CEmitter:
             if isinstance(v, FloatAttr):
                 return c_float_literal(v.value.data, op.result.type)
             if isinstance(v, IntegerAttr):
-                return str(int(v.value.data))
+                return _c_int_literal(int(v.value.data))
             raise LutcError(f"arith.constant of {v} has no scalar C lowering")
         if t in _BINARY:
             return f"({a[0]} {_BINARY[t]} {a[1]})"

@@ -15,16 +15,15 @@ from xdsl.ir import Operation
 from lutc.compiler.interpret import make_interpreter
 from lutc.compiler.weight_store import WeightStore
 from lutc.dialects.lut_ops import BitPlanesOp, WeightOp
+from lutc.dialects.mirror_ops import MirrorCodesOp, MirrorScalesOp, MirrorZerosOp
+from lutc.dialects.packed_ops import PackOp, PackScalesOp
 from lutc.passes.tensor_dce import erase_dead_tensor_ops
 
-FOLDABLE: tuple[type[Operation], ...] = (BitPlanesOp, linalg.TransposeOp, tensor.EmptyOp)
-
-
-def register_foldable(op_type: type[Operation]) -> None:
-    """Passes that add weight-layout ops register them here."""
-    global FOLDABLE
-    if op_type not in FOLDABLE:
-        FOLDABLE = (*FOLDABLE, op_type)
+# Weight-only ops: bit planes, the symmetrization re-encodings, the runtime's packed layout.
+FOLDABLE: tuple[type[Operation], ...] = (
+    BitPlanesOp, MirrorCodesOp, MirrorScalesOp, MirrorZerosOp, PackOp, PackScalesOp,
+    linalg.TransposeOp, tensor.EmptyOp,
+)
 
 
 def _is_weight(op: Operation | None) -> bool:

@@ -32,14 +32,10 @@ from xdsl.pattern_rewriter import (
     op_type_rewrite_pattern,
 )
 
-from lutc.compiler.fold_weights import register_foldable
 from lutc.dialects.lut_ops import MmaOp
 from lutc.dialects.packed_ops import PackedMmaOp, PackOp, PackScalesOp
 from lutc.passes.tensor_dce import erase_dead_tensor_ops
 
-# the weight-only ops this pass adds are folded into the weight store before C emission
-for _op in (PackOp, PackScalesOp):
-    register_foldable(_op)
 
 
 def _packed(op: Operation, source: SSAValue, default: str) -> Operation:

@@ -45,16 +45,12 @@ from xdsl.pattern_rewriter import (
     op_type_rewrite_pattern,
 )
 
-from lutc.compiler.fold_weights import register_foldable
 from lutc.dialects.fused_precompute import FusedPrecomputeOp
 from lutc.dialects.lut_ops import BitPlanesOp, MmaOp, PrecomputeOp
 from lutc.dialects.mirror_ops import MirrorCodesOp, MirrorScalesOp, MirrorZerosOp
 from lutc.dialects.table_type import TableType
 from lutc.passes.tensor_dce import erase_dead_tensor_ops
 
-# the weight-only ops this pass adds are folded into the weight store before C emission
-for _op in (MirrorCodesOp, MirrorScalesOp, MirrorZerosOp):
-    register_foldable(_op)
 
 
 def mirrored_mma(mma: MmaOp, table: SSAValue) -> list[Operation]:

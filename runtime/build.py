@@ -17,6 +17,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -45,12 +46,15 @@ def runtime_sources() -> list[Path]:
     return files
 
 
-def isa_flags(c_file: Path) -> tuple[str, ...]:
-    """Per-file ISA flags: only the SIMD kernel files get them."""
+def isa_flags(c_file: Path, avx512_emulation: bool = False) -> tuple[str, ...]:
+    """Per-file ISA flags: only the SIMD kernel files get them. `avx512_emulation` (tests only)
+    compiles the AVX-512 kernel for AVX2 through SIMDe's emulation headers instead."""
     stem = Path(c_file).stem
     if not _is_x86():
         return ()
     if stem.endswith("avx512"):
+        if avx512_emulation:  # -O1: emulated zmm code is slow to optimize, and only tested
+            return AVX2_FLAGS + ("-DLUTRT_AVX512_SIMDE", "-Wno-psabi", "-O1")
         return AVX512_FLAGS
     if stem.endswith("avx2"):
         return AVX2_FLAGS
@@ -73,18 +77,29 @@ def _run(cmd: Sequence[str], what: str) -> None:
             f"{what} failed (exit {proc.returncode}): {' '.join(cmd)}\n{proc.stderr.strip()}")
 
 
-def _compile_objects(c_files: Sequence[Path], obj_dir: Path, cflags: Sequence[str]) -> list[Path]:
+def _compile_objects(c_files: Sequence[Path], cflags: Sequence[str],
+                     avx512_emulation: bool = False) -> list[Path]:
+    """Compiles each file (in parallel) to an object, reusing objects cached in
+    `cache_dir()/obj` under a hash of the source, the runtime headers, the flags and the
+    compiler, so builds that differ in one file or flag only recompile what changed."""
     cc = compiler()
-    objs = [obj_dir / f"{i}_{Path(f).stem}.o" for i, f in enumerate(c_files)]
+    cc_id = _compiler_id(cc)
+    headers = b"".join(h.read_bytes() for h in sorted(RUNTIME_DIR.glob("*.h")))
+    obj_cache = cache_dir() / "obj"
+    obj_cache.mkdir(parents=True, exist_ok=True)
 
-    def one(pair):
-        src, obj = pair
-        _run([cc, *cflags, *isa_flags(src), f"-I{RUNTIME_DIR}", "-c", str(src), "-o", str(obj)],
-             f"compiling {Path(src).name}")
+    def one(src: Path) -> Path:
+        flags = [*cflags, *isa_flags(src, avx512_emulation), f"-I{RUNTIME_DIR}"]
+        key = hashlib.sha256(repr((flags, cc_id)).encode() + src.read_bytes() + headers)
+        cached = obj_cache / f"{src.stem}-{key.hexdigest()[:16]}.o"
+        if not cached.exists():
+            tmp = cached.with_name(f".{cached.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            _run([cc, *flags, "-c", str(src), "-o", str(tmp)], f"compiling {src.name}")
+            os.replace(tmp, cached)
+        return cached
 
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        list(pool.map(one, zip(c_files, objs)))
-    return objs
+        return list(pool.map(one, [Path(f) for f in c_files]))
 
 
 def _flags(extra_cflags: Iterable[str], sanitize: bool) -> list[str]:
@@ -92,13 +107,15 @@ def _flags(extra_cflags: Iterable[str], sanitize: bool) -> list[str]:
 
 
 def compile_shared(c_files: Sequence[Path | str], out_so: Path | str,
-                   extra_cflags: Iterable[str] = (), sanitize: bool = False) -> Path:
+                   extra_cflags: Iterable[str] = (), sanitize: bool = False,
+                   avx512_emulation: bool = False) -> Path:
     """Compiles C files into a shared library (cc -O3 -fPIC -shared -pthread, per-file ISA
-    flags). `sanitize` adds -fsanitize=address,undefined. Returns the library path."""
+    flags). `sanitize` adds -fsanitize=address,undefined. `avx512_emulation` (tests only, needs
+    the SIMDe headers) makes the AVX-512 kernel runnable on AVX2 CPUs. Returns the path."""
     out_so = Path(out_so)
     flags = _flags(extra_cflags, sanitize)
     with tempfile.TemporaryDirectory(prefix="lutrt-build-") as tmp:
-        objs = _compile_objects([Path(f) for f in c_files], Path(tmp), flags)
+        objs = _compile_objects([Path(f) for f in c_files], flags, avx512_emulation)
         tmp_so = Path(tmp) / out_so.name
         _run([compiler(), *flags, "-shared", *map(str, objs), "-o", str(tmp_so), "-lm"],
              f"linking {out_so.name}")
@@ -112,11 +129,9 @@ def compile_executable(c_files: Sequence[Path | str], out_exe: Path | str,
     """Like `compile_shared` but links an executable (a test driver with its own main)."""
     out_exe = Path(out_exe)
     flags = [f for f in _flags(extra_cflags, sanitize) if f != "-fPIC"]
-    with tempfile.TemporaryDirectory(prefix="lutrt-build-") as tmp:
-        objs = _compile_objects([Path(f) for f in c_files], Path(tmp), flags)
-        out_exe.parent.mkdir(parents=True, exist_ok=True)
-        _run([compiler(), *flags, *map(str, objs), "-o", str(out_exe), "-lm"],
-             f"linking {out_exe.name}")
+    objs = _compile_objects([Path(f) for f in c_files], flags)
+    out_exe.parent.mkdir(parents=True, exist_ok=True)
+    _run([compiler(), *flags, *map(str, objs), "-o", str(out_exe), "-lm"], f"linking {out_exe.name}")
     return out_exe
 
 
@@ -129,20 +144,40 @@ def _compiler_id(cc: str) -> str:
     return proc.stdout.splitlines()[0] if proc.stdout else cc
 
 
-def runtime_library(sanitize: bool = False) -> Path:
-    """Path of liblutrt.so, built on first use and cached by a hash of the runtime sources,
-    the flags and the compiler."""
-    cc = compiler()
+def _digest(files: Iterable[Path], *config) -> str:
+    """Hash of the runtime's sources and headers, the extra files and the build config."""
     h = hashlib.sha256()
-    for f in sorted(RUNTIME_DIR.glob("*.[ch]")):
+    for f in [*sorted(RUNTIME_DIR.glob("*.[ch]")), *map(Path, files)]:
         h.update(f.name.encode())
         h.update(f.read_bytes())
-    h.update(repr((_flags((), sanitize), [isa_flags(f) for f in runtime_sources()],
-                   _compiler_id(cc), platform.machine())).encode())
-    out = cache_dir() / f"liblutrt-{h.hexdigest()[:16]}.so"
+    h.update(repr((config, _compiler_id(compiler()), platform.machine())).encode())
+    return h.hexdigest()[:16]
+
+
+def _cached(out: Path, build_fn) -> Path:
     if not out.exists():
         # build under a unique name, then rename: concurrent builders never see a partial file
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        compile_shared(runtime_sources(), tmp, sanitize=sanitize)
+        build_fn(tmp)
         os.replace(tmp, out)
     return out
+
+
+def runtime_library(sanitize: bool = False, avx512_emulation: bool = False,
+                    extra_cflags: Sequence[str] = ()) -> Path:
+    """Path of liblutrt.so, built on first use and cached in `cache_dir()` by a hash of the
+    runtime sources, the flags and the compiler."""
+    key = _digest((), _flags(extra_cflags, sanitize), avx512_emulation)
+    return _cached(cache_dir() / f"liblutrt-{key}.so",
+                   lambda tmp: compile_shared(runtime_sources(), tmp, extra_cflags, sanitize,
+                                              avx512_emulation))
+
+
+def runtime_executable(main_c: Path | str, sanitize: bool = False,
+                       extra_cflags: Sequence[str] = ()) -> Path:
+    """An executable of the runtime plus `main_c` (a test driver), cached like the library."""
+    main_c = Path(main_c)
+    key = _digest([main_c], _flags(extra_cflags, sanitize), "exe")
+    return _cached(cache_dir() / f"{main_c.stem}-{key}",
+                   lambda tmp: compile_executable([*runtime_sources(), main_c], tmp,
+                                                  extra_cflags, sanitize))

@@ -46,7 +46,8 @@ static int cpu_supports(const char *name) {
     int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     if (!strcmp(name, "avx2")) return avx2;
     if (!strcmp(name, "avx512"))
-        return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+        return avx2 && (lutrt_avx512_emulated ||
+                        (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")));
 #endif
     return 0;
 }

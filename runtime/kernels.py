@@ -44,23 +44,30 @@ _vp = ctypes.c_void_p
 
 def library() -> ctypes.CDLL:
     """The loaded runtime (built and cached on first use)."""
-    global _lib
     if _lib is None:
-        lib = ctypes.CDLL(str(build.runtime_library()))
-        dp = ctypes.POINTER(Desc)
-        lib.lutrt_precompute.argtypes = [dp, _vp, _vp, _vp, _vp]
-        lib.lutrt_precompute_row.argtypes = [dp, _vp, _vp, _vp, _vp]
-        lib.lutrt_mma.argtypes = [dp, _vp, _vp, _vp, _vp, _vp, _vp, _vp]
-        lib.lutrt_last_error.restype = ctypes.c_char_p
-        lib.lutrt_set_kernel.argtypes = [ctypes.c_char_p]
-        lib.lutrt_kernel_name.restype = ctypes.c_char_p
-        lib.lutrt_kernel_available.argtypes = [ctypes.c_char_p]
-        lib.lutrt_set_num_threads.argtypes = [ctypes.c_int]
-        for name in ("lutrt_precompute", "lutrt_precompute_row", "lutrt_mma", "lutrt_set_kernel",
-                     "lutrt_kernel_available", "lutrt_get_num_threads"):
-            getattr(lib, name).restype = ctypes.c_int
-        _lib = lib
+        use_library(build.runtime_library())
     return _lib
+
+
+def use_library(path) -> ctypes.CDLL:
+    """Binds this module to another build of the runtime (e.g. a sanitizer or emulation build
+    in tests). Returns the loaded library."""
+    global _lib
+    lib = ctypes.CDLL(str(path))
+    dp = ctypes.POINTER(Desc)
+    lib.lutrt_precompute.argtypes = [dp, _vp, _vp, _vp, _vp]
+    lib.lutrt_precompute_row.argtypes = [dp, _vp, _vp, _vp, _vp]
+    lib.lutrt_mma.argtypes = [dp, _vp, _vp, _vp, _vp, _vp, _vp, _vp]
+    lib.lutrt_last_error.restype = ctypes.c_char_p
+    lib.lutrt_set_kernel.argtypes = [ctypes.c_char_p]
+    lib.lutrt_kernel_name.restype = ctypes.c_char_p
+    lib.lutrt_kernel_available.argtypes = [ctypes.c_char_p]
+    lib.lutrt_set_num_threads.argtypes = [ctypes.c_int]
+    for name in ("lutrt_precompute", "lutrt_precompute_row", "lutrt_mma", "lutrt_set_kernel",
+                 "lutrt_kernel_available", "lutrt_get_num_threads"):
+        getattr(lib, name).restype = ctypes.c_int
+    _lib = lib
+    return lib
 
 
 def _check(rc: int) -> None:
@@ -128,26 +135,44 @@ def _f32_matrix(name: str, a: np.ndarray, shape: tuple[int, ...] | None = None) 
     return np.ascontiguousarray(a)
 
 
+class PrecomputeCall:
+    """lut.precompute of one activation buffer with its arguments bound: `call()` refills
+    `tables` from the current contents of `x` with little Python overhead."""
+
+    def __init__(self, x: np.ndarray, *, group: int, entries: int = 16, table_i8: bool = True,
+                 scale_group: int = 32, threads: int | None = None):
+        x = _f32_matrix("x", x)
+        if x.ndim != 2 or x.shape[1] % 4 or x.shape[0] < 1:
+            raise ValueError(f"x must be [M, K] with K a multiple of 4, got shape {list(x.shape)}")
+        if entries not in (8, 16):
+            raise ValueError(f"entries must be 8 (mirrored) or 16, got {entries}")
+        m, k = x.shape
+        mirrored = entries == 8
+        self.desc = _desc(m, 1, k, 1, group, mirrored, table_i8, scale_group, threads=threads)
+        ng = -(-k // group) if group > 0 else 0
+        ns = -(-k // scale_group) if table_i8 and scale_group > 0 else 0
+        self.x = x
+        self.tables = Tables(np.empty((m, k // 4, entries), np.int8 if table_i8 else np.float32),
+                             np.empty((m, ns), np.float32) if table_i8 else None,
+                             np.empty((m, max(ng, 1)), np.float32), k, group, mirrored, table_i8,
+                             scale_group if table_i8 else 0)
+        t = self.tables
+        self._fn = library().lutrt_precompute
+        self._args = (ctypes.byref(self.desc), x.ctypes.data, t.entries.ctypes.data,
+                      t.tscale.ctypes.data if t.tscale is not None else None, t.sums.ctypes.data)
+
+    def __call__(self) -> Tables:
+        _check(self._fn(*self._args))
+        return self.tables
+
+
 def precompute(x: np.ndarray, *, group: int, entries: int = 16, table_i8: bool = True,
                scale_group: int = 32, threads: int | None = None) -> Tables:
-    """Tables of activations x f32 [M, K] (K % 4 == 0) with sums over weight groups `group`."""
-    x = _f32_matrix("x", x)
-    if x.ndim != 2 or x.shape[1] % 4 or x.shape[0] < 1:
-        raise ValueError(f"x must be [M, K] with K a multiple of 4, got shape {list(x.shape)}")
-    if entries not in (8, 16):
-        raise ValueError(f"entries must be 8 (mirrored) or 16, got {entries}")
-    m, k = x.shape
-    mirrored = entries == 8
-    d = _desc(m, 1, k, 1, group, mirrored, table_i8, scale_group, threads=threads)
-    lib = library()
-    ng = -(-k // group) if group > 0 else 0
-    ns = -(-k // scale_group) if table_i8 and scale_group > 0 else 0
-    tab = np.empty((m, k // 4, entries), np.int8 if table_i8 else np.float32)
-    tscale = np.empty((m, ns), np.float32) if table_i8 else None
-    sums = np.empty((m, max(ng, 1)), np.float32)
-    _check(lib.lutrt_precompute(ctypes.byref(d), x.ctypes.data, tab.ctypes.data,
-                                tscale.ctypes.data if tscale is not None else None, sums.ctypes.data))
-    return Tables(tab, tscale, sums, k, group, mirrored, table_i8, scale_group if table_i8 else 0)
+    """Tables of activations x f32 [M, K] (K % 4 == 0) with sums over weight groups `group`:
+    entries 16 (plain) or 8 (mirrored), int8 with one scale per `scale_group` activations or
+    f32."""
+    return PrecomputeCall(x, group=group, entries=entries, table_i8=table_i8,
+                          scale_group=scale_group, threads=threads)()
 
 
 # ---- mma -----------------------------------------------------------------------------------

@@ -2,17 +2,48 @@
  *
  * Same packed layout and arithmetic as lmma_avx2.c (read its header for the int16 bound): a
  * zmm holds the 32-byte chunks of two weight blocks side by side, so every instruction covers
- * 64 weight rows; the table of row m is broadcast to all four 128-bit lanes. Compiled only
- * with -mavx512f -mavx512bw (build.py); otherwise lutrt_mma_i8_avx512_ptr is NULL and
- * dispatch.c never offers the kernel.
+ * 64 weight rows; the table of row m is broadcast to all four 128-bit lanes. Compiled for real
+ * only with -mavx512f -mavx512bw (build.py); otherwise lutrt_mma_i8_avx512_ptr is NULL and
+ * dispatch.c never offers the kernel. Test builds may define LUTRT_AVX512_SIMDE to run this
+ * exact code through SIMDe's AVX-512 emulation on CPUs without AVX-512.
  */
 #include "lutrt_internal.h"
 
-#ifdef __AVX512BW__
+#if defined(LUTRT_AVX512_SIMDE)
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx512.h>
+#define LUTRT_HAVE_AVX512 1
+const int lutrt_avx512_emulated = 1;
+/* the two conversions SIMDe 0.7 lacks, built from 256-bit halves */
+static inline __m512i emu_cvtepi16_epi32(__m256i a) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(a))),
+                              _mm256_cvtepi16_epi32(_mm256_extracti128_si256(a, 1)), 1);
+}
+static inline __m512 emu_cvtepi32_ps(__m512i a) {
+    __m256 lo = _mm256_cvtepi32_ps(_mm512_castsi512_si256(a));
+    __m256 hi = _mm256_cvtepi32_ps(_mm512_extracti64x4_epi64(a, 1));
+    return _mm512_castsi512_ps(_mm512_inserti64x4(_mm512_castsi256_si512(_mm256_castps_si256(lo)),
+                                                  _mm256_castps_si256(hi), 1));
+}
+#define _mm512_cvtepi16_epi32 emu_cvtepi16_epi32
+#define _mm512_cvtepi32_ps emu_cvtepi32_ps
+#elif defined(__AVX512BW__)
 #include <immintrin.h>
+#define LUTRT_HAVE_AVX512 1
+const int lutrt_avx512_emulated = 0;
+#else
+const int lutrt_avx512_emulated = 0;
+#endif
+
+#ifdef LUTRT_HAVE_AVX512
 #include <string.h>
 
+/* facc is written by the first scale group of each weight group before it is read; gcc cannot
+ * see that through the js == j0 flag. */
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
+#define UNROLL _Pragma("GCC unroll 8")
 
 static int min_int(int a, int b) { return a < b ? a : b; }
 
@@ -28,58 +59,63 @@ ALWAYS_INLINE __m512i load_table(const int8_t *t, int mirrored) {
     return _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)t));
 }
 
-/* fa[0..15] += ts * acc[0..15] (block a), fb[0..15] += ts * acc[16..31] (block b). */
-ALWAYS_INLINE void flush32(float *fa, float *fb, __m512i acc, __m512 ts) {
+/* fa[0..15] (+)= ts * acc[0..15] (block a), fb[0..15] (+)= ts * acc[16..31] (block b); the
+ * first scale group of a weight group stores. */
+ALWAYS_INLINE void flush32(float *fa, float *fb, __m512i acc, __m512 ts, int first) {
     __m512 a = _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm512_castsi512_si256(acc)));
     __m512 b = _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(acc, 1)));
-    _mm512_store_ps(fa, _mm512_fmadd_ps(a, ts, _mm512_load_ps(fa)));
-    _mm512_store_ps(fb, _mm512_fmadd_ps(b, ts, _mm512_load_ps(fb)));
+    if (first) {
+        _mm512_store_ps(fa, _mm512_mul_ps(a, ts));
+        _mm512_store_ps(fb, _mm512_mul_ps(b, ts));
+    } else {
+        _mm512_store_ps(fa, _mm512_fmadd_ps(a, ts, _mm512_load_ps(fa)));
+        _mm512_store_ps(fb, _mm512_fmadd_ps(b, ts, _mm512_load_ps(fb)));
+    }
 }
 
 /* Rows m0..m0+MT-1 for blocks blk0..blk0+2*NP-1. */
 ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int MT, const int NP,
-                           const int MIR) {
-    const int J = a->J, E = MIR ? 8 : 16, npairs = a->bits >> 1, odd = a->bits & 1;
+                           const int MIR, const int BITS) {
+    const int J = a->J, E = MIR ? 8 : 16, npairs = BITS >> 1, odd = BITS & 1;
     const int NBK = 2 * NP;
     const size_t chunk = a->chunk;
     const __m512i m0f = _mm512_set1_epi8(0x0f);
     const __m512i cpair0 = _mm512_set1_epi16(0x0201), cpair1 = _mm512_set1_epi16(0x0804);
-    const int wlast = 1 << (a->bits - 1);
+    const int wlast = 1 << (BITS - 1);
     const __m512i ceven = _mm512_set1_epi16((short)wlast), codd = _mm512_set1_epi16((short)(wlast << 8));
 
     const uint8_t *wb[4];
     const int8_t *tb[2];
-    for (int bi = 0; bi < NBK; bi++) wb[bi] = a->w + (size_t)(blk0 + bi) * J * chunk;
-    for (int r = 0; r < MT; r++) tb[r] = (const int8_t *)a->tables + (size_t)(m0 + r) * a->row_bytes;
+    UNROLL for (int bi = 0; bi < NBK; bi++) wb[bi] = a->w + (size_t)(blk0 + bi) * J * chunk;
+    UNROLL for (int r = 0; r < MT; r++) tb[r] = (const int8_t *)a->tables + (size_t)(m0 + r) * a->row_bytes;
 
     float facc[2][4][32] __attribute__((aligned(64)));
     float oacc[2][4][32] __attribute__((aligned(64)));
-    for (int r = 0; r < MT; r++)
-        for (int bi = 0; bi < NBK; bi++) memset(oacc[r][bi], 0, sizeof oacc[r][bi]);
+    UNROLL for (int r = 0; r < MT; r++)
+        UNROLL for (int bi = 0; bi < NBK; bi++)
+            UNROLL for (int q = 0; q < 32; q += 16) _mm512_store_ps(oacc[r][bi] + q, _mm512_setzero_ps());
 
     for (int g = 0; g < a->NG; g++) {
         const int j0 = g * a->jg, j1 = min_int(J, j0 + a->jg);
-        for (int r = 0; r < MT; r++)
-            for (int bi = 0; bi < NBK; bi++) memset(facc[r][bi], 0, sizeof facc[r][bi]);
-        for (int js = j0; js < j1; js += a->jt) {
+        for (int js = j0, t = j0 / a->jt; js < j1; js += a->jt, t++) {
             const int je = min_int(j1, js + a->jt);
             __m512i acc[2][2][2];
-            for (int r = 0; r < MT; r++)
-                for (int pi = 0; pi < NP; pi++) acc[r][pi][0] = acc[r][pi][1] = _mm512_setzero_si512();
+            UNROLL for (int r = 0; r < MT; r++)
+                UNROLL for (int pi = 0; pi < NP; pi++) acc[r][pi][0] = acc[r][pi][1] = _mm512_setzero_si512();
             for (int j = js; j < je; j++) {
                 __m512i tab[2];
-                for (int r = 0; r < MT; r++) tab[r] = load_table(tb[r] + (size_t)j * E, MIR);
-                for (int pi = 0; pi < NP; pi++) {
+                UNROLL for (int r = 0; r < MT; r++) tab[r] = load_table(tb[r] + (size_t)j * E, MIR);
+                UNROLL for (int pi = 0; pi < NP; pi++) {
                     const uint8_t *pa = wb[2 * pi] + (size_t)j * chunk;
                     const uint8_t *pb = wb[2 * pi + 1] + (size_t)j * chunk;
-                    for (int pp = 0; pp < npairs; pp++) {
+                    UNROLL for (int pp = 0; pp < npairs; pp++) {
                         const __m512i v = _mm512_inserti64x4(
                             _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(pa + 32 * pp))),
                             _mm256_loadu_si256((const __m256i *)(pb + 32 * pp)), 1);
                         const __m512i lo = _mm512_and_si512(v, m0f);
                         const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m0f);
                         const __m512i c = pp ? cpair1 : cpair0;
-                        for (int r = 0; r < MT; r++) {
+                        UNROLL for (int r = 0; r < MT; r++) {
                             acc[r][pi][0] = _mm512_add_epi16(
                                 acc[r][pi][0], _mm512_maddubs_epi16(c, _mm512_shuffle_epi8(tab[r], lo)));
                             acc[r][pi][1] = _mm512_add_epi16(
@@ -93,7 +129,7 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
                         const __m512i v = _mm512_mask_blend_epi64(0xF0, va, vb);
                         const __m512i idx = _mm512_mask_blend_epi64(
                             0xCC, _mm512_and_si512(v, m0f), _mm512_and_si512(_mm512_srli_epi16(v, 4), m0f));
-                        for (int r = 0; r < MT; r++) {
+                        UNROLL for (int r = 0; r < MT; r++) {
                             const __m512i x = _mm512_shuffle_epi8(tab[r], idx);
                             acc[r][pi][0] = _mm512_add_epi16(acc[r][pi][0], _mm512_maddubs_epi16(ceven, x));
                             acc[r][pi][1] = _mm512_add_epi16(acc[r][pi][1], _mm512_maddubs_epi16(codd, x));
@@ -101,20 +137,19 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
                     }
                 }
             }
-            const int t = js / a->jt;
-            for (int r = 0; r < MT; r++) {
+            UNROLL for (int r = 0; r < MT; r++) {
                 const __m512 ts = _mm512_set1_ps(a->tscale[(size_t)(m0 + r) * a->NS + t]);
-                for (int pi = 0; pi < NP; pi++) {
-                    flush32(facc[r][2 * pi], facc[r][2 * pi + 1], acc[r][pi][0], ts);
-                    flush32(facc[r][2 * pi] + 16, facc[r][2 * pi + 1] + 16, acc[r][pi][1], ts);
+                UNROLL for (int pi = 0; pi < NP; pi++) {
+                    flush32(facc[r][2 * pi], facc[r][2 * pi + 1], acc[r][pi][0], ts, js == j0);
+                    flush32(facc[r][2 * pi] + 16, facc[r][2 * pi + 1] + 16, acc[r][pi][1], ts, js == j0);
                 }
             }
         }
-        for (int bi = 0; bi < NBK; bi++) {
+        UNROLL for (int bi = 0; bi < NBK; bi++) {
             const size_t si = ((size_t)(blk0 + bi) * a->NG + g) * LUTRT_BLOCK_N;
-            for (int r = 0; r < MT; r++) {
+            UNROLL for (int r = 0; r < MT; r++) {
                 const __m512 sm = _mm512_set1_ps(a->sums[(size_t)(m0 + r) * a->NG + g]);
-                for (int q = 0; q < 32; q += 16) {
+                UNROLL for (int q = 0; q < 32; q += 16) {
                     const __m512 s = _mm512_loadu_ps(a->scales + si + q);
                     const __m512 z = a->zeros ? _mm512_loadu_ps(a->zeros + si + q) : _mm512_set1_ps(a->zimp);
                     const __m512 f = _mm512_fnmadd_ps(z, sm, _mm512_load_ps(facc[r][bi] + q));
@@ -123,25 +158,35 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
             }
         }
     }
-    for (int r = 0; r < MT; r++)
-        for (int bi = 0; bi < NBK; bi++) {
+    UNROLL for (int r = 0; r < MT; r++)
+        UNROLL for (int bi = 0; bi < NBK; bi++) {
             const int n0 = (blk0 + bi) * LUTRT_BLOCK_N, rows = min_int(LUTRT_BLOCK_N, a->N - n0);
             memcpy(a->out + (size_t)(m0 + r) * a->N + n0, oacc[r][bi], (size_t)rows * sizeof(float));
         }
 }
 
-#define TILE(MT, NP, MIR)                                                                    \
-    static __attribute__((noinline)) void tile_##MT##x##NP##_##MIR(const lutrt_mma_args *a, \
-                                                                     int m0, int blk0) {     \
-        tile_i8(a, m0, blk0, MT, NP, MIR);                                                   \
-    }
-TILE(1, 2, 0) TILE(1, 1, 0) TILE(2, 1, 0)
-TILE(1, 2, 1) TILE(1, 1, 1) TILE(2, 1, 1)
-
 typedef void (*tile_fn)(const lutrt_mma_args *, int, int);
 
+/* Shapes (rows x block pairs): 1x2, 1x1, 2x1; one instantiation per (shape, mirrored, bits). */
+#define TILE(MT, NP, MIR, BITS)                                                      \
+    static __attribute__((noinline)) void tile_##MT##x##NP##_##MIR##_##BITS(        \
+        const lutrt_mma_args *a, int m0, int blk0) {                                 \
+        tile_i8(a, m0, blk0, MT, NP, MIR, BITS);                                     \
+    }
+#define TILES(MIR, BITS) TILE(1, 2, MIR, BITS) TILE(1, 1, MIR, BITS) TILE(2, 1, MIR, BITS)
+#define SHAPES(MIR, BITS) \
+    {tile_1x2_##MIR##_##BITS, tile_1x1_##MIR##_##BITS, tile_2x1_##MIR##_##BITS}
+TILES(0, 1) TILES(0, 2) TILES(0, 3) TILES(0, 4)
+TILES(1, 1) TILES(1, 2) TILES(1, 3) TILES(1, 4)
+static const tile_fn tiles[2][4][3] = {
+    {SHAPES(0, 1), SHAPES(0, 2), SHAPES(0, 3), SHAPES(0, 4)},
+    {SHAPES(1, 1), SHAPES(1, 2), SHAPES(1, 3), SHAPES(1, 4)},
+};
+
 /* Same walk as lmma_avx2.c with block pairs; an odd last block goes to the AVX2 kernel. */
-static void run(const lutrt_mma_args *a, int b0, int b1, tile_fn t1x2, tile_fn t1x1, tile_fn t2x1) {
+static void mma_i8_avx512(const lutrt_mma_args *a, int b0, int b1) {
+    const tile_fn *t = tiles[a->mirrored][a->bits - 1];
+    const tile_fn t1x2 = t[0], t1x1 = t[1], t2x1 = t[2];
     const int even_end = b0 + ((b1 - b0) & ~1);
     if (a->M == 1) {
         int blk = b0;
@@ -159,13 +204,6 @@ static void run(const lutrt_mma_args *a, int b0, int b1, tile_fn t1x2, tile_fn t
         }
     }
     if (even_end < b1) lutrt_mma_i8_avx2(a, even_end, b1);
-}
-
-static void mma_i8_avx512(const lutrt_mma_args *a, int blk_begin, int blk_end) {
-    if (a->mirrored)
-        run(a, blk_begin, blk_end, tile_1x2_1, tile_1x1_1, tile_2x1_1);
-    else
-        run(a, blk_begin, blk_end, tile_1x2_0, tile_1x1_0, tile_2x1_0);
 }
 
 const lutrt_mma_fn lutrt_mma_i8_avx512_ptr = mma_i8_avx512;

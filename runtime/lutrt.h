@@ -93,7 +93,11 @@ int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, 
               const uint8_t *packed_w, const float *scales, const float *zeros, float *out);
 
 /* ---- kernel selection (dispatch.c) ----------------------------------------------------- */
-/* Kernels: "ref" (portable C), "avx2" (AVX2+FMA), "avx512" (AVX-512BW). The default is the
+/* Kernels: "ref" (portable C), "avx2" (AVX2+FMA), "avx512" (AVX-512BW); they differ for int8
+ * tables (the fast path) and precompute. f32 tables (lossless) always use the scalar reference
+ * lookups, whatever the kernel. Kernels agree up to float summation order; precomputed tables
+ * and tscales are bit-identical across kernels (group sums may differ in rounding). The default
+ * is the
  * best one the CPU supports, unless the environment variable LUTRT_KERNEL names one.
  * lutrt_set_kernel(NULL or "auto") restores the default. Returns LUTRT_OK, or LUTRT_EINVAL if
  * the name is unknown, the kernel was not compiled in, or the CPU lacks its instructions. */

@@ -54,8 +54,9 @@ void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x_row, void 
 void lutrt_mma_i8_avx2(const lutrt_mma_args *a, int blk_begin, int blk_end);
 void lutrt_precompute_row_avx2(const lutrt_mma_desc *d, const float *x_row, void *tables_row,
                                float *tscale_row, float *sums_row);
-/* Defined (non-NULL behaviour) only when lmma_avx512.c was compiled with -mavx512bw. */
+/* NULL unless lmma_avx512.c was compiled with -mavx512bw (or SIMDe emulation, tests only). */
 extern const lutrt_mma_fn lutrt_mma_i8_avx512_ptr;
+extern const int lutrt_avx512_emulated;
 #endif
 
 /* Validation shared by precompute and mma; returns LUTRT_OK or sets the last error. */

@@ -1,5 +1,6 @@
-/* precompute_avx2.c — lut.precompute for one row with AVX2+FMA; bit-identical to the portable
- * builder in precompute.c (same operation order, round-half-even conversion).
+/* precompute_avx2.c — lut.precompute for one row with AVX2+FMA. Tables and tscales are
+ * bit-identical to the portable builder in precompute.c (same operation order, round-half-even
+ * conversion); group sums are summed 8-wide, so they may differ in the last bits.
  *
  * A 16-entry table is two ymm: entries 0..7 = x0 b0 + x1 b1 + x2 b2 with 0/1 pattern vectors,
  * entries 8..15 = those + x3. An 8-entry (symmetrized) table is one ymm with +-1 patterns

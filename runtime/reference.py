@@ -59,14 +59,14 @@ def sums_reference(x: np.ndarray, group: int) -> np.ndarray:
     return padded.reshape(m, ng, group).sum(axis=2)
 
 
-def mma_reference(x: np.ndarray, codes: np.ndarray, scales: np.ndarray,
-                  zeros: np.ndarray | None, zimp: float, group: int, mirrored: bool,
-                  table_i8: bool, scale_group: int = 32) -> np.ndarray:
-    """out[m, n] = sum_g s (sum_{j in g} sum_b 2^b L(c) - z sums) with the table semantics,
-    including int8 table quantization (integer lookup sums per scale group times tscale)."""
-    m, k = x.shape
+def mma_from_tables(tables: np.ndarray, tscale: np.ndarray | None, sums: np.ndarray,
+                    codes: np.ndarray, scales: np.ndarray, zeros: np.ndarray | None, zimp: float,
+                    group: int, mirrored: bool, scale_group: int = 32) -> np.ndarray:
+    """out[m, n] = sum_g s (sum_{j in g} sum_b 2^b L(c) - z sums) from given tables [M, J, E]
+    (f32, or int8 with tscale [M, NS]: integer lookup sums per scale group times tscale)."""
+    m = tables.shape[0]
     bits, n, j = codes.shape
-    t, tscale = tables_reference(x, 8 if mirrored else 16, table_i8, scale_group)
+    t = tables.astype(np.float64)
     c = codes.astype(np.int64)
     looked = np.zeros((m, n, j))
     cols = np.arange(j)[None, :]
@@ -76,10 +76,10 @@ def mma_reference(x: np.ndarray, codes: np.ndarray, scales: np.ndarray,
             v = np.where((c[b] & 8) != 0, -v, v)
         else:
             v = t[:, cols, c[b]]
-        looked += (2.0 ** b) * v.astype(np.float64)  # [M, N, J]
-    if table_i8:
+        looked += (2.0 ** b) * v  # [M, N, J]
+    if tscale is not None:
         per = scale_group // 4
-        per_table = np.repeat(tscale, per, axis=1)[:, :j]  # tscale of each table
+        per_table = np.repeat(tscale.astype(np.float64), per, axis=1)[:, :j]
         looked = looked * per_table[:, None, :]
     jg = group // 4
     ng = scales.shape[1]
@@ -87,5 +87,15 @@ def mma_reference(x: np.ndarray, codes: np.ndarray, scales: np.ndarray,
     padded[:, :, :j] = looked
     grouped = padded.reshape(m, n, ng, jg).sum(axis=3)
     z = zeros.astype(np.float64) if zeros is not None else np.full((n, ng), float(zimp))
-    corrected = grouped - z[None] * sums_reference(x, group)[:, None, :]
+    corrected = grouped - z[None] * sums.astype(np.float64)[:, None, :]
     return np.einsum("mng,ng->mn", corrected, scales.astype(np.float64))
+
+
+def mma_reference(x: np.ndarray, codes: np.ndarray, scales: np.ndarray,
+                  zeros: np.ndarray | None, zimp: float, group: int, mirrored: bool,
+                  table_i8: bool, scale_group: int = 32) -> np.ndarray:
+    """lut.precompute then lut.mma, all in numpy (float64; int8 tables rounded in float64, so
+    a rare entry may differ by one from the float32 C precompute)."""
+    t, tscale = tables_reference(x, 8 if mirrored else 16, table_i8, scale_group)
+    return mma_from_tables(t, tscale, sums_reference(x, group), codes, scales, zeros, zimp,
+                           group, mirrored, scale_group)

@@ -47,9 +47,11 @@ static struct {
     int nworkers; /* started workers */
     pthread_t tids[MAX_THREADS];
     unsigned start_job[MAX_THREADS]; /* job generation when a worker was created */
-    lutrt_task_fn fn;
+    lutrt_task_fn fn; /* read only by a thread holding a claimed chunk of the current loop */
     void *ctx;
-    int ntasks, grain, nthreads;
+    /* read speculatively (before a claim) while the caller may publish the next loop: a
+     * stale value only makes the claim's CAS fail, but the accesses must be atomic */
+    atomic_int ntasks, grain, nthreads;
     int default_threads; /* 0: not yet resolved */
 } pool = {.run_lock = PTHREAD_MUTEX_INITIALIZER,
           .wake_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -62,7 +64,9 @@ static void work(unsigned gen) {
     for (;;) {
         uint64_t c = atomic_load_explicit(&pool.claim, memory_order_acquire);
         if ((unsigned)(c >> 32) != gen) return;
-        int begin = (int)(uint32_t)c, n = pool.ntasks, grain = pool.grain;
+        int begin = (int)(uint32_t)c;
+        int n = atomic_load_explicit(&pool.ntasks, memory_order_relaxed);
+        int grain = atomic_load_explicit(&pool.grain, memory_order_relaxed);
         if (begin >= n) return;
         if (!atomic_compare_exchange_weak_explicit(&pool.claim, &c, c + (uint64_t)grain,
                                                    memory_order_acq_rel, memory_order_acquire))
@@ -100,7 +104,8 @@ static void *worker_main(void *arg) {
         }
         if (atomic_load(&pool.stop)) return NULL;
         seen = job;
-        if (id < pool.nthreads) work(job); /* work() re-checks the generation */
+        if (id < atomic_load_explicit(&pool.nthreads, memory_order_relaxed))
+            work(job); /* work() re-checks the generation */
     }
 }
 
@@ -152,9 +157,10 @@ void lutrt_parallel_for(int nthreads, int ntasks, int grain, lutrt_task_fn fn, v
     }
     pool.fn = fn;
     pool.ctx = ctx;
-    pool.ntasks = ntasks;
-    pool.grain = grain;
-    pool.nthreads = p; /* workers 1..p-1 take part; the caller is thread 0 */
+    atomic_store_explicit(&pool.ntasks, ntasks, memory_order_relaxed);
+    atomic_store_explicit(&pool.grain, grain, memory_order_relaxed);
+    /* workers 1..p-1 take part; the caller is thread 0 */
+    atomic_store_explicit(&pool.nthreads, p, memory_order_relaxed);
     atomic_store(&pool.finished, 0);
     unsigned gen = atomic_load(&pool.job) + 1;
     atomic_store(&pool.claim, (uint64_t)gen << 32);

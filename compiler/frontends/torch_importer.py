@@ -5,10 +5,23 @@ evaluated by torch itself (masks, rotary tables, and the dequantization of low-b
 model does in its forward pass), so only real tensor math reaches the IR. Each linear layer's
 weight is checked for a low-bit format it came from (weight_recovery) and imported losslessly
 as `lut.dequantize`; other float weights are quantized when a weight format is requested.
+
+Programs that update buffers in place (a static KV cache: `index_copy_` / `index_put_` /
+`copy_` at `cache_position`) are imported functionally. torch.export lists those buffers in
+`graph_signature.buffers_to_mutate`; each becomes a function input and its new value a
+function output, so the caller owns the state and threads it from one call to the next:
+
+    inputs  = user inputs (program order) + mutated buffers (their order in the signature)
+    outputs = user outputs (program order) + each mutated buffer's new value (same order)
+
+so outputs[n_user_outputs + i] is the next call's inputs[n_user_inputs + i]. Buffer names
+follow `state_name`: transformers' `key_cache_3` / `value_cache_3` are `cache.k.3` /
+`cache.v.3`, other buffers keep their own name.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -46,10 +59,27 @@ def load_exported_program(path: str | Path) -> ExportedProgram:
             from None
 
 
+def state_name(buffer: str) -> str:
+    """The signature name of a mutated buffer: `cache.k.N` / `cache.v.N` for KV caches."""
+    m = re.fullmatch(r"(?:.*[._])?(key|value|k|v)_cache(?:_(\d+))?", buffer)
+    if m is None:
+        return sanitize(buffer)
+    return f"cache.{m.group(1)[0]}" + (f".{m.group(2)}" if m.group(2) else "")
+
+
+def _state_inputs(ep: ExportedProgram) -> list[str]:
+    """Placeholder names of the mutated buffers, in signature order."""
+    sig = ep.graph_signature
+    mutated = set(sig.buffers_to_mutate.values())
+    return [s.arg.name for s in sig.input_specs
+            if s.kind == InputKind.BUFFER and s.target in mutated]
+
+
 def _unsupported(ep: ExportedProgram) -> list[str]:
     """'op (xN, first at node 'n')' for each non-constant op lutc cannot translate."""
     sig = ep.graph_signature
     user_inputs = {s.arg.name for s in sig.input_specs if s.kind == InputKind.USER_INPUT}
+    user_inputs |= set(_state_inputs(ep))
     dynamic: set[Node] = set()
     counts: Counter[str] = Counter()
     first: dict[str, str] = {}
@@ -85,6 +115,7 @@ class _TorchImporter:
         self.raw: dict[str, torch.Tensor] = {}  # placeholder name -> its tensor
         self._numpy: dict[int, tuple[torch.Tensor, np.ndarray]] = {}
         self.inputs: list[TensorSpec] = []
+        self.state: list[str] = []  # mutated buffers, in input order
 
     # -- values --------------------------------------------------------------------------
     def is_const(self, x) -> bool:
@@ -142,9 +173,22 @@ class _TorchImporter:
     def run(self) -> ImportedModel:
         ep = self.ep
         specs = {s.arg.name: s for s in ep.graph_signature.input_specs}
+        state = _state_inputs(ep)
+
+        def order(node: Node) -> int:  # user inputs, then mutated buffers, then constants
+            if node.name in state:
+                return 1 + state.index(node.name)
+            spec = specs.get(node.name)
+            return 0 if spec is None or spec.kind == InputKind.USER_INPUT else len(state) + 1
+
+        for node in sorted((n for n in ep.graph.nodes if n.op == "placeholder"), key=order):
+            if node.name in state:
+                self._state_input(node, specs[node.name])
+            else:
+                self._placeholder(node, specs.get(node.name))
         for node in ep.graph.nodes:
             if node.op == "placeholder":
-                self._placeholder(node, specs.get(node.name))
+                continue
             elif node.op == "call_function":
                 self._call(node)
             elif node.op == "output":
@@ -152,6 +196,15 @@ class _TorchImporter:
             else:
                 raise LutcError(f"graph node kind '{node.op}' is not supported", node.name)
         raise LutcError("the exported program has no output")
+
+    def _state_input(self, node: Node, spec) -> None:
+        """A buffer the program updates: an input here, its new value an output (_finish)."""
+        val = node.meta.get("val")
+        dims = tuple(int(d) for d in val.shape)
+        dt = torch_dtype(val.dtype)
+        self.env[node] = self.gb.add_input(dims, dt)
+        self.inputs.append(TensorSpec(state_name(spec.target), dims, dt, spec.target))
+        self.state.append(spec.target)
 
     def _placeholder(self, node: Node, spec) -> None:
         if spec is None or spec.kind == InputKind.USER_INPUT:
@@ -250,13 +303,20 @@ class _TorchImporter:
 
     def _finish(self, node: Node) -> ImportedModel:
         out_specs = self.ep.graph_signature.output_specs
-        bad = [s for s in out_specs if s.kind != OutputKind.USER_OUTPUT]
+        bad = [s for s in out_specs
+               if s.kind not in (OutputKind.USER_OUTPUT, OutputKind.BUFFER_MUTATION)]
         if bad:
-            raise LutcError(f"the program mutates its inputs or buffers "
-                            f"({', '.join(s.kind.name for s in bad)}); lutc compiles pure "
-                            "inference programs")
+            raise LutcError(f"the program mutates its inputs "
+                            f"({', '.join(f'{s.kind.name} of {s.target}' for s in bad)}); lutc "
+                            "compiles programs whose only state is buffers")
+        args = dict(zip((s.arg.name for s in out_specs), node.args[0]))
+        user = [(args[s.arg.name], sanitize(s.arg.name), s.arg.name) for s in out_specs
+                if s.kind == OutputKind.USER_OUTPUT]
+        new_state = {s.target: args[s.arg.name] for s in out_specs
+                     if s.kind == OutputKind.BUFFER_MUTATION}
+        state = [(new_state[target], state_name(target), target) for target in self.state]
         results, outputs = [], []
-        for arg in node.args[0]:
+        for arg, name, original in user + state:
             v = self.value(arg)
             if v is None:
                 raise LutcError(f"output '{arg}' is not a tensor")
@@ -264,8 +324,7 @@ class _TorchImporter:
                                                                 str(arg))
             results.append(v)
             val = arg.meta.get("val")
-            outputs.append(TensorSpec(sanitize(arg.name), tuple(val.shape),
-                                      torch_dtype(val.dtype), arg.name))
+            outputs.append(TensorSpec(name, tuple(val.shape), torch_dtype(val.dtype), original))
         module = self.gb.finish(results)
         return ImportedModel(module, self.store, self.inputs, outputs, self.report)
 

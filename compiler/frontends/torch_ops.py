@@ -17,6 +17,7 @@ import torch
 from xdsl.ir import SSAValue
 
 from lutc.compiler.errors import LutcError
+from lutc.compiler.frontends.scatter import scatter_along
 from lutc.compiler.graph_builder import GraphBuilder, canonical_array, elem_of, numpy_dtype, \
     shape_of
 
@@ -191,9 +192,80 @@ def _copy(ctx: TorchNodeContext):
     x = ctx.tensor(src)
     if ctx.out_dtype is not None and dtype(x) != ctx.out_dtype:
         if ctx.out_dtype == np.int64 and dtype(x) == np.float32:
-            return ctx.gb.cast(x, np.int64)  # fptosi truncates toward zero like torch
-        return ctx.gb.cast(x, ctx.out_dtype)
+            x = ctx.gb.cast(x, np.int64)  # fptosi truncates toward zero like torch
+        else:
+            x = ctx.gb.cast(x, ctx.out_dtype)
+    if ctx.out_shape is not None and shape(x) != ctx.out_shape:  # copy_(dest, src) broadcasts
+        x = ctx.gb.broadcast_to(x, ctx.out_shape)
     return x
+
+
+# -- in-place updates (functionalized: each returns the updated tensor) ---------------------
+
+
+def _scatter_source(ctx: TorchNodeContext, values, dest_shape, axis: int, n: int) -> SSAValue:
+    """`values` broadcast to dest's shape with `axis` of size n, in dest's dtype."""
+    want = tuple(dest_shape[:axis]) + (n,) + tuple(dest_shape[axis + 1:])
+    return ctx.gb.broadcast_to(ctx.tensor(_as(ctx, values, ctx.out_dtype)), want)
+
+
+@handles("aten.index_put")
+def _index_put(ctx: TorchNodeContext):
+    """dest[:, .., index, ..] = values with one index tensor (a static KV cache write)."""
+    dest, indices, values = ctx.tensor(ctx.arg(0)), ctx.arg(1), ctx.arg(2)
+    if ctx.arg(3, False, "accumulate"):
+        raise ctx.error("index_put with accumulate=True is not supported")
+    used = [i for i, t in enumerate(indices) if t is not None]
+    if len(used) != 1:
+        raise ctx.error(f"index_put with {len(used)} index tensors is not supported; write "
+                        "through one index tensor on one dimension (e.g. cache[:, :, pos] = kv)")
+    axis = used[0]
+    index = indices[axis]
+    if dtype(index) == np.bool_:
+        raise ctx.error("index_put with a boolean mask is not supported")
+    ishape = shape(index)
+    n = math.prod(ishape)
+    ds = shape(dest)
+    # values broadcast against dest[:axis] + index.shape + dest[axis+1:]; the index is flattened
+    full = tuple(ds[:axis]) + tuple(ishape) + tuple(ds[axis + 1:])
+    src = ctx.gb.broadcast_to(ctx.tensor(_as(ctx, values, ctx.out_dtype)), full)
+    src = ctx.gb.reshape(src, tuple(ds[:axis]) + (n,) + tuple(ds[axis + 1:]))
+    flat = ctx.gb.reshape(index, (n,)) if isinstance(index, SSAValue) \
+        else np.asarray(index).reshape(-1)
+    return scatter_along(ctx.gb, dest, axis, flat, src)
+
+
+@handles("aten.index_copy")
+def _index_copy(ctx: TorchNodeContext):
+    dest, index, source = ctx.tensor(ctx.arg(0)), ctx.arg(2), ctx.arg(3)
+    axis = ctx.arg(1) % len(shape(dest))
+    n = shape(index)[0] if shape(index) else 1
+    index = ctx.gb.reshape(index, (n,)) if isinstance(index, SSAValue) \
+        else np.asarray(index).reshape(-1)
+    src = _scatter_source(ctx, source, shape(dest), axis, n)
+    return scatter_along(ctx.gb, dest, axis, index, src)
+
+
+@handles("aten.slice_scatter")
+def _slice_scatter(ctx: TorchNodeContext):
+    dest, src = ctx.tensor(ctx.arg(0)), ctx.arg(1)
+    ds = shape(dest)
+    axis = ctx.arg(2, 0, "dim") % len(ds)
+    start, end, step = ctx.arg(3, None, "start"), ctx.arg(4, None, "end"), ctx.arg(5, 1, "step")
+    positions = np.arange(ds[axis])[slice(start, end, step)]
+    src = _scatter_source(ctx, src, ds, axis, len(positions))
+    return scatter_along(ctx.gb, dest, axis, positions, src)
+
+
+@handles("aten.select_scatter")
+def _select_scatter(ctx: TorchNodeContext):
+    dest, src = ctx.tensor(ctx.arg(0)), ctx.arg(1)
+    ds = shape(dest)
+    axis = ctx.arg(2) % len(ds)
+    index = ctx.arg(3) % ds[axis]
+    src = ctx.gb.reshape(ctx.tensor(src), tuple(ds[:axis]) + (1,) + tuple(ds[axis + 1:]))
+    src = _scatter_source(ctx, src, ds, axis, 1)
+    return scatter_along(ctx.gb, dest, axis, np.array([index]), src)
 
 
 @handles("operator.getitem")
