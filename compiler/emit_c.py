@@ -302,31 +302,28 @@ class CEmitter:
         self._close(len(dst_shape))
 
     def emit_ExtractSliceOp(self, op: tensor.ExtractSliceOp) -> None:
-        offsets = op.static_offsets.get_values()
-        sizes = op.static_sizes.get_values()
-        strides = op.static_strides.get_values()
-        src_shape = _shape(op.source)
         dst = self.define(op.result)
-        idx = [f"i{d}" for d in range(len(sizes))]
-        src_strides = _strides(src_shape)
-        self._loops(sizes, idx)
-        src_index = " + ".join(f"({offsets[d]} + {idx[d]} * {strides[d]}) * {src_strides[d]}"
-                               for d in range(len(sizes))) or "0"
-        self.line(f"{dst}[{self._linear(idx, sizes)}] = {self.ptr(op.source)}[{src_index}];")
-        self._close(len(sizes))
+        self._copy_slice(op, self.ptr(op.source), _shape(op.source), dst, into_slice=False)
 
     def emit_InsertSliceOp(self, op: tensor.InsertSliceOp) -> None:
+        dst = self._init_from(op.result, op.dest)
+        self._copy_slice(op, dst, _shape(op.dest), self.ptr(op.source), into_slice=True)
+
+    def _copy_slice(self, op, whole: str, whole_shape, part: str, into_slice: bool) -> None:
+        """Copy between a strided window of `whole` and the dense buffer `part`."""
         offsets = op.static_offsets.get_values()
         sizes = op.static_sizes.get_values()
         strides = op.static_strides.get_values()
-        dst_shape = _shape(op.dest)
-        dst = self._init_from(op.result, op.dest)
+        whole_strides = _strides(whole_shape)
         idx = [f"i{d}" for d in range(len(sizes))]
-        dst_strides = _strides(dst_shape)
         self._loops(sizes, idx)
-        dst_index = " + ".join(f"({offsets[d]} + {idx[d]} * {strides[d]}) * {dst_strides[d]}"
-                               for d in range(len(sizes))) or "0"
-        self.line(f"{dst}[{dst_index}] = {self.ptr(op.source)}[{self._linear(idx, sizes)}];")
+        window = " + ".join(f"({offsets[d]} + {idx[d]} * {strides[d]}) * {whole_strides[d]}"
+                            for d in range(len(sizes))) or "0"
+        dense = self._linear(idx, sizes)
+        if into_slice:
+            self.line(f"{whole}[{window}] = {part}[{dense}];")
+        else:
+            self.line(f"{part}[{dense}] = {whole}[{window}];")
         self._close(len(sizes))
 
     def emit_ConcatOp(self, op: tensor.ConcatOp) -> None:

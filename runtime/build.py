@@ -30,7 +30,13 @@ AVX2_FLAGS = ("-mavx2", "-mfma")
 AVX512_FLAGS = AVX2_FLAGS + ("-mavx512f", "-mavx512bw")
 
 
-class RuntimeBuildError(RuntimeError):
+try:  # the project's user-error type, so the CLI reports build failures in one line
+    from lutc.compiler.errors import LutcError as _UserError
+except ImportError:  # the runtime used on its own
+    _UserError = Exception
+
+
+class RuntimeBuildError(_UserError, RuntimeError):
     """The C compiler is missing or rejected the runtime / generated sources."""
 
 
@@ -83,6 +89,9 @@ def _compile_objects(c_files: Sequence[Path], cflags: Sequence[str],
     `cache_dir()/obj` under a hash of the source, the runtime headers, the flags and the
     compiler, so builds that differ in one file or flag only recompile what changed."""
     cc = compiler()
+    missing = [str(f) for f in c_files if not Path(f).is_file()]
+    if missing:
+        raise RuntimeBuildError(f"C source file(s) not found: {', '.join(missing)}")
     cc_id = _compiler_id(cc)
     headers = b"".join(h.read_bytes() for h in sorted(RUNTIME_DIR.glob("*.h")))
     obj_cache = cache_dir() / "obj"

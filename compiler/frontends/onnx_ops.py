@@ -18,6 +18,7 @@ from xdsl.ir import SSAValue
 from lutc.compiler.errors import LutcError
 from lutc.compiler.frontends import weight_recovery
 from lutc.compiler.frontends.constant_folding import NumpyFolder
+from lutc.compiler.frontends.scatter import scatter_along
 from lutc.compiler.graph_builder import (
     GraphBuilder,
     canonical_array,
@@ -552,6 +553,37 @@ def _gather_nd(ctx: NodeContext, ins: list) -> list:
     if isinstance(data, np.ndarray) and not isinstance(idx, np.ndarray):
         data = ctx.tensor(data, ctx.input_name(0))
     return [ctx.builder(data, idx).gather_nd(data, idx)]
+
+
+@handles("ScatterND")
+def _scatter_nd(ctx: NodeContext, ins: list) -> list:
+    """data[indices[i.., :]] = updates[i..] (reduction 'none'), as torch's exporter writes a KV
+    cache. The q indexed dims of data are flattened into one axis: a scatter along it."""
+    data, indices, updates = ins[:3]
+    if ctx.attr("reduction", "none") != "none":
+        raise ctx.error(f"ScatterND with reduction '{ctx.attr('reduction')}' is not supported")
+    ds, ishape = shape(data), shape(indices)
+    q = ishape[-1]
+    lead, rest = ds[:q], tuple(ds[q:])
+    count = math.prod(ishape[:-1])
+    if all(isinstance(v, np.ndarray) for v in (data, indices, updates)):
+        out = np.array(data, copy=True)
+        out[tuple(np.asarray(indices, np.int64).reshape(count, q).T)] = \
+            np.asarray(updates).reshape((count,) + rest)
+        return [out]
+    gb = ctx.gb
+    strides = np.array([math.prod(lead[c + 1:]) for c in range(q)], np.int64)
+    bounds = np.array(lead, np.int64)
+    if isinstance(indices, np.ndarray):
+        idx = np.asarray(indices, np.int64).reshape(count, q)
+        flat = (np.where(idx < 0, idx + bounds, idx) @ strides).astype(np.int64)
+    else:
+        idx = gb.reshape(gb.cast(indices, np.int64), (count, q))
+        idx = gb.where(gb.binary("lt", idx, np.int64(0)), gb.binary("add", idx, bounds), idx)
+        flat = gb.reduce(gb.binary("mul", idx, strides), [1], "sum")  # row-major position
+    out = scatter_along(gb, gb.reshape(ctx.tensor(data), (math.prod(lead),) + rest), 0, flat,
+                        gb.reshape(ctx.tensor(updates), (count,) + rest))
+    return [gb.reshape(out, ds)]
 
 
 @handles("Trilu")

@@ -15,7 +15,7 @@ function output, so the caller owns the state and threads it from one call to th
     outputs = user outputs (program order) + each mutated buffer's new value (same order)
 
 so outputs[n_user_outputs + i] is the next call's inputs[n_user_inputs + i]. Buffer names
-follow `state_name`: transformers' `key_cache_3` / `value_cache_3` are `cache.k.3` /
+follow `state_names`: transformers' `key_cache_3` / `value_cache_3` are `cache.k.3` /
 `cache.v.3`, other buffers keep their own name.
 """
 
@@ -59,12 +59,21 @@ def load_exported_program(path: str | Path) -> ExportedProgram:
             from None
 
 
-def state_name(buffer: str) -> str:
-    """The signature name of a mutated buffer: `cache.k.N` / `cache.v.N` for KV caches."""
-    m = re.fullmatch(r"(?:.*[._])?(key|value|k|v)_cache(?:_(\d+))?", buffer)
-    if m is None:
-        return sanitize(buffer)
-    return f"cache.{m.group(1)[0]}" + (f".{m.group(2)}" if m.group(2) else "")
+def state_names(buffers: list[str], taken: set[str] = frozenset()) -> list[str]:
+    """Signature names of mutated buffers: `cache.k.N` / `cache.v.N` for KV caches
+    (`key_cache_N`, `v_cache`, ...), else the buffer's own name. A name that would clash
+    (`layers.0.k_cache` and `layers.1.k_cache`, or a user input's name) stays the buffer's."""
+
+    def friendly(buffer: str) -> str:
+        m = re.fullmatch(r"(?:.*[._])?(key|value|k|v)_cache(?:_(\d+))?", buffer)
+        if m is None:
+            return sanitize(buffer)
+        return f"cache.{m.group(1)[0]}" + (f".{m.group(2)}" if m.group(2) else "")
+
+    names = [friendly(b) for b in buffers]
+    counts = Counter(names)
+    return [n if counts[n] == 1 and n not in taken else "state." + sanitize(b)
+            for n, b in zip(names, buffers)]
 
 
 def _state_inputs(ep: ExportedProgram) -> list[str]:
@@ -116,6 +125,7 @@ class _TorchImporter:
         self._numpy: dict[int, tuple[torch.Tensor, np.ndarray]] = {}
         self.inputs: list[TensorSpec] = []
         self.state: list[str] = []  # mutated buffers, in input order
+        self.state_names: dict[str, str] = {}  # mutated buffer -> its input / output name
 
     # -- values --------------------------------------------------------------------------
     def is_const(self, x) -> bool:
@@ -181,6 +191,9 @@ class _TorchImporter:
             spec = specs.get(node.name)
             return 0 if spec is None or spec.kind == InputKind.USER_INPUT else len(state) + 1
 
+        users = {sanitize(n) for n, spec in specs.items() if spec.kind == InputKind.USER_INPUT}
+        targets = [specs[n].target for n in state]
+        self.state_names = dict(zip(targets, state_names(targets, users)))
         for node in sorted((n for n in ep.graph.nodes if n.op == "placeholder"), key=order):
             if node.name in state:
                 self._state_input(node, specs[node.name])
@@ -203,7 +216,7 @@ class _TorchImporter:
         dims = tuple(int(d) for d in val.shape)
         dt = torch_dtype(val.dtype)
         self.env[node] = self.gb.add_input(dims, dt)
-        self.inputs.append(TensorSpec(state_name(spec.target), dims, dt, spec.target))
+        self.inputs.append(TensorSpec(self.state_names[spec.target], dims, dt, spec.target))
         self.state.append(spec.target)
 
     def _placeholder(self, node: Node, spec) -> None:
@@ -314,7 +327,7 @@ class _TorchImporter:
                 if s.kind == OutputKind.USER_OUTPUT]
         new_state = {s.target: args[s.arg.name] for s in out_specs
                      if s.kind == OutputKind.BUFFER_MUTATION}
-        state = [(new_state[target], state_name(target), target) for target in self.state]
+        state = [(new_state[t], self.state_names[t], t) for t in self.state]
         results, outputs = [], []
         for arg, name, original in user + state:
             v = self.value(arg)
@@ -336,14 +349,16 @@ def import_exported_program(ep: ExportedProgram | str | Path,
     if not isinstance(ep, ExportedProgram):
         ep = load_exported_program(ep)
     missing = _unsupported(ep)
-    if missing:  # maybe only composite ops: decompose to core ATen and look again
+    if missing:  # maybe only composite or in-place ops: decompose to core ATen, look again
+        failed = ""
         try:
             ep = ep.run_decompositions()
-        except Exception:
-            pass
+        except Exception as e:
+            failed = (f" (decomposing to core ATen failed: {type(e).__name__}: "
+                      f"{_first_line(e)}; export under torch.no_grad())")
         missing = _unsupported(ep)
         if missing:
-            raise LutcError(f"unsupported torch ops: {', '.join(missing)}")
+            raise LutcError(f"unsupported torch ops: {', '.join(missing)}{failed}")
     return _TorchImporter(ep, weights).run()
 
 
