@@ -322,11 +322,10 @@ class _TorchImporter:
             raise LutcError(f"the program mutates its inputs "
                             f"({', '.join(f'{s.kind.name} of {s.target}' for s in bad)}); lutc "
                             "compiles programs whose only state is buffers")
-        args = dict(zip((s.arg.name for s in out_specs), node.args[0]))
-        user = [(args[s.arg.name], sanitize(s.arg.name), s.arg.name) for s in out_specs
+        pairs = list(zip(out_specs, node.args[0]))  # the output node lists them in spec order
+        user = [(arg, sanitize(str(arg)), str(arg)) for s, arg in pairs
                 if s.kind == OutputKind.USER_OUTPUT]
-        new_state = {s.target: args[s.arg.name] for s in out_specs
-                     if s.kind == OutputKind.BUFFER_MUTATION}
+        new_state = {s.target: arg for s, arg in pairs if s.kind == OutputKind.BUFFER_MUTATION}
         state = [(new_state[t], self.state_names[t], t) for t in self.state]
         results, outputs = [], []
         for arg, name, original in user + state:
