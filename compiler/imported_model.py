@@ -22,6 +22,10 @@ class TensorSpec:
 class ImportedModel:
     module: ModuleOp  # one func.func @main on static-shape tensors
     weights: WeightStore
+    # Programs with state (a torch.export static KV cache: mutated buffers) take it
+    # functionally: inputs = user inputs, then the state buffers in signature order; outputs =
+    # user outputs, then the same buffers' new values, so outputs[n_out + i] feeds the next
+    # call's inputs[n_in + i] (names like `cache.k.0`; see frontends/torch_importer.py).
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     # per quantized layer: (weight name, relative quantization error) when lutc quantized it
