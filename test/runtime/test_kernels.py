@@ -1,0 +1,337 @@
+"""lutrt kernels against the numpy formulas (lutc/runtime/reference.py).
+
+Checks, for bits 1..4 and ternary, M = 1, 3, 16, 33, plain and mirrored tables, f32 and int8
+tables, a partial last group (K=688, G=32) and per-tensor groups (G=K), every kernel this CPU
+runs (ref, avx2; avx512 natively or through SIMDe emulation) and 1 or 2 threads:
+  * f32 tables are lossless: max |out - dequantize-then-matmul| <= 1e-4 max |out|;
+  * int8 tables: the kernels reproduce the int8 formula on the tables they were given, and the
+    NMSE against the f32-table output is <= 5e-4 on Gaussian and Student-t(3) activations;
+  * the runtime runs clean under -fsanitize=address,undefined.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lutc.runtime import build, kernels, packing, reference
+
+HERE = Path(__file__).resolve().parent
+KERNELS = [k for k in ("ref", "avx2", "avx512") if kernels.kernel_available(k)]
+
+
+@pytest.fixture(autouse=True)
+def default_kernel():
+    yield
+    kernels.set_kernel(None)
+
+
+def seed(*args) -> int:
+    """A deterministic seed per test case (hash() of strings varies between runs)."""
+    return zlib.crc32(repr(args).encode())
+
+
+def make_case(rng, m, n, k, bits, group, mirrored, ternary=False, zeros=True, dist="normal"):
+    """Random weights and activations, plus the arguments lut.mma takes for them."""
+    q = rng.integers(0, 3 if ternary else 1 << bits, (n, k)).astype(np.uint8)
+    ng = -(-k // group)
+    s = (rng.random((n, ng)) * 0.02 + 0.01).astype(np.float32)
+    z = (rng.random((n, ng)) * ((1 << bits) - 1)).astype(np.float32) if zeros else None
+    zimp = 1.0 if ternary else float(1 << (bits - 1))
+    if dist == "normal":
+        x = rng.standard_normal((m, k)).astype(np.float32)
+    else:
+        x = rng.standard_t(3, (m, k)).astype(np.float32)
+    codes = packing.codes_from_q(q, bits)
+    s_arg, z_arg, zimp_arg = s, z, zimp
+    if mirrored:  # symmetrization: q' = 2q - (2^B - 1), s' = s/2, z' = 2z + 1 - 2^B
+        codes = packing.mirror_codes(codes)
+        s_arg, z_sym = packing.mirror_scales(s, z if zeros else zimp, bits)
+        z_arg, zimp_arg = (z_sym, 0.0) if zeros else (None, z_sym)
+    return dict(x=x, q=q, s=s, z=z, zimp=zimp, codes=codes, packed=packing.pack_weights(codes),
+                s_arg=s_arg, z_arg=z_arg, zimp_arg=zimp_arg)
+
+
+def run_mma(c, bits, group, mirrored, table_i8, threads, scale_group=32):
+    t = kernels.precompute(c["x"], group=group, entries=8 if mirrored else 16,
+                           table_i8=table_i8, scale_group=scale_group)
+    out = kernels.mma(t, c["packed"], c["s_arg"], c["z_arg"], n=c["q"].shape[0], bits=bits,
+                      zimp=c["zimp_arg"], threads=threads)
+    return t, out
+
+
+BITS = [1, 2, 3, 4, "ternary"]
+SHAPES = [(688, 32, True), (256, 256, False)]  # (K, G, explicit zeros): partial group; per-tensor
+
+
+def _bits(b):
+    return (2, True) if b == "ternary" else (b, False)
+
+
+# ---- packing -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 4])
+@pytest.mark.parametrize("n", [32, 70])
+def test_pack_roundtrip(bits, n):
+    rng = np.random.default_rng(bits * 100 + n)
+    codes = rng.integers(0, 16, (bits, n, 13), dtype=np.uint8)
+    packed = packing.pack_weights(codes)
+    assert packed.size == packing.packed_nbytes(bits, n, 52) == -(-n // 32) * 13 * 16 * bits
+    assert np.array_equal(packing.unpack_weights(packed, bits, n, 52), codes)
+
+
+def test_codes_and_mirroring():
+    rng = np.random.default_rng(0)
+    q = rng.integers(0, 8, (5, 16)).astype(np.uint8)
+    codes = packing.codes_from_q(q, 3)
+    for b in range(3):
+        for i in range(4):
+            assert np.array_equal((codes[b] >> i) & 1, (q[:, i::4] >> b) & 1)
+    # a mirrored code looks up the full odd table: T(p) = -T(~p) (lut-tensor-core.md §3.3)
+    x = rng.standard_normal(4)
+    t16 = reference.pattern_weights(16) @ x
+    full = 2 * t16 - x.sum()  # sum_i x_i (2 bit_i(p) - 1)
+    t8 = reference.pattern_weights(8) @ x
+    p = np.arange(16, dtype=np.uint8)
+    c = packing.mirror_codes(p)
+    looked = np.where(c & 8, -t8[c & 7], t8[c & 7])
+    assert np.allclose(looked, full)
+
+
+# ---- precompute ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("entries", [8, 16])
+@pytest.mark.parametrize("scale_group", [4, 32, 64])
+def test_precompute(kernel, entries, scale_group):
+    kernels.set_kernel(kernel)
+    rng = np.random.default_rng(entries + scale_group)
+    x = rng.standard_normal((3, 688)).astype(np.float32)
+    x[1, :40] = 0.0  # all-zero scale groups: tscale 0, entries 0
+    tf = kernels.precompute(x, group=32, entries=entries, table_i8=False)
+    tref, _ = reference.tables_reference(x, entries, False)
+    assert np.allclose(tf.entries, tref, rtol=1e-6, atol=1e-5)
+    assert np.allclose(tf.sums, reference.sums_reference(x, 32), rtol=1e-5, atol=1e-5)
+    ti = kernels.precompute(x, group=64, entries=entries, table_i8=True, scale_group=scale_group)
+    qref, sref = reference.tables_reference(x, entries, True, scale_group)
+    assert np.allclose(ti.tscale, sref, rtol=1e-6, atol=0)
+    diff = np.abs(ti.entries.astype(int) - qref)
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3  # float32 vs float64 rounding ties
+    assert not ti.entries[1, :10].any()
+    # fused precompute: the per-row entry point builds the same row
+    lib, d = kernels.library(), kernels._desc(1, 1, 688, 1, 64, entries == 8, True, scale_group)
+    row = np.empty_like(ti.entries[2])
+    ts, sums = np.empty_like(ti.tscale[2]), np.empty_like(ti.sums[2])
+    xr = np.ascontiguousarray(x[2])
+    assert lib.lutrt_precompute_row(kernels.ctypes.byref(d), xr.ctypes.data, row.ctypes.data,
+                                    ts.ctypes.data, sums.ctypes.data) == 0
+    assert np.array_equal(row, ti.entries[2]) and np.array_equal(ts, ti.tscale[2])
+
+
+def test_precompute_portable_and_avx2_identical():
+    if "avx2" not in KERNELS:
+        pytest.skip("no AVX2")
+    x = np.random.default_rng(5).standard_t(3, (4, 1024)).astype(np.float32)
+    out = []
+    for k in ("ref", "avx2"):
+        kernels.set_kernel(k)
+        out.append(kernels.precompute(x, group=128, entries=16, table_i8=True, scale_group=16))
+    assert np.array_equal(out[0].entries, out[1].entries)
+    assert np.array_equal(out[0].tscale, out[1].tscale)
+
+
+# ---- mma -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bits", BITS)
+@pytest.mark.parametrize("m", [1, 3, 16, 33])
+@pytest.mark.parametrize("mirrored", [False, True])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_mma_f32_tables_lossless(bits, m, mirrored, shape):
+    """f32 tables (the scalar reference kernel on every ISA) equal dequantize-then-matmul."""
+    nbits, ternary = _bits(bits)
+    k, group, zeros = shape
+    rng = np.random.default_rng(seed(str(bits), m, mirrored, k))
+    c = make_case(rng, m, 72, k, nbits, group, mirrored, ternary, zeros)
+    want = reference.matmul_reference(c["x"], c["q"], c["s"], c["z"], c["zimp"], group)
+    for threads in (1, 2):
+        _, out = run_mma(c, nbits, group, mirrored, False, threads)
+        assert np.abs(out - want).max() <= 1e-4 * np.abs(want).max()
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("bits", BITS)
+@pytest.mark.parametrize("m", [1, 3, 16, 33])
+@pytest.mark.parametrize("mirrored", [False, True])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_mma_int8_tables(kernel, bits, m, mirrored, shape):
+    """int8 tables: each kernel computes exactly the int8 formula on the tables it was given
+    (N = 200: 6 full blocks + a partial one, so 4-, 2- and 1-block tiles all run)."""
+    kernels.set_kernel(kernel)
+    nbits, ternary = _bits(bits)
+    k, group, zeros = shape
+    rng = np.random.default_rng(seed(kernel, str(bits), m, mirrored, k))
+    c = make_case(rng, m, 200, k, nbits, group, mirrored, ternary, zeros)
+    for threads in (1, 2):
+        t, out = run_mma(c, nbits, group, mirrored, True, threads)
+        want = reference.mma_from_tables(t.entries, t.tscale, t.sums, c["codes"], c["s_arg"],
+                                         c["z_arg"], c["zimp_arg"], group, mirrored)
+        assert np.abs(out - want).max() <= 1e-5 * np.abs(want).max(), f"{threads} threads"
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("dist", ["normal", "student_t3"])
+@pytest.mark.parametrize("bits", [2, 4, "ternary"])
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_int8_tables_accuracy(kernel, dist, bits, mirrored):
+    """Table quantization is accuracy-neutral: NMSE vs the f32-table path <= 5e-4."""
+    kernels.set_kernel(kernel)
+    nbits, ternary = _bits(bits)
+    rng = np.random.default_rng(seed(kernel, dist, str(bits), mirrored))
+    c = make_case(rng, 4, 256, 1024, nbits, 128, mirrored, ternary, dist=dist)
+    _, exact = run_mma(c, nbits, 128, mirrored, False, 1)
+    for scale_group in (32, 64):
+        _, approx = run_mma(c, nbits, 128, mirrored, True, 2, scale_group)
+        nmse = np.mean((approx - exact) ** 2) / np.mean(exact**2)
+        assert nmse <= 5e-4, f"sg{scale_group}: NMSE {nmse:.2e}"
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_int16_accumulator_bound(kernel):
+    """Worst case of the int16 bound: 16 tables per scale group all at |Lq| = 127, 4 bits,
+    every code 15 (sum = 16 * 15 * 127 = 30480) — nothing may saturate."""
+    kernels.set_kernel(kernel)
+    x = np.ones((2, 256), np.float32)
+    x[1] *= -1.0
+    q = np.full((64, 256), 15, np.uint8)
+    codes = packing.codes_from_q(q, 4)
+    s = np.ones((64, 1), np.float32)
+    t = kernels.precompute(x, group=256, entries=16, table_i8=True, scale_group=64)
+    assert t.entries[0, :, 15].tolist() == [127] * 64
+    out = kernels.mma(t, packing.pack_weights(codes), s, None, n=64, bits=4, zimp=0.0)
+    assert np.allclose(out, [[15 * 256.0], [-15 * 256.0]], rtol=1e-6)
+
+
+# ---- dispatch, threads, errors ---------------------------------------------------------------
+
+def _python(code: str, **env) -> tuple[str, str]:
+    e = dict(os.environ, **env)
+    e["PYTHONPATH"] = os.pathsep.join(sys.path)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip(), proc.stderr.strip()
+
+
+def test_env_selects_kernel_and_threads():
+    code = ("from lutc.runtime import kernels as k; "
+            "print(k.kernel_name(), k.get_num_threads())")
+    assert _python(code, LUTRT_KERNEL="ref", LUTRT_NUM_THREADS="3")[0] == "ref 3"
+    out, err = _python(code, LUTRT_KERNEL="sse9")
+    assert "LUTRT_KERNEL=sse9 is not available" in err
+    assert out == f"{KERNELS[-1]} {len(os.sched_getaffinity(0))}"
+
+
+def test_set_kernel_and_threads_api():
+    kernels.set_kernel("ref")
+    assert kernels.kernel_name() == "ref"
+    with pytest.raises(ValueError, match="unknown or not compiled kernel 'neon'"):
+        kernels.set_kernel("neon")
+    kernels.set_num_threads(1)
+    assert kernels.get_num_threads() == 1
+    kernels.set_num_threads(None)
+    assert kernels.get_num_threads() >= 1
+
+
+def test_pool_shutdown_and_restart():
+    rng = np.random.default_rng(3)
+    c = make_case(rng, 3, 300, 256, 2, 64, True)
+    _, before = run_mma(c, 2, 64, True, True, 2)
+    kernels.library().lutrt_shutdown()
+    _, after = run_mma(c, 2, 64, True, True, 2)
+    assert np.array_equal(before, after)
+
+
+def test_errors_are_value_errors():
+    x = np.zeros((2, 64), np.float32)
+    with pytest.raises(ValueError, match="x must be float32"):
+        kernels.precompute(x.astype(np.float64), group=32)
+    with pytest.raises(ValueError, match="K a multiple of 4"):
+        kernels.precompute(np.zeros((2, 66), np.float32), group=32)
+    with pytest.raises(ValueError, match="scale_group 64 must divide the weight group 32"):
+        kernels.precompute(x, group=32, table_i8=True, scale_group=64)
+    t = kernels.precompute(x, group=32)
+    with pytest.raises(ValueError, match="packed_w must be a contiguous uint8 array of 512 bytes"):
+        kernels.mma(t, np.zeros(10, np.uint8), np.ones((8, 2), np.float32), n=8, bits=2)
+    with pytest.raises(ValueError, match=r"scales must have shape \[8, 2\]"):
+        kernels.mma(t, np.zeros(512, np.uint8), np.ones((8, 3), np.float32), n=8, bits=2)
+
+
+def test_build_errors(tmp_path, monkeypatch):
+    bad = tmp_path / "bad.c"
+    bad.write_text("int f(void) { return missing; }\n")
+    with pytest.raises(build.RuntimeBuildError, match="missing. undeclared"):
+        build.compile_shared([bad], tmp_path / "bad.so")
+    with pytest.raises(build.RuntimeBuildError, match="C source file.s. not found: .*nope.c"):
+        build.compile_shared([tmp_path / "nope.c"], tmp_path / "bad.so")
+    assert issubclass(build.RuntimeBuildError, RuntimeError)
+    monkeypatch.setenv("CC", "no-such-cc")
+    with pytest.raises(build.RuntimeBuildError, match="C compiler 'no-such-cc' not found"):
+        build.compile_shared([bad], tmp_path / "bad.so")
+
+
+# ---- sanitizers, emulated AVX-512 ----------------------------------------------------------
+
+def test_runtime_clean_under_asan_ubsan(tmp_path):
+    exe = build.runtime_executable(HERE / "sanitize_driver.c", sanitize=True, extra_cflags=("-O1",))
+    rng = np.random.default_rng(7)
+    dirs = []
+    for i, (m, n, k, bits, group, mirrored, i8, zeros) in enumerate([
+            (1, 200, 688, 2, 32, True, True, True), (3, 70, 256, 3, 256, False, True, False),
+            (5, 40, 128, 1, 64, True, False, True), (2, 96, 512, 4, 128, False, True, True)]):
+        c = make_case(rng, m, n, k, bits, group, mirrored, zeros=zeros)
+        kernels.set_kernel("ref")
+        _, want = run_mma(c, bits, group, mirrored, i8, 1)
+        d = tmp_path / f"case{i}"
+        d.mkdir()
+        (d / "meta.txt").write_text(f"{m} {n} {k} {bits} {group} {int(mirrored)} {int(i8)} 32 "
+                                    f"{c['zimp_arg']} {int(zeros)}\n")
+        c["x"].tofile(d / "x.bin")
+        c["packed"].tofile(d / "packed.bin")
+        packing.pack_scales(c["s_arg"]).tofile(d / "scales.bin")
+        if zeros:
+            packing.pack_scales(c["z_arg"]).tofile(d / "zeros.bin")
+        want.tofile(d / "expected.bin")
+        dirs.append(str(d))
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
+               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+    proc = subprocess.run([str(exe), *dirs], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0 and "runtime error" not in proc.stderr, proc.stderr
+    assert proc.stdout.strip() == f"OK {len(dirs)} cases"
+
+
+def test_avx512_kernel_under_simde_emulation():
+    """The AVX-512 kernel cannot run natively on AVX2-only CPUs; SIMDe's emulation runs the
+    same source so its lane bookkeeping is still checked against the reference."""
+    if "avx512" in KERNELS:
+        pytest.skip("native AVX-512: covered by the int8 tests")
+    if not Path("/usr/include/simde/x86/avx512.h").exists():
+        pytest.skip("SIMDe headers not installed (apt install libsimde-dev)")
+    kernels.use_library(build.runtime_library(avx512_emulation=True))
+    try:
+        kernels.set_kernel("avx512")
+        rng = np.random.default_rng(11)
+        for m, n, bits, mirrored, shape in [(1, 200, 2, True, SHAPES[0]), (3, 200, 3, False, SHAPES[1]),
+                                            (16, 100, 1, True, SHAPES[0]), (33, 72, 4, False, SHAPES[0])]:
+            k, group, zeros = shape
+            c = make_case(rng, m, n, k, bits, group, mirrored, zeros=zeros)
+            t, out = run_mma(c, bits, group, mirrored, True, 2)
+            want = reference.mma_from_tables(t.entries, t.tscale, t.sums, c["codes"], c["s_arg"],
+                                             c["z_arg"], c["zimp_arg"], group, mirrored)
+            assert np.abs(out - want).max() <= 1e-5 * np.abs(want).max()
+    finally:
+        kernels.use_library(build.runtime_library())
