@@ -265,11 +265,12 @@ class LutcWeights:
         return float(np.mean((out - ref) ** 2) / np.mean(ref**2))
 
 
-def bench_lutc(w: LutcWeights, x, threads):
+def bench_lutc(w: LutcWeights, x, threads, strategy=None):
     pre = kernels.PrecomputeCall(x, group=GROUP, entries=8, table_i8=True,
                                  scale_group=SCALE_GROUP, threads=threads)
     tables = pre()
-    mmas = [kernels.MmaCall(tables, p, s, None, n=w.n, bits=w.bits, zimp=w.zimp, threads=threads)
+    mmas = [kernels.MmaCall(tables, p, s, None, n=w.n, bits=w.bits, zimp=w.zimp, threads=threads,
+                            strategy=strategy)
             for p, s in zip(w.packed, w.scales)]
 
     def step(mma):
@@ -287,6 +288,45 @@ def bench_lutc(w: LutcWeights, x, threads):
 # ---- driver --------------------------------------------------------------------------------
 
 LUTC_BITS = [("w1", 1, False), ("w2", 2, False), ("ternary", 2, True), ("w4", 4, False)]
+VEC_LUT_M = (32, 128)
+VEC_LUT_BITS = ("w2", "ternary")
+
+
+def run_vec_lut(repeats: int) -> list[dict]:
+    """Per-token vs Vec-LUT lut.mma (precompute excluded: it is shared), hot weights,
+    K = N = 4096: `repeats` rounds, each timing every variant once in turn (A/B interleaved, so
+    a concurrent load hits all alike); medians of the rounds."""
+    rng = np.random.default_rng(0)
+    k = n = 4096
+    records = []
+    for name, bits, ternary in [b for b in LUTC_BITS if b[0] in VEC_LUT_BITS]:
+        w = LutcWeights(rng, k, n, bits, ternary, 1)
+        for m in VEC_LUT_M:
+            x = rng.standard_normal((m, k), dtype=np.float32)
+            tables = kernels.precompute(x, group=GROUP, entries=8, table_i8=True,
+                                        scale_group=SCALE_GROUP)
+            calls = {(st, th): kernels.MmaCall(tables, w.packed[0], w.scales[0], None, n=n,
+                                               bits=bits, zimp=w.zimp, threads=th, strategy=st)
+                     for st in ("per_token", "vec_lut") for th in (1, 2)}
+            out = {key: c().copy() for key, c in calls.items()}
+            err = np.abs(out["vec_lut", 1] - out["per_token", 1]).max()
+            assert err <= 1e-5 * np.abs(out["per_token", 1]).max(), "vec-lut != per-token"
+            times = {key: [] for key in calls}
+            for _ in range(repeats):
+                for key, c in calls.items():
+                    t0 = time.perf_counter()
+                    c()
+                    times[key].append(time.perf_counter() - t0)
+            med = {key: float(np.median(v)) * 1e3 for key, v in times.items()}
+            for (st, th), ms in med.items():
+                records.append(dict(K=k, N=n, M=m, threads=th, bits=name, strategy=st, ms=ms,
+                                    all_ms=[t * 1e3 for t in times[st, th]]))
+            print(f"{name:<8} M={m:<4} " + "  ".join(
+                f"{th}t: per-token {med['per_token', th]:7.2f} ms  vec-lut {med['vec_lut', th]:7.2f} ms "
+                f"({med['per_token', th] / med['vec_lut', th]:.2f}x)" for th in (1, 2)) +
+                f"   2t/1t: per-token {med['per_token', 1] / med['per_token', 2]:.2f}x"
+                f"  vec-lut {med['vec_lut', 1] / med['vec_lut', 2]:.2f}x", flush=True)
+    return records
 MNB = [(2, 0), (2, 4), (4, 0), (4, 4)]
 
 
@@ -339,6 +379,11 @@ def run(quick: bool):
                     records.append(dict(head, method=f"lutc {name}", bits=name, **r,
                                         weight_bytes=w.nbytes, scale_bytes=w.scale_nbytes,
                                         mem_bound_us=bound))
+                    if (k, n) == (4096, 4096) and m in VEC_LUT_M and name in VEC_LUT_BITS:
+                        r = bench_lutc(w, x, th, strategy="vec_lut")
+                        records.append(dict(head, method=f"lutc vec-lut {name}", bits=name, **r,
+                                            weight_bytes=w.nbytes, scale_bytes=w.scale_nbytes,
+                                            mem_bound_us=None))
                 settle()
                 # fp32 baselines (weights >= 64 MiB: no cache reuse between calls)
                 if SET_BLAS_THREADS:
@@ -387,7 +432,7 @@ def run(quick: bool):
 def print_block(records, head, bw):
     rows = [r for r in records if all(r[key] == head[key] for key in head)]
     k, n, m, th = head["K"], head["N"], head["M"], head["threads"]
-    lut = {r["bits"]: r for r in rows if r["method"].startswith("lutc")}
+    lut = {r["bits"]: r for r in rows if r["method"] == f"lutc {r['bits']}"}
     print(f"\nK={k} N={n} M={m} threads={th}" +
           (f"   read BW {bw[th] / 1e9:.1f} GB/s" if m == 1 else ""))
     print(f"  {'method':<28}{'hot us':>10}{'cold us':>10}{'vs lutc (cold)':>16}   notes")
@@ -440,8 +485,19 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one shape, M = 1 and 32 (< 60 s)")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "kernels.json"))
+    ap.add_argument("--vec-lut", action="store_true",
+                    help="only per-token vs Vec-LUT (A/B interleaved medians)")
+    ap.add_argument("--repeats", type=int, default=9, help="rounds for --vec-lut")
     args = ap.parse_args(argv)
     t0 = time.time()
+    if args.vec_lut:
+        records = run_vec_lut(args.repeats)
+        out = Path(args.out).with_name("vec_lut.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"cpu_kernel": kernels.kernel_name(), "results": records},
+                                  indent=1))
+        print(f"results: {out} ({time.time() - t0:.0f} s)")
+        return
     info, bw, records = run(args.quick)
     info["seconds"] = time.time() - t0
     out = Path(args.out)

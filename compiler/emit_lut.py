@@ -8,7 +8,9 @@
 - `lut.mma`              -> lutrt_mma; its weight operands (folded `lut.bitplanes`, scales,
   zeros) are packed here into the runtime's block layout (lutc.runtime.packing) — the path
   taken with `--disable-pass lut-pack-weights`.
-A `tile` attribute (lut-tile) caps the call's threads at its number of weight tiles.
+A `tile` attribute (lut-tile) sets the descriptor's strategy (per-token / Vec-LUT kernel) and
+tile sizes (tile_m, tile_n, tile_k) and caps the call's threads at its number of weight tiles;
+without one they stay 0 (the runtime decides).
 
 The CEmitter (emit_c.py) hands every op `handles` accepts to `emit`. The fused precompute
 reuses its linalg.generic lowering (`emit_GenericOp`) with a row hook around `_close`; a
@@ -150,6 +152,18 @@ class LutEmitter:
             return "1"
         return f"{tiles} < lutrt_get_num_threads() ? {tiles} : 0"
 
+    # lutrt.h: LUTRT_STRATEGY_PER_TOKEN = 1, LUTRT_STRATEGY_VEC_LUT = 2 (0: runtime decides)
+    STRATEGY_CODES = {"per_token": "LUTRT_STRATEGY_PER_TOKEN", "vec_lut": "LUTRT_STRATEGY_VEC_LUT"}
+
+    @classmethod
+    def _tile_fields(cls, op: Operation) -> dict[str, str | int]:
+        tile = op.attributes.get("tile")
+        if not isinstance(tile, TileAttr):
+            return {}
+        m, n, k = tile.sizes
+        return dict(strategy=cls.STRATEGY_CODES[tile.strategy_name], tile_m=m, tile_n=n,
+                    tile_k=k)
+
     def _mma_desc(self, op: MmaOp | PackedMmaOp, n: int) -> str:
         fmt = op.format
         typ = op.table.type
@@ -158,7 +172,8 @@ class LutEmitter:
         return self._desc(M=m, N=n, K=4 * t, bits=fmt.nbits, group=fmt.group_size,
                           mirrored=int(fmt.is_mirrored), table_i8=int(typ.is_quantized),
                           scale_group=typ.scale_group.data or 4,
-                          zimp=f"{fmt.implicit_zero()!r}f", num_threads=self._threads(op, n))
+                          zimp=f"{fmt.implicit_zero()!r}f", num_threads=self._threads(op, n),
+                          **self._tile_fields(op))
 
     def emit_packed_mma(self, op: PackedMmaOp) -> None:
         """The weights are folded `lut.pack`/`lut.pack_scales` results: bytes as stored."""

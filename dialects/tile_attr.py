@@ -2,15 +2,17 @@
 
     #lut.tile<m2, n256, k512, per_token>
 
-- `m`: activation rows whose tables are held in registers at once (one table per row and
-  step; an int8 16-entry table is one xmm, broadcast to a ymm/zmm);
+- `m`: per_token: activation rows whose tables are held in registers at once (one table per
+  row and step; an int8 16-entry table is one xmm, broadcast to a ymm/zmm); vec_lut: tokens of
+  one table tile (the runtime rounds up to 16 and caps at 64);
 - `n`: weight rows one unit of work streams (a multiple of the runtime's 32-row block); the
   weight slab n x K stays in L2 while the activation tiles pass over it, and it is the
   grain in which N is split across threads;
 - `k`: reduction length per cache step (tables of m rows for k activations stay in L1);
 - strategy `per_token` (T-MAC: one table per token, each token looks up every weight index)
   or `vec_lut` (Vec-LUT, §5: one table across the tokens of a tile, a 1 -> m lookup per
-  weight index; pays off from M = 32 tokens on).
+  weight index). C emission passes both to the runtime descriptor (strategy, tile_m, tile_n,
+  tile_k in runtime/lutrt.h).
 """
 
 from __future__ import annotations

@@ -2,20 +2,22 @@
 
 Each `lut.mma` (or `lut.packed_mma`) gets a `tile = #lut.tile<mM, nN, kK, strategy>` attribute
 (dialects/tile_attr.py says what each field means) picked by the cost model of
-passes/tile_cost.py: per-token tables (T-MAC) with a few register-resident table rows at small
-M, and from M = 32 on (option `vec-lut-min-m`) the Vec-LUT strategy, one table across the
-tokens of a tile with 1 -> N lookups.
+passes/tile_cost.py: per-token tables (T-MAC) with a few register-resident table rows, and
+from option `vec_lut_min_m` tokens on the Vec-LUT strategy, one table across the tokens of a
+tile with 1 -> N lookups. The default is 0 = never: on the machines measured so far lutc's
+per-token kernel beats its Vec-LUT kernel at every M (tile_cost.py has the numbers).
 
-What the generated C does with it: the runtime (runtime/lutrt.h) has no Vec-LUT kernel and
-takes no tile sizes — it tiles internally (1 x 4 blocks for a GEMV, 2 x 2 blocks in ~256 KiB
-super-blocks otherwise). It does take a thread count, so C emission caps the threads of the call
-at ceil(N / n), the number of weight tiles (compiler/emit_lut.py): a GEMM too small to amortize
-a thread hand-off runs on one thread. m, k and the strategy are recorded for a runtime that
-accepts them.
+What the generated C does with it (compiler/emit_lut.py): the descriptor's `strategy` selects
+the runtime kernel (per-token or Vec-LUT), `tile_m` / `tile_n` are the Vec-LUT kernel's token
+tile and weight-row unit (the per-token kernel tiles internally: 1 x 4 blocks for a GEMV, 2 x 2
+blocks in ~256 KiB super-blocks otherwise), `tile_k` is recorded. The call's threads are capped
+at ceil(N / n), the number of weight tiles: a GEMM too small to amortize a thread hand-off runs
+on one thread.
 
 Options: `m`, `n`, `k` force tile sizes (the others come from the model); `strategy` forces
-`per_token` or `vec_lut`; `autotune=true` times the model's best candidates with the runtime
-and caches the winner (passes/tile_autotune.py).
+`per_token` or `vec_lut`; `vec_lut_min_m` turns Vec-LUT on from that many tokens;
+`autotune=true` times the model's best candidates with the runtime and caches the winner
+(passes/tile_autotune.py).
 
 Before:
   %y = lut.mma %table, %sums, %planes, %s as <w2, g64, mirrored> : !lut.table<1x64x8xi8, sg32>, ... -> tensor<1x64xf32>

@@ -17,8 +17,13 @@ Modelled time = DRAM bytes / DRAM bandwidth + L2 bytes / L2 bandwidth + lookups 
 divided over the threads the tile allows. Bandwidths and rates are per core, measured orders
 of magnitude for this class of machine (§6), not calibrated per CPU: they rank candidates.
 
-From M = 32 tokens on the strategy is `vec_lut` (one table across the tokens, 1 -> N lookups;
-Vec-LUT measured 2.1-2.6x over per-token tables at M = 32..256 but 6-7x slower at M = 1).
+The strategy: `vec_lut` (one table across the tokens, 1 -> N lookups, runtime/lmma_vlut_avx2.c)
+from VEC_LUT_MIN_M tokens on, `per_token` below. The doc's Vec-LUT numbers (2.1-2.6x at
+M = 32..256) are against ggml's per-token kernel; against lutc's own vpshufb per-token kernel,
+lutc's Vec-LUT kernel measured 0.55-0.9x on the 2-core AVX2 machine (2-bit and ternary,
+K = N = 4096, M = 16..256, 1 and 2 threads; bench/bench_kernels.py), so there is no crossover
+and VEC_LUT_MIN_M is 0 = never (the same as the runtime's LUTRT_VEC_LUT_MIN_M). The pass option
+`vec_lut_min_m` turns it on from a given M.
 
 Cache sizes come from /sys/devices/system/cpu/cpu0/cache (fallback 32 KiB / 1 MiB / 32 MiB).
 """
@@ -35,7 +40,8 @@ DRAM_BW = 12e9  # bytes/s per core streaming several weight rows at once (§6)
 L2_BW = 60e9  # bytes/s per core
 LOOKUP_RATE = 3e9  # 32-lane vpshufb lookups/s per core
 THREAD_HANDOFF_S = 2e-6
-VEC_LUT_MIN_M = 32
+VEC_LUT_MIN_M = 0  # 0: never (no measured crossover; lutrt.h LUTRT_VEC_LUT_MIN_M)
+VEC_LUT_TILE_M = 64  # tokens per Vec-LUT table tile (the runtime's maximum and default)
 
 
 @dataclass(frozen=True)
@@ -179,10 +185,12 @@ def candidates(gemm: Gemm, machine: Machine) -> list[Tile]:
 
 
 def with_strategy(best: Tile, gemm: Gemm, vec_lut_min_m: int = VEC_LUT_MIN_M) -> Tile:
-    """From `vec_lut_min_m` tokens on: one table across a tile of 32 tokens (Vec-LUT); the
-    weight tile and threads stay those of the best per-token tile."""
-    if gemm.m >= vec_lut_min_m:
-        return Tile(min(gemm.m, VEC_LUT_MIN_M), best.n, best.k, "vec_lut", best.seconds)
+    """From `vec_lut_min_m` tokens on (0: never): one table across a tile of up to 64 tokens
+    (Vec-LUT; m is the token tile, rounded up to 16 as the runtime does); the weight tile and
+    threads stay those of the best per-token tile."""
+    if vec_lut_min_m > 0 and gemm.m >= vec_lut_min_m:
+        m = min(-(-gemm.m // 16) * 16, VEC_LUT_TILE_M)
+        return Tile(m, best.n, best.k, "vec_lut", best.seconds)
     return best
 
 

@@ -38,6 +38,11 @@ int lutrt_check_desc(const lutrt_mma_desc *d, int for_mma) {
         if (d->N < 1) return lutrt_fail("lutrt: N must be >= 1, got %d", d->N);
         if (d->bits < 1 || d->bits > 4) return lutrt_fail("lutrt: bits must be 1..4, got %d", d->bits);
         if (d->num_threads < 0) return lutrt_fail("lutrt: num_threads must be >= 0");
+        if (d->strategy < 0 || d->strategy > 2)
+            return lutrt_fail("lutrt: strategy must be 0 (auto), 1 (per-token) or 2 (Vec-LUT), "
+                              "got %d", d->strategy);
+        if (d->tile_m < 0 || d->tile_n < 0 || d->tile_k < 0)
+            return lutrt_fail("lutrt: tile sizes must be >= 0 (0: runtime decides)");
     }
     return LUTRT_OK;
 }

@@ -35,7 +35,15 @@ class Desc(ctypes.Structure):
         ("scale_group", ctypes.c_int32),
         ("zimp", ctypes.c_float),
         ("num_threads", ctypes.c_int32),
+        ("strategy", ctypes.c_int32),
+        ("tile_m", ctypes.c_int32),
+        ("tile_n", ctypes.c_int32),
+        ("tile_k", ctypes.c_int32),
     ]
+
+
+STRATEGIES = {None: 0, "auto": 0, "per_token": 1, "vec_lut": 2}
+
 
 
 _lib: ctypes.CDLL | None = None
@@ -121,9 +129,13 @@ class Tables:
 
 
 def _desc(M: int, N: int, K: int, bits: int, group: int, mirrored: bool, table_i8: bool,
-          scale_group: int, zimp: float = 0.0, threads: int | None = None) -> Desc:
+          scale_group: int, zimp: float = 0.0, threads: int | None = None,
+          strategy: str | None = None, tile: tuple[int, int, int] = (0, 0, 0)) -> Desc:
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of per_token, vec_lut, auto, got {strategy!r}")
     return Desc(M, N, K, bits, group, int(mirrored), int(table_i8),
-                scale_group if table_i8 else 0, zimp, int(threads or 0))
+                scale_group if table_i8 else 0, zimp, int(threads or 0), STRATEGIES[strategy],
+                *tile)
 
 
 def _f32_matrix(name: str, a: np.ndarray, shape: tuple[int, ...] | None = None) -> np.ndarray:
@@ -195,7 +207,8 @@ class MmaCall:
 
     def __init__(self, tables: Tables, packed_w: np.ndarray, scales: np.ndarray,
                  zeros: np.ndarray | None = None, *, n: int, bits: int, zimp: float = 0.0,
-                 threads: int | None = None, out: np.ndarray | None = None):
+                 threads: int | None = None, out: np.ndarray | None = None,
+                 strategy: str | None = None, tile: tuple[int, int, int] = (0, 0, 0)):
         if not 1 <= bits <= 4:
             raise ValueError(f"bits must be 1..4, got {bits}")
         if n < 1:
@@ -215,7 +228,7 @@ class MmaCall:
         if self.out.shape != (m, n) or self.out.dtype != np.float32 or not self.out.flags.c_contiguous:
             raise ValueError(f"out must be a contiguous float32 [{m}, {n}] array")
         self.desc = _desc(m, n, k, bits, tables.group, tables.mirrored, tables.table_i8,
-                          tables.scale_group, zimp, threads)
+                          tables.scale_group, zimp, threads, strategy, tile)
         self._fn = library().lutrt_mma
         self._args = (ctypes.byref(self.desc), tables.entries.ctypes.data,
                       tables.tscale.ctypes.data if tables.tscale is not None else None,
@@ -229,7 +242,11 @@ class MmaCall:
 
 
 def mma(tables: Tables, packed_w: np.ndarray, scales: np.ndarray, zeros: np.ndarray | None = None,
-        *, n: int, bits: int, zimp: float = 0.0, threads: int | None = None) -> np.ndarray:
+        *, n: int, bits: int, zimp: float = 0.0, threads: int | None = None,
+        strategy: str | None = None, tile: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
     """out f32 [M, n] of lut.mma. scales/zeros: f32 [n, NG] or packed [NB, NG, 32]; zeros None
-    uses the scalar zero point `zimp` (symmetrized values for mirrored formats)."""
-    return MmaCall(tables, packed_w, scales, zeros, n=n, bits=bits, zimp=zimp, threads=threads)()
+    uses the scalar zero point `zimp` (symmetrized values for mirrored formats). `strategy`
+    ("per_token", "vec_lut"; None: the runtime picks by M) and `tile` (m, n, k; 0 = runtime
+    decides) fill the descriptor's tile fields (lutrt.h)."""
+    return MmaCall(tables, packed_w, scales, zeros, n=n, bits=bits, zimp=zimp, threads=threads,
+                   strategy=strategy, tile=tile)()

@@ -56,7 +56,28 @@ typedef struct lutrt_mma_desc {
                             (mirrored: already 2z+1-2^B, e.g. 0 for ternary/no-zero-point) */
     int32_t num_threads; /* threads for this lutrt_mma call: 0 = pool default
                             (lutrt_set_num_threads / LUTRT_NUM_THREADS / online CPUs) */
+    /* Tile choice (lut-tile's #lut.tile<m, n, k, strategy>); 0 everywhere = runtime decides.
+     * Only int8 tables on the avx2/avx512 kernels have a Vec-LUT kernel; otherwise these fields
+     * are ignored (the per-token kernel runs). Results agree up to float summation order. */
+    int32_t strategy;    /* LUTRT_STRATEGY_AUTO (0): per-token below LUTRT_VEC_LUT_MIN_M tokens
+                            (if nonzero), Vec-LUT from there on; 1 per-token; 2 Vec-LUT */
+    int32_t tile_m;      /* Vec-LUT: tokens per table tile, rounded up to a multiple of 16 and
+                            capped at 64 (0: 64) */
+    int32_t tile_n;      /* Vec-LUT: weight rows per unit of work (and thread grain), rounded
+                            up to a multiple of 32 (0: 256) */
+    int32_t tile_k;      /* reserved: both kernels step K by table scale groups (0) */
 } lutrt_mma_desc;
+
+enum {
+    LUTRT_STRATEGY_AUTO = 0,
+    LUTRT_STRATEGY_PER_TOKEN = 1,
+    LUTRT_STRATEGY_VEC_LUT = 2,
+};
+/* Tokens from which strategy AUTO runs the Vec-LUT kernel; 0 = never. Measured on the
+ * 2-core AVX2 (Zen) machine with bench/bench_kernels.py (2-bit and ternary, K = N = 4096,
+ * M = 16..256, 1 and 2 threads): the Vec-LUT kernel ran at 0.55-0.9x of the per-token vpshufb
+ * kernel everywhere, so there is no crossover and AUTO keeps the per-token kernel. */
+#define LUTRT_VEC_LUT_MIN_M 0
 
 /* Return codes. */
 enum {
@@ -110,7 +131,8 @@ int lutrt_kernel_available(const char *name); /* 1 if compiled in and supported 
  * n <= 0 restores that default. */
 void lutrt_set_num_threads(int n);
 int lutrt_get_num_threads(void);
-/* Joins the pool's worker threads (they are restarted on demand). Optional. */
+/* Joins the pool's worker threads (they are restarted on demand) and frees the calling
+ * thread's cached Vec-LUT table buffer. Optional. */
 void lutrt_shutdown(void);
 
 #ifdef __cplusplus

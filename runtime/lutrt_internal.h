@@ -54,6 +54,9 @@ void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x_row, void 
 void lutrt_mma_i8_avx2(const lutrt_mma_args *a, int blk_begin, int blk_end);
 void lutrt_precompute_row_avx2(const lutrt_mma_desc *d, const float *x_row, void *tables_row,
                                float *tscale_row, float *sums_row);
+/* Vec-LUT (lmma_vlut_avx2.c): the whole call (int8 tables), threads included. */
+int lutrt_mma_i8_vlut_avx2(const lutrt_mma_args *a);
+void lutrt_vlut_release(void); /* frees the calling thread's cached Vec-LUT tables */
 /* NULL unless lmma_avx512.c was compiled with -mavx512bw (or SIMDe emulation, tests only). */
 extern const lutrt_mma_fn lutrt_mma_i8_avx512_ptr;
 extern const int lutrt_avx512_emulated;

@@ -44,6 +44,14 @@ int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, 
         .out = out,
     };
     const lutrt_kernel *k = lutrt_current_kernel();
+#ifdef LUTRT_X86
+    /* Vec-LUT: int8 tables on the SIMD kernels, when asked for or from the crossover on */
+    if (d->table_i8 && k->mma_i8 != lutrt_mma_i8_ref &&
+        (d->strategy == LUTRT_STRATEGY_VEC_LUT ||
+         (d->strategy == LUTRT_STRATEGY_AUTO && LUTRT_VEC_LUT_MIN_M > 0 &&
+          a.M >= LUTRT_VEC_LUT_MIN_M)))
+        return lutrt_mma_i8_vlut_avx2(&a);
+#endif
     mma_job job = {&a, d->table_i8 ? k->mma_i8 : k->mma_f32};
     /* chunks: one GEMV tile (4 blocks = 4 memory streams) or one GEMM super-block */
     int grain = a.M == 1 ? 4 : lutrt_super_blocks(&a);

@@ -182,6 +182,9 @@ void lutrt_parallel_for(int nthreads, int ntasks, int grain, lutrt_task_fn fn, v
 }
 
 void lutrt_shutdown(void) {
+#ifdef LUTRT_X86
+    lutrt_vlut_release();
+#endif
     pthread_mutex_lock(&pool.run_lock);
     atomic_store(&pool.stop, 1);
     pthread_mutex_lock(&pool.wake_lock);

@@ -35,8 +35,13 @@ def test_strategy_follows_m():
     small = choose_tile(gemm(4), TWO_CORES)
     assert small.strategy == "per_token" and 1 <= small.m <= 4
     assert choose_tile(gemm(31), TWO_CORES).strategy == "per_token"
-    big = choose_tile(gemm(64), TWO_CORES)
-    assert big.strategy == "vec_lut" and big.m == 32
+    # no measured crossover: per-token at every M by default (tile_cost.VEC_LUT_MIN_M = 0)
+    assert choose_tile(gemm(256), TWO_CORES).strategy == "per_token"
+    assert choose_tile(gemm(31), TWO_CORES, vec_lut_min_m=32).strategy == "per_token"
+    big = choose_tile(gemm(64), TWO_CORES, vec_lut_min_m=32)
+    assert big.strategy == "vec_lut" and big.m == 64
+    assert choose_tile(gemm(33), TWO_CORES, vec_lut_min_m=32).m == 48
+    assert choose_tile(gemm(300), TWO_CORES, vec_lut_min_m=32).m == 64
 
 
 def test_registers_bound_the_table_rows():
@@ -98,7 +103,8 @@ def test_tiles_do_not_change_results(tmp_path):
     """The tile is a schedule: interpreter and C results are the same whatever it is, and a
     tile of n rows caps the call's threads at ceil(N / n)."""
     results = []
-    for name, options in (("none", None), ("model", {}), ("n32", {"lut-tile": "{n=32}"})):
+    for name, options in (("none", None), ("model", {}), ("n32", {"lut-tile": "{n=32}"}),
+                          ("vec", {"lut-tile": "{strategy=vec_lut m=16 n=64}"})):
         module, weights, x, _, _ = quantized_linear(5, 256, 96, "w4g64", seed=8)
         if options is None:
             pipeline(module, disabled=("lut-tile",))
@@ -111,8 +117,16 @@ def test_tiles_do_not_change_results(tmp_path):
         results.append((expected, y))
         if name == "n32":
             assert "num_threads = 3 < lutrt_get_num_threads() ? 3 : 0" in source
+            assert ".strategy = LUTRT_STRATEGY_PER_TOKEN, .tile_m = " in source
+            assert ".tile_n = 32, .tile_k = " in source
+        if name == "none":
+            assert ".strategy" not in source
+        if name == "vec":  # the Vec-LUT kernel: same formula, another float summation order
+            assert ".strategy = LUTRT_STRATEGY_VEC_LUT, .tile_m = 16, .tile_n = 64" in source
+            assert rel_max_err(y, results[0][1]) <= 1e-5
     for expected, y in results[1:]:
         np.testing.assert_array_equal(expected, results[0][0])
+    for expected, y in results[1:3]:
         np.testing.assert_array_equal(y, results[0][1])
 
 

@@ -73,14 +73,18 @@ static int run_case(const char *dir) {
                 fprintf(stderr, "%s: %s: per-row precompute differs\n", dir, names[k]);
                 failures++;
             }
-            if (lutrt_mma(&d, tables, tscale, sums, packed, scales, zeros, out))
-                return fprintf(stderr, "%s\n", lutrt_last_error()), 1;
-            float err = 0.0f;
-            for (int i = 0; i < d.M * d.N; i++) err = fmaxf(err, fabsf(out[i] - expected[i]));
-            if (err > 1e-5f * mx) {
-                fprintf(stderr, "%s: %s x%d threads: max error %g (max |out| %g)\n", dir, names[k],
-                        threads, err, mx);
-                failures++;
+            /* per-token, then Vec-LUT (int8 tables on the SIMD kernels; ignored otherwise) */
+            for (int st = LUTRT_STRATEGY_PER_TOKEN; st <= LUTRT_STRATEGY_VEC_LUT; st++) {
+                d.strategy = st;
+                if (lutrt_mma(&d, tables, tscale, sums, packed, scales, zeros, out))
+                    return fprintf(stderr, "%s\n", lutrt_last_error()), 1;
+                float err = 0.0f;
+                for (int i = 0; i < d.M * d.N; i++) err = fmaxf(err, fabsf(out[i] - expected[i]));
+                if (err > 1e-5f * mx) {
+                    fprintf(stderr, "%s: %s x%d threads strategy %d: max error %g (max |out| %g)\n",
+                            dir, names[k], threads, st, err, mx);
+                    failures++;
+                }
             }
         }
     }

@@ -2,7 +2,8 @@
 
 Checks, for bits 1..4 and ternary, M = 1, 3, 16, 33, plain and mirrored tables, f32 and int8
 tables, a partial last group (K=688, G=32) and per-tensor groups (G=K), every kernel this CPU
-runs (ref, avx2; avx512 natively or through SIMDe emulation) and 1 or 2 threads:
+runs (ref, avx2; avx512 natively or through SIMDe emulation) and 1 or 2 threads; the Vec-LUT
+strategy (forced) for M = 32, 33, 64, 128 the same way:
   * f32 tables are lossless: max |out - dequantize-then-matmul| <= 1e-4 max |out|;
   * int8 tables: the kernels reproduce the int8 formula on the tables they were given, and the
     NMSE against the f32-table output is <= 5e-4 on Gaussian and Student-t(3) activations;
@@ -58,11 +59,12 @@ def make_case(rng, m, n, k, bits, group, mirrored, ternary=False, zeros=True, di
                 s_arg=s_arg, z_arg=z_arg, zimp_arg=zimp_arg)
 
 
-def run_mma(c, bits, group, mirrored, table_i8, threads, scale_group=32):
+def run_mma(c, bits, group, mirrored, table_i8, threads, scale_group=32, strategy=None,
+            tile=(0, 0, 0)):
     t = kernels.precompute(c["x"], group=group, entries=8 if mirrored else 16,
                            table_i8=table_i8, scale_group=scale_group)
     out = kernels.mma(t, c["packed"], c["s_arg"], c["z_arg"], n=c["q"].shape[0], bits=bits,
-                      zimp=c["zimp_arg"], threads=threads)
+                      zimp=c["zimp_arg"], threads=threads, strategy=strategy, tile=tile)
     return t, out
 
 
@@ -202,7 +204,8 @@ def test_int8_tables_accuracy(kernel, dist, bits, mirrored):
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_int16_accumulator_bound(kernel):
+@pytest.mark.parametrize("strategy", ["per_token", "vec_lut"])
+def test_int16_accumulator_bound(kernel, strategy):
     """Worst case of the int16 bound: 16 tables per scale group all at |Lq| = 127, 4 bits,
     every code 15 (sum = 16 * 15 * 127 = 30480) — nothing may saturate."""
     kernels.set_kernel(kernel)
@@ -213,8 +216,85 @@ def test_int16_accumulator_bound(kernel):
     s = np.ones((64, 1), np.float32)
     t = kernels.precompute(x, group=256, entries=16, table_i8=True, scale_group=64)
     assert t.entries[0, :, 15].tolist() == [127] * 64
-    out = kernels.mma(t, packing.pack_weights(codes), s, None, n=64, bits=4, zimp=0.0)
+    out = kernels.mma(t, packing.pack_weights(codes), s, None, n=64, bits=4, zimp=0.0,
+                      strategy=strategy)
     assert np.allclose(out, [[15 * 256.0], [-15 * 256.0]], rtol=1e-6)
+
+
+# ---- Vec-LUT ---------------------------------------------------------------------------------
+
+SIMD_KERNELS = [k for k in KERNELS if k != "ref"]
+
+
+@pytest.mark.skipif(not SIMD_KERNELS, reason="Vec-LUT needs the avx2/avx512 kernels")
+@pytest.mark.parametrize("bits", BITS)
+@pytest.mark.parametrize("m", [32, 33, 64, 128])
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_vec_lut_matches_reference(bits, m, mirrored):
+    """Vec-LUT forced: the int8 formula on the given tables (partial last weight group K=688,
+    G=32, explicit zeros), 1 and 2 threads, and the per-token strategy agrees with it. N = 200:
+    a partial last block; 2 threads split N into single blocks."""
+    nbits, ternary = _bits(bits)
+    k, group, zeros = SHAPES[0]
+    rng = np.random.default_rng(seed("vlut", str(bits), m, mirrored))
+    c = make_case(rng, m, 200, k, nbits, group, mirrored, ternary, zeros)
+    for kernel in SIMD_KERNELS:
+        kernels.set_kernel(kernel)
+        for threads in (1, 2):
+            t, out = run_mma(c, nbits, group, mirrored, True, threads, strategy="vec_lut")
+            want = reference.mma_from_tables(t.entries, t.tscale, t.sums, c["codes"], c["s_arg"],
+                                             c["z_arg"], c["zimp_arg"], group, mirrored)
+            scale = np.abs(want).max()
+            assert np.abs(out - want).max() <= 1e-5 * scale, f"{kernel} {threads} threads"
+            _, per_token = run_mma(c, nbits, group, mirrored, True, threads, strategy="per_token")
+            assert np.abs(out - per_token).max() <= 1e-5 * scale
+
+
+@pytest.mark.skipif(not SIMD_KERNELS, reason="Vec-LUT needs the avx2/avx512 kernels")
+@pytest.mark.parametrize("tile", [(16, 32, 0), (48, 96, 4), (64, 1024, 0), (100, 40, 0)])
+@pytest.mark.parametrize("shape", SHAPES + [(1024, 128, False)])
+def test_vec_lut_tile_sizes(tile, shape):
+    """Any token tile (rounded up to 16, capped at 64) and weight tile (rounded up to 32
+    rows) gives the same result; per-tensor groups and scale group 64 (no unrolled path)."""
+    kernels.set_kernel(SIMD_KERNELS[-1])
+    k, group, zeros = shape
+    rng = np.random.default_rng(seed("vtile", tile, k))
+    c = make_case(rng, 70, 300, k, 2, group, True, zeros=zeros)
+    for scale_group in (32, 64) if group % 64 == 0 else (32,):
+        t, out = run_mma(c, 2, group, True, True, 2, scale_group, "vec_lut", tile)
+        want = reference.mma_from_tables(t.entries, t.tscale, t.sums, c["codes"], c["s_arg"],
+                                         c["z_arg"], c["zimp_arg"], group, True,
+                                         scale_group=scale_group)
+        assert np.abs(out - want).max() <= 1e-5 * np.abs(want).max()
+
+
+def test_strategy_dispatch():
+    """AUTO follows LUTRT_VEC_LUT_MIN_M (0: never Vec-LUT, so bit-identical to per-token); the
+    ref kernel and f32 tables ignore the strategy; bad fields are errors."""
+    rng = np.random.default_rng(21)
+    c = make_case(rng, 64, 96, 256, 2, 64, True)
+    if SIMD_KERNELS:
+        kernels.set_kernel(SIMD_KERNELS[-1])
+        _, auto = run_mma(c, 2, 64, True, True, 1)
+        _, per_token = run_mma(c, 2, 64, True, True, 1, strategy="per_token")
+        assert np.array_equal(auto, per_token)
+    kernels.set_kernel("ref")
+    _, ref_auto = run_mma(c, 2, 64, True, True, 1)
+    _, ref_vec = run_mma(c, 2, 64, True, True, 1, strategy="vec_lut")
+    assert np.array_equal(ref_auto, ref_vec)
+    _, f32_auto = run_mma(c, 2, 64, True, False, 1)
+    _, f32_vec = run_mma(c, 2, 64, True, False, 1, strategy="vec_lut")
+    assert np.array_equal(f32_auto, f32_vec)
+    t = kernels.precompute(c["x"], group=64, entries=8)
+    call = kernels.MmaCall(t, c["packed"], c["s_arg"], None, n=96, bits=2, zimp=c["zimp_arg"])
+    call.desc.strategy = 3
+    with pytest.raises(ValueError, match="strategy must be 0 .auto., 1 .per-token. or 2"):
+        call()
+    call.desc.strategy, call.desc.tile_m = 2, -1
+    with pytest.raises(ValueError, match="tile sizes must be >= 0"):
+        call()
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        kernels.mma(t, c["packed"], c["s_arg"], n=96, bits=2, strategy="magic")
 
 
 # ---- dispatch, threads, errors ---------------------------------------------------------------

@@ -1,6 +1,7 @@
 // RUN: lutc-opt %s --split-input-file -p lut-tile | filecheck %s
 // RUN: lutc-opt %s --split-input-file -p 'lut-tile{m=1 n=128 k=256}' | filecheck %s --check-prefix=FORCED
 // RUN: lutc-opt %s --split-input-file -p 'lut-tile{strategy=per_token}' | filecheck %s --check-prefix=PERTOKEN
+// RUN: lutc-opt %s --split-input-file -p 'lut-tile{vec_lut_min_m=32}' | filecheck %s --check-prefix=VEC
 
 // One token (decode): per-token tables, one table row in registers.
 // CHECK-LABEL: func.func @decode_m1
@@ -17,11 +18,14 @@ func.func @decode_m1(%x: tensor<1x1024xf32>, %p: tensor<2x512x256xi8>, %s: tenso
 
 // -----
 
-// 64 tokens (prefill): one table across a tile of 32 tokens (Vec-LUT).
+// 64 tokens (prefill): per-token by default (no measured Vec-LUT crossover, tile_cost.py);
+// from vec_lut_min_m tokens on, one table across a tile of 64 tokens (Vec-LUT).
 // CHECK-LABEL: func.func @prefill_m64
-// CHECK:         lut.mma {{.*}} {tile = #lut.tile<m32, n{{[0-9]+}}, k{{[0-9]+}}, vec_lut>}
+// CHECK:         lut.mma {{.*}} {tile = #lut.tile<m{{[1248]}}, n{{[0-9]+}}, k{{[0-9]+}}, per_token>}
+// VEC-LABEL: func.func @prefill_m64
+// VEC:         lut.mma {{.*}} {tile = #lut.tile<m64, n{{[0-9]+}}, k{{[0-9]+}}, vec_lut>}
 // FORCED-LABEL: func.func @prefill_m64
-// FORCED:         {tile = #lut.tile<m1, n128, k256, vec_lut>}
+// FORCED:         {tile = #lut.tile<m1, n128, k256, per_token>}
 // PERTOKEN-LABEL: func.func @prefill_m64
 // PERTOKEN:       #lut.tile<m{{[1248]}}, n{{[0-9]+}}, k{{[0-9]+}}, per_token>
 func.func @prefill_m64(%x: tensor<64x1024xf32>, %p: tensor<2x512x256xi8>, %s: tensor<512x16xf32>) -> tensor<64x512xf32> {
