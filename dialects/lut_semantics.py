@@ -105,8 +105,11 @@ def plane_codes(q: np.ndarray, bits: int) -> np.ndarray:
     """[N, K] unsigned codes -> [B, N, K/4] 4-bit patterns, bit i = bit b of q[n, 4j+i]."""
     n, k = q.shape
     q = q.astype(np.uint8).reshape(n, k // 4, 4)
-    shifts = np.arange(4, dtype=np.uint8)
-    return np.stack([(((q >> b) & 1) << shifts).sum(axis=2) for b in range(bits)]).astype(np.uint8)
+    planes = np.empty((bits, n, k // 4), np.uint8)
+    for b in range(bits):
+        bit = (q >> b) & 1
+        planes[b] = bit[..., 0] | (bit[..., 1] << 1) | (bit[..., 2] << 2) | (bit[..., 3] << 3)
+    return planes
 
 
 def mirror_codes(codes: np.ndarray) -> np.ndarray:

@@ -1,0 +1,43 @@
+"""Round-to-nearest quantization of float weights (`--weights`)."""
+
+import numpy as np
+import pytest
+
+from lutc.compiler.errors import LutcError
+from lutc.compiler.quantize import WeightSpec, quantize, relative_error
+
+# Gaussian weights: the expected relative error of each format (seeded, so tight bounds)
+ERRORS = {"w4g32": 0.08, "w4g32sym": 0.10, "w3g64asym": 0.20, "w2g64": 0.45, "ternary": 0.52,
+          "w1g128": 0.60}
+
+
+@pytest.mark.parametrize("spec", list(ERRORS))
+@pytest.mark.parametrize("k", [256, 200])  # 200: a partial last group
+def test_error_and_code_range(spec, k):
+    w = np.random.default_rng(0).standard_normal((64, k))
+    parsed = WeightSpec.parse(spec)
+    qw = quantize(w, parsed)
+    assert qw.codes.shape == (64, k) and qw.codes.max() <= (2 if parsed.ternary else 2**parsed.bits - 1)
+    assert qw.scales.shape == (64, -(-k // qw.group))
+    assert relative_error(w, qw) <= ERRORS[spec]
+
+
+@pytest.mark.parametrize("spec", ["w2g32", "w4g32sym", "ternary"])
+def test_representable_weights_are_exact(spec):
+    """Weights that already lie on a format's grid survive quantization unchanged."""
+    rng = np.random.default_rng(1)
+    parsed = WeightSpec.parse(spec)
+    levels = {"w2g32": np.array([-1.5, -0.5, 0.5, 1.5]), "w4g32sym": np.arange(-8, 8) * 0.25,
+              "ternary": np.array([-0.7, 0.0, 0.7])}[spec]
+    w = rng.choice(levels, size=(8, 64))
+    w[:, 0::32], w[:, 1::32] = levels.min(), levels.max()  # every group spans the grid
+    if spec == "ternary":
+        w[:] = rng.choice([-0.7, 0.7], size=(8, 64))  # all nonzero: mean |w| is the scale
+    qw = quantize(w, parsed)
+    np.testing.assert_allclose(qw.dequantize(), w, atol=1e-6)
+
+
+def test_bad_specs():
+    for bad in ["w5", "w2g6", "ternarysym", "q4"]:
+        with pytest.raises(LutcError):
+            WeightSpec.parse(bad)
