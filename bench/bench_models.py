@@ -3,7 +3,8 @@ would otherwise run it with, all measured in this run on this machine.
 
     .venv/bin/python bench/bench_models.py [--quick] [--threads 1,2]
 
-Rows: lutc (ternary, w2g64; default pipeline = int8 tables), torch f32 eager, onnxruntime f32,
+Rows: lutc (ternary, w2g64; default pipeline = int8 tables; and ternary with
+--disable-pass lut-fuse-precompute for the single token), torch f32 eager, onnxruntime f32,
 onnxruntime MatMulNBits 4-bit and 2-bit (accuracy_level 4: int8 activations, its fastest CPU
 path). Two workloads with static shapes: a 16-token prefill and a single-token forward (the
 GEMV-bound shape of a decode step; no KV cache, so attention is over one token).
@@ -121,12 +122,17 @@ def main() -> None:
         ids_np = ids.numpy()
         candidates = {}
         ep = torch.export.export(model, (ids,)).run_decompositions()
-        for spec in ("ternary", "w2g64"):
+        variants = [("ternary", ()), ("w2g64", ())]
+        if seq == 1:  # the ablation of lut-fuse-precompute, where tables matter most (GEMV)
+            variants.append(("ternary", ("lut-fuse-precompute",)))
+        for spec, disabled in variants:
             t0 = time.perf_counter()
-            compile_model(ep, work / f"lutc_{spec}_{seq}", weights=spec, out=lambda s: None)
-            compiled = CompiledModel(work / f"lutc_{spec}_{seq}")
-            print(f"  seq {seq}: lutc {spec} compiled in {time.perf_counter() - t0:.1f} s")
-            candidates[f"lutc {spec}"] = (compiled, lambda c=compiled: c(ids_np))
+            label = f"lutc {spec}" + (" (no fusion)" if disabled else "")
+            outdir = work / f"lutc_{spec}_{seq}_{len(disabled)}"
+            compile_model(ep, outdir, weights=spec, disabled=disabled, out=lambda s: None)
+            compiled = CompiledModel(outdir)
+            print(f"  seq {seq}: {label} compiled in {time.perf_counter() - t0:.1f} s")
+            candidates[label] = (compiled, lambda c=compiled: c(ids_np))
         for t in threads:
             torch.set_num_threads(t)
             row = {"seq": seq, "threads": t}
@@ -150,15 +156,14 @@ def main() -> None:
 
 
 def print_table(results) -> None:
-    names = [k for k in results[0] if k not in ("seq", "threads")]
     print()
-    print(f"{'workload':18} {'engine':26} {'median ms':>10} {'tokens/s':>9} {'vs lutc ternary':>16}")
+    print(f"{'workload':18} {'engine':28} {'median ms':>10} {'tokens/s':>9} {'vs lutc ternary':>16}")
     for row in results:
         label = f"seq {row['seq']}, {row['threads']} thr"
         base = row["lutc ternary"]
-        for name in names:
+        for name in [k for k in row if k not in ("seq", "threads")]:
             ms = row[name]
-            print(f"{label:18} {name:26} {ms:10.2f} {row['seq'] * 1e3 / ms:9.1f} "
+            print(f"{label:18} {name:28} {ms:10.2f} {row['seq'] * 1e3 / ms:9.1f} "
                   f"{ms / base:15.2f}x")
 
 
