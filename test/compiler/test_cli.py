@@ -90,3 +90,26 @@ def test_print_ir_after_all_shows_every_stage(tmp_path):
     assert "IR after import" in proc.stdout and "IR after lut-lower-mpgemm" in proc.stdout
     assert "IR after fold-weights" in proc.stdout
     assert "lut.mma" in proc.stdout
+
+
+def test_model_text_never_reaches_c(tmp_path):
+    """Names from the model file (here hostile ones) are sanitized or dropped: none of them
+    appears verbatim in the generated C."""
+    names = {"input": "in */ system(\"rm\"); /*", "weight": "layers.0.SECRET_proj.weight",
+             "node": "node`$(echo)`", "bias": "Bias#With Spaces", "output": "out\\put"}
+    w = numpy_helper.from_array(np.ones((8, 8), np.float32), names["weight"])
+    b = numpy_helper.from_array(np.arange(8, dtype=np.float32), names["bias"])
+    nodes = [helper.make_node("MatMul", [names["input"], names["weight"]], ["h"], name=names["node"]),
+             helper.make_node("Add", ["h", names["bias"]], [names["output"]], name="SECRET_add")]
+    graph = helper.make_graph(
+        nodes, "SECRET_graph", [helper.make_tensor_value_info(names["input"], TensorProto.FLOAT, [2, 8])],
+        [helper.make_tensor_value_info(names["output"], TensorProto.FLOAT, [2, 8])], [w, b])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    proc = run_lutc("compile", path, "-o", tmp_path / "out", "--weights", "w2g8", "--emit", "c")
+    assert proc.returncode == 0, proc.stderr
+    for c_file in ["model.c", "main.c"]:
+        text = (tmp_path / "out" / c_file).read_text()
+        assert "SECRET" not in text and "system" not in text
+        for name in names.values():
+            assert name not in text
