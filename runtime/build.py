@@ -2,7 +2,7 @@
 
 The library is compiled file by file: portable files with plain `-O3`, and only the SIMD
 kernel files with their ISA flags (`*_avx2.c`: -mavx2 -mfma; `*_avx512.c`: additionally
--mavx512f -mavx512bw), so the generic code runs on any x86-64 and dispatch.c picks the kernel
+-mavx512f -mavx512bw; `*_avx512vbmi.c`: additionally -mavx512vbmi -mavx512vnni), so the generic code runs on any x86-64 and dispatch.c picks the kernel
 at run time. `-march=native` is never used for the library.
 
 `runtime_library()` builds `liblutrt.so` once per distinct (sources, flags, compiler) into
@@ -28,6 +28,7 @@ SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g
                   "-fno-sanitize-recover=undefined")
 AVX2_FLAGS = ("-mavx2", "-mfma")
 AVX512_FLAGS = AVX2_FLAGS + ("-mavx512f", "-mavx512bw")
+AVX512VBMI_FLAGS = AVX512_FLAGS + ("-mavx512vbmi", "-mavx512vnni")
 
 
 try:  # the project's user-error type, so the CLI reports build failures in one line
@@ -54,14 +55,14 @@ def runtime_sources() -> list[Path]:
 
 def isa_flags(c_file: Path, avx512_emulation: bool = False) -> tuple[str, ...]:
     """Per-file ISA flags: only the SIMD kernel files get them. `avx512_emulation` (tests only)
-    compiles the AVX-512 kernel for AVX2 through SIMDe's emulation headers instead."""
+    compiles the AVX-512 kernels for AVX2 through SIMDe's emulation headers instead."""
     stem = Path(c_file).stem
     if not _is_x86():
         return ()
-    if stem.endswith("avx512"):
+    if stem.endswith("avx512") or stem.endswith("avx512vbmi"):
         if avx512_emulation:  # -O1: emulated zmm code is slow to optimize, and only tested
             return AVX2_FLAGS + ("-DLUTRT_AVX512_SIMDE", "-Wno-psabi", "-O1")
-        return AVX512_FLAGS
+        return AVX512VBMI_FLAGS if stem.endswith("avx512vbmi") else AVX512_FLAGS
     if stem.endswith("avx2"):
         return AVX2_FLAGS
     return ()

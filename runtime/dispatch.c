@@ -1,6 +1,7 @@
 /* dispatch.c — picks the lut.mma / lut.precompute kernels for this CPU: the best supported
- * ISA (AVX-512BW > AVX2+FMA > portable C), unless LUTRT_KERNEL=ref|avx2|avx512 or
- * lutrt_set_kernel() forces one. */
+ * ISA (AVX-512BW > AVX2+FMA > portable C), unless LUTRT_KERNEL=ref|avx2|avx512|avx512vbmi or
+ * lutrt_set_kernel() forces one. "avx512vbmi" (vpermb + vpdpbusd) is only ever selected
+ * explicitly, never by default. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,11 +17,13 @@ static const lutrt_kernel kernels[] = {
     {"avx2", lutrt_mma_i8_avx2, lutrt_mma_f32_ref, lutrt_precompute_row_avx2},
     /* mma_i8 filled in from lutrt_mma_i8_avx512_ptr (NULL when not compiled with AVX-512BW) */
     {"avx512", NULL, lutrt_mma_f32_ref, lutrt_precompute_row_avx2},
+    /* mma_i8 from lutrt_mma_i8_avx512vbmi_ptr (NULL without AVX-512 VBMI + VNNI) */
+    {"avx512vbmi", NULL, lutrt_mma_f32_ref, lutrt_precompute_row_avx2},
 #endif
 };
 enum { NKERNELS = sizeof kernels / sizeof kernels[0] };
 
-static lutrt_kernel avx512_kernel;
+static lutrt_kernel avx512_kernel, avx512vbmi_kernel;
 static _Atomic(const lutrt_kernel *) current;
 
 static const lutrt_kernel *find(const char *name) {
@@ -32,6 +35,12 @@ static const lutrt_kernel *find(const char *name) {
             avx512_kernel = kernels[i];
             avx512_kernel.mma_i8 = lutrt_mma_i8_avx512_ptr;
             return &avx512_kernel;
+        }
+        if (!strcmp(name, "avx512vbmi")) {
+            if (!lutrt_mma_i8_avx512vbmi_ptr) return NULL;
+            avx512vbmi_kernel = kernels[i];
+            avx512vbmi_kernel.mma_i8 = lutrt_mma_i8_avx512vbmi_ptr;
+            return &avx512vbmi_kernel;
         }
 #endif
         return &kernels[i];
@@ -48,6 +57,11 @@ static int cpu_supports(const char *name) {
     if (!strcmp(name, "avx512"))
         return avx2 && (lutrt_avx512_emulated ||
                         (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")));
+    if (!strcmp(name, "avx512vbmi"))
+        return avx2 && (lutrt_avx512vbmi_emulated ||
+                        (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512vbmi") &&
+                         __builtin_cpu_supports("avx512vnni")));
 #endif
     return 0;
 }
@@ -57,6 +71,7 @@ int lutrt_kernel_available(const char *name) {
 }
 
 static const lutrt_kernel *best(void) {
+    /* "avx512vbmi" is deliberately not in the automatic order */
     static const char *order[] = {"avx512", "avx2", "ref"};
     for (int i = 0; i < 3; i++)
         if (lutrt_kernel_available(order[i])) return find(order[i]);

@@ -86,7 +86,8 @@ def _check(rc: int) -> None:
 # ---- kernel and thread selection ----------------------------------------------------------
 
 def set_kernel(name: str | None) -> None:
-    """Forces 'ref', 'avx2' or 'avx512'; None restores the default ($LUTRT_KERNEL or best)."""
+    """Forces 'ref', 'avx2', 'avx512' or 'avx512vbmi' (never the default); None restores the
+    default ($LUTRT_KERNEL or best)."""
     _check(library().lutrt_set_kernel(name.encode() if name else None))
 
 

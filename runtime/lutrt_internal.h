@@ -60,6 +60,9 @@ void lutrt_vlut_release(void); /* frees the calling thread's cached Vec-LUT tabl
 /* NULL unless lmma_avx512.c was compiled with -mavx512bw (or SIMDe emulation, tests only). */
 extern const lutrt_mma_fn lutrt_mma_i8_avx512_ptr;
 extern const int lutrt_avx512_emulated;
+/* NULL unless lmma_avx512vbmi.c was compiled with AVX-512 VBMI + VNNI (or SIMDe emulation). */
+extern const lutrt_mma_fn lutrt_mma_i8_avx512vbmi_ptr;
+extern const int lutrt_avx512vbmi_emulated;
 #endif
 
 /* Validation shared by precompute and mma; returns LUTRT_OK or sets the last error. */

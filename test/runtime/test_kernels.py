@@ -2,7 +2,8 @@
 
 Checks, for bits 1..4 and ternary, M = 1, 3, 16, 33, plain and mirrored tables, f32 and int8
 tables, a partial last group (K=688, G=32) and per-tensor groups (G=K), every kernel this CPU
-runs (ref, avx2; avx512 natively or through SIMDe emulation) and 1 or 2 threads; the Vec-LUT
+runs (ref, avx2; avx512 and the explicitly selected avx512vbmi natively or through SIMDe
+emulation) and 1 or 2 threads; the Vec-LUT
 strategy (forced) for M = 32, 33, 64, 128 the same way:
   * f32 tables are lossless: max |out - dequantize-then-matmul| <= 1e-4 max |out|;
   * int8 tables: the kernels reproduce the int8 formula on the tables they were given, and the
@@ -24,7 +25,9 @@ import pytest
 from lutc.runtime import build, kernels, packing, reference
 
 HERE = Path(__file__).resolve().parent
-KERNELS = [k for k in ("ref", "avx2", "avx512") if kernels.kernel_available(k)]
+KERNELS = [k for k in ("ref", "avx2", "avx512", "avx512vbmi") if kernels.kernel_available(k)]
+# the automatic default: the best of these (avx512vbmi is only ever selected explicitly)
+DEFAULT_KERNEL = [k for k in KERNELS if k != "avx512vbmi"][-1]
 
 
 @pytest.fixture(autouse=True)
@@ -313,7 +316,9 @@ def test_env_selects_kernel_and_threads():
     assert _python(code, LUTRT_KERNEL="ref", LUTRT_NUM_THREADS="3")[0] == "ref 3"
     out, err = _python(code, LUTRT_KERNEL="sse9")
     assert "LUTRT_KERNEL=sse9 is not available" in err
-    assert out == f"{KERNELS[-1]} {len(os.sched_getaffinity(0))}"
+    assert out == f"{DEFAULT_KERNEL} {len(os.sched_getaffinity(0))}"
+    if "avx512vbmi" in KERNELS:
+        assert _python(code, LUTRT_KERNEL="avx512vbmi")[0].split()[0] == "avx512vbmi"
 
 
 def test_set_kernel_and_threads_api():
@@ -394,24 +399,47 @@ def test_runtime_clean_under_asan_ubsan(tmp_path):
     assert proc.stdout.strip() == f"OK {len(dirs)} cases"
 
 
-def test_avx512_kernel_under_simde_emulation():
-    """The AVX-512 kernel cannot run natively on AVX2-only CPUs; SIMDe's emulation runs the
-    same source so its lane bookkeeping is still checked against the reference."""
-    if "avx512" in KERNELS:
-        pytest.skip("native AVX-512: covered by the int8 tests")
+# (m, n, bits, mirrored, (K, G, explicit zeros), scale_group)
+EMULATION_CASES = [(1, 200, 2, True, SHAPES[0], 32), (3, 200, 3, False, SHAPES[1], 32),
+                   (16, 100, 1, True, SHAPES[0], 32), (33, 72, 4, False, SHAPES[0], 32)]
+# avx512vbmi looks up four tables at once: every bit width both ways, GEMV (4- and 2-block
+# tiles plus single blocks) and GEMM (odd M), and scale groups that are not a multiple of four
+# tables (remainders of 1..3 tables, a partial last weight group of K = 688, G = 48).
+VBMI_EMULATION_CASES = EMULATION_CASES + [
+    (m, 200, bits, mirrored, shape, sg)
+    for bits in (1, 2, 3, 4) for mirrored in (False, True)
+    for m, shape, sg in [(1, (688, 48, True), 24), (3, (256, 256, False), 32), (2, (688, 48, False), 12)]
+] + [(1, 100, 2, True, (688, 32, True), 4), (5, 264, 4, True, (1024, 128, False), 64)]
+
+
+@pytest.mark.parametrize("kernel", ["avx512", "avx512vbmi"])
+def test_avx512_kernel_under_simde_emulation(kernel):
+    """The AVX-512 kernels cannot run natively on CPUs without AVX-512 (VBMI/VNNI); SIMDe's
+    emulation runs the same source so their lane bookkeeping is still checked against the
+    reference."""
+    if kernel in KERNELS:
+        pytest.skip(f"native {kernel}: covered by the int8 tests")
     if not Path("/usr/include/simde/x86/avx512.h").exists():
         pytest.skip("SIMDe headers not installed (apt install libsimde-dev)")
     kernels.use_library(build.runtime_library(avx512_emulation=True))
     try:
-        kernels.set_kernel("avx512")
+        kernels.set_kernel(kernel)
+        assert kernels.kernel_name() == kernel
         rng = np.random.default_rng(11)
-        for m, n, bits, mirrored, shape in [(1, 200, 2, True, SHAPES[0]), (3, 200, 3, False, SHAPES[1]),
-                                            (16, 100, 1, True, SHAPES[0]), (33, 72, 4, False, SHAPES[0])]:
+        cases = VBMI_EMULATION_CASES if kernel == "avx512vbmi" else EMULATION_CASES
+        for m, n, bits, mirrored, shape, sg in cases:
             k, group, zeros = shape
             c = make_case(rng, m, n, k, bits, group, mirrored, zeros=zeros)
-            t, out = run_mma(c, bits, group, mirrored, True, 2)
+            t, out = run_mma(c, bits, group, mirrored, True, 2, scale_group=sg)
             want = reference.mma_from_tables(t.entries, t.tscale, t.sums, c["codes"], c["s_arg"],
-                                             c["z_arg"], c["zimp_arg"], group, mirrored)
-            assert np.abs(out - want).max() <= 1e-5 * np.abs(want).max()
+                                             c["z_arg"], c["zimp_arg"], group, mirrored,
+                                             scale_group=sg)
+            case = (m, n, bits, mirrored, shape, sg)
+            assert np.abs(out - want).max() <= 1e-5 * np.abs(want).max(), case
+            if kernel == "avx512vbmi":  # the same integer sums and float order as avx512
+                kernels.set_kernel("avx512")
+                _, base = run_mma(c, bits, group, mirrored, True, 2, scale_group=sg)
+                kernels.set_kernel(kernel)
+                assert np.array_equal(out, base), case
     finally:
         kernels.use_library(build.runtime_library())
