@@ -10,7 +10,7 @@ import numpy as np
 
 from lutc.compiler.emit_c import CEmitter
 from lutc.compiler.emit_main import emit_main
-from lutc.compiler.errors import LutcError
+from lutc.runtime.errors import LutcError
 from lutc.compiler.fold_weights import fold_weights
 from lutc.compiler.imported_model import ImportedModel
 from lutc.runtime.model_loader import MANIFEST

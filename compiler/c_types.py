@@ -13,7 +13,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute
 
-from lutc.compiler.errors import LutcError
+from lutc.runtime.errors import LutcError
 
 
 def c_type(typ: Attribute) -> str:

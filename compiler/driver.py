@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lutc.compiler.errors import LutcError
+from lutc.runtime.errors import LutcError
 
 
 def _shape_arg(text: str) -> tuple[str, tuple[int, ...]]:

@@ -24,7 +24,7 @@ from xdsl.ir.affine import AffineConstantExpr, AffineDimExpr
 
 from lutc.compiler.buffer_plan import ALIGN, VIEW_OPS, BufferPlan, plan_buffers
 from lutc.compiler.c_types import c_float_literal, c_type
-from lutc.compiler.errors import LutcError
+from lutc.runtime.errors import LutcError
 from lutc.compiler.tensor_interpreter import numpy_dtype
 from lutc.dialects.lut_ops import WeightOp
 from lutc.dialects.table_type import TableType

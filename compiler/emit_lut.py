@@ -23,7 +23,7 @@ import numpy as np
 from xdsl.dialects.linalg import ops as linalg
 from xdsl.ir import Operation, SSAValue
 
-from lutc.compiler.errors import LutcError
+from lutc.runtime.errors import LutcError
 from lutc.dialects.fused_precompute import FusedPrecomputeOp
 from lutc.dialects.lut_ops import MmaOp, PrecomputeOp, WeightOp
 from lutc.dialects.packed_ops import PackedMmaOp

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lutc.compiler.errors import LutcError
+from lutc.runtime.errors import LutcError
 from lutc.compiler.imported_model import ImportedModel
 from lutc.compiler.quantize import WeightSpec
 

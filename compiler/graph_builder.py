@@ -53,7 +53,7 @@ from xdsl.ir import Attribute, Block, Region, SSAValue
 from xdsl.ir.affine import AffineExpr, AffineMap
 from xdsl.rewriter import InsertPoint
 
-from lutc.compiler.errors import LutcError
+from lutc.runtime.errors import LutcError
 from lutc.compiler.quantize import QuantizedWeight
 from lutc.compiler.weight_store import WeightStore
 from lutc.dialects.lut_ops import DequantizeOp, WeightOp

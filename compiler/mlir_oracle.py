@@ -17,7 +17,7 @@ from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, ModuleOp, UnitAttr
 from xdsl.dialects.func import FuncOp
 from xdsl.printer import Printer
 
-from lutc.compiler.errors import LutcError
+from lutc.runtime.errors import LutcError
 from lutc.dialects.lut_ops import WeightOp
 
 LOWERING = (

@@ -10,7 +10,7 @@ from xdsl.passes import ModulePass
 from xdsl.printer import Printer
 
 from lutc.compiler.context import make_context
-from lutc.compiler.errors import LutcError
+from lutc.runtime.errors import LutcError
 from lutc.passes import PASSES
 
 # The default order; passes not yet registered in lutc.passes.PASSES are skipped.

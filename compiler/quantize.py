@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lutc.compiler.errors import LutcError
+from lutc.runtime.errors import LutcError
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from xdsl.pattern_rewriter import (
     op_type_rewrite_pattern,
 )
 
-from lutc.compiler.errors import LutcError
+from lutc.runtime.errors import LutcError
 from lutc.dialects.fused_precompute import FusedPrecomputeOp
 from lutc.dialects.lut_ops import MmaOp, PrecomputeOp
 from lutc.dialects.packed_ops import PackedMmaOp

@@ -40,7 +40,7 @@ from xdsl.pattern_rewriter import (
 )
 from xdsl.utils.exceptions import VerifyException
 
-from lutc.compiler.errors import LutcError
+from lutc.runtime.errors import LutcError
 from lutc.dialects.lut_ops import MmaOp
 from lutc.dialects.packed_ops import PackedMmaOp
 from lutc.dialects.table_type import TableType

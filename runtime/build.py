@@ -32,7 +32,7 @@ AVX512VBMI_FLAGS = AVX512_FLAGS + ("-mavx512vbmi", "-mavx512vnni")
 
 
 try:  # the project's user-error type, so the CLI reports build failures in one line
-    from lutc.compiler.errors import LutcError as _UserError
+    from lutc.runtime.errors import LutcError as _UserError
 except ImportError:  # the runtime used on its own
     _UserError = Exception
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lutc.compiler.errors import LutcError
+from lutc.runtime.errors import LutcError
 
 MANIFEST = "model.json"
 

@@ -16,7 +16,7 @@ import onnx
 from onnx import numpy_helper
 from xdsl.ir import SSAValue
 
-from lutc.compiler.errors import LutcError
+from lutc.runtime.errors import LutcError
 from lutc.compiler.frontends import onnx_quant_formats  # noqa: F401  (registers handlers)
 from lutc.compiler.frontends.onnx_ops import (
     HANDLERS,

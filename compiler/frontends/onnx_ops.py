@@ -15,7 +15,7 @@ import onnx
 from onnx import numpy_helper
 from xdsl.ir import SSAValue
 
-from lutc.compiler.errors import LutcError
+from lutc.runtime.errors import LutcError
 from lutc.compiler.frontends import weight_recovery
 from lutc.compiler.frontends.constant_folding import NumpyFolder
 from lutc.compiler.frontends.scatter import scatter_along

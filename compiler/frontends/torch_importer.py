@@ -32,7 +32,7 @@ from torch.export.graph_signature import InputKind, OutputKind
 from torch.fx import Node
 from xdsl.ir import SSAValue
 
-from lutc.compiler.errors import LutcError
+from lutc.runtime.errors import LutcError
 from lutc.compiler.frontends import weight_recovery
 from lutc.compiler.frontends.torch_ops import (
     HANDLERS,

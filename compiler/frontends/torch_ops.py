@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from xdsl.ir import SSAValue
 
-from lutc.compiler.errors import LutcError
+from lutc.runtime.errors import LutcError
 from lutc.compiler.frontends.scatter import scatter_along
 from lutc.compiler.graph_builder import GraphBuilder, canonical_array, elem_of, numpy_dtype, \
     shape_of

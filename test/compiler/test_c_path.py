@@ -94,7 +94,7 @@ def test_linalg_and_tensor_ops_c_equals_interpreter(tmp_path):
 
 
 def test_loader_checks_shapes_before_c(tmp_path):
-    from lutc.compiler.errors import LutcError
+    from lutc.runtime.errors import LutcError
 
     module, weights, x, _, _ = quantized_linear(2, 64, 8, "w2g64")
     LowerMpGemmPass().apply(None, module)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lutc.compiler.errors import LutcError
+from lutc.runtime.errors import LutcError
 from lutc.compiler.quantize import WeightSpec, quantize, relative_error
 
 # Gaussian weights: the expected relative error of each format (seeded, so tight bounds)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from lutc.compiler.errors import LutcError
+from lutc.runtime.errors import LutcError
 from lutc.compiler.frontends.torch_importer import import_exported_program, state_names
 
 from ..frontends.ir_contract import check_contract

@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from lutc.compiler.errors import LutcError
+from lutc.runtime.errors import LutcError
 from lutc.compiler.frontends.onnx_importer import import_onnx
 from lutc.compiler.interpret import run_module
 from lutc.compiler.quantize import WeightSpec, quantize

@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from lutc.compiler.errors import LutcError
+from lutc.runtime.errors import LutcError
 from lutc.compiler.frontends.onnx_importer import import_onnx
 from lutc.compiler.interpret import run_module
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lutc.compiler.errors import LutcError
+from lutc.runtime.errors import LutcError
 from lutc.compiler.frontends.torch_importer import import_exported_program
 from lutc.compiler.interpret import run_module
 from lutc.compiler.quantize import WeightSpec, quantize

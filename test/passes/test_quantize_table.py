@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from xdsl.utils.arg_spec import parse_spec
 
-from lutc.compiler.errors import LutcError
+from lutc.runtime.errors import LutcError
 from lutc.compiler.interpret import run_module
 from lutc.dialects.lut_ops import PrecomputeOp
 from lutc.passes.lower_mpgemm import LowerMpGemmPass
