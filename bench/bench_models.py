@@ -105,7 +105,7 @@ def main() -> None:
     shape = QUICK if args.quick else FULL
     threads = [int(t) for t in args.threads.split(",")]
     repeats = 5 if args.quick else 7
-    from lutc.compiler.driver import compile_model
+    from lutc.compiler.api import compile_model
     from lutc.runtime.model_loader import CompiledModel
 
     model = llama(shape)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lutc.compiler.quantize import WeightSpec, quantize
+from lutc.compiler.frontends.quantize import WeightSpec, quantize
 
 SPEC = "w2g64"
 M, D, H = 16, 512, 1024
@@ -75,7 +75,7 @@ def median_time(fn, repeats: int = 30) -> float:
 def run_demo(workdir: Path, threads: int = 0) -> None:
     import onnx
 
-    from lutc.compiler.driver import compile_model
+    from lutc.compiler.api import compile_model
     from lutc.runtime.model_loader import CompiledModel
 
     workdir.mkdir(parents=True, exist_ok=True)

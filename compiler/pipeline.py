@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 from xdsl.printer import Printer
+from xdsl.utils.exceptions import PassFailedException
 
 from lutc.compiler.context import make_context
 from lutc.runtime.errors import LutcError
@@ -65,7 +66,10 @@ def run_pipeline(module: ModuleOp, options: PipelineOptions) -> ModuleOp:
     if options.print_after_all:
         print_ir(module, "import", options.out)
     for p in pipeline_passes(options):
-        p.apply(ctx, module)
+        try:
+            p.apply(ctx, module)
+        except PassFailedException as err:
+            raise LutcError(str(err)) from None
         module.verify()
         if options.print_after_all or p.name in options.print_after:
             print_ir(module, p.name, options.out)

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
 
-from lutc.compiler import fold_weights
-from lutc.compiler.tensor_interpreter import numpy_dtype
+from lutc.compiler.codegen import fold_weights
+from lutc.dialects.dtypes import numpy_dtype
 from lutc.dialects.fused_precompute import FusedPrecomputeOp
 from lutc.dialects.lut_ops import DequantizeOp, MmaOp, PrecomputeOp, WeightOp
 from lutc.dialects.packed_ops import PackedMmaOp

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+
+from lutc.dialects.dtypes import numpy_dtype
 from xdsl.interpreter import (
     Interpreter,
     InterpreterFunctions,
@@ -30,8 +32,6 @@ class LutFunctions(InterpreterFunctions):
 
     @impl(WeightOp)
     def run_weight(self, interpreter: Interpreter, op: WeightOp, args: PythonValues):
-        from lutc.compiler.tensor_interpreter import numpy_dtype
-
         array = np.asarray(self.weights[op.weight_name.data])
         return (array.astype(numpy_dtype(op.result.type), copy=False),)
 

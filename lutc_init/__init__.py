@@ -22,7 +22,7 @@ def compile(model, example_inputs=None, weights: str | None = None,
     import tempfile
     from pathlib import Path
 
-    from lutc.compiler.driver import compile_model
+    from lutc.compiler.api import compile_model
     from lutc.runtime.model_loader import CompiledModel
 
     target = Path(outdir) if outdir else Path(tempfile.mkdtemp(prefix="lutc-"))

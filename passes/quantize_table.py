@@ -37,7 +37,7 @@ from xdsl.pattern_rewriter import (
     op_type_rewrite_pattern,
 )
 
-from lutc.runtime.errors import LutcError
+from xdsl.utils.exceptions import PassFailedException
 from lutc.dialects.fused_precompute import FusedPrecomputeOp
 from lutc.dialects.lut_ops import MmaOp, PrecomputeOp
 from lutc.dialects.packed_ops import PackedMmaOp
@@ -89,6 +89,6 @@ class QuantizeTablePass(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         sg = self.scale_group
         if sg < 4 or sg % 4 or sg > MAX_SCALE_GROUP:
-            raise LutcError(f"lut-quantize-table: scale-group must be a multiple of 4 in "
+            raise PassFailedException(f"lut-quantize-table: scale-group must be a multiple of 4 in "
                             f"4..{MAX_SCALE_GROUP} (int16 accumulation bound), got {sg}")
         PatternRewriteWalker(QuantizeTables(sg), apply_recursively=False).rewrite_module(op)

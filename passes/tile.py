@@ -40,7 +40,7 @@ from xdsl.pattern_rewriter import (
 )
 from xdsl.utils.exceptions import VerifyException
 
-from lutc.runtime.errors import LutcError
+from xdsl.utils.exceptions import PassFailedException
 from lutc.dialects.lut_ops import MmaOp
 from lutc.dialects.packed_ops import PackedMmaOp
 from lutc.dialects.table_type import TableType
@@ -89,7 +89,7 @@ class TileGemms(RewritePattern):
         try:
             attr = TileAttr.get(tile.m, tile.n, tile.k, tile.strategy)
         except VerifyException as err:
-            raise LutcError(f"lut-tile: {err} (options m={self.tile_pass.m} "
+            raise PassFailedException(f"lut-tile: {err} (options m={self.tile_pass.m} "
                             f"n={self.tile_pass.n} k={self.tile_pass.k})") from None
         op.attributes["tile"] = attr
         rewriter.notify_op_modified(op)
@@ -112,7 +112,7 @@ class TilePass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.strategy and self.strategy not in STRATEGIES:
-            raise LutcError(f"lut-tile: strategy must be one of {', '.join(STRATEGIES)}, "
+            raise PassFailedException(f"lut-tile: strategy must be one of {', '.join(STRATEGIES)}, "
                             f"got '{self.strategy}'")
         pattern = TileGemms(self, host_machine())
         PatternRewriteWalker(pattern, apply_recursively=False).rewrite_module(op)

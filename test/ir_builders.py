@@ -7,7 +7,7 @@ import numpy as np
 from xdsl.parser import Parser
 
 from lutc.compiler.context import make_context
-from lutc.compiler.quantize import QuantizedWeight, WeightSpec, quantize
+from lutc.compiler.frontends.quantize import QuantizedWeight, WeightSpec, quantize
 
 
 def fmt_text(qw: QuantizedWeight) -> str:

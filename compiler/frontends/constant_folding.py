@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lutc.compiler.graph_builder import canonical_array
+from lutc.compiler.frontends.graph_builder import canonical_array
 
 
 def _int_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:

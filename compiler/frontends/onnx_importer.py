@@ -26,9 +26,9 @@ from lutc.compiler.frontends.onnx_ops import (
     onnx_dtype,
     shape,
 )
-from lutc.compiler.graph_builder import GraphBuilder, canonical_array
+from lutc.compiler.frontends.graph_builder import GraphBuilder, canonical_array
 from lutc.compiler.imported_model import ImportedModel, TensorSpec
-from lutc.compiler.quantize import WeightSpec
+from lutc.compiler.frontends.quantize import WeightSpec
 from lutc.compiler.weight_store import WeightStore, sanitize
 
 DEFAULT_DOMAINS = ("", "ai.onnx")

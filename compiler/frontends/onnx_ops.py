@@ -19,14 +19,14 @@ from lutc.runtime.errors import LutcError
 from lutc.compiler.frontends import weight_recovery
 from lutc.compiler.frontends.constant_folding import NumpyFolder
 from lutc.compiler.frontends.scatter import scatter_along
-from lutc.compiler.graph_builder import (
+from lutc.compiler.frontends.graph_builder import (
     GraphBuilder,
     canonical_array,
     elem_of,
-    numpy_dtype,
+    storage_dtype,
     shape_of,
 )
-from lutc.compiler.quantize import QuantizedWeight, WeightSpec, quantize, relative_error
+from lutc.compiler.frontends.quantize import QuantizedWeight, WeightSpec, quantize, relative_error
 
 Value = SSAValue | np.ndarray
 Handler = Callable[["NodeContext", list], list]
@@ -151,7 +151,7 @@ def shape(x: Value) -> tuple[int, ...]:
 
 
 def dtype(x: Value) -> np.dtype:
-    return x.dtype if isinstance(x, np.ndarray) else numpy_dtype(elem_of(x))
+    return x.dtype if isinstance(x, np.ndarray) else storage_dtype(elem_of(x))
 
 
 def _axes(ctx: NodeContext, ins: list, index: int, rank: int, default=None) -> list[int] | None:

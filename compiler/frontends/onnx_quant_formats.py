@@ -24,8 +24,8 @@ from lutc.compiler.frontends.onnx_ops import (
     linear_layer,
     shape,
 )
-from lutc.compiler.graph_builder import canonical_array
-from lutc.compiler.quantize import QuantizedWeight
+from lutc.compiler.frontends.graph_builder import canonical_array
+from lutc.compiler.frontends.quantize import QuantizedWeight
 
 LUT_BITS = (1, 2, 3, 4)  # what lut.dequantize can hold
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from xdsl.ir import SSAValue
 
-from lutc.compiler.graph_builder import GraphBuilder, elem_of, element_type, shape_of
+from lutc.compiler.frontends.graph_builder import GraphBuilder, elem_of, element_type, shape_of
 
 
 def scatter_along(gb: GraphBuilder, dest: SSAValue, axis: int, index, src: SSAValue) -> SSAValue:

@@ -42,9 +42,9 @@ from lutc.compiler.frontends.torch_ops import (
     op_name,
     torch_dtype,
 )
-from lutc.compiler.graph_builder import GraphBuilder, canonical_array
+from lutc.compiler.frontends.graph_builder import GraphBuilder, canonical_array
 from lutc.compiler.imported_model import ImportedModel, TensorSpec
-from lutc.compiler.quantize import WeightSpec, quantize, relative_error
+from lutc.compiler.frontends.quantize import WeightSpec, quantize, relative_error
 from lutc.compiler.weight_store import WeightStore, sanitize
 
 

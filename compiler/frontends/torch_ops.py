@@ -18,7 +18,7 @@ from xdsl.ir import SSAValue
 
 from lutc.runtime.errors import LutcError
 from lutc.compiler.frontends.scatter import scatter_along
-from lutc.compiler.graph_builder import GraphBuilder, canonical_array, elem_of, numpy_dtype, \
+from lutc.compiler.frontends.graph_builder import GraphBuilder, canonical_array, elem_of, storage_dtype, \
     shape_of
 
 Handler = Callable[["TorchNodeContext"], object]
@@ -104,7 +104,7 @@ def shape(x) -> tuple[int, ...]:
 
 def dtype(x) -> np.dtype:
     if isinstance(x, SSAValue):
-        return numpy_dtype(elem_of(x))
+        return storage_dtype(elem_of(x))
     if isinstance(x, bool):
         return np.dtype(np.bool_)
     if isinstance(x, int):

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from lutc.compiler.quantize import QuantizedWeight
+from lutc.compiler.frontends.quantize import QuantizedWeight
 
 GROUP_CANDIDATES = (256, 128, 64, 32, 16, 8, 4)
 

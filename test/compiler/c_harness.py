@@ -8,9 +8,9 @@ import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 
-from lutc.compiler.build import build_library, emit_model
+from lutc.compiler.codegen.build import build_library, emit_model
 from lutc.compiler.imported_model import ImportedModel, TensorSpec
-from lutc.compiler.tensor_interpreter import numpy_dtype
+from lutc.dialects.dtypes import numpy_dtype
 from lutc.compiler.weight_store import WeightStore
 from lutc.runtime.model_loader import CompiledModel
 

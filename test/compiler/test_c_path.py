@@ -5,7 +5,7 @@ import pytest
 from xdsl.parser import Parser
 
 from lutc.compiler.context import make_context
-from lutc.compiler.interpret import run_module
+from lutc.compiler.interp.interpret import run_module
 from lutc.passes.lower_mpgemm import LowerMpGemmPass
 from test.compiler.c_harness import compile_and_load
 from test.ir_builders import quantized_linear, rel_max_err

@@ -8,8 +8,8 @@ from xdsl.parser import Parser
 pytest.importorskip("torch_mlir")
 
 from lutc.compiler.context import make_context  # noqa: E402
-from lutc.compiler.interpret import run_module  # noqa: E402
-from lutc.compiler.mlir_oracle import jit_run, parse_in_mlir, to_upstream_mlir  # noqa: E402
+from lutc.compiler.interp.interpret import run_module  # noqa: E402
+from lutc.compiler.interp.mlir_oracle import jit_run, parse_in_mlir, to_upstream_mlir  # noqa: E402
 from test.compiler.c_harness import compile_and_load  # noqa: E402
 from test.compiler.test_c_path import GRAPH  # noqa: E402
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lutc.runtime.errors import LutcError
-from lutc.compiler.quantize import WeightSpec, quantize, relative_error
+from lutc.compiler.frontends.quantize import WeightSpec, quantize, relative_error
 
 # Gaussian weights: the expected relative error of each format (seeded, so tight bounds)
 ERRORS = {"w4g32": 0.08, "w4g32sym": 0.10, "w3g64asym": 0.20, "w2g64": 0.45, "ternary": 0.52,

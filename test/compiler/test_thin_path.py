@@ -5,8 +5,8 @@ import onnx
 import pytest
 
 from lutc.compiler.demo import demo_model, nmse, reference_forward
-from lutc.compiler.driver import compile_model
-from lutc.compiler.quantize import WeightSpec
+from lutc.compiler.api import compile_model
+from lutc.compiler.frontends.quantize import WeightSpec
 from lutc.runtime.model_loader import CompiledModel
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lutc.compiler.interpret import run_module
+from lutc.compiler.interp.interpret import run_module
 from lutc.dialects import lut_semantics as sem
 from lutc.passes.lower_mpgemm import LowerMpGemmPass
 from test.ir_builders import quantized_linear, rel_max_err

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lutc.compiler.build import build_library
-from lutc.compiler.driver import compile_model
+from lutc.compiler.codegen.build import build_library
+from lutc.compiler.api import compile_model
 from lutc.runtime.model_loader import CompiledModel
 
 # The lossless pipeline keeps float tables; the default one quantizes them to int8.

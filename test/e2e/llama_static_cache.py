@@ -12,7 +12,7 @@ import torch
 from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind
 
-from lutc.compiler.quantize import WeightSpec, quantize
+from lutc.compiler.frontends.quantize import WeightSpec, quantize
 
 from ..frontends.torch_models import SEQ, tiny_llama, token_ids
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lutc.compiler.frontends.torch_importer import import_exported_program
-from lutc.compiler.interpret import run_module
+from lutc.compiler.interp.interpret import run_module
 from test.frontends.torch_models import LogitsOnly, tiny_llama, token_ids
 from test.frontends.torch_quant_models import GroupDequantLinear, TernaryLinear
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import lutc
-from lutc.compiler.quantize import WeightSpec, quantize
+from lutc.compiler.frontends.quantize import WeightSpec, quantize
 
 from ..frontends.torch_models import MLP
 from .conftest import LOSSLESS, rel_max_abs, report

@@ -7,7 +7,7 @@ from xdsl.parser import Parser
 from lutc.compiler.context import make_context
 from lutc.compiler.frontends.onnx_importer import import_onnx
 from lutc.compiler.frontends.torch_importer import import_exported_program
-from lutc.compiler.quantize import WeightSpec
+from lutc.compiler.frontends.quantize import WeightSpec
 
 
 def _roundtrip(module) -> None:

@@ -13,8 +13,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from lutc.runtime.errors import LutcError
 from lutc.compiler.frontends.onnx_importer import import_onnx
-from lutc.compiler.interpret import run_module
-from lutc.compiler.quantize import WeightSpec, quantize
+from lutc.compiler.interp.interpret import run_module
+from lutc.compiler.frontends.quantize import WeightSpec, quantize
 
 from .conftest import max_abs, rel_max_abs
 from .onnx_models import mlp, with_weights

@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 
 from lutc.compiler.frontends.onnx_importer import import_onnx
-from lutc.compiler.interpret import run_module
+from lutc.compiler.interp.interpret import run_module
 
 from .conftest import max_abs, rel_max_abs
 from .ir_contract import check_contract

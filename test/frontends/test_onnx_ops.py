@@ -9,7 +9,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from lutc.compiler.frontends.onnx_importer import import_onnx
-from lutc.compiler.interpret import run_module
+from lutc.compiler.interp.interpret import run_module
 
 from .conftest import max_abs
 from .ir_contract import check_contract

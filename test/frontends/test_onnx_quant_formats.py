@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from lutc.runtime.errors import LutcError
 from lutc.compiler.frontends.onnx_importer import import_onnx
-from lutc.compiler.interpret import run_module
+from lutc.compiler.interp.interpret import run_module
 
 from .conftest import rel_max_abs
 from .ir_contract import check_contract

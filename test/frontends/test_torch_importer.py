@@ -8,8 +8,8 @@ import torch
 
 from lutc.runtime.errors import LutcError
 from lutc.compiler.frontends.torch_importer import import_exported_program
-from lutc.compiler.interpret import run_module
-from lutc.compiler.quantize import WeightSpec, quantize
+from lutc.compiler.interp.interpret import run_module
+from lutc.compiler.frontends.quantize import WeightSpec, quantize
 
 from .conftest import max_abs, rel_max_abs
 from .ir_contract import check_contract

@@ -9,7 +9,7 @@ import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 
-from lutc.compiler.build import build_library, emit_model
+from lutc.compiler.codegen.build import build_library, emit_model
 from lutc.compiler.imported_model import ImportedModel, TensorSpec
 from lutc.compiler.pipeline import PipelineOptions, run_pipeline
 from lutc.compiler.weight_store import WeightStore

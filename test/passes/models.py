@@ -8,7 +8,7 @@ import numpy as np
 from xdsl.parser import Parser
 
 from lutc.compiler.context import make_context
-from lutc.compiler.quantize import QuantizedWeight, WeightSpec, quantize
+from lutc.compiler.frontends.quantize import QuantizedWeight, WeightSpec, quantize
 from test.ir_builders import fmt_text
 
 

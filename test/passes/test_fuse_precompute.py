@@ -4,7 +4,7 @@ in the interpreter and in C."""
 import numpy as np
 import pytest
 
-from lutc.compiler.interpret import run_module
+from lutc.compiler.interp.interpret import run_module
 from lutc.dialects.fused_precompute import FusedPrecomputeOp
 from lutc.dialects.lut_ops import PrecomputeOp
 from lutc.passes.fuse_precompute import FusePrecomputePass

@@ -4,8 +4,8 @@ and the same numbers."""
 import numpy as np
 import pytest
 
-from lutc.compiler.fold_weights import fold_weights
-from lutc.compiler.interpret import run_module
+from lutc.compiler.codegen.fold_weights import fold_weights
+from lutc.compiler.interp.interpret import run_module
 from lutc.dialects.lut_ops import MmaOp
 from lutc.dialects.packed_ops import PackedMmaOp, PackOp, PackScalesOp
 from lutc.passes.lower_mpgemm import LowerMpGemmPass

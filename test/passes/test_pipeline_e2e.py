@@ -4,7 +4,7 @@ against the interpreter (same IR) and the float reference (dequantized weights).
 import numpy as np
 import pytest
 
-from lutc.compiler.interpret import run_module
+from lutc.compiler.interp.interpret import run_module
 from lutc.compiler.pipeline import DEFAULT_PASSES
 from lutc.dialects.fused_precompute import FusedPrecomputeOp
 from lutc.dialects.packed_ops import PackedMmaOp

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from xdsl.utils.arg_spec import parse_spec
 
-from lutc.runtime.errors import LutcError
-from lutc.compiler.interpret import run_module
+from xdsl.utils.exceptions import PassFailedException
+from lutc.compiler.interp.interpret import run_module
 from lutc.dialects.lut_ops import PrecomputeOp
 from lutc.passes.lower_mpgemm import LowerMpGemmPass
 from lutc.passes.quantize_table import QuantizeTablePass, choose_scale_group
@@ -61,7 +61,7 @@ def test_option_and_its_check():
         None, module)
     (pre,) = [op for op in module.walk() if isinstance(op, PrecomputeOp)]
     assert pre.table.type.scale_group.data == 16
-    with pytest.raises(LutcError, match="scale-group must be a multiple of 4"):
+    with pytest.raises(PassFailedException, match="scale-group must be a multiple of 4"):
         QuantizeTablePass(scale_group=128).apply(None, module)
 
 

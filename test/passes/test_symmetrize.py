@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from lutc.compiler.fold_weights import fold_weights
-from lutc.compiler.interpret import run_module
+from lutc.compiler.codegen.fold_weights import fold_weights
+from lutc.compiler.interp.interpret import run_module
 from lutc.dialects import lut_semantics as sem
 from lutc.dialects.lut_ops import BitPlanesOp, MmaOp, PrecomputeOp
 from lutc.dialects.mirror_ops import MirrorCodesOp, MirrorZerosOp

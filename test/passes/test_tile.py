@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from xdsl.utils.arg_spec import parse_spec
 
-from lutc.runtime.errors import LutcError
-from lutc.compiler.interpret import run_module
+from xdsl.utils.exceptions import PassFailedException
+from lutc.compiler.interp.interpret import run_module
 from lutc.dialects.lut_ops import MmaOp
 from lutc.dialects.packed_ops import PackedMmaOp
 from lutc.passes import tile_autotune
@@ -95,7 +95,7 @@ def test_pass_sets_an_attribute_per_gemm_and_forced_options():
 def test_bad_options_are_user_errors(spec, message):
     module, _, _, _, _ = quantized_linear(1, 64, 32, "w2g64")
     LowerMpGemmPass().apply(None, module)
-    with pytest.raises(LutcError, match=message):
+    with pytest.raises(PassFailedException, match=message):
         TilePass.from_pass_spec(parse_spec(spec)).apply(None, module)
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lutc.compiler.emit_c import CEmitter
-from lutc.compiler.emit_main import emit_main
+from lutc.compiler.codegen.emit_c import CEmitter
+from lutc.compiler.codegen.emit_main import emit_main
 from lutc.runtime.errors import LutcError
-from lutc.compiler.fold_weights import fold_weights
+from lutc.compiler.codegen.fold_weights import fold_weights
 from lutc.compiler.imported_model import ImportedModel
 from lutc.runtime.model_loader import MANIFEST
 

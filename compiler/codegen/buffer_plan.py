@@ -26,7 +26,7 @@ def _align(n: int) -> int:
 
 
 def value_bytes(value: SSAValue) -> int:
-    from lutc.compiler.tensor_interpreter import numpy_dtype
+    from lutc.dialects.dtypes import numpy_dtype
 
     typ = value.type
     if isinstance(typ, TableType):

@@ -54,7 +54,7 @@ from xdsl.ir.affine import AffineExpr, AffineMap
 from xdsl.rewriter import InsertPoint
 
 from lutc.runtime.errors import LutcError
-from lutc.compiler.quantize import QuantizedWeight
+from lutc.compiler.frontends.quantize import QuantizedWeight
 from lutc.compiler.weight_store import WeightStore
 from lutc.dialects.lut_ops import DequantizeOp, WeightOp
 from lutc.dialects.weight_format import WeightFormatAttr
@@ -92,7 +92,8 @@ def element_type(dtype: np.dtype | type) -> Attribute:
     raise LutcError(f"tensors of element type {dtype} are not supported")
 
 
-def numpy_dtype(elem: Attribute) -> np.dtype:
+def storage_dtype(elem: Attribute) -> np.dtype:
+    """How the frontends store a constant of element type `elem` (i8 weight codes as uint8)."""
     if isinstance(elem, Float32Type):
         return np.dtype(np.float32)
     if elem == i1:
@@ -110,7 +111,7 @@ def canonical_array(array: np.ndarray) -> np.ndarray:
     if array.dtype.kind not in "biuf":  # ml_dtypes: int4/uint4/int2, bfloat16, float8
         integer = array.dtype.name.startswith(("int", "uint"))
         return array.astype(np.int64 if integer else np.float32)
-    return array.astype(numpy_dtype(element_type(array.dtype)), copy=False)
+    return array.astype(storage_dtype(element_type(array.dtype)), copy=False)
 
 
 def tensor_type(shape: Sequence[int], elem: Attribute) -> TensorType:

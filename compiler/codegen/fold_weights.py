@@ -12,7 +12,7 @@ from xdsl.dialects.linalg import ops as linalg
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation
 
-from lutc.compiler.interpret import make_interpreter
+from lutc.compiler.interp.interpret import make_interpreter
 from lutc.compiler.weight_store import WeightStore
 from lutc.dialects.lut_ops import BitPlanesOp, WeightOp
 from lutc.dialects.mirror_ops import MirrorCodesOp, MirrorScalesOp, MirrorZerosOp

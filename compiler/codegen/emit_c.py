@@ -22,10 +22,10 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Block, Operation, SSAValue
 from xdsl.ir.affine import AffineConstantExpr, AffineDimExpr
 
-from lutc.compiler.buffer_plan import ALIGN, VIEW_OPS, BufferPlan, plan_buffers
-from lutc.compiler.c_types import c_float_literal, c_type
+from lutc.compiler.codegen.buffer_plan import ALIGN, VIEW_OPS, BufferPlan, plan_buffers
+from lutc.compiler.codegen.c_types import c_float_literal, c_type
 from lutc.runtime.errors import LutcError
-from lutc.compiler.tensor_interpreter import numpy_dtype
+from lutc.dialects.dtypes import numpy_dtype
 from lutc.dialects.lut_ops import WeightOp
 from lutc.dialects.table_type import TableType
 
@@ -109,7 +109,7 @@ class CEmitter:
         self.constants: list[str] = []
         self.plan: BufferPlan | None = None
         self.weight_offsets: dict[str, int] = {}
-        from lutc.compiler.emit_lut import LutEmitter
+        from lutc.compiler.codegen.emit_lut import LutEmitter
 
         self.lut = LutEmitter(self)
 

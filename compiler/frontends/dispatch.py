@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lutc.runtime.errors import LutcError
 from lutc.compiler.imported_model import ImportedModel
-from lutc.compiler.quantize import WeightSpec
+from lutc.compiler.frontends.quantize import WeightSpec
 
 
 def import_model(model, shapes: dict[str, tuple[int, ...]] | None = None,

@@ -10,7 +10,8 @@ from xdsl.interpreter import Interpreter
 from xdsl.interpreters.func import FuncFunctions
 
 from lutc.runtime.errors import LutcError
-from lutc.compiler.tensor_interpreter import TensorFunctions, numpy_dtype
+from lutc.compiler.interp.tensor_interpreter import TensorFunctions
+from lutc.dialects.dtypes import numpy_dtype
 from lutc.dialects.lut_interpreter import LutFunctions
 
 

@@ -35,24 +35,11 @@ from xdsl.interpreter import (
     register_impls,
 )
 from xdsl.ir import Attribute, Operation
+
+from lutc.dialects.dtypes import numpy_dtype
 from xdsl.ir.affine import AffineConstantExpr, AffineDimExpr
 
 
-def numpy_dtype(typ: Attribute) -> np.dtype:
-    if isinstance(typ, TensorType):
-        typ = typ.get_element_type()
-    if isinstance(typ, Float32Type):
-        return np.dtype(np.float32)
-    if isinstance(typ, Float64Type):
-        return np.dtype(np.float64)
-    if isinstance(typ, Float16Type):
-        return np.dtype(np.float16)
-    if isinstance(typ, IndexType):
-        return np.dtype(np.int64)
-    if isinstance(typ, IntegerType):
-        width = typ.width.data
-        return np.dtype(np.bool_) if width == 1 else np.dtype(f"int{max(8, width)}")
-    raise NotImplementedError(f"no numpy dtype for {typ}")
 
 
 def _cast(value: Any, typ: Attribute) -> Any:

@@ -1,0 +1,58 @@
+"""The public compile API: a model in, a compiled model directory (or IR, or C) out.
+
+`lutc.compile` (lutc_init/__init__.py) and the `lutc compile` CLI (driver.py) both call
+`compile_model`; the CLI only parses arguments and prints.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def compile_model(model, outdir: Path, weights: str | None = None,
+                  shapes: dict[str, tuple[int, ...]] | None = None, emit: str = "lib",
+                  disabled=(), print_after_all=False, print_after=(), pass_options=None,
+                  sanitize=False, example_inputs=None, stats=False, out=print):
+    """import -> passes -> (mlir | C | shared library). Returns the output path."""
+    from lutc.compiler.codegen.build import build_library, emit_model
+    from lutc.compiler.frontends.dispatch import import_model
+    from lutc.compiler.pipeline import PipelineOptions, print_ir, run_pipeline
+    from lutc.compiler.frontends.quantize import WeightSpec
+
+    spec = WeightSpec.parse(weights) if weights else None
+    imported = import_model(model, shapes=shapes, weights=spec, example_inputs=example_inputs)
+    for name, err in imported.quantization_report:
+        out(f"quantized {name}: relative weight error {err:.4f}")
+    options = PipelineOptions(disabled=tuple(disabled), print_after_all=print_after_all,
+                              print_after=tuple(print_after), pass_options=pass_options or {},
+                              out=out)
+    run_pipeline(imported.module, options)
+    if stats:
+        from lutc.compiler.stats import collect_stats, format_stats
+
+        out("lutc stats:\n" + format_stats(collect_stats(imported.module, imported.weights)))
+    outdir.mkdir(parents=True, exist_ok=True)
+    if emit == "mlir":
+        import io
+
+        from xdsl.printer import Printer
+
+        buf = io.StringIO()
+        Printer(stream=buf).print_op(imported.module)
+        (outdir / "model.mlir").write_text(buf.getvalue())
+        imported.weights.save(outdir / "weights.safetensors")
+        return outdir / "model.mlir"
+    suffix = Path(model).suffix if isinstance(model, (str, Path)) else ""
+    title = {".onnx": "an ONNX model", ".pt2": "a torch.export program"}.get(suffix, "a model")
+    c_file = emit_model(imported, outdir, title=title)
+    if print_after_all:
+        print_ir(imported.module, "fold-weights", out)
+    if stats:
+        import json
+
+        manifest = json.loads((outdir / "model.json").read_text())
+        out(f"  peak activation memory    {manifest['arena_bytes']} bytes (liveness-planned arena)")
+        out(f"  weights file              {manifest['weight_bytes']} bytes")
+    if emit == "c":
+        return c_file
+    return build_library(c_file, sanitize=sanitize)

@@ -1,0 +1,1 @@
+"""C code generation: weight folding, buffer planning, the C emitter, the build."""

@@ -1,0 +1,1 @@
+"""LLM generation: decoder graphs with a KV cache, generation, perplexity."""
