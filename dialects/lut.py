@@ -2,6 +2,7 @@
 
 from xdsl.ir import Dialect
 
+from lutc.dialects.attention_ops import KvAttentionOp
 from lutc.dialects.fused_precompute import FusedPrecomputeOp, YieldOp
 from lutc.dialects.lut_ops import BitPlanesOp, DequantizeOp, MmaOp, PrecomputeOp, WeightOp
 from lutc.dialects.mirror_ops import MirrorCodesOp, MirrorScalesOp, MirrorZerosOp
@@ -15,6 +16,8 @@ LUT = Dialect(
     [WeightOp, DequantizeOp, BitPlanesOp, PrecomputeOp, MmaOp,
      # added by the optimization passes (lutc/passes/)
      MirrorScalesOp, MirrorZerosOp, MirrorCodesOp, FusedPrecomputeOp, YieldOp,
-     PackOp, PackScalesOp, PackedMmaOp],
+     PackOp, PackScalesOp, PackedMmaOp,
+     # generation: attention over the KV cache the compiled model owns
+     KvAttentionOp],
     [WeightFormatAttr, TableType, TileAttr],
 )

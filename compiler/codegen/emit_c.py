@@ -7,6 +7,8 @@ tensors, v0, ... for scalars); nothing from the model file reaches the C text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +27,7 @@ from xdsl.ir.affine import AffineConstantExpr, AffineDimExpr
 from lutc.compiler.codegen.buffer_plan import ALIGN, VIEW_OPS, BufferPlan, plan_buffers
 from lutc.compiler.codegen.c_types import c_float_literal, c_type
 from lutc.runtime.errors import LutcError
+from lutc.runtime.model_loader import signature
 from lutc.dialects.dtypes import numpy_dtype
 from lutc.dialects.lut_ops import WeightOp
 from lutc.dialects.table_type import TableType
@@ -96,6 +99,11 @@ def _numel(shape) -> int:
     return int(np.prod(shape)) if shape else 1
 
 
+# function attributes of a decoder chunk function (lutc/compiler/llm/decoder_graph.py)
+ROWS_ARG_ATTR = "lutc.rows_arg"
+ROW_ARGS_ATTR = "lutc.row_args"
+
+
 class CEmitter:
     def __init__(self, module: ModuleOp, weights, title: str = "model"):
         self.module = module
@@ -109,6 +117,10 @@ class CEmitter:
         self.constants: list[str] = []
         self.plan: BufferPlan | None = None
         self.weight_offsets: dict[str, int] = {}
+        # dynamic rows (generation): values whose leading dim is the chunk's row count, a
+        # runtime value `M` <= the static size (see `_find_row_values`)
+        self.rows_max: int | None = None
+        self.row_values: set[SSAValue] = set()
         from lutc.compiler.codegen.emit_lut import LutEmitter
 
         self.lut = LutEmitter(self)
@@ -152,6 +164,9 @@ class CEmitter:
         for i, typ in enumerate(outputs):
             params.append(f"{c_type(typ)} *restrict out{i}")
         body_start = len(self.lines)
+        rows_arg = fn.attributes.get(ROWS_ARG_ATTR)
+        if rows_arg is not None:
+            self._find_row_values(fn, int(rows_arg.value.data))
         for op in fn.body.block.ops:
             self.emit_op(op)
         body = self.lines[body_start:]
@@ -176,12 +191,53 @@ class CEmitter:
             "",
             "size_t lutc_arena_bytes(void) { return LUTC_ARENA_BYTES; }",
             "size_t lutc_weight_bytes(void) { return LUTC_WEIGHT_BYTES; }",
+            "/* dtypes and shapes of the entry point's arguments: the loader checks model.json by it */",
+            f'const char *lutc_signature(void) {{ return "{self.signature(fn)}"; }}',
             "",
             *self.constants,
             f"void lutc_{function_name}({', '.join(params)})",
             "{",
         ]
         return "\n".join(header + body + ["}", ""])
+
+    @staticmethod
+    def signature(fn: func.FuncOp) -> str:
+        """The entry point's signature text (runtime/model_loader.py `signature`)."""
+        def pairs(types):
+            return [(t.get_shape(), numpy_dtype(t)) for t in types]
+
+        return signature(pairs(fn.function_type.inputs.data), pairs(fn.function_type.outputs.data))
+
+    # -- dynamic rows ---------------------------------------------------------------
+    def _find_row_values(self, fn: func.FuncOp, rows_arg: int) -> None:
+        """A function with the `lutc.rows_arg = i` attribute takes its row count at run time
+        in input i (an i64[1]); the inputs named by `lutc.row_args` have that many real rows
+        in their leading dim C. Every value computed from them that keeps C as its leading
+        dim is row-wise too, so its loops, LUT calls and copies cover `M` rows, not C.
+        Row-major layout keeps every stride independent of the leading dim, so only loop
+        bounds change. Rows M..C-1 of such values are left unspecified."""
+        args = fn.body.block.args
+        row_args = [int(a.value.data) for a in fn.attributes[ROW_ARGS_ATTR].data]
+        c = _shape(args[row_args[0]])[0]
+        self.rows_max = c
+        self.row_values = {args[i] for i in row_args}
+        self.line(f"const int64_t M = in{rows_arg}[0] < 1 ? 1 : (in{rows_arg}[0] > {c} ? {c} "
+                  f": in{rows_arg}[0]);  /* real rows of this call */")
+        for op in fn.walk():
+            if isinstance(op, linalg.TransposeOp) and list(op.permutation.get_values())[:1] != [0]:
+                continue
+            inner = [o for region in op.regions for nested in region.walk() for o in nested.operands]
+            if not any(o in self.row_values for o in [*op.operands, *inner]):
+                continue
+            for r in op.results:
+                typ = r.type
+                shape = typ.get_shape() if isinstance(typ, TensorType) else getattr(typ, "shape", ())
+                if len(shape) and shape[0] == c:
+                    self.row_values.add(r)
+
+    def rows(self, value: SSAValue, static: int) -> str | int:
+        """The leading-dim extent to loop over: `M` for row-wise values, else static."""
+        return "M" if value in self.row_values else static
 
     def emit_op(self, op: Operation) -> None:
         handler = getattr(self, f"emit_{type(op).__name__}", None)
@@ -341,10 +397,15 @@ class CEmitter:
 
     def emit_ReturnOp(self, op: func.ReturnOp) -> None:
         for i, value in enumerate(op.arguments):
-            self._copy_into(f"out{i}", self.ptr(value), _numel(_shape(value)), c_type(value.type))
+            shape = _shape(value)
+            count = (f"M * {_numel(shape[1:])}" if value in self.row_values else _numel(shape))
+            self._copy_into(f"out{i}", self.ptr(value), count, c_type(value.type))
 
     # -- linalg.generic -------------------------------------------------------------
-    def emit_GenericOp(self, op: linalg.GenericOp) -> None:
+    def emit_GenericOp(self, op: linalg.GenericOp,
+                       row_epilogue: Callable[[int], None] | None = None) -> None:
+        """Loops over the iteration space. `row_epilogue(depth)`, when given, closes the
+        loop nest instead of `_close` (lut.fused_precompute puts its per-row call there)."""
         maps = [m.data for m in op.indexing_maps.data]
         operands = list(op.inputs) + list(op.outputs)
         sizes = [1] * maps[0].num_dims
@@ -353,6 +414,9 @@ class CEmitter:
                 if isinstance(expr, AffineDimExpr):
                     sizes[expr.position] = _shape(value)[axis]
         n_in = len(op.inputs)
+        lead = maps[n_in].results[0] if maps[n_in].results else None
+        if op.results and op.results[0] in self.row_values and isinstance(lead, AffineDimExpr):
+            sizes[lead.position] = "M"
         out_args = op.body.block.args[n_in:]
         outs = [self._init_from(r, init) if arg.uses else self.define(r)
                 for r, init, arg in zip(op.results, op.outputs, out_args)]
@@ -377,7 +441,7 @@ class CEmitter:
                     self.line(f"{outs[j]}[{index}] = {env[yielded]};")
             else:
                 self.emit_scalar(body_op, env)
-        self._close(len(sizes))
+        (row_epilogue or self._close)(len(sizes))
 
     def _map_index(self, exprs, shape, idx) -> str:
         strides = _strides(shape)

@@ -24,6 +24,7 @@ from xdsl.dialects.linalg import ops as linalg
 from xdsl.ir import Operation, SSAValue
 
 from lutc.runtime.errors import LutcError
+from lutc.dialects.attention_ops import KvAttentionOp
 from lutc.dialects.fused_precompute import FusedPrecomputeOp
 from lutc.dialects.lut_ops import MmaOp, PrecomputeOp, WeightOp
 from lutc.dialects.packed_ops import PackedMmaOp
@@ -50,10 +51,13 @@ class LutEmitter:
         self.packed: dict[tuple[str, str], int] = {}
 
     def handles(self, op: Operation) -> bool:
-        return isinstance(op, (PrecomputeOp, MmaOp, PackedMmaOp, FusedPrecomputeOp))
+        return isinstance(op, (PrecomputeOp, MmaOp, PackedMmaOp, FusedPrecomputeOp,
+                               KvAttentionOp))
 
     def emit(self, op: Operation) -> None:
-        if isinstance(op, PrecomputeOp):
+        if isinstance(op, KvAttentionOp):
+            self.emit_kv_attention(op)
+        elif isinstance(op, PrecomputeOp):
             self.emit_precompute(op)
         elif isinstance(op, FusedPrecomputeOp):
             self.emit_fused_precompute(op)
@@ -76,9 +80,9 @@ class LutEmitter:
         return name, f"(float *)({name} + {_align(table_entries_bytes(typ))})"
 
     # -- precompute ---------------------------------------------------------------------
-    def _precompute_desc(self, typ: TableType, sum_group: int) -> str:
+    def _precompute_desc(self, typ: TableType, sum_group: int, table: SSAValue) -> str:
         m, t, _ = typ.shape
-        return self._desc(M=m, N=1, K=4 * t, bits=1, group=sum_group,
+        return self._desc(M=self.e.rows(table, m), N=1, K=4 * t, bits=1, group=sum_group,
                           mirrored=int(typ.mirrored), table_i8=int(typ.is_quantized),
                           scale_group=typ.scale_group.data or 4, zimp="0.0f", num_threads=0)
 
@@ -87,15 +91,14 @@ class LutEmitter:
         assert isinstance(typ, TableType)
         table = self.e.define(op.table)
         sums = self.e.define(op.sums)
-        d = self._precompute_desc(typ, op.sum_group.value.data)
+        d = self._precompute_desc(typ, op.sum_group.value.data, op.table)
         entries, tscale = self._table_parts(op.table, table)
         self.e.line(f"lutrt_precompute(&{d}, {self.e.ptr(op.input)}, {entries}, {tscale}, {sums});")
 
     def emit_fused_precompute(self, op: FusedPrecomputeOp) -> None:
         """The producer as emit_c.py lowers a linalg.generic, writing straight into the
         activations' buffer, with one lutrt_precompute_row per row placed after the loops
-        below the row dims close (emit_GenericOp closes its nest with one `_close` call,
-        which is wrapped here)."""
+        below the row dims close (emit_GenericOp's `row_epilogue` hook)."""
         generic = op.producer
         if not isinstance(generic, linalg.GenericOp):
             raise LutcError(f"'{op.name}' holds a '{generic.name}', which has no fused C "
@@ -109,7 +112,7 @@ class LutEmitter:
         e.plan.root[generic.res[0]] = op.activations  # the producer writes into it
         table = e.define(op.table)
         sums = e.define(op.sums)
-        d = self._precompute_desc(typ, op.sum_group.value.data)
+        d = self._precompute_desc(typ, op.sum_group.value.data, op.table)
         entries, tscale = self._table_parts(op.table, table)
         row_bytes = t * entries_per_table * (1 if typ.is_quantized else 4)
         ns = -(-k // typ.scale_group.data) if typ.is_quantized else 0
@@ -120,24 +123,19 @@ class LutEmitter:
         closed: list[int] = []
 
         def close_with_row_precompute(n: int) -> None:
-            assert n == depth and not closed, "emit_GenericOp no longer closes its loops once"
+            assert n == depth and not closed, "emit_GenericOp closes its loop nest once"
             closed.append(n)
-            close(n - row_dims)
+            e._close(n - row_dims)
             row = e._linear(e._index_names[:row_dims], out_shape[:row_dims])
             tscale_row = f"{tscale} + ({row}) * {ns}" if typ.is_quantized else "NULL"
             e.line(f"lutrt_precompute_row(&{d}, {acts} + ({row}) * {k}, "
                    f"(uint8_t *){entries} + ({row}) * {row_bytes}, {tscale_row}, "
                    f"{sums} + ({row}) * {ng});")
-            close(row_dims)
+            e._close(row_dims)
 
         e.line(f"/* {generic.name} fused with lut.precompute: each row's tables are built "
                f"right after the row is written */")
-        close = e._close
-        e._close = close_with_row_precompute
-        try:
-            e.emit_GenericOp(generic)
-        finally:
-            del e._close
+        e.emit_GenericOp(generic, row_epilogue=close_with_row_precompute)
         assert closed, "emit_GenericOp emitted no loop nest"
 
     # -- mma ----------------------------------------------------------------------------
@@ -169,7 +167,7 @@ class LutEmitter:
         typ = op.table.type
         assert isinstance(typ, TableType)
         m, t, _ = typ.shape
-        return self._desc(M=m, N=n, K=4 * t, bits=fmt.nbits, group=fmt.group_size,
+        return self._desc(M=self.e.rows(op.table, m), N=n, K=4 * t, bits=fmt.nbits, group=fmt.group_size,
                           mirrored=int(fmt.is_mirrored), table_i8=int(typ.is_quantized),
                           scale_group=typ.scale_group.data or 4,
                           zimp=f"{fmt.implicit_zero()!r}f", num_threads=self._threads(op, n),
@@ -224,3 +222,24 @@ class LutEmitter:
         entries, tscale = self._table_parts(op.table, self.e.ptr(op.table))
         self.e.line(f"lutrt_mma(&{d}, {entries}, {tscale}, {self.e.ptr(op.sums)}, "
                     f"W + {w_off}, (const float *)(W + {s_off}), {zeros}, {out});")
+
+    # -- attention over the KV cache ------------------------------------------------------
+    def emit_kv_attention(self, op: KvAttentionOp) -> None:
+        """lutrt_attention_kv on the cache argument's slice of this layer (rows: `M`)."""
+        e = self.e
+        h, kvh, d = op.heads
+        c = _shape(op.q)[0]
+        ctx = op.max_context
+        layer_floats = 2 * kvh * ctx * d
+        cache = f"((float *){e.ptr(op.cache)} + {op.layer.value.data * layer_floats}LL)"
+        out = e.define(op.result)
+        name = e.fresh("a")
+        e.line(f"const lutrt_attn_desc {name} = {{.n_heads = {h}, .n_kv_heads = {kvh}, "
+               f".head_dim = {d}, .max_context = {ctx}, "
+               f".sliding_window = {op.sliding_window.value.data}, "
+               f".scale = {float(op.scale.value.data)!r}f, "
+               f".softcap = {float(op.softcap.value.data)!r}f, .num_threads = 0}};")
+        rows = e.rows(op.q, c)
+        e.line(f"lutrt_attention_kv(&{name}, {e.ptr(op.q)}, {e.ptr(op.k)}, {e.ptr(op.v)}, "
+               f"{cache}, {cache} + {kvh * ctx * d}LL, (int32_t){e.ptr(op.positions)}[0], "
+               f"(int32_t)({rows}), {out});")

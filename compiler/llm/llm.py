@@ -1,0 +1,307 @@
+"""`lutc.LLM`: compile a causal language model once, then generate, score and measure it.
+
+    llm = lutc.LLM("SmolLM2-135M-Instruct.Q4_1.gguf", max_context=1024)
+    for piece in llm.generate("What is the capital of France?", chat=True, stream=True):
+        print(piece, end="")
+    llm.logits([1, 2, 3])            # f32 [3, vocab]
+    llm.perplexity(text, context=512)
+
+One compiled chunk function (decoder_graph.py) serves prefill and decode; the KV cache is a
+numpy array owned by this object, written in place by the C code. Compiled models are cached
+by content (weights, config, options, lutc's own sources) under `$LUTC_CACHE` (default
+`~/.cache/lutc`), so a second `LLM` on the same model loads in about a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lutc.compiler.llm.config import DecoderConfig
+from lutc.compiler.llm.model_source import ModelSource, load_source
+from lutc.compiler.llm.sampling import check_sampling, next_token
+from lutc.runtime.errors import LutcError
+
+DEFAULT_CHUNK = 32
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("LUTC_CACHE") or Path.home() / ".cache" / "lutc") / "models"
+
+
+def _lutc_fingerprint() -> str:
+    """A hash of lutc's own sources: a changed compiler never reuses an old artifact."""
+    import lutc
+
+    h = hashlib.blake2b(lutc.__version__.encode(), digest_size=8)
+    root = Path(__file__).resolve().parents[2]
+    for sub in ("compiler", "dialects", "passes", "runtime"):
+        for f in sorted((root / sub).rglob("*")):
+            if f.suffix in (".py", ".c", ".h") and "__pycache__" not in f.parts:
+                h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+@dataclass
+class GenerationStats:
+    n_prompt: int = 0
+    n_generated: int = 0
+    ttft_ms: float = 0.0          # prompt in → first new token chosen
+    prefill_tok_s: float = 0.0
+    decode_tok_s: float = 0.0
+    compile_s: float = 0.0
+    token_ids: list[int] = field(default_factory=list)
+    text: str = ""
+
+
+class LLM:
+    """A compiled causal LM with its KV cache.
+
+    model: a .gguf path, a Hugging Face directory, or a transformers PreTrainedModel.
+    weights: None keeps the source's weights (GGUF codes exactly; float stays float) or a
+        `--weights` spec (w4g32, w2g64, ternary, ...) that quantizes float linear layers.
+    max_context: KV cache capacity in tokens (prompt + generated).
+    chunk: rows per call of the compiled function (prefill runs in chunks of this size).
+    lossless: f32 tables (disables lut-quantize-table), exact up to float rounding.
+    Raises LutcError for a model lutc cannot build, naming what is wrong."""
+
+    def __init__(self, model, weights: str | None = None, max_context: int = 2048,
+                 chunk: int = DEFAULT_CHUNK, threads: int = 0, lossless: bool = False,
+                 disable_passes: Sequence[str] = (), pass_options: dict | None = None,
+                 cache_dir: str | Path | None = None, out=None):
+        from lutc.compiler.frontends.quantize import WeightSpec
+        from lutc.runtime.model_loader import CompiledModel
+
+        if max_context < 1:
+            raise LutcError(f"max_context must be >= 1, got {max_context}")
+        if not 1 <= chunk:
+            raise LutcError(f"chunk must be >= 1, got {chunk}")
+        chunk = min(chunk, max_context)
+        if threads < 0:
+            raise LutcError(f"threads must be >= 0 (0: all cores), got {threads}")
+        t0 = time.perf_counter()
+        self.source: ModelSource = load_source(model)
+        self.config = DecoderConfig.from_hf(self.source.config)
+        spec = WeightSpec.parse(weights) if weights else None
+        disabled = tuple(disable_passes) + (("lut-quantize-table",) if lossless else ())
+        options = {"weights": weights, "max_context": max_context, "chunk": chunk,
+                   "disabled": sorted(set(disabled)), "pass_options": pass_options or {}}
+        key = hashlib.blake2b(json.dumps([self.source.digest, options, _lutc_fingerprint()],
+                                         sort_keys=True).encode(), digest_size=12).hexdigest()
+        root = Path(cache_dir) if cache_dir else _cache_root()
+        self.directory = root / key
+        self.cached = (self.directory / "model.json").is_file()
+        if not self.cached:
+            self._compile(spec, disabled, pass_options or {}, chunk, max_context, out)
+        self.model = CompiledModel(self.directory)
+        if threads:
+            self.model.set_num_threads(threads)
+        self.compile_s = time.perf_counter() - t0
+        self.chunk, self.max_context = chunk, max_context
+        cfg = self.config
+        self.kv_cache = np.zeros((cfg.num_layers, 2, cfg.num_kv_heads, max_context, cfg.head_dim),
+                                 np.float32)
+        self.tokenizer = self.source.tokenizer
+        # tensors are no longer needed once compiled: let the memory go
+        self.source.tensors = {}
+
+    def _compile(self, spec, disabled, pass_options, chunk, max_context, out) -> None:
+        from lutc.compiler.codegen.build import build_library, emit_model
+        from lutc.compiler.llm.decoder_graph import DecoderGraph
+        from lutc.compiler.pipeline import PipelineOptions, run_pipeline
+
+        say = out or (lambda s: None)
+        tmp = self.directory.with_name(f".{self.directory.name}.{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            t = time.perf_counter()
+            imported = DecoderGraph(self.config, self.source.tensors, chunk, max_context,
+                                    spec).build()
+            say(f"built the decoder graph ({self.config.num_layers} layers) in "
+                f"{time.perf_counter() - t:.1f} s")
+            t = time.perf_counter()
+            run_pipeline(imported.module, PipelineOptions(disabled=disabled,
+                                                          pass_options=pass_options, out=say))
+            say(f"ran the LUT passes in {time.perf_counter() - t:.1f} s")
+            t = time.perf_counter()
+            c_file = emit_model(imported, tmp, title="a causal language model")
+            say(f"emitted C in {time.perf_counter() - t:.1f} s")
+            t = time.perf_counter()
+            build_library(c_file)
+            say(f"compiled C in {time.perf_counter() - t:.1f} s")
+            self.directory.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(tmp, self.directory)
+            except OSError:  # another process finished the same model first
+                if not (self.directory / "model.json").is_file():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    # -- the forward pass -------------------------------------------------------------------
+    def _check_ids(self, ids: Sequence[int]) -> np.ndarray:
+        arr = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if arr.size and (arr.min() < 0 or arr.max() >= self.config.vocab_size):
+            bad = int(arr[(arr < 0) | (arr >= self.config.vocab_size)][0])
+            raise LutcError(f"token id {bad} is outside the vocabulary (0..{self.config.vocab_size - 1})")
+        return arr
+
+    def _forward(self, ids: np.ndarray, start: int) -> np.ndarray:
+        """Run ids (consecutive positions from `start`) through the model in chunks, appending
+        to the KV cache; returns their logits f32 [len(ids), V]."""
+        n = len(ids)
+        if start + n > self.max_context:
+            raise LutcError(f"{start + n} tokens do not fit the context of {self.max_context} "
+                            f"(compile with a larger max_context)")
+        out = np.empty((n, self.config.vocab_size), np.float32)
+        c = self.chunk
+        for begin in range(0, n, c):
+            rows = min(c, n - begin)
+            tokens = np.zeros(c, np.int64)
+            tokens[:rows] = ids[begin:begin + rows]
+            p0 = start + begin
+            positions = np.minimum(np.arange(p0, p0 + c, dtype=np.int64), self.max_context - 1)
+            (logits,) = self.model(tokens, positions, np.array([rows], np.int64), self.kv_cache)
+            out[begin:begin + rows] = logits[:rows]
+        return out
+
+    def logits(self, token_ids: Sequence[int]) -> np.ndarray:
+        """Logits f32 [n, V] of a token sequence from position 0 (the cache is reset)."""
+        ids = self._check_ids(token_ids)
+        if ids.size == 0:
+            raise LutcError("logits() needs at least one token")
+        return self._forward(ids, 0)
+
+    # -- text -------------------------------------------------------------------------------
+    def encode(self, prompt: str, chat: bool = False) -> list[int]:
+        if self.tokenizer is None:
+            raise LutcError(f"model '{self.source.name}' has no tokenizer: pass token ids")
+        if chat:
+            prompt = self.apply_chat_template(prompt)
+        return self.tokenizer.encode(prompt, add_special_tokens=not chat).ids
+
+    def apply_chat_template(self, user_message: str) -> str:
+        template = self.source.chat_template
+        if not template:
+            raise LutcError(f"model '{self.source.name}' has no chat template")
+        import jinja2
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        def raise_exception(message):
+            raise LutcError(f"chat template: {message}")
+
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        env.globals["raise_exception"] = raise_exception
+        try:
+            return env.from_string(template).render(
+                messages=[{"role": "user", "content": user_message}], add_generation_prompt=True,
+                **{k: v for k, v in self.source.special_tokens.items() if v})
+        except jinja2.TemplateError as err:
+            raise LutcError(f"chat template of '{self.source.name}': {err}") from None
+
+    def decode(self, ids: Sequence[int]) -> str:
+        if self.tokenizer is None:
+            return " ".join(map(str, ids))
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    # -- generation -------------------------------------------------------------------------
+    def generate(self, prompt: str | Sequence[int], max_new_tokens: int = 64,
+                 temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
+                 seed: int | None = None, stop: Sequence[str] | None = None,
+                 chat: bool = False, stream: bool = False):
+        """Generate after `prompt` (text, or token ids). Greedy when temperature is 0.
+
+        stream=True returns an iterator of text pieces as tokens come; otherwise the
+        GenerationStats (text, token_ids, timings). Stops at max_new_tokens, an EOS token or
+        a `stop` string. Raises LutcError for a prompt longer than max_context, ids outside
+        the vocabulary, or text without a tokenizer."""
+        check_sampling(temperature, top_k, top_p)
+        if max_new_tokens < 0:
+            raise LutcError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+        ids = self._check_ids(self.encode(prompt, chat) if isinstance(prompt, str) else prompt)
+        if ids.size == 0:
+            raise LutcError("the prompt is empty")
+        if ids.size > self.max_context:
+            raise LutcError(f"the prompt has {ids.size} tokens, more than max_context "
+                            f"({self.max_context})")
+        it = self._generate(ids, max_new_tokens, temperature, top_k, top_p, seed, stop or ())
+        if stream:
+            return it
+        for _ in it:
+            pass
+        return self.last_stats
+
+    def _generate(self, ids, max_new_tokens, temperature, top_k, top_p, seed, stop) -> Iterator[str]:
+        rng = np.random.default_rng(seed)
+        stats = GenerationStats(n_prompt=int(ids.size), compile_s=self.compile_s)
+        self.last_stats = stats
+        eos = set(self.config.eos_token_ids)
+        t0 = time.perf_counter()
+        logits = self._forward(ids, 0)[-1]
+        new: list[int] = []
+        text = ""
+        t_first = None
+        t_decode = 0.0
+        pos = int(ids.size)
+        while len(new) < max_new_tokens:
+            tok = next_token(logits, temperature, top_k, top_p, rng)
+            if t_first is None:
+                t_first = time.perf_counter()
+                stats.ttft_ms = (t_first - t0) * 1e3
+                stats.prefill_tok_s = ids.size / max(t_first - t0, 1e-9)
+            new.append(tok)
+            stats.token_ids, stats.n_generated = new, len(new)
+            if tok in eos:
+                break
+            full = self.decode(new)
+            piece, text = full[len(text):], full
+            stats.text = text
+            if any(s in text for s in stop):
+                cut = min(text.index(s) for s in stop if s in text)
+                stats.text = text[:cut]
+                yield piece[:max(0, len(piece) - (len(text) - cut))]
+                break
+            yield piece
+            if len(new) == max_new_tokens or pos + 1 > self.max_context:
+                break
+            t = time.perf_counter()
+            logits = self._forward(np.array([tok], np.int64), pos)[0]
+            t_decode += time.perf_counter() - t
+            pos += 1
+        steps = max(len(new) - 1, 0)
+        stats.decode_tok_s = steps / t_decode if t_decode > 0 else 0.0
+
+    # -- scoring ----------------------------------------------------------------------------
+    def perplexity(self, text_or_ids: str | Sequence[int], context: int = 512) -> dict:
+        """Perplexity over non-overlapping windows of `context` tokens: in each window every
+        token after the first is scored with the tokens before it in that window;
+        PPL = exp(mean negative log-likelihood) (the standard definition, as llama.cpp's
+        perplexity tool computes it per window). Returns {"ppl", "n_tokens", "n_windows"}."""
+        ids = self._check_ids(self.tokenizer.encode(text_or_ids, add_special_tokens=False).ids
+                              if isinstance(text_or_ids, str) and self.tokenizer is not None
+                              else (self.encode(text_or_ids) if isinstance(text_or_ids, str)
+                                    else text_or_ids))
+        if context < 2 or context > self.max_context:
+            raise LutcError(f"context must be in 2..max_context ({self.max_context}), got {context}")
+        if ids.size < 2:
+            raise LutcError("perplexity needs at least 2 tokens")
+        nll, count, windows = 0.0, 0, 0
+        for begin in range(0, ids.size - 1, context):
+            window = ids[begin:begin + context]
+            if window.size < 2:
+                break
+            logits = self._forward(window, 0).astype(np.float64)
+            mx = logits[:-1].max(axis=1, keepdims=True)
+            logz = np.log(np.exp(logits[:-1] - mx).sum(axis=1)) + mx[:, 0]
+            nll += float((logz - logits[np.arange(window.size - 1), window[1:]]).sum())
+            count += window.size - 1
+            windows += 1
+        return {"ppl": float(np.exp(nll / count)), "n_tokens": count, "n_windows": windows}
