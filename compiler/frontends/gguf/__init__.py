@@ -1,0 +1,7 @@
+"""GGUF (llama.cpp) frontend: read a GGUF file into transformers-named tensors whose low-bit
+weights keep their exact integer codes (no dequantize/requantize round trip)."""
+
+from .model import GGUFModel, read_gguf
+from .quantized_weight import QuantizedWeight
+
+__all__ = ["GGUFModel", "QuantizedWeight", "read_gguf"]
