@@ -20,6 +20,7 @@ from lutc.dialects.fused_precompute import FusedPrecomputeOp
 from lutc.dialects.lut_ops import DequantizeOp, MmaOp, PrecomputeOp, WeightOp
 from lutc.dialects.packed_ops import PackedMmaOp
 from lutc.dialects.table_type import TableType
+from lutc.runtime import abi
 
 
 def _format_label(op: MmaOp | PackedMmaOp) -> str:
@@ -29,10 +30,7 @@ def _format_label(op: MmaOp | PackedMmaOp) -> str:
 
 def _table_row_bytes(typ: TableType) -> int:
     """Bytes of one row's tables: entries plus the int8 tables' f32 scales."""
-    _, t, e = typ.shape
-    if not typ.is_quantized:
-        return t * e * 4
-    return t * e + -(-4 * t // typ.scale_group.data) * 4
+    return typ.row_entries_bytes + 4 * typ.row_scale_count
 
 
 def _weight_bytes(value: SSAValue, weights: Mapping | None) -> int:
@@ -66,10 +64,11 @@ def collect_stats(module: ModuleOp, weights: Mapping | None = None) -> dict:
         m, t, _ = typ.shape
         n = op.result.type.get_shape()[1]
         k = 4 * t
-        nb, ng = -(-n // 32), fmt.num_groups(k)
-        group_values = nb * ng * 32 * 4 * (2 if op.zeros is not None else 1)
+        group_values = abi.packed_scale_count(n, k, fmt.group_size) * 4 \
+            * (2 if op.zeros is not None else 1)
         label = _format_label(op)
-        weight_bytes[label] = weight_bytes.get(label, 0) + nb * t * 16 * fmt.nbits + group_values
+        weight_bytes[label] = (weight_bytes.get(label, 0)
+                               + abi.packed_weight_bytes(fmt.nbits, n, k) + group_values)
         tile = op.attributes.get("tile")
         per_gemm.append({"M": m, "N": n, "K": k, "format": str(fmt).removeprefix("#lut.wfmt"),
                          "table": str(typ).removeprefix("!lut.table"),

@@ -1,4 +1,5 @@
-"""The `lut` ops for xDSL's interpreter, on numpy values (semantics in lut_semantics.py)."""
+"""The `lut` ops for xDSL's interpreter, on numpy values (semantics in lut_semantics.py; weight
+encodings in lutc.runtime.packing)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from lutc.dialects.lut_ops import BitPlanesOp, DequantizeOp, MmaOp, PrecomputeOp
 from lutc.dialects.mirror_ops import MirrorCodesOp, MirrorScalesOp, MirrorZerosOp
 from lutc.dialects.packed_ops import PackedMmaOp, PackOp, PackScalesOp
 from lutc.dialects.table_type import TableType
+from lutc.runtime import packing
 
 
 @register_impls
@@ -60,9 +62,9 @@ class LutFunctions(InterpreterFunctions):
 
     @impl(BitPlanesOp)
     def run_bitplanes(self, interpreter: Interpreter, op: BitPlanesOp, args: PythonValues):
-        planes = sem.plane_codes(np.asarray(args[0]).astype(np.uint8), op.format.nbits)
+        planes = packing.codes_from_q(np.asarray(args[0]).astype(np.uint8), op.format.nbits)
         if op.format.is_mirrored:
-            planes = sem.mirror_codes(planes)
+            planes = packing.mirror_codes(planes)
         return (planes.astype(np.int8),)
 
     # -- ops added by the optimization passes (mirror_ops.py, packed_ops.py,
@@ -70,15 +72,15 @@ class LutFunctions(InterpreterFunctions):
 
     @impl(MirrorScalesOp)
     def run_mirror_scales(self, interpreter: Interpreter, op: MirrorScalesOp, args: PythonValues):
-        return (sem.mirror_scales(args[0]),)
+        return (packing.mirror_scale(args[0]),)
 
     @impl(MirrorZerosOp)
     def run_mirror_zeros(self, interpreter: Interpreter, op: MirrorZerosOp, args: PythonValues):
-        return (sem.mirror_zeros(args[0], op.format.nbits),)
+        return (packing.mirror_zero(args[0], op.format.nbits),)
 
     @impl(MirrorCodesOp)
     def run_mirror_codes(self, interpreter: Interpreter, op: MirrorCodesOp, args: PythonValues):
-        return (sem.mirror_codes(np.asarray(args[0]).astype(np.uint8)).astype(np.int8),)
+        return (packing.mirror_codes(np.asarray(args[0]).astype(np.uint8)).astype(np.int8),)
 
     @impl(PackOp)
     def run_pack(self, interpreter: Interpreter, op: PackOp, args: PythonValues):

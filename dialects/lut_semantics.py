@@ -1,6 +1,9 @@
-"""The numpy meaning of each `lut` op: the interpreter runs these, tests compare against them.
+"""The numpy meaning of each `lut` op: the interpreter (lut_interpreter.py) runs these.
 
-Formulas are the ones in the op docstrings (lutc/dialects/lut_ops.py).
+Formulas are the ones in the op docstrings (lutc/dialects/lut_ops.py; docs/design.md §2-3).
+This is an implementation under test, not an oracle: the pass tests check it against
+dequantize-then-matmul, and the C kernels are checked against `lutc.runtime.reference`, the
+one independent oracle, which shares no code with this module on purpose.
 """
 
 from __future__ import annotations
@@ -8,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from lutc.runtime.abi import num_blocks
 
 
 @dataclass
@@ -101,43 +106,18 @@ def dequantize(codes: np.ndarray, scales: np.ndarray, zeros: np.ndarray | None, 
     return (scales[:, idx] * (codes.astype(np.float32) - z)).astype(np.float32)
 
 
-def plane_codes(q: np.ndarray, bits: int) -> np.ndarray:
-    """[N, K] unsigned codes -> [B, N, K/4] 4-bit patterns, bit i = bit b of q[n, 4j+i]."""
-    n, k = q.shape
-    q = q.astype(np.uint8).reshape(n, k // 4, 4)
-    planes = np.empty((bits, n, k // 4), np.uint8)
-    for b in range(bits):
-        bit = (q >> b) & 1
-        planes[b] = bit[..., 0] | (bit[..., 1] << 1) | (bit[..., 2] << 2) | (bit[..., 3] << 3)
-    return planes
-
-
-def mirror_codes(codes: np.ndarray) -> np.ndarray:
-    """Sign-bit convention of table symmetrization: a pattern p with bit 3 set becomes
-    8 | (~p & 7) (look up entry ~p & 7, negate); others stay p."""
-    c = codes.astype(np.uint8)
-    return np.where((c & 8) != 0, 8 | (~c & 7), c).astype(np.uint8)
-
-
-# -- ops added by the optimization passes (dialects/mirror_ops.py, packed_ops.py) ------------
-
-def mirror_scales(scales: np.ndarray) -> np.ndarray:
-    """Symmetrization (§3.3): s' = s / 2."""
-    return (np.asarray(scales, np.float32) * np.float32(0.5)).astype(np.float32)
-
-
-def mirror_zeros(zeros: np.ndarray, bits: int) -> np.ndarray:
-    """Symmetrization (§3.3): z' = 2z + 1 - 2^W."""
-    z = np.asarray(zeros, np.float32)
-    return (np.float32(2) * z + np.float32(1 - 2**bits)).astype(np.float32)
-
+# -- weight-only ops (lut.bitplanes, dialects/mirror_ops.py, packed_ops.py) -------------------
+# The weight encodings are the runtime's: bit planes, the mirrored sign-bit convention and the
+# symmetrized scales/zeros are lutc.runtime.packing's functions (codes_from_q, mirror_codes,
+# mirror_scale, mirror_zero), which the interpreter calls directly; only the block layout's
+# array shapes are adapted here.
 
 def pack_planes(codes: np.ndarray) -> np.ndarray:
     """Bit-plane codes [B, N, K/4] -> the runtime's packed blocks [NB, K/4, 16*B] (uint8)."""
     from lutc.runtime.packing import pack_weights
 
     b, n, j = codes.shape
-    return pack_weights(np.asarray(codes).astype(np.uint8)).reshape(-(-n // 32), j, 16 * b)
+    return pack_weights(np.asarray(codes).astype(np.uint8)).reshape(num_blocks(n), j, 16 * b)
 
 
 def unpack_planes(packed: np.ndarray, n: int) -> np.ndarray:

@@ -28,12 +28,7 @@ from xdsl.utils.exceptions import VerifyException
 
 from lutc.dialects.table_type import TableType
 from lutc.dialects.weight_format import WeightFormatAttr
-
-BLOCK_N = 32  # == lutc.runtime.packing.BLOCK_N == LUTRT_BLOCK_N
-
-
-def num_blocks(n: int) -> int:
-    return -(-n // BLOCK_N)
+from lutc.runtime.abi import BLOCK_N, num_blocks
 
 
 def _shape(value: SSAValue) -> tuple[int, ...]:

@@ -16,6 +16,8 @@ from xdsl.parser import AttrParser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import VerifyException
 
+from lutc.runtime import abi
+
 
 @irdl_attr_definition
 class TableType(ParametrizedAttribute, TypeAttribute):
@@ -47,7 +49,25 @@ class TableType(ParametrizedAttribute, TypeAttribute):
 
     @property
     def mirrored(self) -> bool:
-        return self.entries.data == 8
+        return self.entries.data == abi.ENTRIES_MIRRORED
+
+    # sizes as the runtime lays a table value out (runtime/abi.py, lutrt.h)
+    @property
+    def entry_bytes(self) -> int:
+        return abi.table_entry_bytes(self.is_quantized)
+
+    @property
+    def row_entries_bytes(self) -> int:
+        """One activation row's entries (lutrt_table_row_bytes)."""
+        _, t, e = self.shape
+        return abi.table_row_bytes(abi.ACTS_PER_TABLE * t, e, self.is_quantized)
+
+    @property
+    def row_scale_count(self) -> int:
+        """One row's int8 table scales (NS; 0 for f32 tables)."""
+        _, t, _ = self.shape
+        return abi.num_scale_groups(abi.ACTS_PER_TABLE * t, self.scale_group.data,
+                                    self.is_quantized)
 
     @classmethod
     def parse_parameters(cls, parser: AttrParser):
@@ -72,7 +92,7 @@ class TableType(ParametrizedAttribute, TypeAttribute):
         printer.print_string(">")
 
     def verify(self) -> None:
-        if self.entries.data not in (8, 16):
+        if self.entries.data not in (abi.ENTRIES_MIRRORED, abi.ENTRIES_PLAIN):
             raise VerifyException(f"a table has 8 or 16 entries, got {self.entries.data}")
         if not isinstance(self.element_type, Float32Type) and self.element_type != i8:
             raise VerifyException(f"table entries are f32 or i8, got {self.element_type}")

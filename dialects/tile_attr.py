@@ -24,7 +24,10 @@ from xdsl.parser import AttrParser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import VerifyException
 
-STRATEGIES = ("per_token", "vec_lut")
+from lutc.runtime.abi import BLOCK_N, STRATEGY_CODES
+
+# the strategies a tile names (the runtime's `auto` is the absence of a tile)
+STRATEGIES = tuple(name for name in STRATEGY_CODES if name != "auto")
 
 
 @irdl_attr_definition
@@ -78,9 +81,9 @@ class TileAttr(ParametrizedAttribute):
         m, n, k = self.sizes
         if m < 1:
             raise VerifyException(f"a tile needs m >= 1 activation rows, got {m}")
-        if n < 32 or n % 32:
+        if n < BLOCK_N or n % BLOCK_N:
             raise VerifyException(
-                f"a tile's n must be a positive multiple of 32 weight rows (the runtime's "
+                f"a tile's n must be a positive multiple of {BLOCK_N} weight rows (the runtime's "
                 f"block), got {n}")
         if k < 4 or k % 4:
             raise VerifyException(f"a tile's k must be a positive multiple of 4, got {k}")

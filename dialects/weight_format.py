@@ -21,6 +21,8 @@ from xdsl.printer import Printer
 from xdsl.utils.exceptions import VerifyException
 
 
+from lutc.runtime.abi import MAX_BITS  # the widest weight code (8 bits: GGUF Q8_0)
+
 @irdl_attr_definition
 class WeightFormatAttr(ParametrizedAttribute):
     name = "lut.wfmt"

@@ -62,7 +62,7 @@ def gemm_of(op: MmaOp | PackedMmaOp) -> Gemm:
     m, t, entries = table.shape
     n = op.result.type.get_shape()[1]
     return Gemm(m=m, n=n, k=4 * t, bits=op.format.nbits, entries=entries,
-                entry_bytes=1 if table.is_quantized else 4, group=op.format.group_size,
+                entry_bytes=table.entry_bytes, group=op.format.group_size,
                 scale_group=table.scale_group.data)
 
 

@@ -35,12 +35,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-BLOCK_N = 32
+from lutc.runtime.abi import BLOCK_N, VEC_LUT_MIN_M, table_row_bytes
+
 DRAM_BW = 12e9  # bytes/s per core streaming several weight rows at once (§6)
 L2_BW = 60e9  # bytes/s per core
 LOOKUP_RATE = 3e9  # 32-lane vpshufb lookups/s per core
 THREAD_HANDOFF_S = 2e-6
-VEC_LUT_MIN_M = 0  # 0: never (no measured crossover; lutrt.h LUTRT_VEC_LUT_MIN_M)
 VEC_LUT_TILE_M = 64  # tokens per Vec-LUT table tile (the runtime's maximum and default)
 
 
@@ -137,7 +137,7 @@ def _k_step(gemm: Gemm, m: int, blocks: int, machine: Machine) -> int:
     for k in range(unit, gemm.k + 1, unit):
         if gemm.k % k and k != gemm.k:
             continue
-        tables = m * (k // 4) * gemm.entries * gemm.entry_bytes
+        tables = m * table_row_bytes(k, gemm.entries, gemm.entry_bytes == 1)
         weights = blocks * BLOCK_N * k * gemm.bits // 8
         if tables + weights <= machine.l1 // 2:
             best = k
@@ -146,7 +146,7 @@ def _k_step(gemm: Gemm, m: int, blocks: int, machine: Machine) -> int:
 
 def modelled_seconds(gemm: Gemm, m: int, n: int, blocks: int, machine: Machine) -> float:
     weight_bytes = gemm.n * gemm.k * gemm.bits / 8
-    table_bytes = gemm.m * (gemm.k // 4) * gemm.entries * gemm.entry_bytes
+    table_bytes = gemm.m * table_row_bytes(gemm.k, gemm.entries, gemm.entry_bytes == 1)
     act_tiles = -(-gemm.m // m)
     weight_tiles = -(-gemm.n // n)
     slab = n * gemm.k * gemm.bits / 8

@@ -16,34 +16,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lutc.runtime import build, packing
+from lutc.runtime import abi, build, packing
+from lutc.runtime.abi import BLOCK_N
 
-BLOCK_N = packing.BLOCK_N
+_C_TYPES = {"int32_t": ctypes.c_int32, "float": ctypes.c_float}
 
 
 class Desc(ctypes.Structure):
-    """Mirror of `lutrt_mma_desc` (lutrt.h documents each field)."""
+    """Mirror of `lutrt_mma_desc` (lutrt.h documents each field; abi.py owns the order)."""
 
-    _fields_ = [
-        ("M", ctypes.c_int32),
-        ("N", ctypes.c_int32),
-        ("K", ctypes.c_int32),
-        ("bits", ctypes.c_int32),
-        ("group", ctypes.c_int32),
-        ("mirrored", ctypes.c_int32),
-        ("table_i8", ctypes.c_int32),
-        ("scale_group", ctypes.c_int32),
-        ("zimp", ctypes.c_float),
-        ("num_threads", ctypes.c_int32),
-        ("strategy", ctypes.c_int32),
-        ("tile_m", ctypes.c_int32),
-        ("tile_n", ctypes.c_int32),
-        ("tile_k", ctypes.c_int32),
-    ]
+    _fields_ = [(name, _C_TYPES[c_type]) for name, c_type in abi.MMA_DESC_FIELDS]
 
 
-STRATEGIES = {None: 0, "auto": 0, "per_token": 1, "vec_lut": 2}
-
+STRATEGIES = {None: abi.STRATEGY_CODES["auto"], **abi.STRATEGY_CODES}
 
 
 _lib: ctypes.CDLL | None = None

@@ -1,4 +1,4 @@
-"""Offline weight packing for the lutrt kernels (numpy only; lut-tensor-core.md §3.6).
+"""Offline weight packing for the lutrt kernels (numpy only; docs/design.md §3.6).
 
 Inputs are the canonical bit-plane codes of `lut.mma`: uint8 [B, N, K/4], c[b, n, j] = the 4-bit
 pattern whose bit i is bit b of q[n, 4j+i] (`codes_from_q`), re-encoded by `mirror_codes` for
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-BLOCK_N = 32
+from lutc.runtime.abi import BLOCK_N, MAX_BITS, packed_weight_bytes
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -61,19 +61,29 @@ def mirror_codes(codes: np.ndarray) -> np.ndarray:
     return np.where((c & 8) != 0, 8 | (~c & 7), c).astype(np.uint8)
 
 
-def mirror_scales(scales: np.ndarray, zeros: np.ndarray | float, bits: int):
-    """Symmetrized scale and zero point: s' = s/2, z' = 2z + 1 - 2^bits (§3.3). `zeros` may be
-    the scalar implicit zero. Returns (s', z')."""
-    s = np.asarray(scales, dtype=np.float32) * np.float32(0.5)
+def mirror_scale(scales: np.ndarray) -> np.ndarray:
+    """Symmetrized scale: s' = s/2 (§3.3)."""
+    return (np.asarray(scales, dtype=np.float32) * np.float32(0.5)).astype(np.float32)
+
+
+def mirror_zero(zeros: np.ndarray | float, bits: int) -> np.ndarray | float:
+    """Symmetrized zero point: z' = 2z + 1 - 2^bits (§3.3); a scalar (the implicit zero) stays
+    a Python float."""
     if np.isscalar(zeros):
-        return s, float(2 * zeros + 1 - (1 << bits))
+        return float(2 * zeros + 1 - (1 << bits))
     z = np.asarray(zeros, dtype=np.float32)
-    return s, (np.float32(2) * z + np.float32(1 - (1 << bits))).astype(np.float32)
+    return (np.float32(2) * z + np.float32(1 - (1 << bits))).astype(np.float32)
+
+
+def mirror_scales(scales: np.ndarray, zeros: np.ndarray | float, bits: int):
+    """Symmetrized scale and zero point: (s', z') = (s/2, 2z + 1 - 2^bits) (§3.3). `zeros` may
+    be the scalar implicit zero."""
+    return mirror_scale(scales), mirror_zero(zeros, bits)
 
 
 def packed_nbytes(bits: int, n: int, k: int) -> int:
     """Bytes of `pack_weights` output for an [n, k] weight of `bits` bits."""
-    return _cdiv(n, BLOCK_N) * (k // 4) * 16 * bits
+    return packed_weight_bytes(bits, n, k)
 
 
 def pack_weights(codes: np.ndarray) -> np.ndarray:

@@ -1,5 +1,10 @@
-"""numpy reference of the lutrt formulas (float64), independent of the C code and of the packed
-layout: the tests compare the kernels against it. Formulas: lutrt.h / lut-tensor-core.md §2-3.
+"""The independent oracle: the lutrt formulas in plain float64 numpy, which the C kernels are
+tested against (test/runtime/test_kernels.py).
+
+Independent on purpose: it shares no code with the C runtime, with the packed layout
+(runtime/packing.py) or with the interpreter's semantics (dialects/lut_semantics.py), so a
+mistake in one of those cannot hide by being repeated here. Keep it that way: do not import
+it from, or make it import, those modules. Formulas: lutrt.h / docs/design.md §2-3.
 """
 
 from __future__ import annotations

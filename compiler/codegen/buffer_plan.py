@@ -30,10 +30,8 @@ def value_bytes(value: SSAValue) -> int:
 
     typ = value.type
     if isinstance(typ, TableType):
-        m, t, e = typ.shape
-        elem = 1 if typ.is_quantized else 4
-        scales = m * (-(-4 * t // typ.scale_group.data)) * 4 if typ.is_quantized else 0
-        return _align(m * t * e * elem) + scales
+        m = typ.shape[0]  # entries, then (int8 tables) the f32 scales at the next ALIGN
+        return _align(m * typ.row_entries_bytes) + m * typ.row_scale_count * 4
     assert isinstance(typ, TensorType)
     count = 1
     for d in typ.get_shape():

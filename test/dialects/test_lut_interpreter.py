@@ -5,6 +5,7 @@ import pytest
 
 from lutc.compiler.interp.interpret import run_module
 from lutc.dialects import lut_semantics as sem
+from lutc.runtime import packing
 from lutc.passes.lower_mpgemm import LowerMpGemmPass
 from test.ir_builders import quantized_linear, rel_max_err
 
@@ -34,7 +35,7 @@ def test_batch_rows_are_independent():
     rng = np.random.default_rng(1)
     q = rng.integers(0, 4, (32, 64)).astype(np.uint8)
     s = rng.standard_normal((32, 1)).astype(np.float32)
-    planes = sem.plane_codes(q, 2)
+    planes = packing.codes_from_q(q, 2)
     x = rng.standard_normal((5, 64)).astype(np.float32)
     t, sums = sem.precompute(x, 16, 64)
     full = sem.mma(t, sums, planes, s, None, 64, 2.0, False)
@@ -50,7 +51,7 @@ def test_mirrored_tables_are_odd():
     t8, _ = sem.precompute(x, 8, 8)
     signs = 2.0 * (((np.arange(16)[:, None] >> np.arange(4)) & 1)) - 1.0
     full = x.reshape(2, 4).astype(np.float64) @ signs.T  # [T, 16]
-    codes = sem.mirror_codes(np.arange(16, dtype=np.uint8))
+    codes = packing.mirror_codes(np.arange(16, dtype=np.uint8))
     looked = np.where(codes & 8, -t8.entries[0][:, codes & 7], t8.entries[0][:, codes & 7])
     np.testing.assert_allclose(looked, full, rtol=1e-6, atol=1e-6)
 
@@ -60,7 +61,7 @@ def test_int8_tables_nmse():
     x = rng.standard_normal((4, 512)).astype(np.float32)
     q = rng.integers(0, 4, (64, 512)).astype(np.uint8)
     s = rng.standard_normal((64, 8)).astype(np.float32)
-    planes = sem.plane_codes(q, 2)
+    planes = packing.codes_from_q(q, 2)
     tf, sums = sem.precompute(x, 16, 64)
     ti, _ = sem.precompute(x, 16, 64, quantized=True, scale_group=32)
     exact = sem.mma(tf, sums, planes, s, None, 64, 2.0, False)

@@ -5,7 +5,7 @@ import pytest
 
 from lutc.compiler.codegen.fold_weights import fold_weights
 from lutc.compiler.interp.interpret import run_module
-from lutc.dialects import lut_semantics as sem
+from lutc.runtime import packing
 from lutc.dialects.lut_ops import BitPlanesOp, MmaOp, PrecomputeOp
 from lutc.dialects.mirror_ops import MirrorCodesOp, MirrorZerosOp
 from lutc.passes.lower_mpgemm import LowerMpGemmPass
@@ -106,8 +106,8 @@ def test_idempotent():
 
 def test_mirror_semantics():
     z = np.array([[0.0, 1.5, 3.0]], np.float32)
-    np.testing.assert_array_equal(sem.mirror_zeros(z, 2), [[-3.0, 0.0, 3.0]])
-    np.testing.assert_array_equal(sem.mirror_scales(np.array([2.0], np.float32)), [1.0])
+    np.testing.assert_array_equal(packing.mirror_zero(z, 2), [[-3.0, 0.0, 3.0]])
+    np.testing.assert_array_equal(packing.mirror_scale(np.array([2.0], np.float32)), [1.0])
 
 
 @pytest.mark.parametrize("spec", ["w1g64", "w3g32sym", "ternary"])

@@ -1,0 +1,99 @@
+"""The lutrt ABI as Python sees it: each fact of `runtime/lutrt.h` that Python code relies on,
+defined once, here.
+
+`lutrt.h` is the owner for C; this module mirrors it for everything written in Python (the
+ctypes bindings, the dialect verifiers, the passes' cost model, the C emitter, `--stats`), and
+`test/runtime/test_abi.py` parses `lutrt.h` and checks that the two agree. Change a fact in both
+places or that test fails. What each fact means: docs/design.md §4.
+
+No imports from the rest of lutc: every layer may depend on this one.
+"""
+
+from __future__ import annotations
+
+# ---- constants (#define / enum in lutrt.h) -----------------------------------------------
+
+BLOCK_N = 32  # LUTRT_BLOCK_N: weight rows per packed block (scales/zeros follow the blocks)
+# LUTRT_MAX_BITS: the widest weight code, 8 bits (GGUF Q8_0: g32, implicit zero 128; Q6_K: 6
+# bits, g16). The kernels run B bit planes bit-serially, so the table never grows with B (§2).
+MAX_BITS = 8
+ACTS_PER_TABLE = 4  # g: activations per table, K % 4 == 0, J = K / 4 tables per row
+ENTRIES_PLAIN = 16  # 2^g entries of a plain table
+ENTRIES_MIRRORED = 8  # 2^(g-1) entries of a symmetrized table (sign bit in the code)
+
+# LUTRT_STRATEGY_*: the descriptor's `strategy` field (lut-tile's #lut.tile strategy word)
+STRATEGY_CODES: dict[str, int] = {"auto": 0, "per_token": 1, "vec_lut": 2}
+# LUTRT_VEC_LUT_MIN_M: tokens from which strategy auto runs Vec-LUT; 0 = never (no crossover
+# was measured: lutrt.h has the numbers)
+VEC_LUT_MIN_M = 0
+
+# ---- lutrt_mma_desc: field order and C types (lutrt.h documents each field) --------------
+
+MMA_DESC_FIELDS: tuple[tuple[str, str], ...] = (
+    ("M", "int32_t"),
+    ("N", "int32_t"),
+    ("K", "int32_t"),
+    ("bits", "int32_t"),
+    ("group", "int32_t"),
+    ("mirrored", "int32_t"),
+    ("table_i8", "int32_t"),
+    ("scale_group", "int32_t"),
+    ("zimp", "float"),
+    ("num_threads", "int32_t"),
+    ("strategy", "int32_t"),
+    ("tile_m", "int32_t"),
+    ("tile_n", "int32_t"),
+    ("tile_k", "int32_t"),
+)
+
+
+# ---- sizes derived from a descriptor (lutrt_num_* / lutrt_*_bytes in desc.c) -------------
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def num_tables(k: int) -> int:
+    """lutrt_num_tables: J = K / 4."""
+    return k // ACTS_PER_TABLE
+
+
+def num_groups(k: int, group: int) -> int:
+    """lutrt_num_groups: NG = ceil(K / G)."""
+    return _cdiv(k, group)
+
+
+def num_scale_groups(k: int, scale_group: int, table_i8: bool = True) -> int:
+    """lutrt_num_scale_groups: NS = ceil(K / scale_group) int8 table scales per row (0 for
+    f32 tables)."""
+    return _cdiv(k, scale_group) if table_i8 else 0
+
+
+def num_blocks(n: int) -> int:
+    """lutrt_num_blocks: NB = ceil(N / 32)."""
+    return _cdiv(n, BLOCK_N)
+
+
+def table_entries(mirrored: bool) -> int:
+    return ENTRIES_MIRRORED if mirrored else ENTRIES_PLAIN
+
+
+def table_entry_bytes(table_i8: bool) -> int:
+    """An int8 table entry is 1 byte, an f32 one 4."""
+    return 1 if table_i8 else 4
+
+
+def table_row_bytes(k: int, entries: int, table_i8: bool) -> int:
+    """lutrt_table_row_bytes: one activation row's table entries, J * E * (1 or 4) bytes
+    (the int8 tables' f32 scales are a separate array of NS floats)."""
+    return num_tables(k) * entries * table_entry_bytes(table_i8)
+
+
+def packed_weight_bytes(bits: int, n: int, k: int) -> int:
+    """lutrt_packed_weight_bytes: NB * J * 16 * B."""
+    return num_blocks(n) * num_tables(k) * 16 * bits
+
+
+def packed_scale_count(n: int, k: int, group: int) -> int:
+    """lutrt_packed_scale_count: NB * NG * 32 floats (scales, and zeros if any)."""
+    return num_blocks(n) * num_groups(k, group) * BLOCK_N
