@@ -135,6 +135,62 @@ int lutrt_get_num_threads(void);
  * thread's cached Vec-LUT table buffer. Optional. */
 void lutrt_shutdown(void);
 
+
+/* ---- attention (attention.c) ------------------------------------------------------------ *
+ * Scaled dot-product attention in f32 with an online (flash-attention style) softmax: keys are
+ * visited in blocks with a running max and sum per query, so memory is O(S * D), never
+ * O(S * context). Grouped-query attention reads kv head h / (H / KVH) for query head h without
+ * copying K/V. The score of query i and key j is computed in this order:
+ *   s = scale * (q_i . k_j);  if softcap: s = softcap * tanh(s / softcap);  s += mask[i, j]
+ * then keys outside the causal / sliding-window range are dropped and out_i = softmax(s) . V.
+ * A row whose visible scores are all -inf (or that sees no key) gives zeros, never NaN.
+ * Kernels: the portable C path, or AVX2+FMA / AVX-512F, picked like lut.mma's kernel
+ * (LUTRT_KERNEL / lutrt_set_kernel: "ref" -> portable, "avx2", "avx512*" -> AVX-512 when compiled
+ * in, else AVX2). They agree up to float rounding (~1e-6 relative).
+ * Threads: tasks are (kv head, block of query rows) with all query heads of the group, so each
+ * K/V block is loaded once for the group; when there are fewer tasks than 2 per thread and the
+ * context is long, the context is also split across threads (split-K) and the partial softmax
+ * states are merged. out must not overlap q, k, v or the cache. */
+typedef struct lutrt_attn_desc {
+    int32_t n_heads;        /* H query heads, >= 1 */
+    int32_t n_kv_heads;     /* KVH, >= 1, H % KVH == 0 (grouped-query attention: head h reads
+                               kv head h / (H / KVH)) */
+    int32_t head_dim;       /* D, >= 1 */
+    int32_t max_context;    /* cache rows per kv head (lutrt_attention_kv only) */
+    int32_t sliding_window; /* 0 = none; else key j visible from query position p iff
+                               p - j < window (needs causal attention) */
+    float scale;            /* multiplies q.k (usually 1/sqrt(D)) */
+    float softcap;          /* 0 = none; else score = softcap * tanh(score / softcap) (Gemma 2) */
+    int32_t num_threads;    /* 0 = pool default (lutrt_set_num_threads / LUTRT_NUM_THREADS) */
+} lutrt_attn_desc;
+
+/* Appends this chunk's keys/values to the cache, then causal attention of the chunk's queries
+ * over cache positions [0, start + s] for query row s (absolute position start + s).
+ *   q      f32 [S, H, D]       k_new, v_new  f32 [S, KVH, D]
+ *   k_cache, v_cache  f32 [KVH, max_context, D]  (rows start..start+S-1 are overwritten, no
+ *                                                 other row is written)
+ *   out    f32 [S, H, D]
+ * Work is proportional to the current context (start + S), never to max_context.
+ * Returns LUTRT_OK, or LUTRT_EINVAL (lutrt_last_error) when start < 0, S < 1,
+ * start + S > max_context, a pointer is NULL or the desc is invalid. */
+int lutrt_attention_kv(const lutrt_attn_desc *d, const float *q, const float *k_new,
+                       const float *v_new, float *k_cache, float *v_cache, int32_t start,
+                       int32_t S, float *out);
+
+/* Attention without a cache (graphs that compute attention on whole sequences):
+ *   q f32 [H, Sq, D], k/v f32 [KVH, Skv, D], out f32 [H, Sq, D];
+ *   causal == 1: query i sees keys j <= i + (Skv - Sq) (bottom-right aligned; a query with
+ *                i + Skv - Sq < 0 sees nothing and gives zeros);
+ *   causal == 2: keys j <= i (top-left aligned);  causal == 0: all keys.
+ *   mask: optional additive f32 [Sq, Skv] (NULL = none), applied after scale and softcap
+ *         (order above); -inf entries drop keys.
+ *   sliding_window (needs causal 1 or 2): query i at position p = i + Skv - Sq (causal 1) or
+ *         p = i (causal 2) sees keys j with p - j < window.
+ * d->max_context is ignored. Returns LUTRT_OK or LUTRT_EINVAL (Sq < 1, Skv < 1, causal not in
+ * 0..2, a window without causal, a NULL pointer, an invalid desc). */
+int lutrt_attention(const lutrt_attn_desc *d, const float *q, const float *k, const float *v,
+                    int32_t Sq, int32_t Skv, int32_t causal, const float *mask, float *out);
+
 #ifdef __cplusplus
 }
 #endif

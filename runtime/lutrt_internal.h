@@ -104,4 +104,23 @@ static inline int lutrt_code_at(const uint8_t *chunk, int bits, int plane, int r
     return (quarter & 1) ? (byte >> 4) : (byte & 15);
 }
 
+/* ---- attention kernels (attention.c, attention_avx2.c, attention_avx512.c) -------------- */
+typedef struct lutrt_attn_ops {
+    const char *name;
+    /* s[j] = scale * (q . k[j*D .. j*D+D-1]) for j < n */
+    void (*scores)(const float *q, const float *k, int n, int D, float scale, float *s);
+    float (*max)(const float *s, int n); /* -inf for all -inf */
+    /* s[j] = exp(s[j] - m) (exactly 0 for s[j] = -inf; m finite); returns the sum */
+    float (*exp_sum)(float *s, int n, float m);
+    /* acc[d] = alpha * acc[d] + sum_j p[j] * v[j*D + d] for d < D */
+    void (*accumulate)(float *acc, float alpha, const float *p, const float *v, int n, int D);
+} lutrt_attn_ops;
+
+extern const lutrt_attn_ops lutrt_attn_ops_ref;
+#ifdef LUTRT_X86
+extern const lutrt_attn_ops lutrt_attn_ops_avx2;
+/* NULL unless attention_avx512.c was compiled with -mavx512f (not under SIMDe emulation). */
+extern const lutrt_attn_ops *const lutrt_attn_ops_avx512_ptr;
+#endif
+
 #endif /* LUTRT_INTERNAL_H */

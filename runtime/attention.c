@@ -1,0 +1,330 @@
+/* attention.c — fused scaled-dot-product attention over a KV cache (lutrt_attention_kv) and on
+ * whole sequences (lutrt_attention), with an online softmax; plus the portable kernels.
+ *
+ * Online softmax per query (flash attention): for each block of visible keys with scores s_j,
+ *   m' = max(m, max_j s_j),  alpha = exp(m - m'),  p_j = exp(s_j - m'),
+ *   l' = alpha l + sum_j p_j,  acc' = alpha acc + sum_j p_j v_j;   out = acc / l.
+ * A task is (kv head, block of query rows, context split): every query head of the group and
+ * every row of the block walk the same key blocks, so a K/V block is loaded once per task.
+ * With split-K, each split leaves (m, l, acc) in scratch and the merge combines them with
+ * weights exp(m_split - max m). Unnormalized accumulators live in `out` itself (no scratch)
+ * unless the context is split.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lutrt_internal.h"
+
+#define KEY_BLOCK 64         /* keys scored at once (scores stay on the stack, K/V in L1) */
+#define TILE_QUERIES 16      /* query vectors per task (GQA group x rows), at least a group */
+#define MAX_GROUP 64         /* larger groups run as several tasks of MAX_GROUP heads */
+#define MAX_QUERIES (MAX_GROUP > TILE_QUERIES ? MAX_GROUP : TILE_QUERIES)
+#define MIN_SPLIT_KEYS 256   /* split-K only gives each thread at least this many keys */
+
+/* ---- portable kernels (plain C that gcc vectorizes with the baseline ISA) -------------- */
+
+static void scores_ref(const float *restrict q, const float *restrict k, int n, int D,
+                       float scale, float *restrict s) {
+    for (int j = 0; j < n; j++) {
+        const float *restrict kj = k + (size_t)j * D;
+        float lane[8] = {0};
+        int d = 0;
+        for (; d + 8 <= D; d += 8)
+            for (int l = 0; l < 8; l++) lane[l] += q[d + l] * kj[d + l];
+        float t = 0.0f;
+        for (; d < D; d++) t += q[d] * kj[d];
+        for (int l = 0; l < 8; l++) t += lane[l];
+        s[j] = scale * t;
+    }
+}
+
+static float max_ref(const float *s, int n) {
+    float m = -INFINITY;
+    for (int j = 0; j < n; j++) m = s[j] > m ? s[j] : m;
+    return m;
+}
+
+static float exp_sum_ref(float *s, int n, float m) {
+    float sum = 0.0f;
+    for (int j = 0; j < n; j++) {
+        s[j] = expf(s[j] - m);
+        sum += s[j];
+    }
+    return sum;
+}
+
+static void accumulate_ref(float *restrict acc, float alpha, const float *restrict p,
+                           const float *restrict v, int n, int D) {
+    for (int d = 0; d < D; d++) acc[d] *= alpha;
+    for (int j = 0; j < n; j++) {
+        const float *restrict vj = v + (size_t)j * D;
+        float pj = p[j];
+        for (int d = 0; d < D; d++) acc[d] += pj * vj[d];
+    }
+}
+
+const lutrt_attn_ops lutrt_attn_ops_ref = {"ref", scores_ref, max_ref, exp_sum_ref,
+                                            accumulate_ref};
+
+/* The attention kernels follow lut.mma's choice (dispatch.c). */
+static const lutrt_attn_ops *current_ops(void) {
+#ifdef LUTRT_X86
+    const char *name = lutrt_current_kernel()->name;
+    if (!strncmp(name, "avx512", 6) && lutrt_attn_ops_avx512_ptr) return lutrt_attn_ops_avx512_ptr;
+    if (strcmp(name, "ref")) return &lutrt_attn_ops_avx2;
+#endif
+    return &lutrt_attn_ops_ref;
+}
+
+/* ---- the shared driver ------------------------------------------------------------------ */
+
+typedef struct attn_job {
+    const lutrt_attn_ops *ops;
+    const float *q, *k, *v, *mask;
+    float *out;
+    size_t q_head, q_row;  /* element strides of q and out: vector (h, r) at h*q_head + r*q_row */
+    size_t kv_head;        /* element stride between kv heads (rows are D apart) */
+    int H, G, D;
+    int gsub, nsub;        /* heads per task (<= MAX_GROUP) and tasks per GQA group */
+    int rows, nkeys;       /* query rows, keys (context) */
+    int R, nrb;            /* rows per task, row blocks */
+    int qpt;               /* query vectors per task: gsub * R <= MAX_QUERIES */
+    int nsplit, split_len; /* context splits, keys per split (a multiple of KEY_BLOCK) */
+    int causal;            /* 0: all keys; else row r sees keys j <= r + diag */
+    int diag, window;
+    size_t mask_row;       /* mask stride (Skv) */
+    float scale, softcap;
+    float *partial;        /* split-K: [task][query][D + 2] = acc, m, l */
+} attn_job;
+
+/* Visible keys [lo, hi) of query row r. */
+static void key_range(const attn_job *j, int r, int *lo, int *hi) {
+    int h = j->nkeys;
+    if (j->causal && r + j->diag + 1 < h) h = r + j->diag + 1;
+    int l = 0;
+    if (j->window && r + j->diag - j->window + 1 > 0) l = r + j->diag - j->window + 1;
+    *lo = l;
+    *hi = h;
+}
+
+static void attn_task(void *ctx, int begin, int end) {
+    const attn_job *j = (const attn_job *)ctx;
+    const lutrt_attn_ops *ops = j->ops;
+    const int D = j->D;
+    float s[KEY_BLOCK];
+    float m[MAX_QUERIES], l[MAX_QUERIES];
+    int lo[MAX_QUERIES], hi[MAX_QUERIES];
+    float *acc[MAX_QUERIES];
+    const float *qv[MAX_QUERIES];
+    for (int t = begin; t < end; t++) {
+        int split = t % j->nsplit, rest = t / j->nsplit;
+        int rb = rest % j->nrb, hs = rest / j->nrb; /* hs: head sub-group */
+        int h0 = hs * j->gsub, hk = h0 / j->G;
+        int g1 = j->gsub;
+        if (h0 + g1 > (hk + 1) * j->G) g1 = (hk + 1) * j->G - h0; /* last sub-group */
+        int r0 = rb * j->R, r1 = r0 + j->R < j->rows ? r0 + j->R : j->rows;
+        int c0 = split * j->split_len;
+        int c1 = c0 + j->split_len < j->nkeys ? c0 + j->split_len : j->nkeys;
+        const float *K = j->k + (size_t)hk * j->kv_head, *V = j->v + (size_t)hk * j->kv_head;
+        int nq = 0, klo = c1, khi = c0;
+        for (int r = r0; r < r1; r++) {
+            int a, b;
+            key_range(j, r, &a, &b);
+            if (a < c0) a = c0;
+            if (b > c1) b = c1;
+            for (int g = 0; g < g1; g++, nq++) {
+                size_t off = (size_t)(h0 + g) * j->q_head + (size_t)r * j->q_row;
+                qv[nq] = j->q + off;
+                acc[nq] = j->nsplit == 1 ? j->out + off
+                                         : j->partial + ((size_t)t * j->qpt + nq) * (D + 2);
+                memset(acc[nq], 0, (size_t)D * sizeof(float));
+                m[nq] = -INFINITY;
+                l[nq] = 0.0f;
+                lo[nq] = a;
+                hi[nq] = b;
+            }
+            if (a < b && a < klo) klo = a;
+            if (a < b && b > khi) khi = b;
+        }
+        for (int kb = klo; kb < khi; kb += KEY_BLOCK) {
+            for (int i = 0; i < nq; i++) {
+                int a = lo[i] > kb ? lo[i] : kb;
+                int b = hi[i] < kb + KEY_BLOCK ? hi[i] : kb + KEY_BLOCK;
+                if (a >= b) continue;
+                int n = b - a;
+                ops->scores(qv[i], K + (size_t)a * D, n, D, j->scale, s);
+                if (j->softcap != 0.0f)
+                    for (int x = 0; x < n; x++) s[x] = j->softcap * tanhf(s[x] / j->softcap);
+                if (j->mask) {
+                    int r = r0 + i / g1;
+                    const float *mr = j->mask + (size_t)r * j->mask_row + a;
+                    for (int x = 0; x < n; x++) s[x] += mr[x];
+                }
+                float mn = ops->max(s, n);
+                if (mn < m[i]) mn = m[i];
+                if (!(mn > -INFINITY)) continue; /* all -inf so far (or NaN scores) */
+                float alpha = m[i] > -INFINITY ? expf(m[i] - mn) : 0.0f;
+                float sum = ops->exp_sum(s, n, mn);
+                l[i] = alpha * l[i] + sum;
+                m[i] = mn;
+                ops->accumulate(acc[i], alpha, s, V + (size_t)a * D, n, D);
+            }
+        }
+        for (int i = 0; i < nq; i++) {
+            if (j->nsplit == 1) {
+                float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
+                for (int x = 0; x < D; x++) acc[i][x] *= inv;
+            } else {
+                acc[i][D] = m[i];
+                acc[i][D + 1] = l[i];
+            }
+        }
+    }
+}
+
+/* Split-K: out = sum_s w_s acc_s / sum_s w_s l_s with w_s = exp(m_s - max_s m_s). */
+static void merge_task(void *ctx, int begin, int end) {
+    const attn_job *j = (const attn_job *)ctx;
+    const int D = j->D;
+    for (int base = begin; base < end; base++) { /* base = task without its split */
+        int rb = base % j->nrb, hs = base / j->nrb;
+        int h0 = hs * j->gsub, hk = h0 / j->G;
+        int g1 = j->gsub;
+        if (h0 + g1 > (hk + 1) * j->G) g1 = (hk + 1) * j->G - h0;
+        int r0 = rb * j->R, r1 = r0 + j->R < j->rows ? r0 + j->R : j->rows;
+        int nq = (r1 - r0) * g1;
+        for (int i = 0; i < nq; i++) {
+            int r = r0 + i / g1, h = h0 + i % g1;
+            float *o = j->out + (size_t)h * j->q_head + (size_t)r * j->q_row;
+            float mx = -INFINITY, l = 0.0f;
+            for (int sp = 0; sp < j->nsplit; sp++) {
+                const float *p = j->partial +
+                                 ((size_t)(base * j->nsplit + sp) * j->qpt + i) * (D + 2);
+                if (p[D] > mx) mx = p[D];
+            }
+            memset(o, 0, (size_t)D * sizeof(float));
+            if (!(mx > -INFINITY)) continue;
+            for (int sp = 0; sp < j->nsplit; sp++) {
+                const float *p = j->partial +
+                                 ((size_t)(base * j->nsplit + sp) * j->qpt + i) * (D + 2);
+                if (!(p[D] > -INFINITY)) continue;
+                float w = expf(p[D] - mx);
+                l += w * p[D + 1];
+                for (int x = 0; x < D; x++) o[x] += w * p[x];
+            }
+            float inv = l > 0.0f ? 1.0f / l : 0.0f;
+            for (int x = 0; x < D; x++) o[x] *= inv;
+        }
+    }
+}
+
+static int check_desc(const char *fn, const lutrt_attn_desc *d) {
+    if (!d) return lutrt_fail("%s: NULL descriptor", fn);
+    if (d->n_heads < 1 || d->n_kv_heads < 1 || d->n_heads % d->n_kv_heads)
+        return lutrt_fail("%s: n_heads (%d) must be a positive multiple of n_kv_heads (%d)", fn,
+                          d->n_heads, d->n_kv_heads);
+    if (d->head_dim < 1) return lutrt_fail("%s: head_dim must be >= 1, got %d", fn, d->head_dim);
+    if (d->sliding_window < 0)
+        return lutrt_fail("%s: sliding_window must be >= 0 (0: none), got %d", fn, d->sliding_window);
+    if (!isfinite(d->scale)) return lutrt_fail("%s: scale must be finite", fn);
+    if (!isfinite(d->softcap) || d->softcap < 0.0f)
+        return lutrt_fail("%s: softcap must be >= 0 (0: none), got %g", fn, (double)d->softcap);
+    if (d->num_threads < 0)
+        return lutrt_fail("%s: num_threads must be >= 0 (0: pool default), got %d", fn, d->num_threads);
+    return LUTRT_OK;
+}
+
+/* Fills the task layout of `j` (everything but pointers and visibility), runs it, merges. */
+static int run(attn_job *j, const lutrt_attn_desc *d) {
+    j->ops = current_ops();
+    j->H = d->n_heads;
+    j->G = d->n_heads / d->n_kv_heads;
+    j->D = d->head_dim;
+    j->gsub = j->G < MAX_GROUP ? j->G : MAX_GROUP;
+    j->nsub = (j->G + j->gsub - 1) / j->gsub;
+    j->R = j->gsub >= TILE_QUERIES ? 1 : TILE_QUERIES / j->gsub;
+    if (j->R > j->rows) j->R = j->rows;
+    j->qpt = j->gsub * j->R;
+    j->nrb = (j->rows + j->R - 1) / j->R;
+    j->scale = d->scale;
+    j->softcap = d->softcap;
+    int tasks = d->n_kv_heads * j->nsub * j->nrb;
+    int threads = d->num_threads > 0 ? d->num_threads : lutrt_get_num_threads();
+    j->nsplit = 1;
+    if (threads > 1 && tasks < 2 * threads) {
+        int want = (2 * threads + tasks - 1) / tasks, most = j->nkeys / MIN_SPLIT_KEYS;
+        j->nsplit = want < most ? want : most;
+        if (j->nsplit < 1) j->nsplit = 1;
+    }
+    int len = (j->nkeys + j->nsplit - 1) / j->nsplit;
+    j->split_len = (len + KEY_BLOCK - 1) / KEY_BLOCK * KEY_BLOCK;
+    j->nsplit = (j->nkeys + j->split_len - 1) / j->split_len;
+    j->partial = NULL;
+    if (j->nsplit > 1) {
+        j->partial = malloc((size_t)tasks * j->nsplit * j->qpt * (j->D + 2) * sizeof(float));
+        if (!j->partial) { /* no scratch: run unsplit */
+            j->nsplit = 1;
+            j->split_len = j->nkeys;
+        }
+    }
+    lutrt_parallel_for(d->num_threads, tasks * j->nsplit, 1, attn_task, j);
+    if (j->nsplit > 1) {
+        lutrt_parallel_for(d->num_threads, tasks, 1, merge_task, j);
+        free(j->partial);
+    }
+    return LUTRT_OK;
+}
+
+int lutrt_attention_kv(const lutrt_attn_desc *d, const float *q, const float *k_new,
+                       const float *v_new, float *k_cache, float *v_cache, int32_t start,
+                       int32_t S, float *out) {
+    static const char fn[] = "lutrt_attention_kv";
+    int rc = check_desc(fn, d);
+    if (rc) return rc;
+    if (d->max_context < 1) return lutrt_fail("%s: max_context must be >= 1, got %d", fn, d->max_context);
+    if (!q || !k_new || !v_new || !k_cache || !v_cache || !out) return lutrt_fail("%s: NULL buffer", fn);
+    if (start < 0) return lutrt_fail("%s: start must be >= 0, got %d", fn, start);
+    if (S < 1) return lutrt_fail("%s: S (query rows) must be >= 1, got %d", fn, S);
+    if ((int64_t)start + S > d->max_context)
+        return lutrt_fail("%s: start + S = %lld exceeds max_context %d", fn,
+                          (long long)start + S, d->max_context);
+    const int H = d->n_heads, KVH = d->n_kv_heads, D = d->head_dim;
+    const size_t head = (size_t)d->max_context * D, row = (size_t)D * sizeof(float);
+    for (int s = 0; s < S; s++) /* append: new row s of kv head hk -> cache row start + s */
+        for (int hk = 0; hk < KVH; hk++) {
+            size_t src = ((size_t)s * KVH + hk) * D, dst = hk * head + (size_t)(start + s) * D;
+            memmove(k_cache + dst, k_new + src, row);
+            memmove(v_cache + dst, v_new + src, row);
+        }
+    attn_job j = {
+        .q = q, .k = k_cache, .v = v_cache, .mask = NULL, .out = out,
+        .q_head = (size_t)D, .q_row = (size_t)H * D, .kv_head = head,
+        .rows = S, .nkeys = start + S,
+        .causal = 1, .diag = start, .window = d->sliding_window,
+    };
+    return run(&j, d);
+}
+
+int lutrt_attention(const lutrt_attn_desc *d, const float *q, const float *k, const float *v,
+                    int32_t Sq, int32_t Skv, int32_t causal, const float *mask, float *out) {
+    static const char fn[] = "lutrt_attention";
+    int rc = check_desc(fn, d);
+    if (rc) return rc;
+    if (!q || !k || !v || !out) return lutrt_fail("%s: NULL buffer", fn);
+    if (Sq < 1 || Skv < 1) return lutrt_fail("%s: Sq and Skv must be >= 1, got %d and %d", fn, Sq, Skv);
+    if (causal < 0 || causal > 2)
+        return lutrt_fail("%s: causal must be 0 (none), 1 (bottom-right) or 2 (top-left), got %d",
+                          fn, causal);
+    if (d->sliding_window && !causal)
+        return lutrt_fail("%s: sliding_window %d needs causal attention (causal 1 or 2)", fn,
+                          d->sliding_window);
+    const int D = d->head_dim;
+    attn_job j = {
+        .q = q, .k = k, .v = v, .mask = mask, .out = out,
+        .q_head = (size_t)Sq * D, .q_row = (size_t)D, .kv_head = (size_t)Skv * D,
+        .rows = Sq, .nkeys = Skv, .mask_row = (size_t)Skv,
+        .causal = causal != 0, .diag = causal == 1 ? Skv - Sq : 0, .window = d->sliding_window,
+    };
+    return run(&j, d);
+}

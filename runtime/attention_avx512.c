@@ -1,0 +1,139 @@
+/* attention_avx512.c — attention kernels with AVX-512F (zmm, 16 floats), see attention.c.
+ *
+ * Same structure as attention_avx2.c with masked loads/stores for the tails of D (D = 8, 48,
+ * ... need no special case). Compiled for real only with -mavx512f (build.py); otherwise, and
+ * in SIMDe emulation builds, lutrt_attn_ops_avx512_ptr is NULL and the "avx512" kernel runs
+ * the AVX2 attention kernels.
+ */
+#include "lutrt_internal.h"
+
+#if defined(__AVX512F__) && !defined(LUTRT_AVX512_SIMDE)
+#include <immintrin.h>
+#include <math.h>
+
+static inline __mmask16 lanes(int rem) { return rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1); }
+
+static inline __m256 fold(__m512 a) { /* 16 lanes -> 8 partial sums */
+    return _mm256_add_ps(_mm512_castps512_ps256(a),
+                         _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+}
+
+static inline __m256 hsum8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m256 a5,
+                           __m256 a6, __m256 a7) {
+    __m256 h0 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    __m256 h1 = _mm256_hadd_ps(_mm256_hadd_ps(a4, a5), _mm256_hadd_ps(a6, a7));
+    return _mm256_add_ps(_mm256_permute2f128_ps(h0, h1, 0x20), _mm256_permute2f128_ps(h0, h1, 0x31));
+}
+
+static void scores_avx512(const float *q, const float *k, int n, int D, float scale, float *s) {
+    const __m256 vscale = _mm256_set1_ps(scale);
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        const float *kj = k + (size_t)j * D;
+        __m512 a[8];
+        for (int i = 0; i < 8; i++) a[i] = _mm512_setzero_ps();
+        for (int d = 0; d < D; d += 16) {
+            __mmask16 m = lanes(D - d);
+            __m512 qv = _mm512_maskz_loadu_ps(m, q + d);
+            for (int i = 0; i < 8; i++)
+                a[i] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, kj + (size_t)i * D + d), a[i]);
+        }
+        __m256 r = hsum8(fold(a[0]), fold(a[1]), fold(a[2]), fold(a[3]), fold(a[4]), fold(a[5]),
+                         fold(a[6]), fold(a[7]));
+        _mm256_storeu_ps(s + j, _mm256_mul_ps(vscale, r));
+    }
+    for (; j < n; j++) {
+        const float *kj = k + (size_t)j * D;
+        __m512 a = _mm512_setzero_ps();
+        for (int d = 0; d < D; d += 16) {
+            __mmask16 m = lanes(D - d);
+            a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + d), _mm512_maskz_loadu_ps(m, kj + d), a);
+        }
+        s[j] = scale * _mm512_reduce_add_ps(a);
+    }
+}
+
+static float max_avx512(const float *s, int n) {
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    for (int j = 0; j < n; j += 16)
+        m = _mm512_mask_max_ps(m, lanes(n - j), m, _mm512_maskz_loadu_ps(lanes(n - j), s + j));
+    return _mm512_reduce_max_ps(m);
+}
+
+/* exp(x) for x <= 0: Cephes expf polynomial, 2^n applied with vscalefps; 0 below -87. */
+static inline __m512 exp_neg(__m512 x) {
+    const __m512 lo = _mm512_set1_ps(-87.0f);
+    __mmask16 keep = _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ);
+    x = _mm512_max_ps(x, lo);
+    __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
+    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507e-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073e-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894e-2f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201e-1f));
+    y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
+    return _mm512_maskz_scalef_ps(keep, y, fx);
+}
+
+static float exp_sum_avx512(float *s, int n, float m) {
+    const __m512 vm = _mm512_set1_ps(m);
+    __m512 sum = _mm512_setzero_ps();
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 t = lanes(n - j);
+        __m512 e = _mm512_maskz_mov_ps(t, exp_neg(_mm512_sub_ps(_mm512_maskz_loadu_ps(t, s + j), vm)));
+        _mm512_mask_storeu_ps(s + j, t, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    return _mm512_reduce_add_ps(sum);
+}
+
+static void accumulate_avx512(float *acc, float alpha, const float *p, const float *v, int n, int D) {
+    const __m512 va = _mm512_set1_ps(alpha);
+    int d = 0;
+    for (; d + 64 <= D; d += 64) {
+        __m512 a[4], b[4];
+        for (int i = 0; i < 4; i++) {
+            a[i] = _mm512_mul_ps(va, _mm512_loadu_ps(acc + d + 16 * i));
+            b[i] = _mm512_setzero_ps();
+        }
+        int j = 0;
+        for (; j + 2 <= n; j += 2) {
+            const float *v0 = v + (size_t)j * D + d, *v1 = v0 + D;
+            __m512 p0 = _mm512_set1_ps(p[j]), p1 = _mm512_set1_ps(p[j + 1]);
+            for (int i = 0; i < 4; i++) {
+                a[i] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + 16 * i), a[i]);
+                b[i] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(v1 + 16 * i), b[i]);
+            }
+        }
+        if (j < n) {
+            const float *v0 = v + (size_t)j * D + d;
+            __m512 p0 = _mm512_set1_ps(p[j]);
+            for (int i = 0; i < 4; i++) a[i] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + 16 * i), a[i]);
+        }
+        for (int i = 0; i < 4; i++) _mm512_storeu_ps(acc + d + 16 * i, _mm512_add_ps(a[i], b[i]));
+    }
+    for (; d < D; d += 16) {
+        __mmask16 t = lanes(D - d);
+        __m512 a = _mm512_mul_ps(va, _mm512_maskz_loadu_ps(t, acc + d)), b = _mm512_setzero_ps();
+        int j = 0;
+        for (; j + 2 <= n; j += 2) {
+            const float *v0 = v + (size_t)j * D + d;
+            a = _mm512_fmadd_ps(_mm512_set1_ps(p[j]), _mm512_maskz_loadu_ps(t, v0), a);
+            b = _mm512_fmadd_ps(_mm512_set1_ps(p[j + 1]), _mm512_maskz_loadu_ps(t, v0 + D), b);
+        }
+        if (j < n)
+            a = _mm512_fmadd_ps(_mm512_set1_ps(p[j]), _mm512_maskz_loadu_ps(t, v + (size_t)j * D + d), a);
+        _mm512_mask_storeu_ps(acc + d, t, _mm512_add_ps(a, b));
+    }
+}
+
+static const lutrt_attn_ops ops_avx512 = {"avx512", scores_avx512, max_avx512, exp_sum_avx512,
+                                          accumulate_avx512};
+const lutrt_attn_ops *const lutrt_attn_ops_avx512_ptr = &ops_avx512;
+#else
+const lutrt_attn_ops *const lutrt_attn_ops_avx512_ptr = 0;
+#endif
