@@ -16,7 +16,8 @@
 
 #include "lutrt_internal.h"
 
-#define KEY_BLOCK 64         /* keys scored at once (scores stay on the stack, K/V in L1) */
+#define KEY_BLOCK 64         /* most keys scored at once (scores stay on the stack) */
+#define KV_BLOCK_FLOATS 4096 /* keys per block <= this / D: a K and a V block fit L1 together */
 #define TILE_QUERIES 16      /* query vectors per task (GQA group x rows), at least a group */
 #define MAX_GROUP 64         /* larger groups run as several tasks of MAX_GROUP heads */
 #define MAX_QUERIES (MAX_GROUP > TILE_QUERIES ? MAX_GROUP : TILE_QUERIES)
@@ -91,6 +92,7 @@ typedef struct attn_job {
     int R, nrb;            /* rows per task, row blocks */
     int qpt;               /* query vectors per task: gsub * R <= MAX_QUERIES */
     int nsplit, split_len; /* context splits, keys per split (a multiple of KEY_BLOCK) */
+    int kblock;            /* keys per block: KEY_BLOCK, fewer for large D */
     int causal;            /* 0: all keys; else row r sees keys j <= r + diag */
     int diag, window;
     size_t mask_row;       /* mask stride (Skv) */
@@ -147,10 +149,10 @@ static void attn_task(void *ctx, int begin, int end) {
             if (a < b && a < klo) klo = a;
             if (a < b && b > khi) khi = b;
         }
-        for (int kb = klo; kb < khi; kb += KEY_BLOCK) {
+        for (int kb = klo; kb < khi; kb += j->kblock) {
             for (int i = 0; i < nq; i++) {
                 int a = lo[i] > kb ? lo[i] : kb;
-                int b = hi[i] < kb + KEY_BLOCK ? hi[i] : kb + KEY_BLOCK;
+                int b = hi[i] < kb + j->kblock ? hi[i] : kb + j->kblock;
                 if (a >= b) continue;
                 int n = b - a;
                 ops->scores(qv[i], K + (size_t)a * D, n, D, j->scale, s);
@@ -247,6 +249,9 @@ static int run(attn_job *j, const lutrt_attn_desc *d) {
     if (j->R > j->rows) j->R = j->rows;
     j->qpt = j->gsub * j->R;
     j->nrb = (j->rows + j->R - 1) / j->R;
+    j->kblock = KV_BLOCK_FLOATS / j->D / 8 * 8;
+    if (j->kblock > KEY_BLOCK) j->kblock = KEY_BLOCK;
+    if (j->kblock < 8) j->kblock = 8;
     j->scale = d->scale;
     j->softcap = d->softcap;
     int tasks = d->n_kv_heads * j->nsub * j->nrb;
