@@ -101,6 +101,8 @@ def mma(tables: Tables, sums: np.ndarray, codes: np.ndarray, scales: np.ndarray,
 def dequantize(codes: np.ndarray, scales: np.ndarray, zeros: np.ndarray | None, group: int,
                implicit_zero: float) -> np.ndarray:
     n, k = codes.shape
+    if codes.dtype == np.int8:  # i8 storage of unsigned codes (8-bit codes 128..255 read < 0)
+        codes = codes.view(np.uint8)
     idx = np.arange(k) // group
     z = zeros[:, idx] if zeros is not None else implicit_zero
     return (scales[:, idx] * (codes.astype(np.float32) - z)).astype(np.float32)

@@ -27,7 +27,7 @@ from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
 from lutc.dialects.table_type import TableType
-from lutc.dialects.weight_format import WeightFormatAttr
+from lutc.dialects.weight_format import MAX_BITS, WeightFormatAttr
 from lutc.runtime.abi import BLOCK_N, num_blocks
 
 
@@ -69,8 +69,8 @@ class PackOp(IRDLOperation):
         if len(shape) != 3:
             raise VerifyException(f"'{self.name}' op expects bit-plane codes of rank 3 [B, N, K/4]")
         b, n, j = shape
-        if not 1 <= b <= 4:
-            raise VerifyException(f"'{self.name}' op expects 1..4 bit planes, got {b}")
+        if not 1 <= b <= MAX_BITS:
+            raise VerifyException(f"'{self.name}' op expects 1..{MAX_BITS} bit planes, got {b}")
         _expect(self, "bit-plane codes", self.input, shape, IntegerType)
         _expect(self, "packed weights", self.result, [num_blocks(n), j, 16 * b], IntegerType)
 

@@ -1,6 +1,6 @@
 """`#lut.wfmt`: how a low-bit weight matrix is encoded.
 
-A weight W[N, K] is stored as unsigned codes q in [0, 2^bits - 1], a scale per group of
+A weight W[N, K] is stored as unsigned codes q in [0, 2^bits - 1] (bits 1..8), a scale per group of
 `group` consecutive weights along K and a zero point per group:
     w[n, k] = s[n, k / G] * (q[n, k] - z[n, k / G])            (lut-tensor-core.md §1)
 Zero points are either an explicit tensor (`zp`) or implicit: 2^(bits-1) for plain
@@ -8,7 +8,8 @@ symmetric weights, 1 for ternary ({0, 1, 2} - 1 = {-1, 0, 1}).
 `mirrored` marks weights re-encoded by `lut-symmetrize` (q' = 2q - (2^W - 1), s' = s/2,
 z' = 2z + 1 - 2^W) whose codes index 8-entry tables with a sign bit.
 
-Syntax: `#lut.wfmt<w2, g64, zp>`, `#lut.wfmt<w4, g32>`, `#lut.wfmt<ternary, g256, mirrored>`.
+Syntax: `#lut.wfmt<w2, g64, zp>`, `#lut.wfmt<w4, g32>`, `#lut.wfmt<ternary, g256, mirrored>`,
+`#lut.wfmt<w8, g32>` (GGUF Q8_0), `#lut.wfmt<w6, g16>` (Q6_K's codes).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from xdsl.parser import AttrParser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import VerifyException
 
-
 from lutc.runtime.abi import MAX_BITS  # the widest weight code (8 bits: GGUF Q8_0)
+
 
 @irdl_attr_definition
 class WeightFormatAttr(ParametrizedAttribute):
@@ -125,8 +126,8 @@ class WeightFormatAttr(ParametrizedAttribute):
         printer.print_string("<" + ", ".join(words) + ">")
 
     def verify(self) -> None:
-        if not 1 <= self.nbits <= 4:
-            raise VerifyException(f"weight bit width must be 1..4, got {self.nbits}")
+        if not 1 <= self.nbits <= MAX_BITS:
+            raise VerifyException(f"weight bit width must be 1..{MAX_BITS}, got {self.nbits}")
         if self.is_ternary and self.nbits != 2:
             raise VerifyException("ternary weights are encoded on 2 bits")
         if self.is_ternary and self.has_zero_point:

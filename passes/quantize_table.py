@@ -8,7 +8,9 @@ sums them in int16 within one scale group before converting to float.
 int16 accumulation bound: one lookup is at most 127 in magnitude; bit-serial combination over
 B <= 4 planes weighs it by at most 2^B - 1 = 15; a scale group holds at most 64 activations =
 16 tables (the table type refuses larger groups). So one int16 accumulator sees at most
-127 * 15 * 16 = 30480 < 32767: no overflow, no saturation.
+127 * 15 * 16 = 30480 < 32767: no overflow, no saturation. Codes of B = 5..8 bits (GGUF Q6_K,
+Q8_0) would reach 127 * 255 * 16, so the kernels keep planes 0..3 and 4..B-1 in two int16
+accumulators (each within the bound above) and add them as lo + 16 hi in int32.
 
 Choice of the scale group (option `scale-group`, default 32): it must divide the weight group
 G of every GEMM reading the table (a table scale never straddles a weight scale) and the

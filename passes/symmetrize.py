@@ -13,7 +13,9 @@ clear). Weights are static, so this complement happens offline, in the folded we
 The implicit zero point of formats without zeros is re-encoded by the format itself
 (`WeightFormatAttr.implicit_zero()` of a mirrored format returns 2z + 1 - 2^W: 1 for plain
 symmetric weights, -1 for ternary). Ternary weights (q in {0, 1, 2}, z = 1) go through the same
-mechanism as 2-bit weights.
+mechanism as 2-bit weights. Codes of 5..8 bits are symmetrized too: the mirrored form costs
+nothing per lookup at any width (B lookups of one table either way) and still halves the
+tables (precompute, table traffic, vpshufb source), so it pays as it does for 1..4 bits.
 
 Every `lut.mma` reading a precompute's tables is symmetrized together with it, so a table
 shared by several GEMMs (after `lut-fuse-precompute`) stays shared.

@@ -36,7 +36,8 @@ int lutrt_check_desc(const lutrt_mma_desc *d, int for_mma) {
     }
     if (for_mma) {
         if (d->N < 1) return lutrt_fail("lutrt: N must be >= 1, got %d", d->N);
-        if (d->bits < 1 || d->bits > 4) return lutrt_fail("lutrt: bits must be 1..4, got %d", d->bits);
+        if (d->bits < 1 || d->bits > LUTRT_MAX_BITS)
+            return lutrt_fail("lutrt: bits must be 1..%d, got %d", LUTRT_MAX_BITS, d->bits);
         if (d->num_threads < 0) return lutrt_fail("lutrt: num_threads must be >= 0");
         if (d->strategy < 0 || d->strategy > 2)
             return lutrt_fail("lutrt: strategy must be 0 (auto), 1 (per-token) or 2 (Vec-LUT), "

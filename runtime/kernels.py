@@ -195,8 +195,8 @@ class MmaCall:
                  zeros: np.ndarray | None = None, *, n: int, bits: int, zimp: float = 0.0,
                  threads: int | None = None, out: np.ndarray | None = None,
                  strategy: str | None = None, tile: tuple[int, int, int] = (0, 0, 0)):
-        if not 1 <= bits <= 4:
-            raise ValueError(f"bits must be 1..4, got {bits}")
+        if not 1 <= bits <= packing.MAX_BITS:
+            raise ValueError(f"bits must be 1..{packing.MAX_BITS}, got {bits}")
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
         k, m = tables.K, tables.M

@@ -10,6 +10,10 @@
  * |sum_j sum_b 2^b Lq| <= 16 * 15 * 127 = 30480 < 32767, and every vpmaddubsw pair is at most
  * (4 + 8) * 127 = 1524, so nothing saturates. Each scale group is then converted to float and
  * multiplied by its tscale; each weight group applies s * (F - z * sums).
+ * Wider codes (B = 5..8, e.g. GGUF Q8_0) would break that bound (16 * 255 * 127), so planes
+ * 0..3 and planes 4..B-1 go to two int16 accumulators, each weighted 1, 2, 4, 8 within its
+ * nibble (the same 30480 bound); the flush widens both and adds lo + 16 hi in int32. The
+ * split is a compile-time constant, so B <= 4 code is unchanged.
  *
  * Memory: a GEMV is bound by streaming the weights, and one sequential stream per thread
  * stalls well below the bandwidth (§6); the M = 1 path therefore walks 4 weight blocks (4
@@ -55,19 +59,39 @@ ALWAYS_INLINE void flush16(float *facc, __m256i acc, __m256 ts, int first) {
     }
 }
 
+/* B > 4: the int32 sum lo + 16 hi of the two plane-nibble accumulators, as 16 int16 lanes'
+ * worth of floats: facc[0..15] (+)= ts * (lo + 16 hi). */
+ALWAYS_INLINE void flush16_wide(float *facc, __m256i lo, __m256i hi, __m256 ts, int first) {
+    const __m256i l0 = _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(lo)),
+                                        _mm256_slli_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(hi)), 4));
+    const __m256i l1 = _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(lo, 1)),
+                                        _mm256_slli_epi32(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(hi, 1)), 4));
+    const __m256 f0 = _mm256_cvtepi32_ps(l0), f1 = _mm256_cvtepi32_ps(l1);
+    if (first) {
+        _mm256_store_ps(facc, _mm256_mul_ps(f0, ts));
+        _mm256_store_ps(facc + 8, _mm256_mul_ps(f1, ts));
+    } else {
+        _mm256_store_ps(facc, _mm256_fmadd_ps(f0, ts, _mm256_load_ps(facc)));
+        _mm256_store_ps(facc + 8, _mm256_fmadd_ps(f1, ts, _mm256_load_ps(facc + 8)));
+    }
+}
+
 /* Rows m0..m0+MT-1 of out for weight blocks blk0..blk0+NBK-1. MT, NBK, MIR and BITS are
- * constants in every instantiation, so the accumulators live in registers. */
+ * constants in every instantiation, so the accumulators live in registers. acc[..][h][half]:
+ * h = 0 for planes 0..3, 1 for planes 4..7 (B > 4 only); half 0 / 1 = rows 0..15 / 16..31. */
 ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int MT,
                            const int NBK, const int MIR, const int BITS) {
     const int J = a->J, E = MIR ? 8 : 16, npairs = BITS >> 1, odd = BITS & 1;
+    const int NH = BITS > 4 ? 2 : 1, hlast = (BITS - 1) >> 2;
     const size_t chunk = a->chunk;
     const __m256i m0f = _mm256_set1_epi8(0x0f);
     const __m256i signs = _mm256_setr_epi8(1, 1, 1, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1, -1, -1, -1,
                                            1, 1, 1, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1, -1, -1, -1);
-    /* vpmaddubsw weights: plane pair p contributes 2^(2p) * even byte + 2^(2p+1) * odd byte */
+    /* vpmaddubsw weights: plane pair p contributes 2^(2p) * even byte + 2^(2p+1) * odd byte
+     * (relative to its nibble of planes: pairs 2, 3 reuse the weights of pairs 0, 1) */
     const __m256i cpair0 = _mm256_set1_epi16(0x0201), cpair1 = _mm256_set1_epi16(0x0804);
     /* odd B: the last plane alone; even bytes are rows 0..15, odd bytes rows 16..31 */
-    const int wlast = 1 << (BITS - 1);
+    const int wlast = 1 << ((BITS - 1) & 3);
     const __m256i ceven = _mm256_set1_epi16((short)wlast);
     const __m256i codd = _mm256_set1_epi16((short)(wlast << 8));
 
@@ -87,10 +111,11 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
         const int j0 = g * a->jg, j1 = min_int(J, j0 + a->jg);
         for (int js = j0, t = j0 / a->jt; js < j1; js += a->jt, t++) {
             const int je = min_int(j1, js + a->jt);
-            __m256i acc[4][4][2];
+            __m256i acc[4][4][2][2];
             UNROLL for (int r = 0; r < MT; r++)
                 UNROLL for (int bi = 0; bi < NBK; bi++)
-                    acc[r][bi][0] = acc[r][bi][1] = _mm256_setzero_si256();
+                    UNROLL for (int h = 0; h < NH; h++)
+                        acc[r][bi][h][0] = acc[r][bi][h][1] = _mm256_setzero_si256();
             for (int j = js; j < je; j++) {
                 __m256i tab[4];
                 UNROLL for (int r = 0; r < MT; r++)
@@ -101,12 +126,13 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
                         const __m256i v = _mm256_loadu_si256((const __m256i *)(p + 32 * pp));
                         const __m256i lo = _mm256_and_si256(v, m0f);
                         const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m0f);
-                        const __m256i c = pp ? cpair1 : cpair0;
+                        const __m256i c = (pp & 1) ? cpair1 : cpair0;
+                        const int h = pp >> 1;
                         UNROLL for (int r = 0; r < MT; r++) {
                             const __m256i x0 = _mm256_shuffle_epi8(tab[r], lo);
                             const __m256i x1 = _mm256_shuffle_epi8(tab[r], hi);
-                            acc[r][bi][0] = _mm256_add_epi16(acc[r][bi][0], _mm256_maddubs_epi16(c, x0));
-                            acc[r][bi][1] = _mm256_add_epi16(acc[r][bi][1], _mm256_maddubs_epi16(c, x1));
+                            acc[r][bi][h][0] = _mm256_add_epi16(acc[r][bi][h][0], _mm256_maddubs_epi16(c, x0));
+                            acc[r][bi][h][1] = _mm256_add_epi16(acc[r][bi][h][1], _mm256_maddubs_epi16(c, x1));
                         }
                     }
                     if (odd) { /* low nibbles in lane 0, high nibbles in lane 1 */
@@ -116,8 +142,8 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
                             _mm256_and_si256(v, m0f), _mm256_and_si256(_mm256_srli_epi16(v, 4), m0f), 0xF0);
                         UNROLL for (int r = 0; r < MT; r++) {
                             const __m256i x = _mm256_shuffle_epi8(tab[r], idx);
-                            acc[r][bi][0] = _mm256_add_epi16(acc[r][bi][0], _mm256_maddubs_epi16(ceven, x));
-                            acc[r][bi][1] = _mm256_add_epi16(acc[r][bi][1], _mm256_maddubs_epi16(codd, x));
+                            acc[r][bi][hlast][0] = _mm256_add_epi16(acc[r][bi][hlast][0], _mm256_maddubs_epi16(ceven, x));
+                            acc[r][bi][hlast][1] = _mm256_add_epi16(acc[r][bi][hlast][1], _mm256_maddubs_epi16(codd, x));
                         }
                     }
                 }
@@ -126,8 +152,13 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
             UNROLL for (int r = 0; r < MT; r++) {
                 const __m256 ts = _mm256_set1_ps(a->tscale[(size_t)(m0 + r) * a->NS + t]);
                 UNROLL for (int bi = 0; bi < NBK; bi++) {
-                    flush16(facc[r][bi], acc[r][bi][0], ts, js == j0);
-                    flush16(facc[r][bi] + 16, acc[r][bi][1], ts, js == j0);
+                    if (NH == 2) {
+                        flush16_wide(facc[r][bi], acc[r][bi][0][0], acc[r][bi][1][0], ts, js == j0);
+                        flush16_wide(facc[r][bi] + 16, acc[r][bi][0][1], acc[r][bi][1][1], ts, js == j0);
+                    } else {
+                        flush16(facc[r][bi], acc[r][bi][0][0], ts, js == j0);
+                        flush16(facc[r][bi] + 16, acc[r][bi][0][1], ts, js == j0);
+                    }
                 }
             }
         }
@@ -167,11 +198,13 @@ typedef void (*tile_fn)(const lutrt_mma_args *, int, int);
 #define SHAPES(MIR, BITS)                                                            \
     {tile_1x4_##MIR##_##BITS, tile_1x2_##MIR##_##BITS, tile_1x1_##MIR##_##BITS,      \
      tile_2x2_##MIR##_##BITS, tile_2x1_##MIR##_##BITS}
-TILES(0, 1) TILES(0, 2) TILES(0, 3) TILES(0, 4)
-TILES(1, 1) TILES(1, 2) TILES(1, 3) TILES(1, 4)
-static const tile_fn tiles[2][4][5] = {
-    {SHAPES(0, 1), SHAPES(0, 2), SHAPES(0, 3), SHAPES(0, 4)},
-    {SHAPES(1, 1), SHAPES(1, 2), SHAPES(1, 3), SHAPES(1, 4)},
+TILES(0, 1) TILES(0, 2) TILES(0, 3) TILES(0, 4) TILES(0, 5) TILES(0, 6) TILES(0, 7) TILES(0, 8)
+TILES(1, 1) TILES(1, 2) TILES(1, 3) TILES(1, 4) TILES(1, 5) TILES(1, 6) TILES(1, 7) TILES(1, 8)
+static const tile_fn tiles[2][LUTRT_MAX_BITS][5] = {
+    {SHAPES(0, 1), SHAPES(0, 2), SHAPES(0, 3), SHAPES(0, 4),
+     SHAPES(0, 5), SHAPES(0, 6), SHAPES(0, 7), SHAPES(0, 8)},
+    {SHAPES(1, 1), SHAPES(1, 2), SHAPES(1, 3), SHAPES(1, 4),
+     SHAPES(1, 5), SHAPES(1, 6), SHAPES(1, 7), SHAPES(1, 8)},
 };
 
 /* The blocks [b0, b1) of one thread. GEMV walks 4 blocks (4 memory streams) at a time. GEMM

@@ -1,6 +1,7 @@
 /* lmma_avx512.c — lut.mma on int8 tables with AVX-512BW zmm vpshufb.
  *
- * Same packed layout and arithmetic as lmma_avx2.c (read its header for the int16 bound): a
+ * Same packed layout and arithmetic as lmma_avx2.c (read its header for the int16 bound and
+ * the two plane-nibble accumulators of B > 4): a
  * zmm holds the 32-byte chunks of two weight blocks side by side, so every instruction covers
  * 64 weight rows; the table of row m is broadcast to all four 128-bit lanes. Compiled for real
  * only with -mavx512f -mavx512bw (build.py); otherwise lutrt_mma_i8_avx512_ptr is NULL and
@@ -73,15 +74,31 @@ ALWAYS_INLINE void flush32(float *fa, float *fb, __m512i acc, __m512 ts, int fir
     }
 }
 
-/* Rows m0..m0+MT-1 for blocks blk0..blk0+2*NP-1. */
+/* B > 4: fa/fb (+)= ts * (lo + 16 hi), the two plane-nibble accumulators widened to int32. */
+ALWAYS_INLINE void flush32_wide(float *fa, float *fb, __m512i lo, __m512i hi, __m512 ts, int first) {
+    const __m512i la = _mm512_add_epi32(_mm512_cvtepi16_epi32(_mm512_castsi512_si256(lo)),
+                                        _mm512_slli_epi32(_mm512_cvtepi16_epi32(_mm512_castsi512_si256(hi)), 4));
+    const __m512i lb = _mm512_add_epi32(_mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(lo, 1)),
+                                        _mm512_slli_epi32(_mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(hi, 1)), 4));
+    const __m512 a = _mm512_cvtepi32_ps(la), b = _mm512_cvtepi32_ps(lb);
+    if (first) {
+        _mm512_store_ps(fa, _mm512_mul_ps(a, ts));
+        _mm512_store_ps(fb, _mm512_mul_ps(b, ts));
+    } else {
+        _mm512_store_ps(fa, _mm512_fmadd_ps(a, ts, _mm512_load_ps(fa)));
+        _mm512_store_ps(fb, _mm512_fmadd_ps(b, ts, _mm512_load_ps(fb)));
+    }
+}
+
+/* Rows m0..m0+MT-1 for blocks blk0..blk0+2*NP-1; acc[r][pi][h][half] as in lmma_avx2.c. */
 ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int MT, const int NP,
                            const int MIR, const int BITS) {
     const int J = a->J, E = MIR ? 8 : 16, npairs = BITS >> 1, odd = BITS & 1;
-    const int NBK = 2 * NP;
+    const int NBK = 2 * NP, NH = BITS > 4 ? 2 : 1, hlast = (BITS - 1) >> 2;
     const size_t chunk = a->chunk;
     const __m512i m0f = _mm512_set1_epi8(0x0f);
     const __m512i cpair0 = _mm512_set1_epi16(0x0201), cpair1 = _mm512_set1_epi16(0x0804);
-    const int wlast = 1 << (BITS - 1);
+    const int wlast = 1 << ((BITS - 1) & 3);
     const __m512i ceven = _mm512_set1_epi16((short)wlast), codd = _mm512_set1_epi16((short)(wlast << 8));
 
     const uint8_t *wb[4];
@@ -99,9 +116,11 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
         const int j0 = g * a->jg, j1 = min_int(J, j0 + a->jg);
         for (int js = j0, t = j0 / a->jt; js < j1; js += a->jt, t++) {
             const int je = min_int(j1, js + a->jt);
-            __m512i acc[2][2][2];
+            __m512i acc[2][2][2][2];
             UNROLL for (int r = 0; r < MT; r++)
-                UNROLL for (int pi = 0; pi < NP; pi++) acc[r][pi][0] = acc[r][pi][1] = _mm512_setzero_si512();
+                UNROLL for (int pi = 0; pi < NP; pi++)
+                    UNROLL for (int h = 0; h < NH; h++)
+                        acc[r][pi][h][0] = acc[r][pi][h][1] = _mm512_setzero_si512();
             for (int j = js; j < je; j++) {
                 __m512i tab[2];
                 UNROLL for (int r = 0; r < MT; r++) tab[r] = load_table(tb[r] + (size_t)j * E, MIR);
@@ -114,12 +133,13 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
                             _mm256_loadu_si256((const __m256i *)(pb + 32 * pp)), 1);
                         const __m512i lo = _mm512_and_si512(v, m0f);
                         const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m0f);
-                        const __m512i c = pp ? cpair1 : cpair0;
+                        const __m512i c = (pp & 1) ? cpair1 : cpair0;
+                        const int h = pp >> 1;
                         UNROLL for (int r = 0; r < MT; r++) {
-                            acc[r][pi][0] = _mm512_add_epi16(
-                                acc[r][pi][0], _mm512_maddubs_epi16(c, _mm512_shuffle_epi8(tab[r], lo)));
-                            acc[r][pi][1] = _mm512_add_epi16(
-                                acc[r][pi][1], _mm512_maddubs_epi16(c, _mm512_shuffle_epi8(tab[r], hi)));
+                            acc[r][pi][h][0] = _mm512_add_epi16(
+                                acc[r][pi][h][0], _mm512_maddubs_epi16(c, _mm512_shuffle_epi8(tab[r], lo)));
+                            acc[r][pi][h][1] = _mm512_add_epi16(
+                                acc[r][pi][h][1], _mm512_maddubs_epi16(c, _mm512_shuffle_epi8(tab[r], hi)));
                         }
                     }
                     if (odd) {
@@ -131,8 +151,8 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
                             0xCC, _mm512_and_si512(v, m0f), _mm512_and_si512(_mm512_srli_epi16(v, 4), m0f));
                         UNROLL for (int r = 0; r < MT; r++) {
                             const __m512i x = _mm512_shuffle_epi8(tab[r], idx);
-                            acc[r][pi][0] = _mm512_add_epi16(acc[r][pi][0], _mm512_maddubs_epi16(ceven, x));
-                            acc[r][pi][1] = _mm512_add_epi16(acc[r][pi][1], _mm512_maddubs_epi16(codd, x));
+                            acc[r][pi][hlast][0] = _mm512_add_epi16(acc[r][pi][hlast][0], _mm512_maddubs_epi16(ceven, x));
+                            acc[r][pi][hlast][1] = _mm512_add_epi16(acc[r][pi][hlast][1], _mm512_maddubs_epi16(codd, x));
                         }
                     }
                 }
@@ -140,8 +160,14 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
             UNROLL for (int r = 0; r < MT; r++) {
                 const __m512 ts = _mm512_set1_ps(a->tscale[(size_t)(m0 + r) * a->NS + t]);
                 UNROLL for (int pi = 0; pi < NP; pi++) {
-                    flush32(facc[r][2 * pi], facc[r][2 * pi + 1], acc[r][pi][0], ts, js == j0);
-                    flush32(facc[r][2 * pi] + 16, facc[r][2 * pi + 1] + 16, acc[r][pi][1], ts, js == j0);
+                    float *fa = facc[r][2 * pi], *fb = facc[r][2 * pi + 1];
+                    if (NH == 2) {
+                        flush32_wide(fa, fb, acc[r][pi][0][0], acc[r][pi][1][0], ts, js == j0);
+                        flush32_wide(fa + 16, fb + 16, acc[r][pi][0][1], acc[r][pi][1][1], ts, js == j0);
+                    } else {
+                        flush32(fa, fb, acc[r][pi][0][0], ts, js == j0);
+                        flush32(fa + 16, fb + 16, acc[r][pi][0][1], ts, js == j0);
+                    }
                 }
             }
         }
@@ -176,11 +202,13 @@ typedef void (*tile_fn)(const lutrt_mma_args *, int, int);
 #define TILES(MIR, BITS) TILE(1, 2, MIR, BITS) TILE(1, 1, MIR, BITS) TILE(2, 1, MIR, BITS)
 #define SHAPES(MIR, BITS) \
     {tile_1x2_##MIR##_##BITS, tile_1x1_##MIR##_##BITS, tile_2x1_##MIR##_##BITS}
-TILES(0, 1) TILES(0, 2) TILES(0, 3) TILES(0, 4)
-TILES(1, 1) TILES(1, 2) TILES(1, 3) TILES(1, 4)
-static const tile_fn tiles[2][4][3] = {
-    {SHAPES(0, 1), SHAPES(0, 2), SHAPES(0, 3), SHAPES(0, 4)},
-    {SHAPES(1, 1), SHAPES(1, 2), SHAPES(1, 3), SHAPES(1, 4)},
+TILES(0, 1) TILES(0, 2) TILES(0, 3) TILES(0, 4) TILES(0, 5) TILES(0, 6) TILES(0, 7) TILES(0, 8)
+TILES(1, 1) TILES(1, 2) TILES(1, 3) TILES(1, 4) TILES(1, 5) TILES(1, 6) TILES(1, 7) TILES(1, 8)
+static const tile_fn tiles[2][LUTRT_MAX_BITS][3] = {
+    {SHAPES(0, 1), SHAPES(0, 2), SHAPES(0, 3), SHAPES(0, 4),
+     SHAPES(0, 5), SHAPES(0, 6), SHAPES(0, 7), SHAPES(0, 8)},
+    {SHAPES(1, 1), SHAPES(1, 2), SHAPES(1, 3), SHAPES(1, 4),
+     SHAPES(1, 5), SHAPES(1, 6), SHAPES(1, 7), SHAPES(1, 8)},
 };
 
 /* Same walk as lmma_avx2.c with block pairs; an odd last block goes to the AVX2 kernel. */

@@ -23,7 +23,7 @@
  *     that dword k holds byte k of each table (one row per nibble); two more accumulators.
  * Tables past the end of a scale group are zero in the table register (their codes point at a
  * valid chunk and look up 0). At each scale-group flush vpermt2d restores the row order.
- * int32 accumulators cannot overflow (|sum| <= 16 * 15 * 127 per scale group).
+ * int32 accumulators cannot overflow (|sum| <= 16 * (2^B - 1) * 127 per scale group, B <= 8).
  *
  * Measured against lmma_avx512.c on a 16-core AVX-512 Xeon (K = N = 4096, 2 and 4 bits, M = 1
  * and 128, 1 and 16 threads): 0.89-1.13x, i.e. no clear win; both kernels issue about the
@@ -118,6 +118,13 @@ static const int32_t fl_d[16] __attribute__((aligned(64))) = {
 
 ALWAYS_INLINE __m512i ld64(const void *p) { return _mm512_loadu_si512(p); }
 
+/* vpdpbusd multipliers of plane pair pp: bytes (2^(2pp), 2^(2pp+1)) twice per dword; u8, so
+ * up to (64, 128) for B = 8 planes */
+ALWAYS_INLINE int pair_mult(int pp) {
+    const unsigned lo = 1u << (2 * pp), hi = 2u << (2 * pp);
+    return (int)(lo | hi << 8 | lo << 16 | hi << 24);
+}
+
 /* (z & 0x0f) | off: a vpermb index (bits 6-7 are ignored by vpermb) */
 ALWAYS_INLINE __m512i nib(__m512i z, __m512i m0f, __m512i off) {
     return _mm512_ternarylogic_epi32(z, m0f, off, 0xEA);
@@ -198,7 +205,7 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
                 UNROLL for (int pp = 0; pp < npairs; pp++) {                                     \
                     const __m512i X = join256(p[0] + 32 * pp, p[1] + 32 * pp);                   \
                     const __m512i Y = join256(p[2] + 32 * pp, p[3] + 32 * pp);                   \
-                    PAIR_STEP(X, Y, offp, _mm512_set1_epi32(pp ? 0x08040804 : 0x02010201));      \
+                    PAIR_STEP(X, Y, offp, _mm512_set1_epi32(pair_mult(pp)));                     \
                 }                                                                                \
             }                                                                                    \
             if (odd) {                                                                           \
@@ -301,11 +308,13 @@ typedef void (*tile_fn)(const lutrt_mma_args *, int, int);
     TILE(t11, 1, 1, MIR, BITS) TILE(t21, 2, 1, MIR, BITS)
 #define SHAPES(MIR, BITS) \
     {tv_##MIR##_##BITS, tm_##MIR##_##BITS, t11_##MIR##_##BITS, t21_##MIR##_##BITS}
-TILES(0, 1) TILES(0, 2) TILES(0, 3) TILES(0, 4)
-TILES(1, 1) TILES(1, 2) TILES(1, 3) TILES(1, 4)
-static const tile_fn tiles[2][4][4] = {
-    {SHAPES(0, 1), SHAPES(0, 2), SHAPES(0, 3), SHAPES(0, 4)},
-    {SHAPES(1, 1), SHAPES(1, 2), SHAPES(1, 3), SHAPES(1, 4)},
+TILES(0, 1) TILES(0, 2) TILES(0, 3) TILES(0, 4) TILES(0, 5) TILES(0, 6) TILES(0, 7) TILES(0, 8)
+TILES(1, 1) TILES(1, 2) TILES(1, 3) TILES(1, 4) TILES(1, 5) TILES(1, 6) TILES(1, 7) TILES(1, 8)
+static const tile_fn tiles[2][LUTRT_MAX_BITS][4] = {
+    {SHAPES(0, 1), SHAPES(0, 2), SHAPES(0, 3), SHAPES(0, 4),
+     SHAPES(0, 5), SHAPES(0, 6), SHAPES(0, 7), SHAPES(0, 8)},
+    {SHAPES(1, 1), SHAPES(1, 2), SHAPES(1, 3), SHAPES(1, 4),
+     SHAPES(1, 5), SHAPES(1, 6), SHAPES(1, 7), SHAPES(1, 8)},
 };
 
 static void mma_i8_avx512vbmi(const lutrt_mma_args *a, int b0, int b1) {

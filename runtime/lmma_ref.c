@@ -68,7 +68,7 @@ void lutrt_mma_i8_ref(const lutrt_mma_args *a, int blk_begin, int blk_end) {
                     float l = 0.0f;
                     /* scale groups never straddle weight groups (checked in desc.c) */
                     for (int t = j0 / a->jt; t * a->jt < j1; t++) {
-                        int isum = 0; /* fits int16: <= 16 tables * 15 * 127 */
+                        int isum = 0; /* <= 16 tables * (2^B - 1) * 127 */
                         for (int j = t * a->jt; j < min_int(j1, (t + 1) * a->jt); j++)
                             isum += lookups_i8(tab + (size_t)j * a->entries,
                                                wb + (size_t)j * a->chunk, a->bits, r, a->mirrored);

@@ -16,7 +16,8 @@
  *   symmetrized values s' = s/2, z' = 2z + 1 - 2^B (§3.3): the runtime applies the formula as is.
  *     out[m, n] = sum_g s[n, g] * ( sum_{j in g} sum_b 2^b L(m, j, c[b, n, j]) - z[n, g] sums[m, g] )
  *   int8 tables replace each scale group's float lookup sum by tscale[m, t] * (its integer sum),
- *   the integer sum being accumulated in int16 (see lmma_avx2.c for the bound).
+ *   the integer sum being accumulated in int16 (see lmma_avx2.c for the bound; B > 4 keeps
+ *   planes 0..3 and 4..B-1 in two int16 sums, combined in int32 as lo + 16 hi).
  *
  * Memory layouts (all row-major, no padding unless said):
  *   x        f32 [M, K]
@@ -40,13 +41,14 @@ extern "C" {
 #endif
 
 #define LUTRT_BLOCK_N 32 /* weight rows per packed block */
+#define LUTRT_MAX_BITS 8 /* widest weight code (GGUF Q8_0); B bit planes, bit-serially */
 
 /* Describes one lut.precompute / lut.mma pair. The same descriptor serves both calls. */
 typedef struct lutrt_mma_desc {
     int32_t M;           /* activation rows (tokens), >= 1 */
     int32_t N;           /* output features = weight rows, >= 1 (ignored by precompute) */
     int32_t K;           /* reduction length, > 0, multiple of 4 */
-    int32_t bits;        /* weight bits B in 1..4 (ternary weights: 2; ignored by precompute) */
+    int32_t bits;        /* weight bits B in 1..8 (ternary weights: 2; ignored by precompute) */
     int32_t group;       /* weight scale group G along K: multiple of 4; G >= K means one group */
     int32_t mirrored;    /* 1: 8-entry symmetrized tables and mirrored codes; 0: 16-entry */
     int32_t table_i8;    /* 1: int8 tables with tscale; 0: f32 tables (lossless) */
@@ -57,8 +59,9 @@ typedef struct lutrt_mma_desc {
     int32_t num_threads; /* threads for this lutrt_mma call: 0 = pool default
                             (lutrt_set_num_threads / LUTRT_NUM_THREADS / online CPUs) */
     /* Tile choice (lut-tile's #lut.tile<m, n, k, strategy>); 0 everywhere = runtime decides.
-     * Only int8 tables on the avx2/avx512 kernels have a Vec-LUT kernel; otherwise these fields
-     * are ignored (the per-token kernel runs). Results agree up to float summation order. */
+     * Only int8 tables with B <= 4 on the avx2/avx512 kernels have a Vec-LUT kernel; otherwise
+     * these fields are ignored (the per-token kernel runs). Results agree up to float
+     * summation order. */
     int32_t strategy;    /* LUTRT_STRATEGY_AUTO (0): per-token below LUTRT_VEC_LUT_MIN_M tokens
                             (if nonzero), Vec-LUT from there on; 1 per-token; 2 Vec-LUT */
     int32_t tile_m;      /* Vec-LUT: tokens per table tile, rounded up to a multiple of 16 and

@@ -46,7 +46,9 @@ int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, 
     const lutrt_kernel *k = lutrt_current_kernel();
 #ifdef LUTRT_X86
     /* Vec-LUT: int8 tables on the SIMD kernels, when asked for or from the crossover on */
-    if (d->table_i8 && k->mma_i8 != lutrt_mma_i8_ref &&
+    /* (its int16 Horner accumulation over planes holds for B <= 4 only; wider codes always
+     * take the per-token kernel, which splits planes 0..3 / 4..B-1) */
+    if (d->table_i8 && d->bits <= 4 && k->mma_i8 != lutrt_mma_i8_ref &&
         (d->strategy == LUTRT_STRATEGY_VEC_LUT ||
          (d->strategy == LUTRT_STRATEGY_AUTO && LUTRT_VEC_LUT_MIN_M > 0 &&
           a.M >= LUTRT_VEC_LUT_MIN_M)))

@@ -44,8 +44,8 @@ def codes_from_q(q: np.ndarray, bits: int) -> np.ndarray:
     q = np.asarray(q)
     if q.ndim != 2 or q.shape[1] % 4:
         raise ValueError(f"codes_from_q expects q of shape [N, K] with K % 4 == 0, got {q.shape}")
-    if not 1 <= bits <= 4:
-        raise ValueError(f"bits must be 1..4, got {bits}")
+    if not 1 <= bits <= MAX_BITS:
+        raise ValueError(f"bits must be 1..{MAX_BITS}, got {bits}")
     if q.size and (q.min() < 0 or q.max() >= 1 << bits):
         raise ValueError(f"q values must lie in [0, {(1 << bits) - 1}] for {bits}-bit weights")
     n, k = q.shape
@@ -92,8 +92,8 @@ def pack_weights(codes: np.ndarray) -> np.ndarray:
     if c.ndim != 3 or c.dtype != np.uint8:
         raise ValueError(f"pack_weights expects uint8 codes [B, N, K/4], got {c.dtype} {c.shape}")
     bits, n, j = c.shape
-    if not 1 <= bits <= 4:
-        raise ValueError(f"pack_weights: 1..4 bit planes expected, got {bits}")
+    if not 1 <= bits <= MAX_BITS:
+        raise ValueError(f"pack_weights: 1..{MAX_BITS} bit planes expected, got {bits}")
     if c.size and c.max() > 15:
         raise ValueError("pack_weights: codes must be 4-bit patterns (0..15)")
     nb = _cdiv(n, BLOCK_N)

@@ -12,6 +12,7 @@ from lutc.passes.quantize_table import QuantizeTablePass, choose_scale_group
 from lutc.passes.symmetrize import SymmetrizePass
 from test.ir_builders import quantized_linear, rel_max_err
 from test.passes.compiled import compile_module, nmse, store_of
+from test.passes.test_symmetrize import wide_weight_specs  # noqa: F401 (fixture)
 
 
 def activations(dist: str, m: int, k: int, seed: int) -> np.ndarray:
@@ -37,6 +38,28 @@ def test_int8_tables_nmse(dist, spec, symmetrize):
     (pre,) = [op for op in module.walk() if isinstance(op, PrecomputeOp)]
     assert pre.table.type.is_quantized
     assert nmse(approx, exact) <= 5e-4
+
+
+@pytest.mark.parametrize("spec, sg", [("w6g16", 16), ("w8g32sym", 32), ("w8g32", 32)])
+@pytest.mark.parametrize("symmetrize", [False, True])
+def test_wide_codes_int8_tables(spec, sg, symmetrize, wide_weight_specs, tmp_path):
+    """5..8-bit codes (Q6_K's g16 takes scale group 16): int8 tables within the oracle, in the
+    interpreter and in compiled C (the kernels' two int16 plane-nibble sums)."""
+    module, weights, _, _, _ = quantized_linear(3, 256, 64, spec, seed=3)
+    x = activations("student_t3", 3, 256, seed=4)
+    LowerMpGemmPass().apply(None, module)
+    if symmetrize:
+        SymmetrizePass().apply(None, module)
+    (exact,) = run_module(module, weights, [x])
+    QuantizeTablePass().apply(None, module)
+    module.verify()
+    (pre,) = [op for op in module.walk() if isinstance(op, PrecomputeOp)]
+    assert pre.table.type.scale_group.data == sg
+    (approx,) = run_module(module, weights, [x])
+    assert nmse(approx, exact) <= 5e-4
+    model, _ = compile_module(module, store_of(weights), tmp_path)
+    (compiled,) = model(x)
+    assert rel_max_err(compiled, approx) <= 1e-5
 
 
 @pytest.mark.parametrize("requested, k, groups, expected", [

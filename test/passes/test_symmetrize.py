@@ -1,5 +1,7 @@
 """lut-symmetrize: the symmetrized path computes what the 16-entry path computes."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,8 @@ from lutc.dialects.lut_ops import BitPlanesOp, MmaOp, PrecomputeOp
 from lutc.dialects.mirror_ops import MirrorCodesOp, MirrorZerosOp
 from lutc.passes.lower_mpgemm import LowerMpGemmPass
 from lutc.passes.symmetrize import SymmetrizePass
+from lutc.compiler.frontends.quantize import WeightSpec
+from test import ir_builders
 from test.ir_builders import quantized_linear, rel_max_err
 from test.passes.compiled import compile_module, store_of
 from test.passes.models import rmsnorm_qkv
@@ -37,6 +41,43 @@ def test_symmetrized_equals_unsymmetrized(spec, m):
     assert mma.format.nbits == qw.bits  # bit-serial: W planes of one 8-entry table
     assert (mma.zeros is not None) == (qw.zeros is not None)
     assert rel_max_err(after, before) <= 1e-5  # fp32 rounding only
+    assert rel_max_err(after, reference) <= 1e-4
+
+
+# 5..8-bit codes (GGUF Q6_K: w6 g16, Q8_0: w8 g32 with the implicit zero point 128). The
+# mirrored form pays for them as for narrow codes (8-entry tables, half the precompute and
+# table traffic, the same B lookups), so lut-symmetrize treats every width alike.
+WIDE_SPECS = ["w5g32", "w6g16", "w6g16sym", "w7g64sym", "w8g32", "w8g32sym"]
+
+
+@pytest.fixture
+def wide_weight_specs(monkeypatch):
+    """`--weights` parses w1..w4 only; the test IR builder takes w5..w8 too."""
+    parse = WeightSpec.parse
+
+    def wide(text):
+        m = re.fullmatch(r"w([5-8])g(\d+)(sym)?", text)
+        return WeightSpec(int(m[1]), int(m[2]), not m[3], False) if m else parse(text)
+
+    monkeypatch.setattr(ir_builders.WeightSpec, "parse", staticmethod(wide))
+
+
+@pytest.mark.parametrize("spec", WIDE_SPECS)
+@pytest.mark.parametrize("m", [1, 3, 16])
+def test_wide_codes_symmetrize(spec, m, wide_weight_specs):
+    """The interpreter (lut_semantics) runs B = 5..8 planes, codes >= 128 stored in i8
+    included, before and after symmetrization; both match the dequantized matmul."""
+    module, weights, x, reference, qw = quantized_linear(m, 256, 48, spec, seed=m)
+    assert qw.codes.max() >= 2 ** (qw.bits - 1)
+    LowerMpGemmPass().apply(None, module)
+    (before,) = run_module(module, weights, [x])
+    SymmetrizePass().apply(None, module)
+    module.verify()
+    (after,) = run_module(module, weights, [x])
+    (mma,) = ops_of(module, MmaOp)
+    assert mma.format.is_mirrored and mma.format.nbits == qw.bits
+    assert mma.codes.type.get_shape()[0] == qw.bits
+    assert rel_max_err(before, reference) <= 1e-4
     assert rel_max_err(after, reference) <= 1e-4
 
 

@@ -1,6 +1,6 @@
 """lutrt kernels against the numpy formulas (lutc/runtime/reference.py).
 
-Checks, for bits 1..4 and ternary, M = 1, 3, 16, 33, plain and mirrored tables, f32 and int8
+Checks, for bits 1..8 and ternary, M = 1, 3, 16, 33, plain and mirrored tables, f32 and int8
 tables, a partial last group (K=688, G=32) and per-tensor groups (G=K), every kernel this CPU
 runs (ref, avx2; avx512 and the explicitly selected avx512vbmi natively or through SIMDe
 emulation) and 1 or 2 threads; the Vec-LUT
@@ -71,7 +71,8 @@ def run_mma(c, bits, group, mirrored, table_i8, threads, scale_group=32, strateg
     return t, out
 
 
-BITS = [1, 2, 3, 4, "ternary"]
+BITS = [1, 2, 3, 4, 5, 6, 7, 8, "ternary"]
+NARROW_BITS = [1, 2, 3, 4, "ternary"]  # the Vec-LUT kernel's (wider codes run per-token)
 SHAPES = [(688, 32, True), (256, 256, False)]  # (K, G, explicit zeros): partial group; per-tensor
 
 
@@ -81,7 +82,7 @@ def _bits(b):
 
 # ---- packing -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("bits", [1, 2, 3, 4])
+@pytest.mark.parametrize("bits", [1, 2, 3, 4, 5, 6, 7, 8])
 @pytest.mark.parametrize("n", [32, 70])
 def test_pack_roundtrip(bits, n):
     rng = np.random.default_rng(bits * 100 + n)
@@ -191,7 +192,7 @@ def test_mma_int8_tables(kernel, bits, m, mirrored, shape):
 
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("dist", ["normal", "student_t3"])
-@pytest.mark.parametrize("bits", [2, 4, "ternary"])
+@pytest.mark.parametrize("bits", [2, 4, 6, 8, "ternary"])
 @pytest.mark.parametrize("mirrored", [False, True])
 def test_int8_tables_accuracy(kernel, dist, bits, mirrored):
     """Table quantization is accuracy-neutral: NMSE vs the f32-table path <= 5e-4."""
@@ -208,20 +209,30 @@ def test_int8_tables_accuracy(kernel, dist, bits, mirrored):
 
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("strategy", ["per_token", "vec_lut"])
-def test_int16_accumulator_bound(kernel, strategy):
-    """Worst case of the int16 bound: 16 tables per scale group all at |Lq| = 127, 4 bits,
-    every code 15 (sum = 16 * 15 * 127 = 30480) — nothing may saturate."""
+@pytest.mark.parametrize("bits", [4, 5, 7, 8])
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_int16_accumulator_bound(kernel, strategy, bits, mirrored):
+    """Worst case of the int16 bound: 16 tables per scale group all at |Lq| = 127, every code
+    2^B - 1 (4 bits: 16 * 15 * 127 = 30480; 8 bits: 16 * 255 * 127, which only the split of
+    planes 0..3 / 4..7 into two int16 sums keeps exact) — nothing may saturate."""
     kernels.set_kernel(kernel)
     x = np.ones((2, 256), np.float32)
     x[1] *= -1.0
-    q = np.full((64, 256), 15, np.uint8)
-    codes = packing.codes_from_q(q, 4)
-    s = np.ones((64, 1), np.float32)
-    t = kernels.precompute(x, group=256, entries=16, table_i8=True, scale_group=64)
-    assert t.entries[0, :, 15].tolist() == [127] * 64
-    out = kernels.mma(t, packing.pack_weights(codes), s, None, n=64, bits=4, zimp=0.0,
+    top = (1 << bits) - 1
+    q = np.full((64, 256), top, np.uint8)
+    codes = packing.codes_from_q(q, bits)
+    s, zimp = np.ones((64, 1), np.float32), 0.0
+    if mirrored:  # q' = 2q - (2^B - 1) = 2^B - 1: every plane +1; s' = s/2, z' = 1 - 2^B
+        codes, s, zimp = packing.mirror_codes(codes), s / 2, float(1 - (1 << bits))
+    t = kernels.precompute(x, group=256, entries=8 if mirrored else 16, table_i8=True,
+                           scale_group=64)
+    if mirrored:  # pattern 15 is stored as code 8: -T8[0] = x0 + x1 + x2 + x3
+        assert t.entries[0, :, 0].tolist() == [-127] * 64
+    else:
+        assert t.entries[0, :, 15].tolist() == [127] * 64
+    out = kernels.mma(t, packing.pack_weights(codes), s, None, n=64, bits=bits, zimp=zimp,
                       strategy=strategy)
-    assert np.allclose(out, [[15 * 256.0], [-15 * 256.0]], rtol=1e-6)
+    assert np.allclose(out, [[top * 256.0], [-top * 256.0]], rtol=1e-6)
 
 
 # ---- Vec-LUT ---------------------------------------------------------------------------------
@@ -230,7 +241,7 @@ SIMD_KERNELS = [k for k in KERNELS if k != "ref"]
 
 
 @pytest.mark.skipif(not SIMD_KERNELS, reason="Vec-LUT needs the avx2/avx512 kernels")
-@pytest.mark.parametrize("bits", BITS)
+@pytest.mark.parametrize("bits", NARROW_BITS + [8])
 @pytest.mark.parametrize("m", [32, 33, 64, 128])
 @pytest.mark.parametrize("mirrored", [False, True])
 def test_vec_lut_matches_reference(bits, m, mirrored):

@@ -59,8 +59,8 @@ func.func @table_rows(%x: tensor<2x64xf32>) -> tensor<2x1xf32> {
 // -----
 
 func.func @bits(%q: tensor<8x64xi8>, %s: tensor<8x2xf32>) -> tensor<8x64xf32> {
-  // CHECK: weight bit width must be 1..4, got 5
-  %w = lut.dequantize %q, %s as <w5, g32> : tensor<8x64xi8>, tensor<8x2xf32> -> tensor<8x64xf32>
+  // CHECK: weight bit width must be 1..8, got 9
+  %w = lut.dequantize %q, %s as <w9, g32> : tensor<8x64xi8>, tensor<8x2xf32> -> tensor<8x64xf32>
   func.return %w : tensor<8x64xf32>
 }
 
