@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--workdir", default="out/demo")
     d.add_argument("--threads", type=int, default=0)
     d.set_defaults(func=_cmd_demo)
+    from lutc.compiler.llm.cli import add_commands
+
+    add_commands(sub)
     return parser
 
 

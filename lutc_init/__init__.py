@@ -22,6 +22,11 @@ def compile(model, example_inputs=None, weights: str | None = None,
     import tempfile
     from pathlib import Path
 
+    if hasattr(model, "config") and hasattr(model, "generate") and \
+            getattr(model.config, "model_type", None):
+        # a transformers causal LM: compiled for generation, no wrapper needed
+        return LLM(model, weights=weights)
+
     from lutc.compiler.api import compile_model
     from lutc.runtime.model_loader import CompiledModel
 
@@ -29,3 +34,14 @@ def compile(model, example_inputs=None, weights: str | None = None,
     compile_model(model, target, weights=weights, shapes=shapes, disabled=disable_passes,
                   pass_options=pass_options, example_inputs=example_inputs, out=lambda s: None)
     return CompiledModel(target)
+
+
+def LLM(model, **options):
+    """A compiled causal LM: `.generate(...)`, `.logits(ids)`, `.perplexity(text)`.
+    See lutc.compiler.llm.llm.LLM for the options."""
+    from lutc.compiler.llm.llm import LLM as _LLM
+
+    return _LLM(model, **options)
+
+
+from lutc.runtime.errors import LutcError  # noqa: E402  (the one user-error type)

@@ -1,0 +1,112 @@
+"""`lutc generate` and `lutc perplexity`: the LLM commands of the `lutc` CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from lutc.runtime.errors import LutcError
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"expected a value >= 0, got {text}")
+        return value
+    return parse
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="a .gguf file or a Hugging Face model directory")
+    p.add_argument("--weights", help="quantize float linear layers: w1..w4[gG][sym|asym] | "
+                   "ternary[gG] (default: keep the model's own weights, GGUF codes exactly)")
+    p.add_argument("--lossless", action="store_true",
+                   help="f32 lookup tables (same as --disable-pass lut-quantize-table)")
+    p.add_argument("--disable-pass", action="append", default=[], metavar="PASS")
+    p.add_argument("--threads", type=_positive(int), default=0, help="0: all cores")
+    p.add_argument("--max-context", type=_positive(int), default=2048,
+                   help="KV cache capacity in tokens")
+    p.add_argument("--chunk", type=_positive(int), default=32,
+                   help="prefill rows per call of the compiled function")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _load(args, quiet: bool):
+    from lutc.compiler.llm.llm import LLM
+
+    say = (lambda s: None) if quiet else (lambda s: print(f"lutc: {s}", file=sys.stderr))
+    if args.max_context < 1 or args.chunk < 1:
+        raise LutcError("--max-context and --chunk must be >= 1")
+    return LLM(args.model, weights=args.weights, max_context=args.max_context, chunk=args.chunk,
+               threads=args.threads, lossless=args.lossless, disable_passes=args.disable_pass,
+               out=say)
+
+
+def _cmd_generate(args) -> None:
+    llm = _load(args, args.json)
+    prompt = args.prompt
+    if prompt is None:
+        raise LutcError("give a prompt with -p")
+    stream = llm.generate(prompt, max_new_tokens=args.n, temperature=args.temperature,
+                          top_k=args.top_k, top_p=args.top_p, seed=args.seed, stop=args.stop,
+                          chat=args.chat, stream=True)
+    for piece in stream:
+        if not args.json:
+            print(piece, end="", flush=True)
+    st = llm.last_stats
+    if args.json:
+        print(json.dumps({"text": st.text, "token_ids": st.token_ids, "n_prompt": st.n_prompt,
+                          "n_generated": st.n_generated, "ttft_ms": round(st.ttft_ms, 3),
+                          "prefill_tok_s": round(st.prefill_tok_s, 2),
+                          "decode_tok_s": round(st.decode_tok_s, 2),
+                          "compile_s": round(st.compile_s, 3)}))
+        return
+    print()
+    print(f"\nprompt tokens {st.n_prompt}, generated tokens {st.n_generated}, "
+          f"time to first token {st.ttft_ms:.1f} ms, prefill {st.prefill_tok_s:.1f} tok/s, "
+          f"decode {st.decode_tok_s:.1f} tok/s, compile {st.compile_s:.2f} s"
+          f"{' (cached)' if llm.cached else ''}", file=sys.stderr)
+
+
+def _cmd_perplexity(args) -> None:
+    path = Path(args.text)
+    if not path.is_file():
+        raise LutcError(f"text file '{path}' does not exist")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise LutcError(f"cannot read '{path}' as text: {err}") from None
+    args.max_context = max(args.max_context, args.context)
+    llm = _load(args, args.json)
+    result = llm.perplexity(text, context=args.context)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"perplexity {result['ppl']:.4f} over {result['n_tokens']} tokens "
+              f"({result['n_windows']} windows of up to {args.context})")
+
+
+def add_commands(sub) -> None:
+    g = sub.add_parser("generate", help="generate text with a causal LM (GGUF or Hugging Face)")
+    _model_options(g)
+    g.add_argument("-p", "--prompt")
+    g.add_argument("-n", type=_positive(int), default=64, help="new tokens at most")
+    g.add_argument("--chat", action="store_true", help="wrap the prompt in the chat template")
+    g.add_argument("--temperature", type=_positive(float), default=0.0, help="0: greedy")
+    g.add_argument("--top-k", type=_positive(int), default=0)
+    g.add_argument("--top-p", type=float, default=1.0)
+    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--stop", action="append", default=[], metavar="TEXT")
+    g.set_defaults(func=_cmd_generate)
+    p = sub.add_parser("perplexity", help="perplexity of a causal LM on a text file")
+    _model_options(p)
+    p.add_argument("--text", required=True, metavar="FILE")
+    p.add_argument("--context", type=_positive(int), default=512,
+                   help="tokens per non-overlapping window")
+    p.set_defaults(func=_cmd_perplexity)
