@@ -30,6 +30,7 @@ from xdsl.irdl import (
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
+from lutc.dialects.mma_base import LutMmaBase
 from lutc.dialects.table_type import TableType
 from lutc.dialects.weight_format import WeightFormatAttr
 
@@ -121,7 +122,7 @@ class DequantizeOp(IRDLOperation):
 
 @irdl_op_definition
 class PrecomputeOp(IRDLOperation):
-    """Activations to lookup tables (the DFG split's first half, lut-tensor-core.md §2–3).
+    """Activations to lookup tables (the DFG split's first half, docs/design.md §2–3).
 
     For x[M, K], table j of row m covers x[m, 4j .. 4j+3]:
       16 entries: T[m, j, p] = sum_i x[m, 4j+i] * bit_i(p)                 p in 0..15
@@ -179,7 +180,7 @@ class PrecomputeOp(IRDLOperation):
 
 
 @irdl_op_definition
-class MmaOp(IRDLOperation):
+class MmaOp(LutMmaBase):
     """LUT mpGEMM: out[M, N] = x[M, K] @ W[N, K]^T from tables and bit-plane codes.
 
     codes c: [B, N, K/4], c[b, n, j] = the 4-bit pattern whose bit i is bit b of q[n, 4j+i]
@@ -191,19 +192,11 @@ class MmaOp(IRDLOperation):
     """
 
     name = "lut.mma"
-    table = operand_def(TableType)
-    sums = operand_def(TensorType)
-    codes = operand_def(TensorType)
-    scales = operand_def(TensorType)
-    zeros = opt_operand_def(TensorType)
-    format = prop_def(WeightFormatAttr)
-    result = result_def(TensorType)
     assembly_format = (
         "$table `,` $sums `,` $codes `,` $scales (`,` $zeros^)? `as` $format attr-dict `:`"
         " type($table) `,` type($sums) `,` type($codes) `,` type($scales) (`,` type($zeros)^)?"
         " `->` type($result)"
     )
-    traits = traits_def(Pure())
 
     def __init__(self, table: SSAValue, sums: SSAValue, codes: SSAValue, scales: SSAValue,
                  zeros: SSAValue | None, fmt: WeightFormatAttr,
@@ -217,39 +210,18 @@ class MmaOp(IRDLOperation):
             result_types=[TensorType(Float32Type(), [m, n])],
         )
 
-    def verify_(self) -> None:
-        fmt = self.format
-        table = self.table.type
-        assert isinstance(table, TableType)
-        m, t, entries = table.shape
-        k = 4 * t
-        if entries != fmt.table_entries:
-            raise VerifyException(
-                f"'{self.name}' op format {'is' if fmt.is_mirrored else 'is not'} mirrored and "
-                f"needs {fmt.table_entries}-entry tables but got {entries}-entry tables"
-            )
+    def verify_weights(self, m: int, t: int, ng: int) -> int:
+        """Bit-plane codes [B, N, K/4] (i8), scales and zeros [N, NG]."""
         codes_shape = _shape(self.codes)
         if len(codes_shape) != 3:
             raise VerifyException(f"'{self.name}' op expects codes of rank 3 [B, N, K/4]")
         n = codes_shape[1]
-        _expect_shape(self, "codes", self.codes, [fmt.nbits, n, t])
+        _expect_shape(self, "codes", self.codes, [self.format.nbits, n, t])
         _expect_element(self, "codes", self.codes, IntegerType, 8)
-        ng = fmt.num_groups(k)
         _expect_shape(self, "scales", self.scales, [n, ng])
-        _expect_shape(self, "sums", self.sums, [m, ng])
-        if fmt.has_zero_point != (self.zeros is not None):
-            raise VerifyException(
-                f"'{self.name}' op format {'has' if fmt.has_zero_point else 'has no'} zero points "
-                f"but {'none were' if self.zeros is None else 'a zeros operand was'} given"
-            )
         if self.zeros is not None:
             _expect_shape(self, "zeros", self.zeros, [n, ng])
-        if table.is_quantized and fmt.group_size % table.scale_group.data and fmt.group_size < k:
-            raise VerifyException(
-                f"'{self.name}' op expects the table scale group ({table.scale_group.data}) to "
-                f"divide the weight group ({fmt.group_size})"
-            )
-        _expect_shape(self, "result", self.result, [m, n])
+        return n
 
 
 @irdl_op_definition

@@ -1,4 +1,4 @@
-"""Weights in the runtime's packed block layout (lut-tensor-core.md §3.6), added by
+"""Weights in the runtime's packed block layout (docs/design.md §3.6), added by
 `lut-pack-weights`.
 
 The layout is `lutc.runtime.packing`'s (its docstring details the byte order): N is cut into
@@ -18,15 +18,13 @@ from xdsl.irdl import (
     IRDLOperation,
     irdl_op_definition,
     operand_def,
-    opt_operand_def,
-    prop_def,
     result_def,
     traits_def,
 )
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
-from lutc.dialects.table_type import TableType
+from lutc.dialects.mma_base import LutMmaBase
 from lutc.dialects.weight_format import MAX_BITS, WeightFormatAttr
 from lutc.runtime.abi import BLOCK_N, num_blocks
 
@@ -104,26 +102,19 @@ class PackScalesOp(IRDLOperation):
 
 
 @irdl_op_definition
-class PackedMmaOp(IRDLOperation):
+class PackedMmaOp(LutMmaBase):
     """`lut.mma` on packed weights: out[M, N] by the formula of `lut.mma` (lut_ops.py), with
     codes packed by `lut.pack` [NB, K/4, 16*B] and scales/zeros by `lut.pack_scales`
-    [NB, NG, 32]. N is the result's second dimension.
+    [NB, NG, 32]. N is the result's second dimension. Operands, tile and the layout-free
+    checks are shared with `lut.mma` (mma_base.py).
     """
 
     name = "lut.packed_mma"
-    table = operand_def(TableType)
-    sums = operand_def(TensorType)
-    packed = operand_def(TensorType)
-    scales = operand_def(TensorType)
-    zeros = opt_operand_def(TensorType)
-    format = prop_def(WeightFormatAttr)
-    result = result_def(TensorType)
     assembly_format = (
-        "$table `,` $sums `,` $packed `,` $scales (`,` $zeros^)? `as` $format attr-dict `:`"
-        " type($table) `,` type($sums) `,` type($packed) `,` type($scales) (`,` type($zeros)^)?"
+        "$table `,` $sums `,` $codes `,` $scales (`,` $zeros^)? `as` $format attr-dict `:`"
+        " type($table) `,` type($sums) `,` type($codes) `,` type($scales) (`,` type($zeros)^)?"
         " `->` type($result)"
     )
-    traits = traits_def(Pure())
 
     def __init__(self, table: SSAValue, sums: SSAValue, packed: SSAValue, scales: SSAValue,
                  zeros: SSAValue | None, fmt: WeightFormatAttr, n: int,
@@ -137,33 +128,23 @@ class PackedMmaOp(IRDLOperation):
         )
 
     @property
+    def packed(self) -> SSAValue:
+        """The packed codes [NB, K/4, 16*B] (the shared `codes` operand)."""
+        return self.codes
+
+    @property
     def n(self) -> int:
         return _shape(self.result)[1]
 
-    def verify_(self) -> None:
-        fmt = self.format
-        table = self.table.type
-        assert isinstance(table, TableType)
-        m, t, entries = table.shape
-        k = 4 * t
-        if entries != fmt.table_entries:
-            raise VerifyException(
-                f"'{self.name}' op format {'is' if fmt.is_mirrored else 'is not'} mirrored and "
-                f"needs {fmt.table_entries}-entry tables but got {entries}-entry tables")
+    def verify_weights(self, m: int, t: int, ng: int) -> int:
+        """Packed codes [NB, K/4, 16*B], packed scales and zeros [NB, NG, 32]; N is the
+        result's."""
         if len(_shape(self.result)) != 2 or _shape(self.result)[0] != m:
             raise VerifyException(f"'{self.name}' op expects a result of shape [{m}, N] but got "
                                   f"{list(_shape(self.result))}")
-        nb, ng = num_blocks(self.n), fmt.num_groups(k)
-        _expect(self, "packed weights", self.packed, [nb, t, 16 * fmt.nbits], IntegerType)
+        nb = num_blocks(self.n)
+        _expect(self, "packed weights", self.codes, [nb, t, 16 * self.format.nbits], IntegerType)
         _expect(self, "packed scales", self.scales, [nb, ng, BLOCK_N], Float32Type)
-        _expect(self, "sums", self.sums, [m, ng], Float32Type)
-        if fmt.has_zero_point != (self.zeros is not None):
-            raise VerifyException(
-                f"'{self.name}' op format {'has' if fmt.has_zero_point else 'has no'} zero points "
-                f"but {'none were' if self.zeros is None else 'a zeros operand was'} given")
         if self.zeros is not None:
             _expect(self, "packed zeros", self.zeros, [nb, ng, BLOCK_N], Float32Type)
-        if table.is_quantized and fmt.group_size % table.scale_group.data and fmt.group_size < k:
-            raise VerifyException(
-                f"'{self.name}' op expects the table scale group ({table.scale_group.data}) to "
-                f"divide the weight group ({fmt.group_size})")
+        return self.n

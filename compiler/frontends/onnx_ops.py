@@ -16,7 +16,6 @@ from onnx import numpy_helper
 from xdsl.ir import SSAValue
 
 from lutc.runtime.errors import LutcError
-from lutc.compiler.frontends import weight_recovery
 from lutc.compiler.frontends.constant_folding import NumpyFolder
 from lutc.compiler.frontends.scatter import scatter_along
 from lutc.compiler.frontends.graph_builder import (
@@ -26,7 +25,8 @@ from lutc.compiler.frontends.graph_builder import (
     storage_dtype,
     shape_of,
 )
-from lutc.compiler.frontends.quantize import QuantizedWeight, WeightSpec, quantize, relative_error
+from lutc.compiler.frontends.linear_policy import low_bit_weight
+from lutc.compiler.frontends.quantize import QuantizedWeight, WeightSpec
 
 Value = SSAValue | np.ndarray
 Handler = Callable[["NodeContext", list], list]
@@ -317,22 +317,15 @@ def _cumsum(ctx: NodeContext, ins: list) -> list:
 
 
 def linear_layer(ctx: NodeContext, x: Value, w_nk: np.ndarray, bias, hint: str):
-    """x @ W^T with W[N, K] constant: quantized when the user asked for a weight format."""
+    """x @ W^T with W[N, K] constant, low-bit or float by linear_policy (the callers have
+    already tried the model's own lossless codes)."""
     gb = ctx.gb
     x = ctx.tensor(x)
     if bias is not None and isinstance(bias, np.ndarray):
         bias = gb.value(canonical_array(bias), hint + ".bias")
-    ternary = weight_recovery.ternary(w_nk)  # BitNet b1.58 weights kept as {-s, 0, +s}
-    if ternary is not None:
-        return gb.quantized_linear(x, ternary, bias, hint, ctx.name)
-    if ctx.spec is None:
+    qw = low_bit_weight(w_nk, ctx.spec, hint, ctx.report, ctx.error)
+    if qw is None:
         return gb.float_linear(x, w_nk, bias, hint + ".weight")
-    n, k = w_nk.shape
-    if k % 4:
-        raise ctx.error(f"low-bit weights need K (input features) to be a multiple of 4, "
-                        f"got K = {k}")
-    qw = quantize(w_nk, ctx.spec)
-    ctx.report.append((hint, relative_error(w_nk, qw)))
     return gb.quantized_linear(x, qw, bias, hint, ctx.name)
 
 

@@ -44,7 +44,8 @@ from lutc.compiler.frontends.torch_ops import (
 )
 from lutc.compiler.frontends.graph_builder import GraphBuilder, canonical_array
 from lutc.compiler.imported_model import ImportedModel, TensorSpec
-from lutc.compiler.frontends.quantize import WeightSpec, quantize, relative_error
+from lutc.compiler.frontends.linear_policy import low_bit_weight
+from lutc.compiler.frontends.quantize import WeightSpec
 from lutc.compiler.weight_store import WeightStore, sanitize
 
 
@@ -300,19 +301,11 @@ class _TorchImporter:
         float_sizes = [self.raw[s].numel() for s in srcs if self.raw[s].dtype.is_floating_point]
         hints = tuple(-(-k // (size // n)) for size in float_sizes
                       if size % n == 0 and 0 < size // n <= k)
-        qw = weight_recovery.ternary(w)
-        if qw is None and int_bufs:
-            qw = weight_recovery.from_codes(w, int_bufs, hints)
-        if qw is not None:
-            return gb.quantized_linear(x, qw, bias, hint, ctx.name)
-        if self.spec is not None:
-            if k % 4:
-                raise ctx.error(f"low-bit weights need K (input features) to be a multiple of "
-                                f"4, got K = {k}")
-            qw = quantize(w, self.spec)
-            self.report.append((hint, relative_error(w, qw)))
-            return gb.quantized_linear(x, qw, bias, hint, ctx.name)
-        return gb.float_linear(x, w, bias, hint + ".weight")
+        recovered = (lambda: weight_recovery.from_codes(w, int_bufs, hints)) if int_bufs else None
+        qw = low_bit_weight(w, self.spec, hint, self.report, ctx.error, recovered)
+        if qw is None:
+            return gb.float_linear(x, w, bias, hint + ".weight")
+        return gb.quantized_linear(x, qw, bias, hint, ctx.name)
 
     def _finish(self, node: Node) -> ImportedModel:
         out_specs = self.ep.graph_signature.output_specs

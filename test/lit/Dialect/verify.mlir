@@ -95,3 +95,21 @@ func.func @bad_word(%q: tensor<8x64xi8>, %s: tensor<8x2xf32>) -> tensor<8x64xf32
   %w = lut.dequantize %q, %s as <w2x, g32> : tensor<8x64xi8>, tensor<8x2xf32> -> tensor<8x64xf32>
   func.return %w : tensor<8x64xf32>
 }
+
+// -----
+
+// The tile lut-tile chose is a declared attribute: anything else under `tile` is rejected.
+
+func.func @tile_not_a_tile(%t: !lut.table<1x64x16xf32>, %sums: tensor<1x4xf32>, %c: tensor<2x64x64xi8>, %s: tensor<64x4xf32>) -> tensor<1x64xf32> {
+  // CHECK: Operation does not verify: 64 : i64 should be of base attribute lut.tile
+  %o = lut.mma %t, %sums, %c, %s as <w2, g64> {tile = 64 : i64} : !lut.table<1x64x16xf32>, tensor<1x4xf32>, tensor<2x64x64xi8>, tensor<64x4xf32> -> tensor<1x64xf32>
+  func.return %o : tensor<1x64xf32>
+}
+
+// -----
+
+func.func @packed_tile_not_a_tile(%t: !lut.table<1x64x16xf32>, %sums: tensor<1x4xf32>, %p: tensor<2x64x32xi8>, %s: tensor<2x4x32xf32>) -> tensor<1x64xf32> {
+  // CHECK: Operation does not verify: "n64" should be of base attribute lut.tile
+  %o = lut.packed_mma %t, %sums, %p, %s as <w2, g64> {tile = "n64"} : !lut.table<1x64x16xf32>, tensor<1x4xf32>, tensor<2x64x32xi8>, tensor<2x4x32xf32> -> tensor<1x64xf32>
+  func.return %o : tensor<1x64xf32>
+}
