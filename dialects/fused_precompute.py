@@ -1,5 +1,5 @@
 """`lut.fused_precompute`: a table precompute fused into the op that produces its activations
-(lut-tensor-core.md §3.2), added by `lut-fuse-precompute`.
+(docs/design.md §3.2), added by `lut-fuse-precompute`.
 
 The region holds the producer, a row-wise `linalg.generic` (the outer loops run over the
 activation rows, the last output dim is K), and yields its result. The op returns that result

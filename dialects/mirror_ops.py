@@ -1,11 +1,11 @@
-"""Weight-only ops of table symmetrization (lut-tensor-core.md §3.3), added by `lut-symmetrize`.
+"""Weight-only ops of table symmetrization (docs/design.md §3.3), added by `lut-symmetrize`.
 
 Symmetrization re-encodes q in [0, 2^W - 1] as the odd values q' = 2q - (2^W - 1), so that
 s (q - z) = s' (q' - z') with
     s' = s / 2                          (`lut.mirror_scales`)
     z' = 2 z + 1 - 2^W                  (`lut.mirror_zeros`)
 and each bit plane takes values in {-1, +1}: the bit-plane patterns index 8-entry tables with a
-sign bit (`lut.mirror_codes`, the convention of `lut_semantics.mirror_codes`). Weights are
+sign bit (`lut.mirror_codes`, the convention of `lutc.runtime.packing.mirror_codes`). Weights are
 constants, so the driver folds all three into the weight store.
 """
 

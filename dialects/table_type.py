@@ -2,7 +2,7 @@
 
 `!lut.table<MxTxExf32>` holds, for each of M activation rows and each of T = K/4 groups of
 g = 4 activations, E = 16 entries (all 0/1 weight patterns) or E = 8 entries (mirrored:
-±1 patterns, the other half is the negation, lut-tensor-core.md §3.3).
+±1 patterns, the other half is the negation, docs/design.md §3.3).
 `!lut.table<MxTxExi8, sg32>` holds int8 entries with one f32 scale per `sg` activations
 (table quantization, §3.4); the scales travel inside the table value.
 """

@@ -1,4 +1,4 @@
-"""`#lut.tile`: the elongated tile `lut-tile` chose for one LUT mpGEMM (lut-tensor-core.md §3.5).
+"""`#lut.tile`: the elongated tile `lut-tile` chose for one LUT mpGEMM (docs/design.md §3.5).
 
     #lut.tile<m2, n256, k512, per_token>
 

@@ -2,7 +2,7 @@
 
 A weight W[N, K] is stored as unsigned codes q in [0, 2^bits - 1] (bits 1..8), a scale per group of
 `group` consecutive weights along K and a zero point per group:
-    w[n, k] = s[n, k / G] * (q[n, k] - z[n, k / G])            (lut-tensor-core.md §1)
+    w[n, k] = s[n, k / G] * (q[n, k] - z[n, k / G])            (docs/design.md §1)
 Zero points are either an explicit tensor (`zp`) or implicit: 2^(bits-1) for plain
 symmetric weights, 1 for ternary ({0, 1, 2} - 1 = {-1, 0, 1}).
 `mirrored` marks weights re-encoded by `lut-symmetrize` (q' = 2q - (2^W - 1), s' = s/2,

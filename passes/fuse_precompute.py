@@ -1,5 +1,5 @@
 """`lut-fuse-precompute`: one table per distinct activation, built inside its producer
-(lut-tensor-core.md §3.2).
+(docs/design.md §3.2).
 
 (a) Sharing: `lut.precompute`s of the same activations (the same SSA value, or reshapes of one
 value to the same [M, K]) with the same table type and sum group are merged into the first,

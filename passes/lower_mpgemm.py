@@ -1,4 +1,4 @@
-"""`lut-lower-mpgemm`: the DFG split (lut-tensor-core.md §3.1).
+"""`lut-lower-mpgemm`: the DFG split (docs/design.md §3.1).
 
 A matmul whose weight operand is a dequantized low-bit weight becomes a table precompute
 on the activations plus a LUT mpGEMM on the weight's bit planes. Float x float matmuls

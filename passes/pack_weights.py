@@ -1,4 +1,4 @@
-"""`lut-pack-weights`: weight packing as IR (lut-tensor-core.md §3.6).
+"""`lut-pack-weights`: weight packing as IR (docs/design.md §3.6).
 
 Every `lut.mma` becomes a `lut.packed_mma` whose bit-plane codes go through `lut.pack` (the
 runtime's block layout: 32-row blocks contiguous over K, two 4-bit codes per byte, plane pairs

@@ -1,4 +1,4 @@
-"""`lut-quantize-table`: int8 lookup tables (lut-tensor-core.md §3.4).
+"""`lut-quantize-table`: int8 lookup tables (docs/design.md §3.4).
 
 Each f32 table becomes int8 entries with one f32 scale per `scale-group` activations (T-MAC:
 scale = max over the group's tables of (|a0| + |a1| + |a2| + |a3|) / 127, the largest entry any

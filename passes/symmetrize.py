@@ -1,11 +1,11 @@
-"""`lut-symmetrize`: table symmetrization by weight reinterpretation (lut-tensor-core.md §3.3).
+"""`lut-symmetrize`: table symmetrization by weight reinterpretation (docs/design.md §3.3).
 
 Unsigned codes q in [0, 2^W - 1] are reinterpreted as the odd values q' = 2q - (2^W - 1), with
 s' = s/2 and z' = 2z + 1 - 2^W, so that s (q - z) = s' (q' - z'). Every bit plane then takes
 values in {-1, +1}, each 4-activation table is odd, T(p) = -T(~p), and only 8 of its 16 entries
 are stored: T8[p] = sum_i x_i (2 bit_i(p) - 1) for p in 0..7.
 
-Sign-bit convention (`lut_semantics.mirror_codes`, the runtime's too): bit 3 of a bit-plane
+Sign-bit convention (`lutc.runtime.packing.mirror_codes`, the runtime's): bit 3 of a bit-plane
 pattern p is the sign bit. A pattern with bit 3 clear indexes T8[p] directly; a pattern with
 bit 3 set is stored as 8 | (~p & 7) and looks up -T8[~p & 7] (= T(p), since ~p has bit 3
 clear). Weights are static, so this complement happens offline, in the folded weights.

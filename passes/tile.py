@@ -1,10 +1,10 @@
-"""`lut-tile`: choose the elongated tile of every LUT mpGEMM (lut-tensor-core.md §3.5, §5).
+"""`lut-tile`: choose the elongated tile of every LUT mpGEMM (docs/design.md §3.5, §5).
 
 Each `lut.mma` (or `lut.packed_mma`) gets a `tile = #lut.tile<mM, nN, kK, strategy>` attribute
 (dialects/tile_attr.py says what each field means) picked by the cost model of
 passes/tile_cost.py: per-token tables (T-MAC) with a few register-resident table rows, and
 from option `vec_lut_min_m` tokens on the Vec-LUT strategy, one table across the tokens of a
-tile with 1 -> N lookups. The default is 0 = never: on the machines measured so far lutc's
+tile with 1 -> N lookups. The default is 0 = never: on the machines measured so far (2026-11) lutc's
 per-token kernel beats its Vec-LUT kernel at every M (tile_cost.py has the numbers).
 
 What the generated C does with it (compiler/emit_lut.py): the descriptor's `strategy` selects

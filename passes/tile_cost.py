@@ -1,4 +1,4 @@
-"""The cost model `lut-tile` chooses elongated tiles with (lut-tensor-core.md §3.5, §5, §6).
+"""The cost model `lut-tile` chooses elongated tiles with (docs/design.md §3.5, §5, §6).
 
 A tile of a LUT mpGEMM out[M, N] is m activation rows x n weight rows x k activations:
 - registers: the m rows' tables are held in SIMD registers (one 16-entry int8 table = one xmm,
@@ -14,13 +14,14 @@ A tile of a LUT mpGEMM out[M, N] is m activation rows x n weight rows x k activa
 - n is also the grain in which N is split across threads (a thread hand-off costs ~2 us), so
   small GEMMs stay on one thread and large ones use every core.
 Modelled time = DRAM bytes / DRAM bandwidth + L2 bytes / L2 bandwidth + lookups / lookup rate,
-divided over the threads the tile allows. Bandwidths and rates are per core, measured orders
-of magnitude for this class of machine (§6), not calibrated per CPU: they rank candidates.
+divided over the threads the tile allows. Bandwidths and rates are per core, orders of magnitude
+measured 2026-11 on the 2-core AVX2/AVX-512 EPYC VMs (§6), not calibrated per CPU: they rank
+candidates.
 
 The strategy: `vec_lut` (one table across the tokens, 1 -> N lookups, runtime/lmma_vlut_avx2.c)
-from VEC_LUT_MIN_M tokens on, `per_token` below. The doc's Vec-LUT numbers (2.1-2.6x at
-M = 32..256) are against ggml's per-token kernel; against lutc's own vpshufb per-token kernel,
-lutc's Vec-LUT kernel measured 0.55-0.9x on the 2-core AVX2 machine (2-bit and ternary,
+from VEC_LUT_MIN_M tokens on, `per_token` below. Vec-LUT's published numbers (2.1-2.6x at
+M = 32..256, docs/design.md §5) are against ggml's per-token kernel; against lutc's own vpshufb
+per-token kernel, lutc's Vec-LUT kernel measured 0.55-0.9x (2026-11-22, 2-core AVX2 EPYC) (2-bit and ternary,
 K = N = 4096, M = 16..256, 1 and 2 threads; bench/bench_kernels.py), so there is no crossover
 and VEC_LUT_MIN_M is 0 = never (the same as the runtime's LUTRT_VEC_LUT_MIN_M). The pass option
 `vec_lut_min_m` turns it on from a given M.
@@ -37,10 +38,11 @@ from pathlib import Path
 
 from lutc.runtime.abi import BLOCK_N, VEC_LUT_MIN_M, table_row_bytes
 
+# measured 2026-11 on the 2-core EPYC VMs (orders of magnitude, see above):
 DRAM_BW = 12e9  # bytes/s per core streaming several weight rows at once (§6)
 L2_BW = 60e9  # bytes/s per core
 LOOKUP_RATE = 3e9  # 32-lane vpshufb lookups/s per core
-THREAD_HANDOFF_S = 2e-6
+THREAD_HANDOFF_S = 2e-6  # one pool hand-off
 VEC_LUT_TILE_M = 64  # tokens per Vec-LUT table tile (the runtime's maximum and default)
 
 

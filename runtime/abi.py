@@ -23,8 +23,8 @@ ENTRIES_MIRRORED = 8  # 2^(g-1) entries of a symmetrized table (sign bit in the 
 
 # LUTRT_STRATEGY_*: the descriptor's `strategy` field (lut-tile's #lut.tile strategy word)
 STRATEGY_CODES: dict[str, int] = {"auto": 0, "per_token": 1, "vec_lut": 2}
-# LUTRT_VEC_LUT_MIN_M: tokens from which strategy auto runs Vec-LUT; 0 = never (no crossover
-# was measured: lutrt.h has the numbers)
+# LUTRT_VEC_LUT_MIN_M: tokens from which strategy auto runs Vec-LUT; 0 = never (measured
+# 2026-11-22 on the 2-core AVX2 EPYC: no crossover at M = 16..256; lutrt.h has the numbers)
 VEC_LUT_MIN_M = 0
 
 # ---- lutrt_mma_desc: field order and C types (lutrt.h documents each field) --------------

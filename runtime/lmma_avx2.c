@@ -1,4 +1,4 @@
-/* lmma_avx2.c — lut.mma on int8 tables with AVX2 vpshufb (lut-tensor-core.md §3.4, §6).
+/* lmma_avx2.c — lut.mma on int8 tables with AVX2 vpshufb (docs/design.md §3.4, §6).
  *
  * One vpshufb looks up 32 codes in a 16-entry int8 table held in both 128-bit lanes. The packed
  * layout (lutrt_internal.h) puts the two bit planes of a pair next to each other, so one

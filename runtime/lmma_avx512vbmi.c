@@ -1,5 +1,5 @@
 /* lmma_avx512vbmi.c — lut.mma on int8 tables with AVX-512 VBMI vpermb + VNNI vpdpbusd
- * (lut-tensor-core.md §6). Selectable as kernel "avx512vbmi"; never the automatic default.
+ * (docs/design.md §6). Selectable as kernel "avx512vbmi"; never the automatic default.
  *
  * Same packed layout (lutrt_internal.h), tables and results as lmma_avx512.c / lmma_avx2.c:
  * the integer sum of every (row, weight row, table scale group) is exact in both, and the float

@@ -1,4 +1,4 @@
-/* lmma_vlut_avx2.c — Vec-LUT lut.mma for many tokens (lut-tensor-core.md §5), int8 tables.
+/* lmma_vlut_avx2.c — Vec-LUT lut.mma for many tokens (docs/design.md §5), int8 tables.
  *
  * The per-token kernel (lmma_avx2.c) looks up 32 weight rows in one token's table per vpshufb.
  * With many tokens, Vec-LUT turns the lookup around: the tables of all tokens are rebuilt as

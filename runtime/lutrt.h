@@ -1,6 +1,6 @@
 /* lutrt.h — the lutc C runtime: LUT-based low-bit mpGEMM (lut.precompute + lut.mma).
  *
- * Semantics (lut-tensor-core.md §2-3; the numpy meaning is lutc/dialects/lut_semantics.py):
+ * Semantics (docs/design.md §2-3; the numpy meaning is lutc/dialects/lut_semantics.py):
  *
  *   x[M, K] f32 activations, K % 4 == 0; J = K/4 tables per row, table j covers x[m, 4j..4j+3].
  *   16 entries ("plain"):    T[m, j, p] = sum_i x[m, 4j+i] * bit_i(p)             p in 0..15

@@ -1,5 +1,5 @@
 /* precompute.c — lut.precompute: activation rows -> lookup tables, int8 table scales and
- * group sums (lut-tensor-core.md §2, §3.3-3.4). The entry points validate and dispatch; the
+ * group sums (docs/design.md §2, §3.3-3.4). The entry points validate and dispatch; the
  * portable row builder here is also the reference for precompute_avx2.c. */
 #include <math.h>
 #include <string.h>

@@ -2,7 +2,7 @@
 
 A frontend folds the dequantization subgraph (codes buffer -> unpack -> subtract zeros ->
 multiply scales) with the framework itself and gets the float weight W[N, K]. This module
-recovers (codes, scales, zeros) such that W == s * (q - z) exactly (lut-tensor-core.md §1):
+recovers (codes, scales, zeros) such that W == s * (q - z) exactly (docs/design.md §1):
 - ternary: W takes only the values {-s, 0, +s} (one s per row): q = W / s + 1, z = 1;
 - codes buffer: the integer buffer W was computed from is unpacked under every layout we
   know (one code per byte; 2 x 4-bit or 4 x 2-bit per byte, interleaved or in planes, along

@@ -99,7 +99,7 @@ def test_codes_and_mirroring():
     for b in range(3):
         for i in range(4):
             assert np.array_equal((codes[b] >> i) & 1, (q[:, i::4] >> b) & 1)
-    # a mirrored code looks up the full odd table: T(p) = -T(~p) (lut-tensor-core.md §3.3)
+    # a mirrored code looks up the full odd table: T(p) = -T(~p) (docs/design.md §3.3)
     x = rng.standard_normal(4)
     t16 = reference.pattern_weights(16) @ x
     full = 2 * t16 - x.sum()  # sum_i x_i (2 bit_i(p) - 1)
