@@ -39,9 +39,9 @@ def _cache_root() -> Path:
 
 def _lutc_fingerprint() -> str:
     """A hash of lutc's own sources: a changed compiler never reuses an old artifact."""
-    import lutc
+    from importlib.metadata import version  # not `import lutc`: lutc.LLM imports this module
 
-    h = hashlib.blake2b(lutc.__version__.encode(), digest_size=8)
+    h = hashlib.blake2b(version("lutc").encode(), digest_size=8)
     root = Path(__file__).resolve().parents[2]
     for sub in ("compiler", "dialects", "passes", "runtime"):
         for f in sorted((root / sub).rglob("*")):
