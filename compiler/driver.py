@@ -58,9 +58,14 @@ def _cmd_run(args) -> None:
 
 
 def _cmd_demo(args) -> None:
-    from lutc.compiler.demo import run_demo
+    if args.mlp:
+        from lutc.compiler.demo import run_demo
 
-    run_demo(Path(args.workdir), threads=args.threads)
+        run_demo(Path(args.workdir), threads=args.threads)
+        return
+    from lutc.compiler.llm.demo import run_demo as run_llm_demo
+
+    run_llm_demo(threads=args.threads, reference=not args.no_reference)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,7 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--output", metavar="Y.npy")
     r.add_argument("--threads", type=int, default=0)
     r.set_defaults(func=_cmd_run)
-    d = sub.add_parser("demo", help="compile and run the built-in low-bit model")
+    d = sub.add_parser("demo", help="compile SmolLM2-135M (GGUF Q4_1) and chat with it; "
+                       "--mlp: the built-in 2-bit MLP")
+    d.add_argument("--mlp", action="store_true", help="the small built-in MLP instead")
+    d.add_argument("--no-reference", action="store_true",
+                   help="skip the transformers comparison")
     d.add_argument("--workdir", default="out/demo")
     d.add_argument("--threads", type=int, default=0)
     d.set_defaults(func=_cmd_demo)
