@@ -9,16 +9,15 @@
 
 #include "lutrt_internal.h"
 
-/* f32 tables (the lossless path) always use the scalar reference kernel: the fast path is
- * int8 tables. */
+/* f32 tables (the lossless path): vpermps kernels (lmma_f32_avx2.c, lmma_f32_avx512.c). */
 static const lutrt_kernel kernels[] = {
     {"ref", lutrt_mma_i8_ref, lutrt_mma_f32_ref, lutrt_precompute_row_ref},
 #ifdef LUTRT_X86
-    {"avx2", lutrt_mma_i8_avx2, lutrt_mma_f32_ref, lutrt_precompute_row_avx2},
+    {"avx2", lutrt_mma_i8_avx2, lutrt_mma_f32_avx2, lutrt_precompute_row_avx2},
     /* mma_i8 filled in from lutrt_mma_i8_avx512_ptr (NULL when not compiled with AVX-512BW) */
-    {"avx512", NULL, lutrt_mma_f32_ref, lutrt_precompute_row_avx2},
+    {"avx512", NULL, lutrt_mma_f32_avx2, lutrt_precompute_row_avx2},
     /* mma_i8 from lutrt_mma_i8_avx512vbmi_ptr (NULL without AVX-512 VBMI + VNNI) */
-    {"avx512vbmi", NULL, lutrt_mma_f32_ref, lutrt_precompute_row_avx2},
+    {"avx512vbmi", NULL, lutrt_mma_f32_avx2, lutrt_precompute_row_avx2},
 #endif
 };
 enum { NKERNELS = sizeof kernels / sizeof kernels[0] };
@@ -34,12 +33,14 @@ static const lutrt_kernel *find(const char *name) {
             if (!lutrt_mma_i8_avx512_ptr) return NULL;
             avx512_kernel = kernels[i];
             avx512_kernel.mma_i8 = lutrt_mma_i8_avx512_ptr;
+            if (lutrt_mma_f32_avx512_ptr) avx512_kernel.mma_f32 = lutrt_mma_f32_avx512_ptr;
             return &avx512_kernel;
         }
         if (!strcmp(name, "avx512vbmi")) {
             if (!lutrt_mma_i8_avx512vbmi_ptr) return NULL;
             avx512vbmi_kernel = kernels[i];
             avx512vbmi_kernel.mma_i8 = lutrt_mma_i8_avx512vbmi_ptr;
+            if (lutrt_mma_f32_avx512_ptr) avx512vbmi_kernel.mma_f32 = lutrt_mma_f32_avx512_ptr;
             return &avx512vbmi_kernel;
         }
 #endif

@@ -63,6 +63,10 @@ extern const int lutrt_avx512_emulated;
 /* NULL unless lmma_avx512vbmi.c was compiled with AVX-512 VBMI + VNNI (or SIMDe emulation). */
 extern const lutrt_mma_fn lutrt_mma_i8_avx512vbmi_ptr;
 extern const int lutrt_avx512vbmi_emulated;
+/* f32 tables (lossless): vpermps kernels for B <= 4 (wider codes: lutrt_mma_f32_ref). The
+ * AVX-512 one is NULL unless lmma_f32_avx512.c was compiled with -mavx512bw (never emulated). */
+void lutrt_mma_f32_avx2(const lutrt_mma_args *a, int blk_begin, int blk_end);
+extern const lutrt_mma_fn lutrt_mma_f32_avx512_ptr;
 #endif
 
 /* Validation shared by precompute and mma; returns LUTRT_OK or sets the last error. */
