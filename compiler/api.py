@@ -14,11 +14,13 @@ def compile_model(model, outdir: Path, weights: str | None = None,
                   disabled=(), print_after_all=False, print_after=(), pass_options=None,
                   sanitize=False, example_inputs=None, stats=False, out=print):
     """import -> passes -> (mlir | C | shared library). Returns the output path."""
-    from lutc.compiler.codegen.build import build_library, emit_model
     from lutc.compiler.frontends.dispatch import import_model
-    from lutc.compiler.pipeline import PipelineOptions, print_ir, run_pipeline
+    from lutc.compiler.pipeline import PipelineOptions, run_pipeline
     from lutc.compiler.frontends.quantize import WeightSpec
+    from lutc.compiler.codegen.staged_output import check_output_dir, staged_directory
 
+    outdir = Path(outdir)
+    check_output_dir(outdir)
     spec = WeightSpec.parse(weights) if weights else None
     imported = import_model(model, shapes=shapes, weights=spec, example_inputs=example_inputs)
     for name, err in imported.quantization_report:
@@ -31,7 +33,17 @@ def compile_model(model, outdir: Path, weights: str | None = None,
         from lutc.compiler.stats import collect_stats, format_stats
 
         out("lutc stats:\n" + format_stats(collect_stats(imported.module, imported.weights)))
-    outdir.mkdir(parents=True, exist_ok=True)
+    # built aside and published only on success: a failed build leaves outdir's model usable
+    with staged_directory(outdir) as stage:
+        path = _write_outputs(model, imported, stage, emit, print_after_all, sanitize, stats, out)
+    return outdir / path.relative_to(stage)
+
+
+def _write_outputs(model, imported, outdir: Path, emit: str, print_after_all: bool,
+                   sanitize: bool, stats: bool, out) -> Path:
+    from lutc.compiler.codegen.build import build_library, emit_model
+    from lutc.compiler.pipeline import print_ir
+
     if emit == "mlir":
         import io
 
