@@ -265,6 +265,7 @@ static _Thread_local struct {
 
 static void *vt_buffer(size_t bytes) {
     if (vt_cache.bytes < bytes) {
+        lutrt_pool_on_shutdown(lutrt_vlut_release); /* the pool frees it, knowing no kernel */
         free(vt_cache.p);
         vt_cache.p = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
         vt_cache.bytes = vt_cache.p ? bytes : 0;

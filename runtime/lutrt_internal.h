@@ -77,6 +77,9 @@ int lutrt_fail(const char *fmt, ...);
  * nthreads threads (nthreads <= 0: the pool default). Blocks until all chunks are done. */
 typedef void (*lutrt_task_fn)(void *ctx, int begin, int end);
 void lutrt_parallel_for(int nthreads, int ntasks, int grain, lutrt_task_fn fn, void *ctx);
+/* Registers fn (once; at most 8) to run in the calling thread of lutrt_shutdown: a kernel frees
+ * its per-thread caches through it, so the pool calls no kernel by name. */
+void lutrt_pool_on_shutdown(void (*fn)(void));
 
 /* GEMM (M > 1) tiles walk this many weight blocks (~256 KiB of packed weights, an even
  * number) for all rows before moving on, so the blocks stay in L2 across rows. */

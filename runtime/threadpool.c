@@ -181,10 +181,22 @@ void lutrt_parallel_for(int nthreads, int ntasks, int grain, lutrt_task_fn fn, v
     pthread_mutex_unlock(&pool.run_lock);
 }
 
+static pthread_mutex_t release_lock = PTHREAD_MUTEX_INITIALIZER;
+static void (*release_fns[8])(void);
+static int nrelease;
+
+void lutrt_pool_on_shutdown(void (*fn)(void)) {
+    pthread_mutex_lock(&release_lock);
+    int known = 0;
+    for (int i = 0; i < nrelease; i++) known |= release_fns[i] == fn;
+    if (!known && nrelease < 8) release_fns[nrelease++] = fn;
+    pthread_mutex_unlock(&release_lock);
+}
+
 void lutrt_shutdown(void) {
-#ifdef LUTRT_X86
-    lutrt_vlut_release();
-#endif
+    pthread_mutex_lock(&release_lock); /* the kernels' per-thread caches (e.g. Vec-LUT tables) */
+    for (int i = 0; i < nrelease; i++) release_fns[i]();
+    pthread_mutex_unlock(&release_lock);
     pthread_mutex_lock(&pool.run_lock);
     atomic_store(&pool.stop, 1);
     pthread_mutex_lock(&pool.wake_lock);
