@@ -36,6 +36,7 @@ lit: $(VENV)/.test
 bench: $(VENV)/.test
 	$(BIN)/python bench/bench_kernels.py
 	$(BIN)/python bench/bench_models.py
+	$(BIN)/python bench/bench_generate.py
 
 clean:
 	rm -rf out .lutc-cache

@@ -47,7 +47,7 @@ def torch_reference(gguf: Path, prompt_ids: list[int], new_tokens: int) -> dict:
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     model = transformers.AutoModelForCausalLM.from_pretrained(
-        str(gguf.parent), gguf_file=gguf.name, torch_dtype=torch.float32).eval()
+        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32).eval()
     ids = torch.tensor(prompt_ids)[None]
     with torch.no_grad():
         out = model.generate(ids, max_new_tokens=new_tokens, do_sample=False)

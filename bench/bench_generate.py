@@ -1,0 +1,90 @@
+"""Generation speed on the real model: SmolLM2-135M-Instruct (Q4_1 GGUF, exact codes) in lutc
+against torch eager (transformers on the same GGUF, float weights), same run, interleaved.
+
+Prefill: tokens/s of one forward pass over P prompt tokens (P = 16, 128). Decode: tokens/s of
+single-token steps with a KV cache at context ~128. Threads 1 and 2. Medians of interleaved
+repeats; ratios lutc / eager. Writes bench/results/generate.json.
+
+    python bench/bench_generate.py [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    import torch
+    import transformers
+
+    from lutc.compiler.llm.demo import smollm2_gguf
+    from lutc.compiler.llm.llm import LLM
+
+    gguf = smollm2_gguf()
+    t = time.perf_counter()
+    llm = LLM(gguf, max_context=512)
+    compile_s = time.perf_counter() - t
+    transformers.utils.logging.disable_progress_bar()
+    ref = transformers.AutoModelForCausalLM.from_pretrained(
+        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32).eval()
+    rng = np.random.default_rng(0)
+    rows = []
+    for threads in (1, 2):
+        llm.model.set_num_threads(threads)
+        torch.set_num_threads(threads)
+        for p in (16, 128):
+            ids = rng.integers(0, 49152, size=p + 1)
+            times = {"lutc": [], "torch": []}
+            for _ in range(args.repeats):
+                t = time.perf_counter()
+                llm._forward(ids[:p], 0)
+                times["lutc"].append(time.perf_counter() - t)
+                with torch.no_grad():
+                    t = time.perf_counter()
+                    ref(torch.tensor(ids[:p])[None])
+                    times["torch"].append(time.perf_counter() - t)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            rows.append({"workload": f"prefill {p}", "threads": threads,
+                         "lutc_tok_s": p / med["lutc"], "torch_tok_s": p / med["torch"]})
+        # decode at context 128: one step after a 128-token prefill
+        ids = rng.integers(0, 49152, size=130)
+        llm._forward(ids[:128], 0)
+        with torch.no_grad():
+            out = ref(torch.tensor(ids[:128])[None], use_cache=True)
+        cache = out.past_key_values
+        times = {"lutc": [], "torch": []}
+        for _ in range(args.repeats * 4):
+            t = time.perf_counter()
+            llm._forward(ids[128:129], 128)
+            times["lutc"].append(time.perf_counter() - t)
+            with torch.no_grad():
+                t = time.perf_counter()
+                ref(torch.tensor(ids[128:129])[None], past_key_values=cache, use_cache=True)
+                times["torch"].append(time.perf_counter() - t)
+                cache.crop(128)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        rows.append({"workload": "decode @128", "threads": threads,
+                     "lutc_tok_s": 1 / med["lutc"], "torch_tok_s": 1 / med["torch"]})
+    print(f"SmolLM2-135M-Instruct Q4_1 (compile {compile_s:.1f} s{' cached' if llm.cached else ''})")
+    print(f"{'workload':<14}{'threads':>8}{'lutc tok/s':>12}{'torch tok/s':>13}{'ratio':>8}")
+    for r in rows:
+        r["ratio"] = r["lutc_tok_s"] / r["torch_tok_s"]
+        print(f"{r['workload']:<14}{r['threads']:>8}{r['lutc_tok_s']:>12.1f}"
+              f"{r['torch_tok_s']:>13.1f}{r['ratio']:>8.2f}")
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "generate.json").write_text(json.dumps({"date": time.strftime("%Y-%m-%d"),
+                                                   "compile_s": compile_s, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
