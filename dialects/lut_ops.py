@@ -186,9 +186,16 @@ class MmaOp(LutMmaBase):
     codes c: [B, N, K/4], c[b, n, j] = the 4-bit pattern whose bit i is bit b of q[n, 4j+i]
     (mirrored formats: if bit 3 is set the code is 8 | (~p & 7) and looks up -T[code & 7]).
     Bit-serial (§2): L(m, n, j) = sum_b 2^b * T[m, j, c[b, n, j]], then
-        out[m, n] = sum_g s[n, g] * (sum_{j in g} L(m, n, j) - z[n, g] * sums[m, g])
-    with z the zeros operand or the format's implicit zero point. For int8 tables each
-    table-scale group contributes scale[m, t] * (its integer sum of lookups).
+        out[m, n] = sum_g s[n, g] * sum_{j in g} (L(m, n, j) - z[n, g] * F[m, j])
+    with z the zeros operand or the format's implicit zero point and F[m, j] the all-ones
+    entry of table j as stored (plain T[15], mirrored -T[0]: the sum of its 4 activations).
+    For int8 tables each table-scale group t contributes scale[m, t] * (I - z * S), I its
+    integer lookup sum and S = sum_{j in t} Fq[m, j] — the zero-point term uses the same
+    rounded entries as the lookups, so codes equal to an integer zero point (W = 0) give exactly
+    0, and the error against the exact product is at most
+        sum_g |s[n, g]| sum_{j in g} scale[m, t(j)] / 2 * (2^B - 1 + |z[n, g]|)
+    (each entry rounded by at most half a step). `sums` is not read (the correction needs no
+    float sums; the operand stays for the precompute's interface).
     """
 
     name = "lut.mma"

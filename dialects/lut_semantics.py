@@ -84,18 +84,28 @@ def lookup(tables: Tables, codes: np.ndarray, mirrored: bool) -> np.ndarray:
     return total
 
 
-def mma(tables: Tables, sums: np.ndarray, codes: np.ndarray, scales: np.ndarray,
+def full_entries(tables: Tables, mirrored: bool) -> np.ndarray:
+    """[M, T]: each table's all-ones entry F (sum of its 4 activations) as stored and scaled:
+    plain T[15], mirrored -T8[0]."""
+    vals = tables.values()
+    return -vals[:, :, 0] if mirrored else vals[:, :, 15]
+
+
+def mma(tables: Tables, sums: np.ndarray | None, codes: np.ndarray, scales: np.ndarray,
         zeros: np.ndarray | None, group: int, implicit_zero: float, mirrored: bool) -> np.ndarray:
+    """The zero-point term is z * F per table, from the tables' own (possibly int8-rounded)
+    all-ones entries, not from `sums` (unused): codes equal to an integer zero point then give
+    exactly 0, as in the runtime."""
     looked = lookup(tables, codes, mirrored)  # [M, N, T]
     m, n, t = looked.shape
     per = group // 4
     ng = scales.shape[1]
+    z = zeros.astype(np.float64) if zeros is not None else np.full((n, ng), implicit_zero)
+    looked = looked - np.repeat(z, per, axis=1)[None, :, :t] * full_entries(tables, mirrored)[:, None, :]
     padded = np.zeros((m, n, ng * per))
     padded[:, :, :t] = looked
     grouped = padded.reshape(m, n, ng, per).sum(axis=3)  # [M, N, NG]
-    z = zeros.astype(np.float64) if zeros is not None else np.full((n, ng), implicit_zero)
-    corrected = grouped - z[None, :, :] * sums.astype(np.float64)[:, None, :]
-    return np.einsum("mng,ng->mn", corrected, scales.astype(np.float64)).astype(np.float32)
+    return np.einsum("mng,ng->mn", grouped, scales.astype(np.float64)).astype(np.float32)
 
 
 def dequantize(codes: np.ndarray, scales: np.ndarray, zeros: np.ndarray | None, group: int,

@@ -8,8 +8,10 @@
  *
  * int16 accumulation bound: within one table scale group (<= 64 activations = 16 tables)
  * |sum_j sum_b 2^b Lq| <= 16 * 15 * 127 = 30480 < 32767, and every vpmaddubsw pair is at most
- * (4 + 8) * 127 = 1524, so nothing saturates. Each scale group is then converted to float and
- * multiplied by its tscale; each weight group applies s * (F - z * sums).
+ * (4 + 8) * 127 = 1524, so nothing saturates. Each scale group's integer sum I is then
+ * converted to float and corrected by the zero point against the same rounded entries,
+ * F += tscale * (I - z * S[m, t]) (lutrt.h; exact 0 for codes all equal to an integer z), and
+ * each weight group adds s * F.
  * Wider codes (B = 5..8, e.g. GGUF Q8_0) would break that bound (16 * 255 * 127), so planes
  * 0..3 and planes 4..B-1 go to two int16 accumulators, each weighted 1, 2, 4, 8 within its
  * nibble (the same 30480 bound); the flush widens both and adds lo + 16 hi in int32. The
@@ -45,11 +47,14 @@ ALWAYS_INLINE __m256i load_table(const int8_t *t, int mirrored, __m256i signs) {
     return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)t));
 }
 
-/* facc[0..15] (+)= ts * acc (16 int16 lanes = 16 consecutive weight rows); the first scale
- * group of a weight group stores, so facc never needs clearing. */
-ALWAYS_INLINE void flush16(float *facc, __m256i acc, __m256 ts, int first) {
+/* facc[0..15] (+)= ts * (acc - z * S) (16 int16 lanes = 16 consecutive weight rows, z their
+ * zero points); the first scale group of a weight group stores, so facc never needs clearing. */
+ALWAYS_INLINE void flush16(float *facc, __m256i acc, __m256 ts, __m256 S, const __m256 *z,
+                           int first) {
     __m256 lo = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(acc)));
     __m256 hi = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(acc, 1)));
+    lo = _mm256_fnmadd_ps(z[0], S, lo);
+    hi = _mm256_fnmadd_ps(z[1], S, hi);
     if (first) {
         _mm256_store_ps(facc, _mm256_mul_ps(lo, ts));
         _mm256_store_ps(facc + 8, _mm256_mul_ps(hi, ts));
@@ -61,12 +66,14 @@ ALWAYS_INLINE void flush16(float *facc, __m256i acc, __m256 ts, int first) {
 
 /* B > 4: the int32 sum lo + 16 hi of the two plane-nibble accumulators, as 16 int16 lanes'
  * worth of floats: facc[0..15] (+)= ts * (lo + 16 hi). */
-ALWAYS_INLINE void flush16_wide(float *facc, __m256i lo, __m256i hi, __m256 ts, int first) {
+ALWAYS_INLINE void flush16_wide(float *facc, __m256i lo, __m256i hi, __m256 ts, __m256 S,
+                                const __m256 *z, int first) {
     const __m256i l0 = _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(lo)),
                                         _mm256_slli_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(hi)), 4));
     const __m256i l1 = _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(lo, 1)),
                                         _mm256_slli_epi32(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(hi, 1)), 4));
-    const __m256 f0 = _mm256_cvtepi32_ps(l0), f1 = _mm256_cvtepi32_ps(l1);
+    const __m256 f0 = _mm256_fnmadd_ps(z[0], S, _mm256_cvtepi32_ps(l0));
+    const __m256 f1 = _mm256_fnmadd_ps(z[1], S, _mm256_cvtepi32_ps(l1));
     if (first) {
         _mm256_store_ps(facc, _mm256_mul_ps(f0, ts));
         _mm256_store_ps(facc + 8, _mm256_mul_ps(f1, ts));
@@ -148,29 +155,32 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
                     }
                 }
             }
-            /* end of a table scale group: int16 -> float, times tscale[m, t] */
-            UNROLL for (int r = 0; r < MT; r++) {
-                const __m256 ts = _mm256_set1_ps(a->tscale[(size_t)(m0 + r) * a->NS + t]);
-                UNROLL for (int bi = 0; bi < NBK; bi++) {
+            /* end of a table scale group: int16 -> float, - z * S[m, t], times tscale[m, t] */
+            UNROLL for (int bi = 0; bi < NBK; bi++) {
+                __m256 z[4];
+                const size_t si = ((size_t)(blk0 + bi) * a->NG + g) * LUTRT_BLOCK_N;
+                UNROLL for (int q = 0; q < 4; q++)
+                    z[q] = a->zeros ? _mm256_loadu_ps(a->zeros + si + 8 * q) : _mm256_set1_ps(a->zimp);
+                UNROLL for (int r = 0; r < MT; r++) {
+                    const size_t mt = (size_t)(m0 + r) * a->NS + t;
+                    const __m256 ts = _mm256_set1_ps(a->tscale[mt]), S = _mm256_set1_ps(a->tsum[mt]);
                     if (NH == 2) {
-                        flush16_wide(facc[r][bi], acc[r][bi][0][0], acc[r][bi][1][0], ts, js == j0);
-                        flush16_wide(facc[r][bi] + 16, acc[r][bi][0][1], acc[r][bi][1][1], ts, js == j0);
+                        flush16_wide(facc[r][bi], acc[r][bi][0][0], acc[r][bi][1][0], ts, S, z, js == j0);
+                        flush16_wide(facc[r][bi] + 16, acc[r][bi][0][1], acc[r][bi][1][1], ts, S, z + 2, js == j0);
                     } else {
-                        flush16(facc[r][bi], acc[r][bi][0][0], ts, js == j0);
-                        flush16(facc[r][bi] + 16, acc[r][bi][0][1], ts, js == j0);
+                        flush16(facc[r][bi], acc[r][bi][0][0], ts, S, z, js == j0);
+                        flush16(facc[r][bi] + 16, acc[r][bi][0][1], ts, S, z + 2, js == j0);
                     }
                 }
             }
         }
-        /* end of a weight group: out += s * (F - z * sums) */
+        /* end of a weight group: out += s * F */
         UNROLL for (int bi = 0; bi < NBK; bi++) {
             const size_t si = ((size_t)(blk0 + bi) * a->NG + g) * LUTRT_BLOCK_N;
             UNROLL for (int r = 0; r < MT; r++) {
-                const __m256 sm = _mm256_set1_ps(a->sums[(size_t)(m0 + r) * a->NG + g]);
                 UNROLL for (int q = 0; q < 32; q += 8) {
                     const __m256 s = _mm256_loadu_ps(a->scales + si + q);
-                    const __m256 z = a->zeros ? _mm256_loadu_ps(a->zeros + si + q) : _mm256_set1_ps(a->zimp);
-                    const __m256 f = _mm256_fnmadd_ps(z, sm, _mm256_load_ps(facc[r][bi] + q));
+                    const __m256 f = _mm256_load_ps(facc[r][bi] + q);
                     _mm256_store_ps(oacc[r][bi] + q, _mm256_fmadd_ps(s, f, _mm256_load_ps(oacc[r][bi] + q)));
                 }
             }

@@ -60,11 +60,14 @@ ALWAYS_INLINE __m512i load_table(const int8_t *t, int mirrored) {
     return _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)t));
 }
 
-/* fa[0..15] (+)= ts * acc[0..15] (block a), fb[0..15] (+)= ts * acc[16..31] (block b); the
- * first scale group of a weight group stores. */
-ALWAYS_INLINE void flush32(float *fa, float *fb, __m512i acc, __m512 ts, int first) {
+/* fa[0..15] (+)= ts * (acc[0..15] - za * S) (block a), fb[0..15] (+)= ts * (acc[16..31] -
+ * zb * S) (block b); the first scale group of a weight group stores. */
+ALWAYS_INLINE void flush32(float *fa, float *fb, __m512i acc, __m512 ts, __m512 S, __m512 za,
+                           __m512 zb, int first) {
     __m512 a = _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm512_castsi512_si256(acc)));
     __m512 b = _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(acc, 1)));
+    a = _mm512_fnmadd_ps(za, S, a); /* - z * S[m, t]: the zero point against the same entries */
+    b = _mm512_fnmadd_ps(zb, S, b);
     if (first) {
         _mm512_store_ps(fa, _mm512_mul_ps(a, ts));
         _mm512_store_ps(fb, _mm512_mul_ps(b, ts));
@@ -75,12 +78,14 @@ ALWAYS_INLINE void flush32(float *fa, float *fb, __m512i acc, __m512 ts, int fir
 }
 
 /* B > 4: fa/fb (+)= ts * (lo + 16 hi), the two plane-nibble accumulators widened to int32. */
-ALWAYS_INLINE void flush32_wide(float *fa, float *fb, __m512i lo, __m512i hi, __m512 ts, int first) {
+ALWAYS_INLINE void flush32_wide(float *fa, float *fb, __m512i lo, __m512i hi, __m512 ts, __m512 S,
+                                __m512 za, __m512 zb, int first) {
     const __m512i la = _mm512_add_epi32(_mm512_cvtepi16_epi32(_mm512_castsi512_si256(lo)),
                                         _mm512_slli_epi32(_mm512_cvtepi16_epi32(_mm512_castsi512_si256(hi)), 4));
     const __m512i lb = _mm512_add_epi32(_mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(lo, 1)),
                                         _mm512_slli_epi32(_mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(hi, 1)), 4));
-    const __m512 a = _mm512_cvtepi32_ps(la), b = _mm512_cvtepi32_ps(lb);
+    const __m512 a = _mm512_fnmadd_ps(za, S, _mm512_cvtepi32_ps(la));
+    const __m512 b = _mm512_fnmadd_ps(zb, S, _mm512_cvtepi32_ps(lb));
     if (first) {
         _mm512_store_ps(fa, _mm512_mul_ps(a, ts));
         _mm512_store_ps(fb, _mm512_mul_ps(b, ts));
@@ -157,28 +162,33 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
                     }
                 }
             }
-            UNROLL for (int r = 0; r < MT; r++) {
-                const __m512 ts = _mm512_set1_ps(a->tscale[(size_t)(m0 + r) * a->NS + t]);
-                UNROLL for (int pi = 0; pi < NP; pi++) {
+            UNROLL for (int pi = 0; pi < NP; pi++) {
+                __m512 z[2][2]; /* [block a / b][rows 0..15 / 16..31] */
+                UNROLL for (int e = 0; e < 2; e++) {
+                    const size_t si = ((size_t)(blk0 + 2 * pi + e) * a->NG + g) * LUTRT_BLOCK_N;
+                    UNROLL for (int h = 0; h < 2; h++)
+                        z[e][h] = a->zeros ? _mm512_loadu_ps(a->zeros + si + 16 * h) : _mm512_set1_ps(a->zimp);
+                }
+                UNROLL for (int r = 0; r < MT; r++) {
+                    const size_t mt = (size_t)(m0 + r) * a->NS + t;
+                    const __m512 ts = _mm512_set1_ps(a->tscale[mt]), S = _mm512_set1_ps(a->tsum[mt]);
                     float *fa = facc[r][2 * pi], *fb = facc[r][2 * pi + 1];
                     if (NH == 2) {
-                        flush32_wide(fa, fb, acc[r][pi][0][0], acc[r][pi][1][0], ts, js == j0);
-                        flush32_wide(fa + 16, fb + 16, acc[r][pi][0][1], acc[r][pi][1][1], ts, js == j0);
+                        flush32_wide(fa, fb, acc[r][pi][0][0], acc[r][pi][1][0], ts, S, z[0][0], z[1][0], js == j0);
+                        flush32_wide(fa + 16, fb + 16, acc[r][pi][0][1], acc[r][pi][1][1], ts, S, z[0][1], z[1][1], js == j0);
                     } else {
-                        flush32(fa, fb, acc[r][pi][0][0], ts, js == j0);
-                        flush32(fa + 16, fb + 16, acc[r][pi][0][1], ts, js == j0);
+                        flush32(fa, fb, acc[r][pi][0][0], ts, S, z[0][0], z[1][0], js == j0);
+                        flush32(fa + 16, fb + 16, acc[r][pi][0][1], ts, S, z[0][1], z[1][1], js == j0);
                     }
                 }
             }
         }
-        UNROLL for (int bi = 0; bi < NBK; bi++) {
+        UNROLL for (int bi = 0; bi < NBK; bi++) { /* end of a weight group: out += s * F */
             const size_t si = ((size_t)(blk0 + bi) * a->NG + g) * LUTRT_BLOCK_N;
             UNROLL for (int r = 0; r < MT; r++) {
-                const __m512 sm = _mm512_set1_ps(a->sums[(size_t)(m0 + r) * a->NG + g]);
                 UNROLL for (int q = 0; q < 32; q += 16) {
                     const __m512 s = _mm512_loadu_ps(a->scales + si + q);
-                    const __m512 z = a->zeros ? _mm512_loadu_ps(a->zeros + si + q) : _mm512_set1_ps(a->zimp);
-                    const __m512 f = _mm512_fnmadd_ps(z, sm, _mm512_load_ps(facc[r][bi] + q));
+                    const __m512 f = _mm512_load_ps(facc[r][bi] + q);
                     _mm512_store_ps(oacc[r][bi] + q, _mm512_fmadd_ps(s, f, _mm512_load_ps(oacc[r][bi] + q)));
                 }
             }

@@ -3,7 +3,7 @@
  *
  * Same packed layout (lutrt_internal.h), tables and results as lmma_avx512.c / lmma_avx2.c:
  * the integer sum of every (row, weight row, table scale group) is exact in both, and the float
- * flush (int -> float, * tscale, per weight group s * (F - z * sums)) is done in the same order.
+ * flush (int -> float, - z * S, * tscale, per weight group s * F) is done in the same order.
  *
  * Lookups: one zmm holds four consecutive tables j..j+3 of a row, table j+l in bytes
  * 16l..16l+15 (plain: one 64-byte load; mirrored: [T8, -T8] per 128-bit lane). An index byte
@@ -244,8 +244,12 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
                 STEP(0, nt);
             }
             UNROLL for (int r = 0; r < MT; r++) {
-                const __m512 ts = _mm512_set1_ps(a->tscale[(size_t)(m0 + r) * a->NS + t]);
+                const size_t mt = (size_t)(m0 + r) * a->NS + t;
+                const __m512 ts = _mm512_set1_ps(a->tscale[mt]), S = _mm512_set1_ps(a->tsum[mt]);
                 UNROLL for (int bi = 0; bi < NBK; bi++) {
+                    const size_t si = ((size_t)(blk0 + bi) * a->NG + g) * LUTRT_BLOCK_N;
+                    const __m512 zlo = a->zeros ? _mm512_loadu_ps(a->zeros + si) : _mm512_set1_ps(a->zimp);
+                    const __m512 zhi = a->zeros ? _mm512_loadu_ps(a->zeros + si + 16) : _mm512_set1_ps(a->zimp);
                     __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
                     if (npairs) {
                         const __m512i A = ld64(fl_a), B = ld64(fl_b);
@@ -258,7 +262,9 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
                         lo = _mm512_add_epi32(lo, _mm512_permutex2var_epi32(acc[r][bi][4], ld64(fl_c), acc[r][bi][5]));
                         hi = _mm512_add_epi32(hi, _mm512_permutex2var_epi32(acc[r][bi][4], ld64(fl_d), acc[r][bi][5]));
                     }
-                    const __m512 flo = _mm512_cvtepi32_ps(lo), fhi = _mm512_cvtepi32_ps(hi);
+                    /* - z * S[m, t]: the zero point against the same rounded entries */
+                    const __m512 flo = _mm512_fnmadd_ps(zlo, S, _mm512_cvtepi32_ps(lo));
+                    const __m512 fhi = _mm512_fnmadd_ps(zhi, S, _mm512_cvtepi32_ps(hi));
                     float *f = facc[r][bi];
                     if (js == j0) {
                         _mm512_store_ps(f, _mm512_mul_ps(flo, ts));
@@ -270,14 +276,12 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
                 }
             }
         }
-        UNROLL for (int bi = 0; bi < NBK; bi++) {
+        UNROLL for (int bi = 0; bi < NBK; bi++) { /* end of a weight group: out += s * F */
             const size_t si = ((size_t)(blk0 + bi) * a->NG + g) * LUTRT_BLOCK_N;
             UNROLL for (int r = 0; r < MT; r++) {
-                const __m512 sm = _mm512_set1_ps(a->sums[(size_t)(m0 + r) * a->NG + g]);
                 UNROLL for (int q = 0; q < 32; q += 16) {
                     const __m512 s = _mm512_loadu_ps(a->scales + si + q);
-                    const __m512 z = a->zeros ? _mm512_loadu_ps(a->zeros + si + q) : _mm512_set1_ps(a->zimp);
-                    const __m512 f = _mm512_fnmadd_ps(z, sm, _mm512_load_ps(facc[r][bi] + q));
+                    const __m512 f = _mm512_load_ps(facc[r][bi] + q);
                     _mm512_store_ps(oacc[r][bi] + q, _mm512_fmadd_ps(s, f, _mm512_load_ps(oacc[r][bi] + q)));
                 }
             }

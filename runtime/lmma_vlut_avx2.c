@@ -14,8 +14,9 @@
  * before each lower plane, so one accumulator set serves all planes. Within a table scale group
  * (<= 16 tables) every partial value is bounded by the final one, |sum| <= 16 * 15 * 127 = 30480,
  * so int16 never saturates (the same bound as lmma_avx2.c). At the end of a scale group the
- * int16 sums are widened and added to the f32 output rows with the factor s[n, g] * tscale[m, t];
- * at the end of a weight group, - s[n, g] z[n, g] sums[m, g] is added. That is the formula of
+ * int16 sums I are widened, the zero-point term taken off against the same rounded entries
+ * (I - z[n, g] S[m, t]) and added to the f32 output rows with the factor s[n, g] * tscale[m, t].
+ * That is the formula of
  * lutrt.h with the float operations in a different order.
  *
  * Work: threads split N in units of tile_n weight rows (default 8 blocks = 256 rows). A unit
@@ -44,7 +45,7 @@
 
 static int min_int(int a, int b) { return a < b ? a : b; }
 
-/* ---- table rebuild: [M][J][E] int8 -> VT[J][16][Mpad] int16, tscale and sums transposed -- */
+/* ---- table rebuild: [M][J][E] int8 -> VT[J][16][Mpad] int16, tscale and tsum transposed -- */
 
 typedef struct {
     const lutrt_mma_args *a;
@@ -52,7 +53,7 @@ typedef struct {
     int tile_m;   /* token tile width (the last tile may be narrower) */
     int16_t *vt;  /* per token tile [m0 .. m0+w): [J][16][w] at vt + J*16*m0 */
     float *tsT;   /* [NS][Mpad] */
-    float *sumsT; /* [NG][Mpad] */
+    float *tsumT; /* [NS][Mpad]: a->tsum transposed */
 } vlut_prep;
 
 static void rebuild_task(void *ctx, int j0, int j1) {
@@ -151,13 +152,16 @@ ALWAYS_INLINE void vlut_tile(const vlut_job *job, int blk0, int blk1, int m0, fl
             const int je = min_int(j1, js + a->jt), nj = je - js;
             const uint8_t *tbase =
                 (const uint8_t *)(p->vt + (size_t)J * 16 * m0) + (size_t)js * jstride;
-            __m256 ts[8];
-            UNROLL for (int v = 0; v < 2 * MV; v++)
+            __m256 ts[8], S[8];
+            UNROLL for (int v = 0; v < 2 * MV; v++) {
                 ts[v] = _mm256_loadu_ps(p->tsT + (size_t)t * Mpad + m0 + 8 * v);
+                S[v] = _mm256_loadu_ps(p->tsumT + (size_t)t * Mpad + m0 + 8 * v);
+            }
             for (int bi = 0; bi < nblk; bi++) {
                 const int blk = blk0 + bi;
                 unpack_codes(a->w + (size_t)blk * J * a->chunk, js, je, BITS, ubuf);
-                const float *sc = a->scales + ((size_t)blk * a->NG + g) * LUTRT_BLOCK_N;
+                const size_t si = ((size_t)blk * a->NG + g) * LUTRT_BLOCK_N;
+                const float *sc = a->scales + si;
                 for (int r = 0; r < 32; r++) {
                     __m256i acc[4];
                     UNROLL for (int v = 0; v < MV; v++) acc[v] = _mm256_setzero_si256();
@@ -181,14 +185,15 @@ ALWAYS_INLINE void vlut_tile(const vlut_job *job, int blk0, int blk1, int m0, fl
                             }
                         }
                     }
-                    /* scale-group flush: oacc[row] += (s * tscale) * acc */
+                    /* scale-group flush: oacc[row] += (s * tscale) * (acc - z * S) */
                     const __m256 s = _mm256_set1_ps(sc[r]);
+                    const __m256 z = _mm256_set1_ps(a->zeros ? a->zeros[si + r] : a->zimp);
                     float *o = oacc + (size_t)(bi * 32 + r) * 64;
                     UNROLL for (int v = 0; v < MV; v++) {
-                        const __m256 lo = _mm256_cvtepi32_ps(
-                            _mm256_cvtepi16_epi32(_mm256_castsi256_si128(acc[v])));
-                        const __m256 hi = _mm256_cvtepi32_ps(
-                            _mm256_cvtepi16_epi32(_mm256_extracti128_si256(acc[v], 1)));
+                        const __m256 lo = _mm256_fnmadd_ps(z, S[2 * v], _mm256_cvtepi32_ps(
+                            _mm256_cvtepi16_epi32(_mm256_castsi256_si128(acc[v]))));
+                        const __m256 hi = _mm256_fnmadd_ps(z, S[2 * v + 1], _mm256_cvtepi32_ps(
+                            _mm256_cvtepi16_epi32(_mm256_extracti128_si256(acc[v], 1))));
                         _mm256_store_ps(o + 16 * v,
                                         _mm256_fmadd_ps(lo, _mm256_mul_ps(s, ts[2 * v]),
                                                         _mm256_load_ps(o + 16 * v)));
@@ -197,20 +202,6 @@ ALWAYS_INLINE void vlut_tile(const vlut_job *job, int blk0, int blk1, int m0, fl
                                                         _mm256_load_ps(o + 16 * v + 8)));
                     }
                 }
-            }
-        }
-        /* end of a weight group: oacc[row] -= s z sums[., g] */
-        __m256 sm[8];
-        UNROLL for (int v = 0; v < 2 * MV; v++)
-            sm[v] = _mm256_loadu_ps(p->sumsT + (size_t)g * Mpad + m0 + 8 * v);
-        for (int bi = 0; bi < nblk; bi++) {
-            const size_t si = ((size_t)(blk0 + bi) * a->NG + g) * LUTRT_BLOCK_N;
-            for (int r = 0; r < 32; r++) {
-                const float z = a->zeros ? a->zeros[si + r] : a->zimp;
-                const __m256 sz = _mm256_set1_ps(a->scales[si + r] * z);
-                float *o = oacc + (size_t)(bi * 32 + r) * 64;
-                UNROLL for (int v = 0; v < 2 * MV; v++)
-                    _mm256_store_ps(o + 8 * v, _mm256_fnmadd_ps(sz, sm[v], _mm256_load_ps(o + 8 * v)));
             }
         }
     }
@@ -284,20 +275,19 @@ int lutrt_mma_i8_vlut_avx2(const lutrt_mma_args *a) {
     const int Mpad = (a->M + 15) & ~15;
     vlut_prep p = {.a = a, .Mpad = Mpad};
     const size_t vt_bytes = (size_t)a->J * 16 * Mpad * sizeof(int16_t);
-    const size_t ts_floats = (size_t)a->NS * Mpad, sum_floats = (size_t)a->NG * Mpad;
-    uint8_t *buf = vt_buffer(vt_bytes + (ts_floats + sum_floats) * sizeof(float));
+    const size_t ts_floats = (size_t)a->NS * Mpad;
+    uint8_t *buf = vt_buffer(vt_bytes + 2 * ts_floats * sizeof(float));
     if (!buf) return lutrt_fail("lutrt_mma: out of memory for Vec-LUT tables");
     p.vt = (int16_t *)buf;
     p.tsT = (float *)(buf + vt_bytes);
-    p.sumsT = p.tsT + ts_floats;
-    for (int m = a->M; m < Mpad; m++) { /* padding tokens */
-        for (int t = 0; t < a->NS; t++) p.tsT[(size_t)t * Mpad + m] = 0.0f;
-        for (int g = 0; g < a->NG; g++) p.sumsT[(size_t)g * Mpad + m] = 0.0f;
-    }
-    for (int m = 0; m < a->M; m++) {
-        for (int t = 0; t < a->NS; t++) p.tsT[(size_t)t * Mpad + m] = a->tscale[(size_t)m * a->NS + t];
-        for (int g = 0; g < a->NG; g++) p.sumsT[(size_t)g * Mpad + m] = a->sums[(size_t)m * a->NG + g];
-    }
+    p.tsumT = p.tsT + ts_floats;
+    for (int m = a->M; m < Mpad; m++) /* padding tokens */
+        for (int t = 0; t < a->NS; t++) p.tsT[(size_t)t * Mpad + m] = p.tsumT[(size_t)t * Mpad + m] = 0.0f;
+    for (int m = 0; m < a->M; m++)
+        for (int t = 0; t < a->NS; t++) {
+            p.tsT[(size_t)t * Mpad + m] = a->tscale[(size_t)m * a->NS + t];
+            p.tsumT[(size_t)t * Mpad + m] = a->tsum[(size_t)m * a->NS + t];
+        }
     int tile_m = d->tile_m > 0 ? (d->tile_m + 15) & ~15 : 64;
     if (tile_m > 64) tile_m = 64;
     p.tile_m = tile_m;

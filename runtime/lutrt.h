@@ -14,10 +14,18 @@
  *   Weights: codes c[b, n, j] (4-bit bit-plane patterns, mirrored convention if mirrored),
  *   scales s[n, g], zeros z[n, g] or the scalar zimp. For mirrored formats s, z and zimp are the
  *   symmetrized values s' = s/2, z' = 2z + 1 - 2^B (§3.3): the runtime applies the formula as is.
- *     out[m, n] = sum_g s[n, g] * ( sum_{j in g} sum_b 2^b L(m, j, c[b, n, j]) - z[n, g] sums[m, g] )
- *   int8 tables replace each scale group's float lookup sum by tscale[m, t] * (its integer sum),
- *   the integer sum being accumulated in int16 (see lmma_avx2.c for the bound; B > 4 keeps
- *   planes 0..3 and 4..B-1 in two int16 sums, combined in int32 as lo + 16 hi).
+ *   F[m, j] = the all-ones entry of table j as stored: plain T[m, j, 15], mirrored -T[m, j, 0]
+ *   (= x[4j] + .. + x[4j+3] up to the table's rounding).
+ *     out[m, n] = sum_g s[n, g] * sum_{j in g} ( sum_b 2^b L(m, j, c[b, n, j]) - z[n, g] F[m, j] )
+ *   f32 tables: the inner term is formed per table in double (lmma_ref.c).
+ *   int8 tables: each scale group t contributes tscale[m, t] * fma(-z, S[m, t], I), I the
+ *   integer lookup sum, S[m, t] = sum_{j in t} Fq[m, j] (integers; lutrt_mma derives them from
+ *   the tables). I is accumulated in int16 (see lmma_avx2.c for the bound; B > 4 keeps planes
+ *   0..3 and 4..B-1 in two int16 sums, combined in int32 as lo + 16 hi).
+ *   The zero-point term thus sees the same rounded entries as the lookups: codes that all equal
+ *   an integer zero point (W = 0) give exactly 0 on every kernel, in both table modes, and the
+ *   int8 error is |out - exact| <= sum_g |s| sum_{j in g} tscale[m, t(j)] / 2 * (2^B - 1 + |z|).
+ *   `sums` is written by lutrt_precompute but not read by lutrt_mma (it stays in the ABI).
  *
  * Memory layouts (all row-major, no padding unless said):
  *   x        f32 [M, K]

@@ -20,7 +20,10 @@ typedef struct lutrt_mma_args {
     size_t chunk;     /* bytes of packed weights per (block, table) = 16 * bits */
     const void *tables;
     const float *tscale;
-    const float *sums;
+    const float *sums;  /* f32 group sums: not read by the LUT kernels (see lutrt.h) */
+    const float *tsum;  /* int8 tables: [M, NS] S[m, t] = sum over the tables j of scale group t
+                           of F[m, j], the all-ones entry (plain Tq[j][15], mirrored -Tq[j][0]),
+                           so that the zero-point term uses the lookups' own rounding */
     const uint8_t *w;
     const float *scales;
     const float *zeros; /* NULL: zimp */

@@ -1,6 +1,22 @@
 /* mma.c — the lut.mma entry point: validates a call, derives the sizes the tile kernels use
  * and splits the weight blocks (N) across the thread pool. */
+#include <stdlib.h>
+
 #include "lutrt_internal.h"
+
+/* S[m, t] = sum_{j in scale group t} F[m, j], F = the all-ones entry of table j (plain: entry
+ * 15 = sum of the 4 quantized activations; mirrored: -entry 0). Integers, exact in float. */
+static void table_full_sums(const lutrt_mma_args *a, float *tsum) {
+    const int full = a->mirrored ? 0 : 15, sign = a->mirrored ? -1 : 1;
+    for (int m = 0; m < a->M; m++) {
+        const int8_t *t = (const int8_t *)a->tables + (size_t)m * a->row_bytes;
+        for (int s = 0; s < a->NS; s++) {
+            int j1 = (s + 1) * a->jt < a->J ? (s + 1) * a->jt : a->J, acc = 0;
+            for (int j = s * a->jt; j < j1; j++) acc += t[(size_t)j * a->entries + full];
+            tsum[(size_t)m * a->NS + s] = (float)(sign * acc);
+        }
+    }
+}
 
 typedef struct {
     const lutrt_mma_args *args;
@@ -43,6 +59,15 @@ int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, 
         .zimp = d->zimp,
         .out = out,
     };
+    /* zero-point term of int8 tables from the tables themselves (lutrt.h) */
+    float tsum_stack[1024], *tsum = NULL;
+    if (d->table_i8) {
+        size_t n = (size_t)a.M * (size_t)a.NS;
+        tsum = n <= 1024 ? tsum_stack : malloc(n * sizeof(float));
+        if (!tsum) return lutrt_fail("lutrt_mma: out of memory");
+        table_full_sums(&a, tsum);
+        a.tsum = tsum;
+    }
     const lutrt_kernel *k = lutrt_current_kernel();
 #ifdef LUTRT_X86
     /* Vec-LUT: int8 tables on the SIMD kernels, when asked for or from the crossover on */
@@ -51,12 +76,16 @@ int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, 
     if (d->table_i8 && d->bits <= 4 && k->mma_i8 != lutrt_mma_i8_ref &&
         (d->strategy == LUTRT_STRATEGY_VEC_LUT ||
          (d->strategy == LUTRT_STRATEGY_AUTO && LUTRT_VEC_LUT_MIN_M > 0 &&
-          a.M >= LUTRT_VEC_LUT_MIN_M)))
-        return lutrt_mma_i8_vlut_avx2(&a);
+          a.M >= LUTRT_VEC_LUT_MIN_M))) {
+        rc = lutrt_mma_i8_vlut_avx2(&a);
+    } else
 #endif
-    mma_job job = {&a, d->table_i8 ? k->mma_i8 : k->mma_f32};
-    /* chunks: one GEMV tile (4 blocks = 4 memory streams) or one GEMM super-block */
-    int grain = a.M == 1 ? 4 : lutrt_super_blocks(&a);
-    lutrt_parallel_for(d->num_threads, a.NB, grain, mma_task, &job);
-    return LUTRT_OK;
+    {
+        mma_job job = {&a, d->table_i8 ? k->mma_i8 : k->mma_f32};
+        /* chunks: one GEMV tile (4 blocks = 4 memory streams) or one GEMM super-block */
+        int grain = a.M == 1 ? 4 : lutrt_super_blocks(&a);
+        lutrt_parallel_for(d->num_threads, a.NB, grain, mma_task, &job);
+    }
+    if (tsum != tsum_stack) free(tsum);
+    return rc;
 }

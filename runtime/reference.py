@@ -64,11 +64,19 @@ def sums_reference(x: np.ndarray, group: int) -> np.ndarray:
     return padded.reshape(m, ng, group).sum(axis=2)
 
 
-def mma_from_tables(tables: np.ndarray, tscale: np.ndarray | None, sums: np.ndarray,
+def full_entries(tables: np.ndarray, mirrored: bool) -> np.ndarray:
+    """[M, J]: F = the all-ones entry of each table (the sum of its 4 activations as stored):
+    plain T[15], mirrored -T8[0]."""
+    t = tables.astype(np.float64)
+    return -t[:, :, 0] if mirrored else t[:, :, 15]
+
+
+def mma_from_tables(tables: np.ndarray, tscale: np.ndarray | None, sums: np.ndarray | None,
                     codes: np.ndarray, scales: np.ndarray, zeros: np.ndarray | None, zimp: float,
                     group: int, mirrored: bool, scale_group: int = 32) -> np.ndarray:
-    """out[m, n] = sum_g s (sum_{j in g} sum_b 2^b L(c) - z sums) from given tables [M, J, E]
-    (f32, or int8 with tscale [M, NS]: integer lookup sums per scale group times tscale)."""
+    """out[m, n] = sum_g s sum_{j in g} (sum_b 2^b L(c_b) - z F_j) from given tables [M, J, E]
+    (f32, or int8 with tscale [M, NS]: each scale group's integer sum times its tscale). The
+    zero-point term uses the tables' own all-ones entries F (lutrt.h), so `sums` is unused."""
     m = tables.shape[0]
     bits, n, j = codes.shape
     t = tables.astype(np.float64)
@@ -82,18 +90,19 @@ def mma_from_tables(tables: np.ndarray, tscale: np.ndarray | None, sums: np.ndar
         else:
             v = t[:, cols, c[b]]
         looked += (2.0 ** b) * v  # [M, N, J]
+    jg = group // 4
+    ng = scales.shape[1]
+    z = zeros.astype(np.float64) if zeros is not None else np.full((n, ng), float(zimp))
+    z_per_table = np.repeat(z, jg, axis=1)[:, :j]  # [N, J]
+    looked -= z_per_table[None] * full_entries(tables, mirrored)[:, None, :]
     if tscale is not None:
         per = scale_group // 4
         per_table = np.repeat(tscale.astype(np.float64), per, axis=1)[:, :j]
         looked = looked * per_table[:, None, :]
-    jg = group // 4
-    ng = scales.shape[1]
     padded = np.zeros((m, n, ng * jg))
     padded[:, :, :j] = looked
     grouped = padded.reshape(m, n, ng, jg).sum(axis=3)
-    z = zeros.astype(np.float64) if zeros is not None else np.full((n, ng), float(zimp))
-    corrected = grouped - z[None] * sums.astype(np.float64)[:, None, :]
-    return np.einsum("mng,ng->mn", corrected, scales.astype(np.float64))
+    return np.einsum("mng,ng->mn", grouped, scales.astype(np.float64))
 
 
 def mma_reference(x: np.ndarray, codes: np.ndarray, scales: np.ndarray,
