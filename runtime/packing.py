@@ -50,15 +50,24 @@ def codes_from_q(q: np.ndarray, bits: int) -> np.ndarray:
         raise ValueError(f"q values must lie in [0, {(1 << bits) - 1}] for {bits}-bit weights")
     n, k = q.shape
     q4 = q.astype(np.uint8).reshape(n, k // 4, 4)
-    weights = (1 << np.arange(4, dtype=np.uint8))[None, None, :]
-    return np.stack([(((q4 >> b) & 1) * weights).sum(axis=2, dtype=np.uint8) for b in range(bits)])
+    cols = [np.ascontiguousarray(q4[:, :, i]) for i in range(4)]
+    out = np.empty((bits, n, k // 4), np.uint8)
+    for b in range(bits):  # bit i of pattern = bit b of q[n, 4j + i]
+        plane = out[b]
+        np.bitwise_and(np.right_shift(cols[0], b), 1, out=plane)
+        for i in range(1, 4):
+            plane |= ((cols[i] >> b) & 1) << i
+    return out
 
 
 def mirror_codes(codes: np.ndarray) -> np.ndarray:
     """Sign-bit convention of table symmetrization (§3.3): pattern p with bit 3 set becomes
     8 | (~p & 7) (looks up -T8[~p & 7], since T(p) = -T(~p)); other patterns are unchanged."""
-    c = np.asarray(codes, dtype=np.uint8)
-    return np.where((c & 8) != 0, 8 | (~c & 7), c).astype(np.uint8)
+    return _MIRROR[np.asarray(codes, dtype=np.uint8) & 15]
+
+
+# mirror_codes as a table over the 16 patterns: one gather instead of three array passes
+_MIRROR = np.array([p if p < 8 else 8 | (~p & 7) for p in range(16)], np.uint8)
 
 
 def mirror_scale(scales: np.ndarray) -> np.ndarray:

@@ -30,7 +30,6 @@ from lutc.runtime.errors import LutcError
 from lutc.runtime.model_loader import signature
 from lutc.dialects.dtypes import numpy_dtype
 from lutc.dialects.lut_ops import WeightOp
-from lutc.dialects.table_type import TableType
 
 _BINARY = {
     arith.AddfOp: "+", arith.SubfOp: "-", arith.MulfOp: "*", arith.DivfOp: "/",
@@ -537,11 +536,6 @@ class CEmitter:
 
 def is_view(op: Operation) -> bool:
     return isinstance(op, VIEW_OPS)
-
-
-def table_bytes(typ: TableType) -> int:
-    m, t, e = typ.shape
-    return m * t * e * (1 if typ.is_quantized else 4)
 
 
 class _Env(dict):

@@ -23,6 +23,7 @@ import numpy as np
 from xdsl.dialects.linalg import ops as linalg
 from xdsl.ir import Operation, SSAValue
 
+from lutc.runtime import abi
 from lutc.runtime.errors import LutcError
 from lutc.dialects.attention_ops import KvAttentionOp
 from lutc.dialects.fused_precompute import FusedPrecomputeOp
@@ -37,8 +38,8 @@ def _align(n: int) -> int:
 
 
 def table_entries_bytes(typ: TableType) -> int:
-    m, t, e = typ.shape
-    return m * t * e * (1 if typ.is_quantized else 4)
+    """All rows' entries (lutrt_table_row_bytes per row, runtime/abi.py)."""
+    return typ.shape[0] * typ.row_entries_bytes
 
 
 def _shape(value: SSAValue) -> tuple[int, ...]:
@@ -106,7 +107,7 @@ class LutEmitter:
         e = self.e
         typ = op.table.type
         assert isinstance(typ, TableType)
-        _, t, entries_per_table = typ.shape
+        t = typ.shape[1]
         k = 4 * t
         acts = e.define(op.activations)
         e.plan.root[generic.res[0]] = op.activations  # the producer writes into it
@@ -114,7 +115,7 @@ class LutEmitter:
         sums = e.define(op.sums)
         d = self._precompute_desc(typ, op.sum_group.value.data, op.table)
         entries, tscale = self._table_parts(op.table, table)
-        row_bytes = t * entries_per_table * (1 if typ.is_quantized else 4)
+        row_bytes = typ.row_entries_bytes
         ns = -(-k // typ.scale_group.data) if typ.is_quantized else 0
         ng = _shape(op.sums)[1]
         out_shape = _shape(op.activations)
@@ -150,8 +151,6 @@ class LutEmitter:
             return "1"
         return f"{tiles} < lutrt_get_num_threads() ? {tiles} : 0"
 
-    # lutrt.h: LUTRT_STRATEGY_PER_TOKEN = 1, LUTRT_STRATEGY_VEC_LUT = 2 (0: runtime decides)
-    STRATEGY_CODES = {"per_token": "LUTRT_STRATEGY_PER_TOKEN", "vec_lut": "LUTRT_STRATEGY_VEC_LUT"}
 
     @classmethod
     def _tile_fields(cls, op: Operation) -> dict[str, str | int]:
@@ -159,7 +158,7 @@ class LutEmitter:
         if not isinstance(tile, TileAttr):
             return {}
         m, n, k = tile.sizes
-        return dict(strategy=cls.STRATEGY_CODES[tile.strategy_name], tile_m=m, tile_n=n,
+        return dict(strategy=abi.STRATEGY_CODES[tile.strategy_name], tile_m=m, tile_n=n,
                     tile_k=k)
 
     def _mma_desc(self, op: MmaOp | PackedMmaOp, n: int) -> str:
