@@ -58,8 +58,13 @@ def precompute(x: np.ndarray, entries: int, sum_group: int, quantized: bool = Fa
     t = k // 4
     ns = -(-t // per)
     absmax = np.zeros((m, ns * per))
-    absmax[:, :t] = np.abs(xg).sum(axis=2)
-    scales = (absmax.reshape(m, ns, per).max(axis=2) / 127.0).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        absmax[:, :t] = np.abs(xg).sum(axis=2).astype(np.float32)  # overflows like float32
+    mx = absmax.reshape(m, ns, per).max(axis=2)
+    # the runtime's policy (lutrt.h): a non-finite group gets a NaN scale and zero entries
+    # (its row's outputs are NaN); a group below 2^-100 gets scale 0 and zero entries
+    finite = np.isfinite(mx)
+    scales = np.where(finite, np.where(mx < 2.0**-100, 0.0, mx / 127.0), np.nan).astype(np.float32)
     per_table = np.repeat(scales, per, axis=1)[:, :t]
     with np.errstate(divide="ignore", invalid="ignore"):
         q = np.where(per_table[:, :, None] > 0, table / per_table[:, :, None], 0.0)

@@ -9,6 +9,12 @@
  *   int8 tables: tscale[m, t] = max_{j in t} (sum_i |x[m, 4j+i]|) / 127 over each scale group
  *                t of `scale_group` activations (the last one may be partial);
  *                Tq = round_half_even(T * (127 / max)) as int8 (0 when max == 0).
+ *                Non-finite inputs (issue 11.4): a scale group holding +-inf or NaN, or whose
+ *                sum_i |x| overflows float (e.g. 4 x 3e38), gets tscale = NaN and entries 0 (no
+ *                float -> int8 cast of inf / NaN ever happens), so every output of that row is
+ *                NaN on every kernel — like a float GEMM, non-finite, and identical across
+ *                kernels. A group with max < 2^-100 (127 / max would overflow) gets tscale 0 and
+ *                entries 0: it contributes exactly 0 (at most 2^-100 sum |w| is dropped).
  *   sums[m, g] = sum_{k in weight group g} x[m, k].
  *
  *   Weights: codes c[b, n, j] (4-bit bit-plane patterns, mirrored convention if mirrored),

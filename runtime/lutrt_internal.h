@@ -72,6 +72,16 @@ void lutrt_mma_f32_avx2(const lutrt_mma_args *a, int blk_begin, int blk_end);
 extern const lutrt_mma_fn lutrt_mma_f32_avx512_ptr;
 #endif
 
+/* tscale of an int8 table scale group whose largest sum_i |x_i| is mx (lutrt.h): mx / 127;
+ * NaN when the group holds inf / NaN or its |x| sums overflow (finite == 0), which poisons
+ * every output of the row; 0 below LUTRT_TINY_SCALE (127 / mx would overflow float), the
+ * group's entries then being 0. Shared by every precompute so their tables stay identical. */
+#define LUTRT_TINY_SCALE 0x1p-100f
+static inline float lutrt_table_scale(float mx, int finite) {
+    if (!finite) return __builtin_nanf("");
+    return mx < LUTRT_TINY_SCALE ? 0.0f : mx / 127.0f;
+}
+
 /* Validation shared by precompute and mma; returns LUTRT_OK or sets the last error. */
 int lutrt_check_desc(const lutrt_mma_desc *d, int for_mma);
 int lutrt_fail(const char *fmt, ...);

@@ -1,6 +1,7 @@
 /* precompute.c — lut.precompute: activation rows -> lookup tables, int8 table scales and
  * group sums (docs/design.md §2, §3.3-3.4). The entry points validate and dispatch; the
  * portable row builder here is also the reference for precompute_avx2.c. */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -54,13 +55,22 @@ void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x, void *tab
         int j0 = s * jt, j1 = min_int(J, j0 + jt);
         /* table quantization (§3.4): scale = max_j sum_i |x_i| / 127, the largest |entry| */
         float mx = 0.0f;
+        int finite = 1;
         for (int j = j0; j < j1; j++) {
             const float *x4 = x + 4 * j;
             float a = (fabsf(x4[0]) + fabsf(x4[1])) + (fabsf(x4[2]) + fabsf(x4[3]));
+            if (!(a <= FLT_MAX)) finite = 0; /* inf, NaN, or a sum past FLT_MAX */
             mx = a > mx ? a : mx;
         }
-        float inv = mx > 0.0f ? 127.0f / mx : 0.0f;
-        tscale[s] = mx / 127.0f;
+        /* non-finite group: NaN scale, zero entries (lutrt.h); tiny or zero group: all zero */
+        float scale = lutrt_table_scale(mx, finite);
+        if (!(scale > 0.0f)) {
+            tscale[s] = scale;
+            memset(tq + (size_t)j0 * E, 0, (size_t)(j1 - j0) * E);
+            continue;
+        }
+        float inv = 127.0f / mx;
+        tscale[s] = scale;
         for (int j = j0; j < j1; j++) {
             float t[16];
             table_f32(x + 4 * j, d->mirrored, t);

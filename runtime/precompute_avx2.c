@@ -5,6 +5,7 @@
  * A 16-entry table is two ymm: entries 0..7 = x0 b0 + x1 b1 + x2 b2 with 0/1 pattern vectors,
  * entries 8..15 = those + x3. An 8-entry (symmetrized) table is one ymm with +-1 patterns
  * minus x3. int8 quantization packs 2 (16-entry) or 4 (8-entry) tables per 32-byte store. */
+#include <float.h>
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
@@ -102,7 +103,8 @@ static void tables_i8(const float *x, int j0, int j1, const float *inv, int mirr
         __m256 lo = low_half(x + 4 * j, pt, mirrored);
         _mm256_storeu_ps(e, lo);
         if (!mirrored) _mm256_storeu_ps(e + 8, _mm256_add_ps(lo, _mm256_broadcast_ss(x + 4 * j + 3)));
-        for (int p = 0; p < E; p++) out[(size_t)j * E + p] = (int8_t)nearbyintf(e[p] * inv[j - j0]);
+        for (int p = 0; p < E; p++) /* inv 0: zeroed group (its entries may be inf / NaN) */
+            out[(size_t)j * E + p] = inv[j - j0] != 0.0f ? (int8_t)nearbyintf(e[p] * inv[j - j0]) : 0;
     }
 }
 
@@ -135,11 +137,20 @@ void lutrt_precompute_row_avx2(const lutrt_mma_desc *d, const float *x, void *ta
             const int s1 = min_int(c1, s0 + jt);
             /* table quantization (§3.4): scale = max_j sum_i |x_i| / 127 */
             float mx = 0.0f;
-            for (int j = s0; j < s1; j++) mx = asum[j - c0] > mx ? asum[j - c0] : mx;
-            const float iv = mx > 0.0f ? 127.0f / mx : 0.0f;
-            tscale[s0 / jt] = mx / 127.0f;
+            int finite = 1;
+            for (int j = s0; j < s1; j++) {
+                if (!(asum[j - c0] <= FLT_MAX)) finite = 0;
+                mx = asum[j - c0] > mx ? asum[j - c0] : mx;
+            }
+            const float scale = lutrt_table_scale(mx, finite);
+            const float iv = scale > 0.0f ? 127.0f / mx : 0.0f;
+            tscale[s0 / jt] = scale;
             for (int j = s0; j < s1; j++) inv[j - c0] = iv;
         }
         tables_i8(x, c0, c1, inv, mirrored, &pt, (int8_t *)tables_row);
+        /* groups with inv 0 (non-finite, tiny or zero): entries 0, whatever the SIMD path
+         * computed from their inf / NaN (cvtps of NaN is INT_MIN, a defined -128 after packs) */
+        for (int j = c0; j < c1; j++)
+            if (inv[j - c0] == 0.0f) memset((int8_t *)tables_row + (size_t)j * (mirrored ? 8 : 16), 0, mirrored ? 8 : 16);
     }
 }

@@ -50,10 +50,15 @@ def tables_reference(x: np.ndarray, entries: int, table_i8: bool, scale_group: i
     ns = _cdiv(j, per)
     asum = np.zeros((m, ns * per))
     asum[:, :j] = np.abs(xg).sum(axis=2)
-    mx = asum.reshape(m, ns, per).max(axis=2)
-    inv = np.where(mx > 0, 127.0 / np.where(mx > 0, mx, 1.0), 0.0)
-    tq = np.clip(np.rint(t * np.repeat(inv, per, axis=1)[:, :j, None]), -127, 127)
-    return tq.astype(np.int8), mx / 127.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        asum = asum.astype(np.float32).astype(np.float64)  # overflow to inf as in float32
+        mx = asum.reshape(m, ns, per).max(axis=2)
+        finite = np.isfinite(mx)  # NaN / inf / overflowed group: NaN scale, entries 0 (lutrt.h)
+        live = finite & (mx >= 2.0**-100)  # tiny groups: scale 0, entries 0
+        inv = np.where(live, 127.0 / np.where(live, mx, 1.0), 0.0)
+        tq = np.clip(np.rint(np.nan_to_num(t) * np.repeat(inv, per, axis=1)[:, :j, None]), -127, 127)
+    scale = np.where(finite, np.where(live, mx / 127.0, 0.0), np.nan)
+    return tq.astype(np.int8), scale
 
 
 def sums_reference(x: np.ndarray, group: int) -> np.ndarray:

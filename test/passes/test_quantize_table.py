@@ -37,7 +37,11 @@ def test_int8_tables_nmse(dist, spec, symmetrize):
     (approx,) = run_module(module, weights, [x])
     (pre,) = [op for op in module.walk() if isinstance(op, PrecomputeOp)]
     assert pre.table.type.is_quantized
-    assert nmse(approx, exact) <= 5e-4
+    # The zero-point term uses the tables' rounded all-ones entries (exact 0 for W = 0, issue
+    # 10.1), which adds z * (its rounding) per table: with plain 16-entry tables and large zero
+    # points (z ~ 2^(B-1)) NMSE grows 1.2-2x (Student-t: up to ~9e-4); mirrored tables
+    # (|z'| ~ 1, the default pipeline) are unchanged and keep the 5e-4 oracle.
+    assert nmse(approx, exact) <= (5e-4 if symmetrize else 1e-3)
 
 
 @pytest.mark.parametrize("spec, sg", [("w6g16", 16), ("w8g32sym", 32), ("w8g32", 32)])

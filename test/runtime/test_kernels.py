@@ -305,6 +305,98 @@ def test_zero_groups_contribute_exactly_zero(kernel, bits, mirrored):
     assert np.array_equal(out, without)
 
 
+# ---- non-finite activations (issue 11.4) ------------------------------------------------------
+
+def _nonfinite_rows(k):
+    """Rows: finite, one +inf, all +inf, all 3e38 (|x| sums overflow), one NaN, -inf and
+    denormals (a tiny group: contributes 0)."""
+    x = np.random.default_rng(17).standard_normal((7, k)).astype(np.float32)
+    x[1, 37] = np.inf
+    x[2] = np.inf
+    x[3] = 3e38
+    x[4, k - 1] = np.nan
+    x[5, :8] = -np.inf
+    x[6] = 1e-40
+    return x
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("bits", [2, 3, 8, "ternary"])
+@pytest.mark.parametrize("mirrored", [False, True])
+@pytest.mark.parametrize("strategy", ["per_token", "vec_lut"])
+def test_nonfinite_activations_poison_their_row(kernel, bits, mirrored, strategy):
+    """int8 tables: a row with inf / NaN / overflowing activations gives NaN in every output
+    (a float GEMM gives non-finite outputs too), the same on every kernel and strategy; other
+    rows are unaffected; a denormal row gives exactly 0."""
+    nbits, ternary = _bits(bits)
+    rng = np.random.default_rng(seed("nf", str(bits), mirrored))
+    c = make_case(rng, 7, 200, 256, nbits, 64, mirrored, ternary, True)
+    c["x"] = _nonfinite_rows(256)
+    kernels.set_kernel("ref")
+    _, want = run_mma(c, nbits, 64, mirrored, True, 1)
+    kernels.set_kernel(kernel)
+    t, out = run_mma(c, nbits, 64, mirrored, True, 2, strategy=strategy)
+    assert np.isnan(out[1:6]).all() and np.isfinite(out[0]).all()
+    assert not out[6].any()
+    assert np.array_equal(out, want, equal_nan=True) or (
+        np.array_equal(np.isnan(out), np.isnan(want))
+        and np.abs(out[0] - want[0]).max() <= 1e-5 * np.abs(want[0]).max())
+    for row in range(1, 6):
+        assert np.isnan(t.tscale[row]).any()
+        assert not t.entries[row][np.repeat(np.isnan(t.tscale[row]), 8)].any()
+    # the finite row matches a call without the others
+    c0 = dict(c, x=c["x"][:1])
+    _, alone = run_mma(c0, nbits, 64, mirrored, True, 2, strategy=strategy)
+    assert np.array_equal(alone[0], out[0])
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_nonfinite_activations_f32_tables(kernel, mirrored):
+    """f32 tables carry inf / NaN through like a float GEMM: those rows are non-finite."""
+    kernels.set_kernel(kernel)
+    rng = np.random.default_rng(seed("nf32", mirrored))
+    c = make_case(rng, 7, 100, 256, 2, 64, mirrored)
+    c["x"] = _nonfinite_rows(256)
+    _, out = run_mma(c, 2, 64, mirrored, False, 2)
+    assert (~np.isfinite(out[1:6])).all() and np.isfinite(out[[0, 6]]).all()
+
+
+def test_precompute_nonfinite_clean_under_float_cast_ubsan():
+    """No float -> int8 cast of inf / NaN in any precompute or mma: the runtime built with
+    -fsanitize=float-cast-overflow (not part of -fsanitize=undefined) runs every kernel on
+    non-finite and tiny activations without a report."""
+    lib = build.runtime_library(extra_cflags=("-fsanitize=float-cast-overflow",
+                                              "-fno-sanitize-recover=all"))
+    code = f"""
+import numpy as np, sys
+sys.path.insert(0, {str(HERE)!r})
+from lutc.runtime import kernels, packing
+from test_kernels import _nonfinite_rows
+kernels.use_library({str(lib)!r})
+x = _nonfinite_rows(256)
+q = np.random.default_rng(0).integers(0, 4, (64, 256)).astype(np.uint8)
+for kernel in {KERNELS!r}:
+    kernels.set_kernel(kernel)
+    for entries in (8, 16):
+        codes = packing.codes_from_q(q, 2)
+        codes = packing.mirror_codes(codes) if entries == 8 else codes
+        for sg in (4, 32, 64):
+            t = kernels.precompute(x, group=64, entries=entries, table_i8=True, scale_group=sg)
+            for strategy in ("per_token", "vec_lut"):
+                out = kernels.mma(t, packing.pack_weights(codes), np.ones((64, 4), np.float32),
+                                  n=64, bits=2, zimp=1.0, strategy=strategy)
+                assert np.isnan(out[1:6]).all(), (kernel, entries, sg)
+print("clean")
+"""
+    env = dict(os.environ, UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode == 0 and "runtime error" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "clean"
+
+
 # ---- Vec-LUT ---------------------------------------------------------------------------------
 
 SIMD_KERNELS = [k for k in KERNELS if k != "ref"]
