@@ -218,7 +218,52 @@ class CompiledModel:
         base = buf.ctypes.data
         return base + (-base) % _ALIGN
 
-    def __call__(self, *inputs) -> list[np.ndarray]:
+    def _by_name(self, feed: dict) -> list:
+        """Inputs in signature order from {name: array}; a name is the signature's name or
+        the model's original one. Raises LutcError for an unknown or a missing name."""
+        index = {}
+        for i, spec in enumerate(self.inputs):
+            for key in (spec.get("name"), spec.get("original_name")):
+                if key:
+                    index[key] = i
+        values: list = [None] * len(self.inputs)
+        for name, value in feed.items():
+            if name not in index:
+                expected = ", ".join(s.get("original_name") or s["name"] for s in self.inputs)
+                raise LutcError(f"the model has no input named '{name}' (inputs: {expected})")
+            values[index[name]] = value
+        missing = [s.get("original_name") or s["name"]
+                   for s, v in zip(self.inputs, values) if v is None]
+        if missing:
+            raise LutcError(f"missing input(s): {', '.join(missing)}")
+        return values
+
+    def run(self, output_names, feed: dict) -> list[np.ndarray]:
+        """onnxruntime-style: outputs (all when output_names is None, else those named) of
+        the model on the inputs in `feed` ({name: array})."""
+        outputs = self(feed)
+        if output_names is None:
+            return outputs
+        names = {}
+        for i, spec in enumerate(self.outputs):
+            for key in (spec.get("name"), spec.get("original_name")):
+                if key:
+                    names[key] = i
+        unknown = [n for n in output_names if n not in names]
+        if unknown:
+            raise LutcError(f"the model has no output named '{unknown[0]}' "
+                            f"(outputs: {', '.join(names)})")
+        return [outputs[names[n]] for n in output_names]
+
+    def __call__(self, *inputs, **named) -> list[np.ndarray]:
+        """Run on inputs given in signature order, as one {name: array} dict, or as keyword
+        arguments by name. Returns the outputs in signature order."""
+        if len(inputs) == 1 and isinstance(inputs[0], dict):
+            inputs = tuple(self._by_name({**inputs[0], **named}))
+        elif named:
+            if inputs:
+                raise LutcError("give inputs either in order or by name, not both")
+            inputs = tuple(self._by_name(named))
         if len(inputs) != len(self.inputs):
             raise LutcError(f"the model takes {len(self.inputs)} inputs, got {len(inputs)}")
         arrays = [self._check(i, spec, v) for i, (spec, v) in enumerate(zip(self.inputs, inputs))]
