@@ -19,12 +19,13 @@ float weights stay float (or are quantized when a `WeightSpec` is given).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 import numpy as np
 from xdsl.dialects.builtin import ArrayAttr, IntegerAttr, ModuleOp, f32, i64
 
-from lutc.compiler.codegen.emit_c import ROW_ARGS_ATTR, ROWS_ARG_ATTR
+from lutc.compiler.codegen.emit_c import ROW_ARGS_ATTR, ROWS_ARG_ATTR, tag_layer
 from lutc.compiler.frontends.graph_builder import GraphBuilder
 from lutc.compiler.frontends.quantize import QuantizedWeight, WeightSpec, quantize
 from lutc.compiler.imported_model import ImportedModel, TensorSpec
@@ -36,13 +37,58 @@ from lutc.runtime.errors import LutcError
 Weight = np.ndarray | QuantizedWeight
 
 
-def rope_tables(cfg: DecoderConfig, max_context: int) -> tuple[np.ndarray, np.ndarray]:
-    """cos, sin [T, D/2] of position * theta^(-2i/D) (Su et al., RoFormer; transformers'
-    default rotary embedding, computed in float64 then rounded)."""
-    d = cfg.head_dim
-    inv_freq = 1.0 / (cfg.rope_theta ** (np.arange(0, d, 2, dtype=np.int64).astype(np.float32) / d))
+def rope_tables(cfg: DecoderConfig, max_context: int, theta: float | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """cos, sin [T, R/2] of position * theta^(-2i/R), R = the rotary dims (head_dim, or
+    partial_rotary_factor * head_dim) (Su et al., RoFormer; transformers' default rotary
+    embedding, in float32 as transformers computes it)."""
+    d = cfg.rotary_dim
+    theta = cfg.rope_theta if theta is None else theta
+    inv_freq = 1.0 / (theta ** (np.arange(0, d, 2, dtype=np.int64).astype(np.float32) / d))
     angles = np.arange(max_context, dtype=np.float32)[:, None] * inv_freq[None, :].astype(np.float32)
     return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+
+
+def _take_rows(w: Weight, rows: slice) -> Weight:
+    """Rows of a float [out, in] array or of a QuantizedWeight (codes, scales and zeros are
+    all row-wise, so the selection is exact)."""
+    if isinstance(w, np.ndarray):
+        return np.ascontiguousarray(w[rows])
+    if hasattr(w, "take_rows"):
+        return w.take_rows(rows)
+    zeros = None if w.zeros is None else np.ascontiguousarray(w.zeros[rows])
+    return dataclasses.replace(w, codes=np.ascontiguousarray(w.codes[rows]),
+                               scales=np.ascontiguousarray(w.scales[rows]), zeros=zeros)
+
+
+def split_fused(cfg: DecoderConfig, weights: Mapping[str, Weight]) -> Mapping[str, Weight]:
+    """phi3's fused projections as the separate ones the graph reads: `qkv_proj` rows are
+    q (H*D), k (KVH*D), v (KVH*D) stacked; `gate_up_proj` rows are gate then up (transformers'
+    Phi3Attention / Phi3MLP slice them the same way). Weights without fused tensors pass as
+    they are."""
+    if not any(n.endswith((".qkv_proj.weight", ".gate_up_proj.weight")) for n in weights):
+        return weights
+    q, kv, inter = (cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim,
+                    cfg.intermediate_size)
+    parts = {"self_attn.qkv_proj": (("self_attn.q_proj", 0, q), ("self_attn.k_proj", q, q + kv),
+                                    ("self_attn.v_proj", q + kv, q + 2 * kv)),
+             "mlp.gate_up_proj": (("mlp.gate_proj", 0, inter), ("mlp.up_proj", inter, 2 * inter))}
+    out = {}
+    for name, w in weights.items():
+        stem, _, suffix = name.rpartition(".")
+        fused = next((f for f in parts if stem.endswith("." + f)), None)
+        if fused is None:
+            out[name] = w
+            continue
+        expected = parts[fused][-1][2]
+        n_rows = (w.codes if hasattr(w, "codes") else np.asarray(w)).shape[0]
+        if n_rows != expected:
+            raise LutcError(f"tensor '{name}' has {n_rows} rows; the config's head counts and "
+                            f"sizes say it should have {expected}")
+        base = stem[:-len(fused)]
+        for part, a, b in parts[fused]:
+            out[f"{base}{part}.{suffix}"] = _take_rows(w, slice(a, b))
+    return out
 
 
 class DecoderGraph:
@@ -57,7 +103,8 @@ class DecoderGraph:
                  max_context: int, quantize_spec: WeightSpec | None = None):
         if not 1 <= chunk <= max_context:
             raise LutcError(f"chunk size {chunk} must be in 1..max_context ({max_context})")
-        self.cfg, self.weights, self.chunk, self.max_context = cfg, weights, chunk, max_context
+        self.cfg, self.chunk, self.max_context = cfg, chunk, max_context
+        self.weights = split_fused(cfg, weights)
         self.spec = quantize_spec
         self.gb = GraphBuilder(WeightStore())
         self.quantization_report: list[tuple[str, float]] = []
@@ -106,15 +153,52 @@ class DecoderGraph:
         return gb.map(lambda s, v, r, g: s.mul(s.mul(v, r), g), [x, inv, wt])
 
     def rope(self, x, cos, sin):
-        """transformers' rotate_half RoPE on x [C, heads, D] with cos/sin [C, 1, D/2]."""
+        """transformers' rotate_half RoPE on x [C, heads, D] with cos/sin [C, 1, R/2]: the
+        first R dims rotate, the rest pass through (partial rotary)."""
         gb = self.gb
         c, h, d = x.type.get_shape()
-        half = d // 2
+        rd = self.cfg.rotary_dim
+        half = rd // 2
         x1 = gb.slice(x, [0, 0, 0], [c, h, half])
         x2 = gb.slice(x, [0, 0, half], [c, h, half])
         o1 = gb.map(lambda s, a, b, co, si: s.sub(s.mul(a, co), s.mul(b, si)), [x1, x2, cos, sin])
         o2 = gb.map(lambda s, a, b, co, si: s.add(s.mul(b, co), s.mul(a, si)), [x1, x2, cos, sin])
-        return gb.concat([o1, o2], 2)
+        parts = [o1, o2] if rd == d else [o1, o2, gb.slice(x, [0, 0, rd], [c, h, d - rd])]
+        return gb.concat(parts, 2)
+
+    def scaled(self, x, factor: float):
+        if factor == 1.0:
+            return x
+        f = float(np.float32(factor))
+        return self.gb.map(lambda s, v: s.mul(v, s.const(f, f32)), [x])
+
+    def attention(self, h, layer: int, rope_cs):
+        """Self-attention of one layer on the normed input h [C, hidden] -> [C, hidden]."""
+        cfg, gb, c = self.cfg, self.gb, self.chunk
+        h_, kvh, d, hid = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.hidden_size
+        p = f"model.layers.{layer}.self_attn."
+        q = self.linear(h, p + "q_proj", h_ * d, hid)
+        k = self.linear(h, p + "k_proj", kvh * d, hid)
+        if cfg.qk_norm == "full":  # olmo2: over the whole projection, before the head split
+            q = self.rms_norm(q, p + "q_norm.weight", h_ * d)
+            k = self.rms_norm(k, p + "k_norm.weight", kvh * d)
+        q, k = gb.reshape(q, (c, h_, d)), gb.reshape(k, (c, kvh, d))
+        v = gb.reshape(self.linear(h, p + "v_proj", kvh * d, hid), (c, kvh, d))
+        if cfg.qk_norm == "head":
+            q = self.rms_norm(q, p + "q_norm.weight", d)
+            k = self.rms_norm(k, p + "k_norm.weight", d)
+        if cfg.uses_rope(layer):
+            cos, sin = rope_cs[cfg.window(layer) != 0 and cfg.rope_local_theta != 0]
+            q, k = self.rope(q, cos, sin), self.rope(k, cos, sin)
+        attn = gb._insert(KvAttentionOp(q, k, v, self._cache, self._positions, self._rows, layer,
+                                        cfg.attention_scale, cfg.window(layer), cfg.attn_softcap))
+        return self.linear(gb.reshape(attn, (c, h_ * d)), p + "o_proj", hid, h_ * d)
+
+    def sublayer(self, x, out, post_norm: str):
+        """x + out, with out normed first (olmo2, gemma2 post norms) and scaled (granite)."""
+        if self.cfg.norm_placement != "pre":
+            out = self.rms_norm(out, post_norm, self.cfg.hidden_size)
+        return self.gb.binary("add", x, self.scaled(out, self.cfg.residual_multiplier))
 
     def mlp(self, h, prefix: str):
         cfg, gb = self.cfg, self.gb
@@ -134,44 +218,53 @@ class DecoderGraph:
     # -- the function -----------------------------------------------------------------------
     def build(self) -> ImportedModel:
         cfg, gb, c = self.cfg, self.gb, self.chunk
-        h_, kvh, d = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
-        hid = cfg.hidden_size
+        kvh, d, hid = cfg.num_kv_heads, cfg.head_dim, cfg.hidden_size
         cache_shape = (cfg.num_layers, 2, kvh, self.max_context, d)
         tokens = gb.add_input((c,), np.int64)
         positions = gb.add_input((c,), np.int64)
         rows = gb.add_input((1,), np.int64)
         cache = gb.add_input(cache_shape, np.float32)
 
+        self._cache, self._positions, self._rows = cache, positions, rows
+
         embed = self.float_tensor("model.embed_tokens.weight", (cfg.vocab_size, hid))
         x = gb.gather(gb.weight(embed, "model.embed_tokens.weight"), tokens, 0)
-        if cfg.embed_scale != 1.0:
-            scale = float(np.float32(cfg.embed_scale))
-            x = gb.map(lambda s, v: s.mul(v, s.const(scale, f32)), [x])
-        cos_t, sin_t = rope_tables(cfg, self.max_context)
-        cos = gb.reshape(gb.gather(gb.weight(cos_t, "rope.cos"), positions, 0), (c, 1, d // 2))
-        sin = gb.reshape(gb.gather(gb.weight(sin_t, "rope.sin"), positions, 0), (c, 1, d // 2))
+        x = self.scaled(x, cfg.embed_scale)
+        rope_cs = {}  # False: rope_theta; True: the sliding-window layers' rope_local_theta
+        for local in {cfg.window(i) != 0 and cfg.rope_local_theta != 0
+                      for i in range(cfg.num_layers) if cfg.uses_rope(i)}:
+            cos_t, sin_t = rope_tables(cfg, self.max_context,
+                                       cfg.rope_local_theta if local else None)
+            tag = "rope.local." if local else "rope."
+            r = cfg.rotary_dim // 2
+            rope_cs[local] = (
+                gb.reshape(gb.gather(gb.weight(cos_t, tag + "cos"), positions, 0), (c, 1, r)),
+                gb.reshape(gb.gather(gb.weight(sin_t, tag + "sin"), positions, 0), (c, 1, r)))
 
         for layer in range(cfg.num_layers):
+            start = gb.block.last_op  # tagged below: the C emitter shares one layer body
             p = f"model.layers.{layer}."
-            h = self.rms_norm(x, p + "input_layernorm.weight", hid)
-            q = gb.reshape(self.linear(h, p + "self_attn.q_proj", h_ * d, hid), (c, h_, d))
-            k = gb.reshape(self.linear(h, p + "self_attn.k_proj", kvh * d, hid), (c, kvh, d))
-            v = gb.reshape(self.linear(h, p + "self_attn.v_proj", kvh * d, hid), (c, kvh, d))
-            if cfg.qk_norm:
-                q = self.rms_norm(q, p + "self_attn.q_norm.weight", d)
-                k = self.rms_norm(k, p + "self_attn.k_norm.weight", d)
-            q, k = self.rope(q, cos, sin), self.rope(k, cos, sin)
-            attn = gb._insert(KvAttentionOp(q, k, v, cache, positions, rows, layer,
-                                            cfg.attention_scale, cfg.sliding_window))
-            o = self.linear(gb.reshape(attn, (c, h_ * d)), p + "self_attn.o_proj", hid, h_ * d)
-            x = gb.binary("add", x, o)
-            h = self.rms_norm(x, p + "post_attention_layernorm.weight", hid)
-            x = gb.binary("add", x, self.mlp(h, p + "mlp."))
+            post = cfg.norm_placement == "post"
+            h = x if post else self.rms_norm(x, p + "input_layernorm.weight", hid)
+            x = self.sublayer(x, self.attention(h, layer, rope_cs),
+                              p + "post_attention_layernorm.weight")
+            if post:
+                h = x
+            elif cfg.norm_placement == "sandwich":
+                h = self.rms_norm(x, p + "pre_feedforward_layernorm.weight", hid)
+            else:
+                h = self.rms_norm(x, p + "post_attention_layernorm.weight", hid)
+            x = self.sublayer(x, self.mlp(h, p + "mlp."), p + "post_feedforward_layernorm.weight")
+            tag_layer(gb.block, start, layer)
 
         x = self.rms_norm(x, "model.norm.weight", hid)
         head = "model.embed_tokens" if cfg.tie_word_embeddings or "lm_head.weight" not in \
             self.weights else "lm_head"
-        logits = self.linear(x, head, cfg.vocab_size, hid)
+        logits = self.scaled(self.linear(x, head, cfg.vocab_size, hid), 1.0 / cfg.logits_scaling)
+        if cfg.final_softcap:  # gemma2: cap * tanh(logits / cap)
+            cap = float(np.float32(cfg.final_softcap))
+            logits = gb.map(lambda s, v: s.mul(s.tanh(s.mul(v, s.const(1.0 / cap, f32))),
+                                               s.const(cap, f32)), [logits])
         module = gb.finish([logits])
         fn = next(iter(module.ops))
         fn.attributes[ROWS_ARG_ATTR] = IntegerAttr(2, i64)
