@@ -52,3 +52,25 @@ def test_gguf_text_prompt_uses_its_tokenizer_and_template(tmp_path):
     assert ids[0] == llm.tokenizer.token_to_id("<|im_start|>")
     st = llm.generate("hello the", chat=True, max_new_tokens=4)
     assert st.n_prompt == len(ids) and 1 <= st.n_generated <= 4
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not_gguf", "unknown_arch"])
+def test_bad_gguf_is_one_line_in_the_cli(tmp_path, damage):
+    import os
+    import subprocess
+    import sys
+
+    path = write_gguf(tmp_path / "m.gguf", "llama" if damage != "unknown_arch" else "mamba9",
+                      llama_tensors("llama", np.random.default_rng(8)))
+    data = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "not_gguf":
+        path.write_bytes(b"GGUX" + data[4:])
+    proc = subprocess.run([sys.executable, "-m", "lutc.compiler.driver", "generate", str(path),
+                           "-p", "hi", "-n", "2"], capture_output=True, text=True,
+                          env={**os.environ, "LUTC_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lutc: error:") and "m.gguf" in lines[0]
+    assert "Traceback" not in proc.stderr
