@@ -35,22 +35,40 @@ def _cmd_compile(args) -> None:
     print(f"wrote {path} in {time.perf_counter() - t0:.2f} s")
 
 
+def _load_input(path: str) -> np.ndarray:
+    """One --input: a plain .npy array (never a pickle, which could run code)."""
+    if not Path(path).is_file():
+        raise LutcError(f"input file '{path}' does not exist")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:  # pickles, object arrays, damaged headers
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "pickle" in reason or "Object arrays" in reason:
+            reason = "it holds pickled Python objects, which lutc never loads"
+        raise LutcError(f"input file '{path}' is not a numeric .npy array: {reason}") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive
+        array.close()
+        raise LutcError(f"input file '{path}' is an .npz archive; give one .npy per --input")
+    return array
+
+
 def _cmd_run(args) -> None:
     from lutc.runtime.model_loader import CompiledModel
 
     model = CompiledModel(args.model_dir)
     if args.threads:
         model.set_num_threads(args.threads)
-    inputs = []
-    for path in args.input or []:
-        if not Path(path).is_file():
-            raise LutcError(f"input file '{path}' does not exist")
-        inputs.append(np.load(path, allow_pickle=False))
+    inputs = [_load_input(path) for path in args.input or []]
+    if args.output and not Path(args.output).absolute().parent.is_dir():
+        raise LutcError(f"--output {args.output}: folder '{Path(args.output).parent}' does not exist")
     outputs = model(*inputs)
     for i, out in enumerate(outputs):
         if args.output:
             target = Path(args.output if len(outputs) == 1 else f"{args.output}.{i}.npy")
-            np.save(target, out)
+            try:
+                np.save(target, out)
+            except OSError as err:
+                raise LutcError(f"cannot write '{target}': {err.strerror or err}") from None
             print(f"output {i}: {list(out.shape)} {out.dtype} -> {target}")
         else:
             print(f"output {i}: {list(out.shape)} {out.dtype}")
@@ -74,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compile", help="compile an ONNX model or saved torch.export program")
     c.add_argument("model")
     c.add_argument("-o", "--output", required=True, help="output directory")
-    c.add_argument("--weights", help="quantize float weights: w1..w4[gG][sym|asym] | ternary[gG]")
+    c.add_argument("--weights", help="quantize float weights: w1..w8[gG][sym|asym] | ternary[gG]")
     c.add_argument("--shape", action="append", type=_shape_arg, metavar="NAME=DxD",
                    help="fix a dynamic input shape")
     c.add_argument("--emit", choices=["mlir", "c", "lib"], default="lib")

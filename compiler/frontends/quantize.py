@@ -28,10 +28,10 @@ class WeightSpec:
 
     @staticmethod
     def parse(text: str) -> WeightSpec:
-        m = re.fullmatch(r"(?:w([1-4])|(ternary))(?:g(\d+))?(sym|asym)?", text)
+        m = re.fullmatch(r"(?:w([1-8])|(ternary))(?:g(\d+))?(sym|asym)?", text)
         if not m:
             raise LutcError(
-                f"weight format '{text}' is not one of w1|w2|w3|w4[gG][sym|asym] or ternary[gG]"
+                f"weight format '{text}' is not one of w1..w8[gG][sym|asym] or ternary[gG]"
             )
         ternary = m.group(2) is not None
         group = int(m.group(3)) if m.group(3) else (None if ternary else 64)

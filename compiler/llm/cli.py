@@ -24,7 +24,7 @@ def _positive(kind):
 
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a .gguf file or a Hugging Face model directory")
-    p.add_argument("--weights", help="quantize float linear layers: w1..w4[gG][sym|asym] | "
+    p.add_argument("--weights", help="quantize float linear layers: w1..w8[gG][sym|asym] | "
                    "ternary[gG] (default: keep the model's own weights, GGUF codes exactly)")
     p.add_argument("--lossless", action="store_true",
                    help="f32 lookup tables (same as --disable-pass lut-quantize-table)")

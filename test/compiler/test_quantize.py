@@ -37,7 +37,16 @@ def test_representable_weights_are_exact(spec):
     np.testing.assert_allclose(qw.dequantize(), w, atol=1e-6)
 
 
+def test_wide_specs_quantize_8_bit():
+    spec = WeightSpec.parse("w8g32")
+    assert (spec.bits, spec.group, spec.asym) == (8, 32, True)
+    w = np.random.default_rng(0).standard_normal((16, 64)).astype(np.float32)
+    qw = quantize(w, spec)
+    assert qw.codes.max() <= 255
+    assert np.abs(qw.dequantize() - w).max() <= np.abs(w).max() / 100
+
+
 def test_bad_specs():
-    for bad in ["w5", "w2g6", "ternarysym", "q4"]:
+    for bad in ["w9", "w0", "w2g6", "ternarysym", "q4"]:
         with pytest.raises(LutcError):
             WeightSpec.parse(bad)
