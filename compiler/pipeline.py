@@ -37,9 +37,11 @@ class PipelineOptions:
 
 
 def pipeline_passes(options: PipelineOptions) -> list[ModulePass]:
-    for name in options.disabled:
-        if name not in DEFAULT_PASSES:
-            raise LutcError(f"--disable-pass {name}: no such pass (passes: {', '.join(DEFAULT_PASSES)})")
+    for flag, names in (("--disable-pass", options.disabled), ("--print-ir-after", options.print_after),
+                        ("--pass-option", options.pass_options)):
+        for name in names:
+            if name not in DEFAULT_PASSES:
+                raise LutcError(f"{flag} {name}: no such pass (passes: {', '.join(DEFAULT_PASSES)})")
     passes = []
     for name in DEFAULT_PASSES:
         if name in options.disabled or name not in PASSES:
@@ -48,8 +50,15 @@ def pipeline_passes(options: PipelineOptions) -> list[ModulePass]:
         spec = options.pass_options.get(name)
         if spec:
             from xdsl.utils.arg_spec import parse_spec
+            from xdsl.utils.exceptions import ArgSpecParseError  # a BaseException
 
-            passes.append(cls.from_pass_spec(parse_spec(f"{name}{spec}")))
+            try:
+                if not (spec[0] == "{" and spec[-1] == "}" and spec.count("{") == spec.count("}") == 1):
+                    raise ValueError("options go in one pair of braces: NAME{key=value ...}")
+                passes.append(cls.from_pass_spec(parse_spec(f"{name}{spec}")))
+            except (ValueError, TypeError, ArgSpecParseError) as err:
+                reason = str(err).strip().splitlines()[-1].strip()
+                raise LutcError(f"--pass-option {name}{spec}: {reason}") from None
         else:
             passes.append(cls())
     return passes
