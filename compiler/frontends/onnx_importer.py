@@ -69,9 +69,12 @@ def _load_external_data(proto: onnx.ModelProto, folder: Path) -> None:
                 f"initializer '{t.name}' refers to external data '{location}' outside the "
                 f"model's folder; external data must stay next to the model"
             )
-        if not target.is_file():
+        if not target.exists():
             raise LutcError(f"external data file '{location}' of initializer '{t.name}' "
                             "does not exist")
+        if not target.is_file():  # a FIFO or device would block or never end
+            raise LutcError(f"external data file '{location}' of initializer '{t.name}' "
+                            "is not a regular file")
     try:
         onnx.external_data_helper.load_external_data_for_model(proto, str(base))
     except Exception as e:
@@ -114,6 +117,9 @@ def _input_shape(vi: onnx.ValueInfoProto, shapes: dict[str, tuple[int, ...]]) ->
     t = vi.type.tensor_type
     if vi.name in shapes:
         given = tuple(int(d) for d in shapes[vi.name])
+        if any(g <= 0 for g in given):
+            raise LutcError(f"--shape {vi.name}={'x'.join(map(str, given))}: dimensions must be "
+                            "positive")
         if t.HasField("shape"):
             dims = t.shape.dim
             if len(dims) != len(given) or any(
@@ -126,15 +132,19 @@ def _input_shape(vi: onnx.ValueInfoProto, shapes: dict[str, tuple[int, ...]]) ->
         return given
     if not t.HasField("shape"):
         raise LutcError(f"input '{vi.name}' has no shape in the model; give one with "
-                        f"--shape {vi.name}=D0,D1,...")
+                        f"--shape {vi.name}=D0xD1x...")
     out = []
     for i, d in enumerate(t.shape.dim):
         if d.HasField("dim_value") and d.dim_value > 0:
             out.append(d.dim_value)
+        elif d.HasField("dim_value"):  # a fixed but impossible size, not a dynamic one
+            raise LutcError(f"input '{vi.name}' has dimension {d.dim_value} (axis {i}) in the "
+                            f"model; dimensions must be positive (fix it with --shape "
+                            f"{vi.name}=D0xD1x...)")
         else:
             label = f" '{d.dim_param}'" if d.dim_param else ""
             raise LutcError(f"input '{vi.name}' has a dynamic dimension{label} (axis {i}); give "
-                            f"its static shape with --shape {vi.name}=D0,D1,...")
+                            f"its static shape with --shape {vi.name}=D0xD1x...")
     return tuple(out)
 
 

@@ -55,6 +55,9 @@ def _matmul_nbits(ctx: NodeContext, ins: list) -> list:
                         "(1, 2, 3, 4 or 8 bits)")
     if 8 % bits:
         raise ctx.error(f"{bits}-bit MatMulNBits packing is not supported")
+    for attr, value in (("K", k), ("N", n), ("block_size", bs)):
+        if not isinstance(value, int) or value < 1:
+            raise ctx.error(f"MatMulNBits attribute {attr} must be a positive integer, got {value}")
     n_blocks = -(-k // bs)
     codes = unpack_low_first(b.astype(np.uint8).reshape(n, n_blocks, -1), bits, bs)
     codes = codes.reshape(n, n_blocks * bs)[:, :k]
