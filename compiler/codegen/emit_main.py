@@ -36,6 +36,7 @@ def emit_main(inputs: list[TensorSpec], outputs: list[TensorSpec], entry: str) -
         "",
         "size_t lutc_arena_bytes(void);",
         "size_t lutc_weight_bytes(void);",
+        "void lutrt_shutdown(void);",
         f"void {entry}({', '.join(params)});",
         "",
         "static void *read_exact(const char *path, size_t bytes)",
@@ -43,6 +44,7 @@ def emit_main(inputs: list[TensorSpec], outputs: list[TensorSpec], entry: str) -
         "    FILE *f = fopen(path, \"rb\");",
         "    if (!f) { fprintf(stderr, \"run_model: cannot open %s\\n\", path); exit(1); }",
         "    void *data = malloc(bytes ? bytes : 1);",
+        "    if (!data) { fprintf(stderr, \"run_model: out of memory\\n\"); exit(1); }",
         "    if (fread(data, 1, bytes, f) != bytes || fgetc(f) != EOF) {",
         "        fprintf(stderr, \"run_model: %s must hold exactly %zu bytes\\n\", path, bytes);",
         "        exit(1);",
@@ -59,18 +61,20 @@ def emit_main(inputs: list[TensorSpec], outputs: list[TensorSpec], entry: str) -
         "    }",
         "    int fd = open(argv[1], O_RDONLY);",
         "    struct stat st;",
-        "    if (fd < 0 || fstat(fd, &st) != 0 || (size_t)st.st_size < lutc_weight_bytes()) {",
+        "    if (fd < 0 || fstat(fd, &st) != 0 || (size_t)st.st_size != lutc_weight_bytes()) {",
         "        fprintf(stderr, \"run_model: %s is not this model's weights file\\n\", argv[1]);",
         "        return 1;",
         "    }",
         "    const uint8_t *W = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);",
         "    if (W == MAP_FAILED) { perror(\"mmap\"); return 1; }",
         "    uint8_t *A = aligned_alloc(64, (lutc_arena_bytes() + 63) / 64 * 64);",
+        "    if (!A) { fprintf(stderr, \"run_model: out of memory\\n\"); return 1; }",
     ]
     for i, spec in enumerate(inputs):
         lines.append(f"    void *in{i} = read_exact(argv[{2 + i}], {size(spec)});")
     for i, spec in enumerate(outputs):
-        lines.append(f"    void *out{i} = malloc({max(size(spec), 1)});")
+        lines += [f"    void *out{i} = malloc({max(size(spec), 1)});",
+                  f"    if (!out{i}) {{ fprintf(stderr, \"run_model: out of memory\\n\"); return 1; }}"]
     args = ["W", "A"] + [f"in{i}" for i in range(n_in)] + [f"out{i}" for i in range(n_out)]
     lines.append(f"    {entry}({', '.join(args)});")
     for i, spec in enumerate(outputs):
@@ -80,5 +84,8 @@ def emit_main(inputs: list[TensorSpec], outputs: list[TensorSpec], entry: str) -
             f"{{ fprintf(stderr, \"run_model: cannot write %s\\n\", argv[{2 + n_in + i}]); return 1; }}",
             f"    fclose(f{i});",
         ]
-    lines += ["    return 0;", "}", ""]
+    # everything freed, so a --sanitize build passes LeakSanitizer (exit 0, not 23)
+    lines += [f"    free({name});" for name in ["A", *args[2:]]]
+    lines += ["    munmap((void *)W, st.st_size);", "    close(fd);", "    lutrt_shutdown();",
+              "    return 0;", "}", ""]
     return "\n".join(lines)
