@@ -21,7 +21,9 @@ follow `state_names`: transformers' `key_cache_3` / `value_cache_3` are `cache.k
 
 from __future__ import annotations
 
+import logging
 import re
+import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -50,14 +52,55 @@ from lutc.compiler.weight_store import WeightStore, sanitize
 
 
 def load_exported_program(path: str | Path) -> ExportedProgram:
+    """torch.export.load, with its failure as one line: torch logs the real reason (e.g. an
+    unregistered custom op) as a warning with a traceback and then raises a generic error, so
+    the log is captured, kept off stderr, and its root cause reported."""
     path = Path(path)
     if not path.exists():
         raise LutcError(f"model file '{path}' does not exist")
+    if not zipfile.is_zipfile(path):
+        hint = "; it looks like an ONNX model: name it .onnx" if _looks_like_onnx(path) else ""
+        raise LutcError(f"'{path}' is not a saved torch.export program: not a zip archive "
+                        f"(torch.export.save writes one){hint}")
+    logger = logging.getLogger("torch.export")
+    records: list[logging.LogRecord] = []
+    collect = logging.Handler(logging.WARNING)
+    collect.emit = records.append
+    saved = logger.handlers, logger.propagate
+    logger.handlers, logger.propagate = [collect], False
     try:
         return torch.export.load(str(path))
     except Exception as e:
-        raise LutcError(f"'{path}' is not a saved torch.export program ({type(e).__name__})") \
-            from None
+        logged = [r.exc_info[1] for r in records if r.exc_info and r.exc_info[1]]
+        reason = _root_cause(logged[-1] if logged else e)
+        raise LutcError(f"cannot load '{path}' as a torch.export program: torch says: "
+                        f"{reason}") from None
+    finally:
+        logger.handlers, logger.propagate = saved
+
+
+def _root_cause(err: BaseException) -> str:
+    """The first sentence of the innermost exception in `err`'s chain."""
+    while err.__cause__ is not None or (err.__context__ is not None
+                                        and not err.__suppress_context__):
+        err = err.__cause__ or err.__context__
+    text = " ".join(str(err).split())
+    text = re.sub(r"^\[enforce fail at [^\]]*\]\s*\.?\s*", "", text) or type(err).__name__
+    sentence = re.match(r"(.{30,}?[.!?])(\s|$)", text)
+    reason = sentence.group(1) if sentence else text[:300]
+    if "custom op" in text:
+        reason += " (a custom op: its library is not loaded, and lutc compiles core ATen only)"
+    return reason
+
+
+def _looks_like_onnx(path: Path) -> bool:
+    try:
+        import onnx
+
+        proto = onnx.load(str(path), load_external_data=False)
+        return proto.HasField("graph") and proto.ir_version > 0
+    except Exception:  # any parse failure just means: not ONNX either
+        return False
 
 
 def state_names(buffers: list[str], taken: set[str] = frozenset()) -> list[str]:
