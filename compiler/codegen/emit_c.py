@@ -3,10 +3,19 @@ calls for the `lut` ops (compiler/emit_lut.py).
 
 Buffers come from compiler/buffer_plan.py. Identifiers are generated (t0, t1, ... for
 tensors, v0, ... for scalars); nothing from the model file reaches the C text.
+
+Repeated layers: top-level ops tagged `lutc.layer = i` (decoder_graph.py, `tag_layer`) are
+emitted as one run per layer, each into its own scope where every weight/arena byte offset
+is a parameter `o[k]`. Runs whose C text is then identical share one `static void` body,
+called once per layer with that layer's row of an offset table: a 30-layer decoder compiles
+one layer body instead of 30 copies (cc time). The values a run reads from outside are
+re-addressed from their storage (arena slot, weight, argument), so only tensors cross a run's
+boundary; a run that would need anything else is emitted inline.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from dataclasses import dataclass, field
@@ -21,7 +30,7 @@ from xdsl.dialects.builtin import (
     ModuleOp,
     TensorType,
 )
-from xdsl.ir import Block, Operation, SSAValue
+from xdsl.ir import Block, BlockArgument, Operation, SSAValue
 from xdsl.ir.affine import AffineConstantExpr, AffineDimExpr
 
 from lutc.compiler.codegen.buffer_plan import ALIGN, VIEW_OPS, BufferPlan, plan_buffers
@@ -30,6 +39,7 @@ from lutc.runtime.errors import LutcError
 from lutc.runtime.model_loader import signature
 from lutc.dialects.dtypes import numpy_dtype
 from lutc.dialects.lut_ops import WeightOp
+from lutc.dialects.table_type import TableType
 
 _BINARY = {
     arith.AddfOp: "+", arith.SubfOp: "-", arith.MulfOp: "*", arith.DivfOp: "/",
@@ -101,6 +111,16 @@ def _numel(shape) -> int:
 # function attributes of a decoder chunk function (lutc/compiler/llm/decoder_graph.py)
 ROWS_ARG_ATTR = "lutc.rows_arg"
 ROW_ARGS_ATTR = "lutc.row_args"
+# op attribute: the decoder layer an op belongs to (emitted as a shared layer body)
+LAYER_ATTR = "lutc.layer"
+
+
+def tag_layer(block: Block, after: Operation | None, layer: int) -> None:
+    """Tag the ops of `block` after `after` (all of them if None) as layer `layer`."""
+    op = block.first_op if after is None else after.next_op
+    while op is not None:
+        op.attributes[LAYER_ATTR] = IntegerAttr(layer, 64)
+        op = op.next_op
 
 
 class CEmitter:
@@ -120,6 +140,11 @@ class CEmitter:
         # runtime value `M` <= the static size (see `_find_row_values`)
         self.rows_max: int | None = None
         self.row_values: set[SSAValue] = set()
+        # inside a layer run: the byte offsets its text reads as o[0], o[1], ...
+        self.run_offsets: list[int] | None = None
+        self.constant_names: dict[str, str] = {}  # constant array literal -> its static name
+        self.static_names: dict[SSAValue, str] = {}  # constant arrays, seen from every scope
+        self.bodies: list[str] = []  # the shared layer bodies, before the entry point
         from lutc.compiler.codegen.emit_lut import LutEmitter
 
         self.lut = LutEmitter(self)
@@ -132,13 +157,41 @@ class CEmitter:
     def line(self, text: str) -> None:
         self.lines.append("    " * self.indent + text)
 
+    def off(self, offset: int) -> str:
+        """A byte offset as the C text reads it: the number, or inside a layer run its
+        parameter o[k]."""
+        if self.run_offsets is None:
+            return str(offset)
+        self.run_offsets.append(offset)
+        return f"o[{len(self.run_offsets) - 1}]"
+
     def ptr(self, value: SSAValue) -> str:
-        if value not in self.names and isinstance(value.owner, WeightOp):
+        if value in self.names:
+            return self.names[value]
+        owner = value.owner
+        if value in self.static_names:
+            self.names[value] = self.static_names[value]
+        elif isinstance(owner, tensor.EmptyOp):
+            self.names[value] = "NULL"
+        elif isinstance(owner, WeightOp):
             # weights enter the blob when first read, so ones only packed copies replace
             # (lut.mma operands) never take space
             typ = c_type(value.type)
-            off = self.weight_offset(value.owner.weight_name.data)
-            self.names[value] = f"((const {typ} *)(W + {off}))"
+            off = self.weight_offset(owner.weight_name.data)
+            self.names[value] = f"((const {typ} *)(W + {self.off(off)}))"
+        elif isinstance(owner, arith.ConstantOp) and not isinstance(value.type, TensorType):
+            self.names[value] = self._scalar_expr(owner, [])  # a literal, read from another run
+        else:
+            # defined in another layer run: address it from its storage
+            assert self.plan is not None, value
+            root = self.plan.storage_of(value)
+            typ = c_type(value.type) if isinstance(value.type, TensorType) else "uint8_t"
+            if isinstance(root, BlockArgument):
+                self.names[value] = f"(({typ} *)in{root.index})"
+            elif root in self.plan.offsets:
+                self.names[value] = f"(({typ} *)(A + {self.off(self.plan.offsets[root])}))"
+            else:
+                self.names[value] = f"(({typ} *){self.ptr(root)})"
         return self.names[value]
 
     def weight_offset(self, name: str, array: np.ndarray | None = None) -> int:
@@ -166,8 +219,7 @@ class CEmitter:
         rows_arg = fn.attributes.get(ROWS_ARG_ATTR)
         if rows_arg is not None:
             self._find_row_values(fn, int(rows_arg.value.data))
-        for op in fn.body.block.ops:
-            self.emit_op(op)
+        self._emit_ops(fn)
         body = self.lines[body_start:]
         header = [
             f"/* Generated by lutc from {self.title}: LUT mpGEMM (lut.precompute + lut.mma) via",
@@ -194,10 +246,103 @@ class CEmitter:
             f'const char *lutc_signature(void) {{ return "{self.signature(fn)}"; }}',
             "",
             *self.constants,
+            *self.bodies,
             f"void lutc_{function_name}({', '.join(params)})",
             "{",
         ]
         return "\n".join(header + body + ["}", ""])
+
+    # -- layers -----------------------------------------------------------------------
+    def _emit_ops(self, fn: func.FuncOp) -> None:
+        """The function's ops in order; each run of one layer's ops as a call of its shared
+        body (see the module docstring), the rest inline."""
+        runs = _layer_runs(list(fn.body.block.ops))
+        layered = [(layer, ops) for layer, ops in runs if layer is not None
+                   and self._run_is_callable(fn, ops)]
+        if len(layered) < 2:
+            for _, ops in runs:
+                for op in ops:
+                    self.emit_op(op)
+            return
+        callable_runs = {id(ops) for _, ops in layered}
+        bodies: dict[str, int] = {}  # body text -> index
+        users: list[list[tuple[int, list[int]]]] = []  # per body: (layer, offsets)
+        calls: list[tuple[int, int, int]] = []  # (line index, body, row in its table)
+        for layer, ops in runs:
+            if id(ops) not in callable_runs:
+                for op in ops:
+                    self.emit_op(op)
+                continue
+            text, offsets = self._emit_run(fn, ops)
+            index = bodies.setdefault(text, len(bodies))
+            if index == len(users):
+                users.append([])
+            users[index].append((layer, offsets))
+            calls.append((len(self.lines), index, len(users[index]) - 1))
+            self.lines.append("")  # the call, filled in below once the bodies are known
+        texts = list(bodies)
+        for index, text in enumerate(texts):
+            self._add_body(fn, index, text, users[index])
+        for line, index, row in calls:
+            args = self._body_args(fn, texts[index])
+            layer = users[index][row][0]
+            self.lines[line] = ("    " * self.indent + f"lutc_layer{index}({', '.join(args)}, "
+                                f"lutc_layer{index}_offsets[{row}]);  /* layer {layer} */")
+
+    def _run_is_callable(self, fn: func.FuncOp, ops: list[Operation]) -> bool:
+        """Whether every value crossing the run's boundary is one `ptr` can re-address: a
+        tensor or table (arena slot, weight, argument, empty, constant) or a scalar constant."""
+        inside = {o for op in ops for o in op.walk()}
+        for op in inside:
+            if isinstance(op, func.ReturnOp):
+                return False
+            for value in op.operands:
+                owner = value.owner
+                if owner in inside or (isinstance(owner, Block) and owner is not fn.body.block
+                                       and owner.parent_op() in inside):
+                    continue
+                if not _addressable(value):
+                    return False
+        return all(_addressable(r) for op in ops for r in op.results
+                   if any(use.operation not in inside for use in r.uses))
+
+    def _emit_run(self, fn: func.FuncOp, ops: list[Operation]) -> tuple[str, list[int]]:
+        """One layer's ops in a scope of their own: (C text, the offsets it reads as o[k])."""
+        saved = self.lines, self.names, self.counter, self.indent
+        self.lines, self.counter, self.indent, self.run_offsets = [], 0, 1, []
+        self.names = {arg: f"in{i}" for i, arg in enumerate(fn.body.block.args)}
+        for op in ops:
+            self.emit_op(op)
+        text, offsets = "\n".join(self.lines), self.run_offsets
+        self.lines, self.names, self.counter, self.indent = saved
+        self.run_offsets = None
+        return text, offsets
+
+    def _body_args(self, fn: func.FuncOp, text: str) -> list[str]:
+        """The parameters a body's text uses: W, A, the inputs it reads, M."""
+        names = ["W", "A"] + [f"in{i}" for i in range(len(fn.body.block.args))] + ["M"]
+        return [n for n in names if n in ("W", "A") or re.search(rf"\b{n}\b", text)]
+
+    def _add_body(self, fn: func.FuncOp, index: int, text: str,
+                  users: list[tuple[int, list[int]]]) -> None:
+        args = fn.body.block.args
+        params = {"W": "const uint8_t *restrict W", "A": "uint8_t *restrict A",
+                  "M": "const int64_t M",
+                  **{f"in{i}": f"const {c_type(a.type)} *restrict in{i}" for i, a in enumerate(args)}}
+        layers = [layer for layer, _ in users]
+        count = len(users[0][1])
+        rows = [f"    {{{', '.join(map(str, offsets))}}},  /* layer {layer} */"
+                for layer, offsets in users]
+        self.bodies += [
+            f"/* byte offsets o[] of layer body {index} into W (weights) and A (arena), one row "
+            f"per layer */",
+            f"static const int64_t lutc_layer{index}_offsets[{len(users)}][{max(count, 1)}] = {{",
+            *rows, "};",
+            f"/* the body of layer{'s' if len(layers) > 1 else ''} {_ranges(layers)} */",
+            f"static void lutc_layer{index}("
+            f"{', '.join(params[n] for n in self._body_args(fn, text))}, "
+            f"const int64_t *restrict o)",
+            "{", text, "}", ""]
 
     @staticmethod
     def signature(fn: func.FuncOp) -> str:
@@ -259,7 +404,7 @@ class CEmitter:
         if value in self.plan.root:
             expr = f"({typ} *){self.ptr(self.plan.root[value])}"
         else:
-            expr = f"({typ} *)(A + {self.plan.offsets[value]})"
+            expr = f"({typ} *)(A + {self.off(self.plan.offsets[value])})"
         self.line(f"{typ} *{name} = {expr};  /* {self.describe(value)} */")
         self.names[value] = name
         return name
@@ -294,12 +439,15 @@ class CEmitter:
             data = np.array(value.get_values(), dtype=numpy_dtype(value.type))
             shape = value.type.get_shape()
             data = (data if data.size == _numel(shape) else np.broadcast_to(data, shape)).ravel()
-            name = self.fresh("c")
             lit = (lambda v: c_float_literal(float(v), value.type.get_element_type())) \
                 if data.dtype.kind == "f" else (lambda v: _c_int_literal(int(v)))
-            self.constants.append(f"static const {typ} {name}[{max(data.size, 1)}] = "
-                                  f"{{{', '.join(lit(v) for v in data)}}};")
-            self.names[op.result] = f"(({typ} *){name})"
+            values = ", ".join(lit(v) for v in data)
+            text = f"static const {typ} {{}}[{max(data.size, 1)}] = {{{{{values}}}}};"
+            if text not in self.constant_names:  # equal arrays (one per layer) are stored once
+                self.constant_names[text] = f"c{len(self.constant_names) + 1}"
+                self.constants.append(text.format(self.constant_names[text]))
+            self.names[op.result] = f"(({typ} *){self.constant_names[text]})"
+            self.static_names[op.result] = self.names[op.result]
             return
         self.emit_scalar(op, _Env(self, self.names))
 
@@ -532,6 +680,47 @@ class CEmitter:
     def _linear(idx, shape) -> str:
         strides = _strides(shape)
         return " + ".join(f"{i} * {s}" for i, s in zip(idx, strides)) or "0"
+
+
+def _layer_runs(ops: list[Operation]) -> list[tuple[int | None, list[Operation]]]:
+    """Consecutive ops of one layer (LAYER_ATTR), in order; untagged ops between two ops of
+    the same layer (added by passes) belong to it, other untagged ops to no layer."""
+    tags: list[int | None] = [int(op.attributes[LAYER_ATTR].value.data)
+                              if LAYER_ATTR in op.attributes else None for op in ops]
+    following: list[int | None] = []  # the next tag at or after each op
+    for tag in reversed(tags):
+        following.append(tag if tag is not None else (following[-1] if following else None))
+    following.reverse()
+    last: int | None = None
+    for i, tag in enumerate(tags):
+        if tag is None:
+            tags[i] = last if last is not None and following[i] == last else None
+        else:
+            last = tag
+    runs: list[tuple[int | None, list[Operation]]] = []
+    for op, tag in zip(ops, tags):
+        if runs and runs[-1][0] == tag:
+            runs[-1][1].append(op)
+        else:
+            runs.append((tag, [op]))
+    return runs
+
+
+def _ranges(numbers: list[int]) -> str:
+    """[0, 1, 2, 5] -> "0-2, 5"."""
+    spans: list[list[int]] = []
+    for n in numbers:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
+def _addressable(value: SSAValue) -> bool:
+    if isinstance(value.type, (TensorType, TableType)):
+        return True
+    return isinstance(value.owner, arith.ConstantOp)
 
 
 def is_view(op: Operation) -> bool:

@@ -174,8 +174,8 @@ class LutEmitter:
 
     def emit_packed_mma(self, op: PackedMmaOp) -> None:
         """The weights are folded `lut.pack`/`lut.pack_scales` results: bytes as stored."""
-        def offset(value: SSAValue, what: str) -> int:
-            return self.e.weight_offset(self._weight_name(value, what))
+        def offset(value: SSAValue, what: str) -> str:
+            return self.e.off(self.e.weight_offset(self._weight_name(value, what)))
 
         packed = offset(op.packed, "packed weights")
         scales = f"(const float *)(W + {offset(op.scales, 'scales')})"
@@ -215,12 +215,13 @@ class LutEmitter:
         if op.zeros is not None:
             z_off = self._packed_offset(self._weight_name(op.zeros, "zeros"), "scales",
                                         lambda a: packing.pack_scales(a.astype(np.float32)))
-            zeros = f"(const float *)(W + {z_off})"
+            zeros = f"(const float *)(W + {self.e.off(z_off)})"
         out = self.e.define(op.result)
         d = self._mma_desc(op, n)
         entries, tscale = self._table_parts(op.table, self.e.ptr(op.table))
         self.e.line(f"lutrt_mma(&{d}, {entries}, {tscale}, {self.e.ptr(op.sums)}, "
-                    f"W + {w_off}, (const float *)(W + {s_off}), {zeros}, {out});")
+                    f"W + {self.e.off(w_off)}, (const float *)(W + {self.e.off(s_off)}), "
+                    f"{zeros}, {out});")
 
     # -- attention over the KV cache ------------------------------------------------------
     def emit_kv_attention(self, op: KvAttentionOp) -> None:
@@ -230,7 +231,8 @@ class LutEmitter:
         c = _shape(op.q)[0]
         ctx = op.max_context
         layer_floats = 2 * kvh * ctx * d
-        cache = f"((float *){e.ptr(op.cache)} + {op.layer.value.data * layer_floats}LL)"
+        layer_off = e.off(op.layer.value.data * layer_floats)  # o[k] in a shared layer body
+        cache = f"((float *){e.ptr(op.cache)} + {layer_off}{'LL' if layer_off.isdigit() else ''})"
         out = e.define(op.result)
         name = e.fresh("a")
         e.line(f"const lutrt_attn_desc {name} = {{.n_heads = {h}, .n_kv_heads = {kvh}, "
