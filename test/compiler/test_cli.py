@@ -55,8 +55,8 @@ def test_unsupported_op_names_node(tmp_path):
 def test_bad_weight_format(tmp_path):
     path = tmp_path / "m.onnx"
     _model_with("Relu", path)
-    assert_one_line_error(run_lutc("compile", path, "-o", tmp_path / "o", "--weights", "w7"),
-                          "w7")
+    assert_one_line_error(run_lutc("compile", path, "-o", tmp_path / "o", "--weights", "w9"),
+                          "w9")
 
 
 def test_unknown_disabled_pass(tmp_path):
