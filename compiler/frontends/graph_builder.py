@@ -616,7 +616,9 @@ class GraphBuilder:
         if not dst:
             return self._collapse(x, [], dst)
         if not src:
-            return self._expand(x, [], dst)
+            # xDSL's expand_shape verifier rejects the empty reassociation of a 0-d source
+            # (MLIR accepts it), so a scalar becomes [1, .., 1] through a broadcasting copy
+            return self.map(lambda s, v: v, [x], out_shape=dst)
         groups = _group_dims(src, dst)
         if groups is not None:
             return self._collapse(x, groups, dst)
