@@ -596,40 +596,71 @@ def _trilu(ctx: NodeContext, ins: list) -> list:
 
 @handles("Attention")
 def _attention(ctx: NodeContext, ins: list) -> list:
-    """softmax(Q K^T * scale + mask) V with grouped K/V heads, 4-D inputs [B, H, S, D]."""
+    """softmax(Q K^T * scale + mask) V with grouped K/V heads; 4-D inputs [B, H, S, D] or 3-D
+    [B, S, H*D] with q_num_heads / kv_num_heads (the output is then 3-D too). Without a past the
+    causal mask is top-left aligned (query i sees keys j <= i), as the spec's reference says."""
     q, k, v = ins[:3]
     mask = ins[3] if len(ins) > 3 else None
     if len(ins) > 4 and any(x is not None for x in ins[4:]):
         raise ctx.error("Attention with a KV cache is not supported")
-    if len(shape(q)) != 4:
-        raise ctx.error("only 4-D [batch, heads, seq, head_dim] Attention inputs are supported")
     if any(o for o in ctx.node.output[1:]):
         raise ctx.error("only the first Attention output is supported")
     if ctx.attr("softcap", 0.0):
         raise ctx.error("Attention softcap is not supported")
     gb = ctx.gb
     q, k, v = (ctx.tensor(t) for t in (q, k, v))
+    ranks = {len(shape_of(t)) for t in (q, k, v)}
+    if ranks not in ({3}, {4}):
+        raise ctx.error(f"Attention Q, K, V must all be 4-D [batch, heads, seq, head_dim] or "
+                        f"all 3-D [batch, seq, heads*head_dim], got {shape_of(q)}, "
+                        f"{shape_of(k)}, {shape_of(v)}")
+    three_d = ranks == {3}
+    if three_d:
+        hq_attr, hk_attr = ctx.attr("q_num_heads", 0), ctx.attr("kv_num_heads", 0)
+        if hq_attr <= 0 or hk_attr <= 0:
+            raise ctx.error("3-D Attention inputs need q_num_heads and kv_num_heads attributes")
+
+        def heads(t, n, what):
+            b, s, hidden = shape_of(t)
+            if hidden % n:
+                raise ctx.error(f"Attention {what} hidden size {hidden} is not a multiple of "
+                                f"its {n} heads")
+            return gb.transpose(gb.reshape(t, (b, s, n, hidden // n)), [0, 2, 1, 3])
+
+        q, k, v = heads(q, hq_attr, "Q"), heads(k, hk_attr, "K"), heads(v, hk_attr, "V")
     bsz, hq, sq, d = shape_of(q)
     hk, sk = shape_of(k)[1], shape_of(k)[2]
+    dv = shape_of(v)[3]
+    if hq % hk or shape_of(v)[1] != hk:
+        raise ctx.error(f"Attention has {hq} query heads and {hk} / {shape_of(v)[1]} key / "
+                        f"value heads: query heads must be a multiple of equal K and V heads")
     scale = ctx.attr("scale", 1.0 / math.sqrt(d))
     kt = gb.transpose(k, [0, 1, 3, 2])
     if hq != hk:  # grouped-query attention: repeat each K/V head hq / hk times
         rep = hq // hk
         kt = gb.reshape(gb.broadcast_to(gb.reshape(kt, (bsz, hk, 1, d, sk)),
                                         (bsz, hk, rep, d, sk)), (bsz, hq, d, sk))
-        v = gb.reshape(gb.broadcast_to(gb.reshape(v, (bsz, hk, 1, sk, shape_of(v)[3])),
-                                       (bsz, hk, rep, sk, shape_of(v)[3])),
-                       (bsz, hq, sk, shape_of(v)[3]))
+        v = gb.reshape(gb.broadcast_to(gb.reshape(v, (bsz, hk, 1, sk, dv)),
+                                       (bsz, hk, rep, sk, dv)), (bsz, hq, sk, dv))
     scores = gb.binary("mul", gb.matmul(q, kt), np.float32(scale))
-    if ctx.attr("is_causal", 0):
-        causal = np.tril(np.ones((sq, sk), bool), sk - sq)
-        scores = gb.where(causal, scores, np.float32(-np.inf))
+    if ctx.attr("is_causal", 0):  # no past: offset 0, query i attends keys j <= i
+        scores = gb.where(np.tril(np.ones((sq, sk), bool)), scores, np.float32(-np.inf))
     if mask is not None:
-        if dtype(mask) == np.bool_:
+        is_bool = dtype(mask) == np.bool_
+        pad = sk - shape(mask)[-1]
+        if pad > 0:  # a shorter mask is padded with "not attended" up to the key length
+            fill = np.full(shape(mask)[:-1] + (pad,), False if is_bool else -np.inf,
+                           np.bool_ if is_bool else np.float32)
+            mask = (np.concatenate([mask, fill], -1) if isinstance(mask, np.ndarray)
+                    else gb.concat([mask, fill], -1))
+        if is_bool:
             scores = gb.where(mask, scores, np.float32(-np.inf))
         else:
             scores = gb.binary("add", scores, mask)
-    return [gb.matmul(gb.softmax(scores, -1), v)] + [None] * (len(ctx.node.output) - 1)
+    out = gb.matmul(gb.softmax(scores, -1), v)
+    if three_d:
+        out = gb.reshape(gb.transpose(out, [0, 2, 1, 3]), (bsz, sq, hq * dv))
+    return [out] + [None] * (len(ctx.node.output) - 1)
 
 
 def supported(domain: str, op_type: str) -> bool:
