@@ -272,8 +272,9 @@ def _select_scatter(ctx: TorchNodeContext):
 def _getitem(ctx: TorchNodeContext):
     seq = ctx.importer.env[ctx.node.args[0]]
     value = seq[ctx.node.args[1]]
-    if value is None:
-        raise ctx.error("this output of a multi-output op is not supported")
+    if value is None and ctx.node.users:  # an unused output needs no lowering
+        raise ctx.error(f"output {ctx.node.args[1]} of {op_name(ctx.node.args[0].target)} is "
+                        "used, and only its other outputs are supported")
     return value
 
 
