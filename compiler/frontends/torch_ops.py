@@ -176,6 +176,72 @@ def _select(ctx: TorchNodeContext):
     return ctx.gb.reshape(ctx.gb.slice(x, starts, sizes), ctx.out_shape)
 
 
+@handles("aten.split_with_sizes", "aten.split_with_sizes_copy", "aten.split", "aten.split_copy",
+         "aten.chunk", "aten.unbind", "aten.unbind_copy")
+def _split(ctx: TorchNodeContext):
+    """A tuple of slices along one dim; only the parts some getitem reads are built."""
+    x = ctx.tensor(ctx.arg(0))
+    xs = shape(x)
+    name = op_name(ctx.node.target)
+    unbind = name.startswith("aten.unbind")
+    dim = ctx.arg(1 if unbind else 2, 0, "dim") % len(xs)
+    if unbind:
+        sizes = [1] * xs[dim]
+    elif name == "aten.chunk":
+        step = -(-xs[dim] // ctx.arg(1))
+        sizes = [min(step, xs[dim] - o) for o in range(0, xs[dim], step)]
+    elif isinstance(ctx.arg(1), int):  # split.Tensor: parts of split_size, the last shorter
+        step = ctx.arg(1)
+        sizes = [min(step, xs[dim] - o) for o in range(0, xs[dim], step)] or [0]
+    else:
+        sizes = list(ctx.arg(1))
+    if sum(sizes) != xs[dim]:
+        raise ctx.error(f"split sizes {sizes} do not add up to dim {dim} of size {xs[dim]}")
+    used = {u.args[1] for u in ctx.node.users if u.target is operator.getitem}
+    parts, offset = [], 0
+    for i, size in enumerate(sizes):
+        if i in used:
+            starts, extent = [0] * len(xs), list(xs)
+            starts[dim], extent[dim] = offset, size
+            part = ctx.gb.slice(x, starts, extent)
+            parts.append(ctx.gb.reshape(part, xs[:dim] + xs[dim + 1:]) if unbind else part)
+        else:
+            parts.append(None)
+        offset += size
+    return tuple(parts)
+
+
+@handles("aten.as_strided", "aten.as_strided_copy")
+def _as_strided(ctx: TorchNodeContext):
+    """as_strided where it is a plain view of a contiguous tensor: the strides are the
+    row-major strides of some order of the dims (a reshape, then a transpose), from an offset."""
+    x = ctx.tensor(ctx.arg(0))
+    size, stride = [int(d) for d in ctx.arg(1)], [int(s) for s in ctx.arg(2)]
+    offset = int(ctx.arg(3, 0, "storage_offset") or 0)
+    val = ctx.node.args[0].meta.get("val") if isinstance(ctx.node.args[0], torch.fx.Node) \
+        else None
+    what = f"as_strided(size={size}, stride={stride}, storage_offset={offset})"
+    if isinstance(val, torch.Tensor) and not val.is_contiguous():
+        raise ctx.error(f"{what} of a non-contiguous tensor is not supported")
+    # dims in memory order: larger strides outer; unit dims can go anywhere
+    order = sorted(range(len(size)), key=lambda d: (-stride[d], d))
+    expect = 1
+    for d in reversed(order):
+        if size[d] != 1 and stride[d] != expect:
+            raise ctx.error(f"{what} is not a plain view (a reshape / permutation of a "
+                            "contiguous block) and is not supported")
+        expect *= size[d]
+    count = math.prod(size)
+    numel = math.prod(shape(x))
+    if offset < 0 or offset + count > numel:
+        raise ctx.error(f"{what} reads past the {numel} elements of its input")
+    flat = ctx.gb.reshape(x, (numel,))
+    if count != numel:
+        flat = ctx.gb.slice(flat, [offset], [count])
+    view = ctx.gb.reshape(flat, [size[d] for d in order])
+    return ctx.gb.transpose(view, [order.index(d) for d in range(len(size))])
+
+
 @handles("aten.cat", "aten.concat", "aten.concatenate")
 def _cat(ctx: TorchNodeContext):
     parts = [p for p in ctx.arg(0) if math.prod(shape(p)) > 0]
