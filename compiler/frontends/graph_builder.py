@@ -17,6 +17,7 @@ Element types: f32 (activations), i64 (integers), i1 (booleans).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -58,6 +59,35 @@ from lutc.compiler.frontends.quantize import QuantizedWeight
 from lutc.compiler.weight_store import WeightStore
 from lutc.dialects.lut_ops import DequantizeOp, WeightOp
 from lutc.dialects.weight_format import WeightFormatAttr
+
+MAX_TENSOR_ELEMENTS_ENV = "LUTC_MAX_TENSOR_ELEMENTS"
+DEFAULT_MAX_TENSOR_ELEMENTS = 2**32
+
+
+def max_tensor_elements() -> int:
+    """The cap on one tensor's element count (inputs, constants, every value the graph
+    computes): 2^32 unless LUTC_MAX_TENSOR_ELEMENTS raises or lowers it."""
+    text = os.environ.get(MAX_TENSOR_ELEMENTS_ENV, "")
+    if not text:
+        return DEFAULT_MAX_TENSOR_ELEMENTS
+    try:
+        value = int(text, 0)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise LutcError(f"{MAX_TENSOR_ELEMENTS_ENV}={text!r} must be a positive integer")
+    return value
+
+
+def check_tensor_size(shape: Sequence[int], what: str) -> None:
+    """A user error when `what` (e.g. "input 'x'") would hold more elements than the cap."""
+    count = math.prod(int(d) for d in shape)
+    cap = max_tensor_elements()
+    if count > cap:
+        raise LutcError(f"{what} has shape {list(map(int, shape))} = {count} elements "
+                        f"({count / 2**30:.4g} Gi), over the limit of {cap} elements per tensor "
+                        f"(raise it with {MAX_TENSOR_ELEMENTS_ENV}=N)")
+
 
 MAX_INLINE_ELEMENTS = 16  # larger constants go to the weight store as `lut.weight`
 i8 = IntegerType(8)
@@ -347,7 +377,9 @@ class GraphBuilder:
         self.name_hints[id(array)] = (array, name)
 
     # -- signature -----------------------------------------------------------------------
-    def add_input(self, shape: Sequence[int], dtype: np.dtype | type) -> SSAValue:
+    def add_input(self, shape: Sequence[int], dtype: np.dtype | type,
+                  what: str = "an input") -> SSAValue:
+        check_tensor_size(shape, what)
         typ = tensor_type(shape, element_type(dtype))
         return self.block.insert_arg(typ, len(self.block.args))
 
@@ -364,6 +396,9 @@ class GraphBuilder:
         return module
 
     def _insert(self, op) -> SSAValue:
+        for r in op.results:
+            if isinstance(r.type, TensorType):
+                check_tensor_size(r.type.get_shape(), "the result")
         self.b.insert(op)
         return op.results[0]
 

@@ -26,7 +26,7 @@ from lutc.compiler.frontends.onnx_ops import (
     onnx_dtype,
     shape,
 )
-from lutc.compiler.frontends.graph_builder import GraphBuilder, canonical_array
+from lutc.compiler.frontends.graph_builder import GraphBuilder, canonical_array, check_tensor_size
 from lutc.compiler.imported_model import ImportedModel, TensorSpec
 from lutc.compiler.frontends.quantize import WeightSpec
 from lutc.compiler.weight_store import WeightStore, sanitize
@@ -148,6 +148,24 @@ def _input_shape(vi: onnx.ValueInfoProto, shapes: dict[str, tuple[int, ...]]) ->
     return tuple(out)
 
 
+def _initializer_array(init: onnx.TensorProto) -> np.ndarray:
+    """The initializer's data, checked against its declared shape and the size cap."""
+    dims = [int(d) for d in init.dims]
+    if any(d < 0 for d in dims):
+        raise LutcError(f"initializer '{init.name}' has a negative dimension in its shape {dims}")
+    check_tensor_size(dims, f"initializer '{init.name}'")
+    try:
+        array = numpy_helper.to_array(init)
+    except Exception as e:  # data of the wrong length, unknown data type, ...
+        raise LutcError(f"initializer '{init.name}' declares shape {dims} "
+                        f"({int(np.prod(dims))} elements) but its data does not fit it: "
+                        f"{_first_line(e)}") from None
+    if list(array.shape) != dims:
+        raise LutcError(f"initializer '{init.name}' declares shape {dims} but holds "
+                        f"{list(array.shape)}")
+    return array
+
+
 def import_onnx(model: str | Path | onnx.ModelProto,
                 shapes: dict[str, tuple[int, ...]] | None = None,
                 weights: WeightSpec | None = None) -> ImportedModel:
@@ -168,7 +186,7 @@ def import_onnx(model: str | Path | onnx.ModelProto,
     store = WeightStore()
     gb = GraphBuilder(store)
     for init in graph.initializer:
-        env[init.name] = canonical_array(numpy_helper.to_array(init))
+        env[init.name] = canonical_array(_initializer_array(init))
         gb.name_constant(env[init.name], init.name)
     graph_inputs = [vi for vi in graph.input if vi.name not in env]
     unknown = set(shapes) - {vi.name for vi in graph_inputs}
@@ -179,7 +197,7 @@ def import_onnx(model: str | Path | onnx.ModelProto,
     for vi in graph_inputs:
         shp = _input_shape(vi, shapes)
         dt = onnx_dtype(vi.type.tensor_type.elem_type)
-        env[vi.name] = gb.add_input(shp, dt)
+        env[vi.name] = gb.add_input(shp, dt, f"input '{vi.name}'")
         inputs.append(TensorSpec(sanitize(vi.name), shp, dt, vi.name))
 
     state = ImportState(gb, opset, weights,
@@ -195,7 +213,12 @@ def import_onnx(model: str | Path | onnx.ModelProto,
         ctx = NodeContext(state, node, name)
         try:
             outs = handler(ctx, ins)
-        except LutcError:
+            for out_name, value in zip(node.output, outs):
+                if isinstance(value, np.ndarray):  # folded constants are capped too
+                    check_tensor_size(value.shape, f"output '{out_name}'")
+        except LutcError as e:
+            if e.node is None:  # raised below the handler: say which node
+                raise LutcError(str(e), f"{node.op_type} node '{name}'") from None
             raise
         except Exception as e:
             raise LutcError(f"cannot translate: {type(e).__name__}: {_first_line(e)}",

@@ -259,7 +259,7 @@ class _TorchImporter:
         val = node.meta.get("val")
         dims = tuple(int(d) for d in val.shape)
         dt = torch_dtype(val.dtype)
-        self.env[node] = self.gb.add_input(dims, dt)
+        self.env[node] = self.gb.add_input(dims, dt, f"buffer '{spec.target}'")
         self.inputs.append(TensorSpec(self.state_names[spec.target], dims, dt, spec.target))
         self.state.append(spec.target)
 
@@ -276,7 +276,7 @@ class _TorchImporter:
                                     "export the program with static shapes")
                 dims.append(d)
             dt = torch_dtype(val.dtype)
-            self.env[node] = self.gb.add_input(dims, dt)
+            self.env[node] = self.gb.add_input(dims, dt, f"input '{node.name}'")
             self.inputs.append(TensorSpec(sanitize(node.name), tuple(dims), dt, node.name))
             return
         if spec.kind == InputKind.PARAMETER:
@@ -320,7 +320,9 @@ class _TorchImporter:
         ctx = TorchNodeContext(self, node)
         try:
             self.env[node] = handler(ctx)
-        except LutcError:
+        except LutcError as e:
+            if e.node is None:  # raised below the handler: say which node
+                raise LutcError(str(e), f"{node.target} node '{node.name}'") from None
             raise
         except Exception as e:
             raise LutcError(f"cannot translate: {type(e).__name__}: {_first_line(e)}",
