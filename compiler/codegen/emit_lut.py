@@ -158,7 +158,9 @@ class LutEmitter:
         if not isinstance(tile, TileAttr):
             return {}
         m, n, k = tile.sizes
-        return dict(strategy=abi.STRATEGY_CODES[tile.strategy_name], tile_m=m, tile_n=n,
+        # the C name of abi.STRATEGY_CODES[name] (test/runtime/test_abi.py checks both)
+        assert tile.strategy_name in abi.STRATEGY_CODES
+        return dict(strategy=f"LUTRT_STRATEGY_{tile.strategy_name.upper()}", tile_m=m, tile_n=n,
                     tile_k=k)
 
     def _mma_desc(self, op: MmaOp | PackedMmaOp, n: int) -> str:

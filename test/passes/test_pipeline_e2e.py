@@ -36,7 +36,10 @@ def test_each_pass_can_be_disabled(disabled, tmp_path):
     model, _ = compile_module(module, store_of(weights), tmp_path)
     for y, e, ref in zip(model(*xs), expected, refs):
         assert rel_max_err(y, e) <= 1e-5
-        assert nmse(y, ref) <= 5e-4
+        # unsymmetrized 16-entry int8 tables: the zero-point term uses the rounded all-ones
+        # entries (W = 0 exactly 0, docs/design.md §2), a bound up to 2x looser than plain
+        # sums; test_quantize_table.py's oracle uses the same limits
+        assert nmse(y, ref) <= (1e-3 if disabled == "lut-symmetrize" else 5e-4)
     fused = any(isinstance(op, FusedPrecomputeOp) for op in module.walk())
     assert fused == (disabled != "lut-fuse-precompute")
 
