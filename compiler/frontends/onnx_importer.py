@@ -88,6 +88,31 @@ def _opset(proto: onnx.ModelProto) -> int:
     return 1
 
 
+MIN_OPSET, MAX_OPSET = 17, 23  # README "What imports"; older models are converted up to 17
+
+
+def _supported_opset(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """The model at an opset lutc's handlers follow: 17-23 as is, older ones through onnx's
+    version converter (which rewrites the ops whose semantics changed), newer ones refused."""
+    versions = [imp.version for imp in proto.opset_import if imp.domain in DEFAULT_DOMAINS]
+    if not versions:
+        return proto
+    opset = versions[0]
+    if opset > MAX_OPSET:
+        raise LutcError(f"the model uses ONNX opset {opset}; lutc imports opsets "
+                        f"{MIN_OPSET}-{MAX_OPSET} (older ones are converted to {MIN_OPSET})")
+    if opset < MIN_OPSET:
+        from onnx import version_converter
+
+        try:
+            proto = version_converter.convert_version(proto, MIN_OPSET)
+        except Exception as e:
+            raise LutcError(f"the model uses ONNX opset {opset} and onnx's version converter "
+                            f"cannot bring it to opset {MIN_OPSET} ({_first_line(e)}); "
+                            f"re-export it at opset {MIN_OPSET}-{MAX_OPSET}") from None
+    return proto
+
+
 def _op_label(node: onnx.NodeProto) -> str:
     return node.op_type if node.domain in DEFAULT_DOMAINS else f"{node.domain}.{node.op_type}"
 
@@ -111,6 +136,40 @@ def check_supported(graph: onnx.GraphProto) -> None:
         listing = ", ".join(f"{op} (x{n}, first at node '{first[op]}')"
                             for op, n in counts.items())
         raise LutcError(f"unsupported ONNX ops: {listing}")
+
+
+def check_single_assignment(graph: onnx.GraphProto) -> None:
+    """Every tensor has one producer (an initializer, a graph input or one node's output) and
+    every graph output is listed once."""
+    producer = {i.name: f"initializer '{i.name}'" for i in graph.initializer}
+    for vi in graph.input:
+        producer.setdefault(vi.name, f"graph input '{vi.name}'")
+    for node, name in zip(graph.node, _node_names(graph)):
+        for out in node.output:
+            if not out:
+                continue
+            if out in producer:
+                raise LutcError(f"tensor '{out}' is written by {producer[out]} and again by "
+                                f"{node.op_type} node '{name}'; each tensor must have one producer")
+            producer[out] = f"{node.op_type} node '{name}'"
+    seen = set()
+    for vi in graph.output:
+        if vi.name in seen:
+            raise LutcError(f"graph output '{vi.name}' is listed twice")
+        seen.add(vi.name)
+
+
+def _check_declared_shape(vi: onnx.ValueInfoProto, computed: tuple[int, ...]) -> None:
+    """A graph output's fixed dims in the model must match what the graph computes."""
+    t = vi.type.tensor_type
+    if not vi.type.HasField("tensor_type") or not t.HasField("shape"):
+        return
+    dims = t.shape.dim
+    declared = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
+    if len(dims) != len(computed) or any(
+            d.HasField("dim_value") and d.dim_value != c for d, c in zip(dims, computed)):
+        raise LutcError(f"graph output '{vi.name}' is declared with shape {declared} but the "
+                        f"graph computes {list(computed)}")
 
 
 def _input_shape(vi: onnx.ValueInfoProto, shapes: dict[str, tuple[int, ...]]) -> tuple:
@@ -177,8 +236,10 @@ def import_onnx(model: str | Path | onnx.ModelProto,
     proto = load_onnx(model)
     if proto.functions:
         proto = onnx.inliner.inline_local_functions(proto)
+    check_single_assignment(proto.graph)
+    check_supported(proto.graph)  # the full list of unsupported ops comes first
+    proto = _supported_opset(proto)
     graph = proto.graph
-    check_supported(graph)
     shapes = dict(shapes or {})
     opset = _opset(proto)
 
@@ -238,6 +299,7 @@ def import_onnx(model: str | Path | onnx.ModelProto,
             raise LutcError(f"graph output '{vi.name}' is not computed by any supported node")
         if isinstance(value, np.ndarray):
             value = gb.value(value, vi.name)
+        _check_declared_shape(vi, shape(value))
         results.append(value)
         outputs.append(TensorSpec(sanitize(vi.name), shape(value), dtype(value), vi.name))
     module = gb.finish(results)

@@ -39,6 +39,29 @@ def unpack_low_first(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
     return values.reshape(*packed.shape[:-1], -1)[..., :count]
 
 
+_FLOATS = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16)
+
+
+def _check_nbits_types(ctx: NodeContext) -> None:
+    """The contrib spec's types (onnxruntime refuses others): B uint8, scales float/float16/
+    bfloat16, zero points uint8, int32 or the scales' type."""
+    types = ctx.state.initializer_types
+    name = onnx.TensorProto.DataType.Name
+
+    def elem(i: int) -> int | None:
+        return types.get(ctx.input_name(i)) if ctx.input_name(i) else None
+
+    b, scales, zp = elem(1), elem(2), elem(3)
+    if b is not None and b != onnx.TensorProto.UINT8:
+        raise ctx.error(f"MatMulNBits B must be uint8, got {name(b)}")
+    if scales is not None and scales not in _FLOATS:
+        raise ctx.error(f"MatMulNBits scales must be float, float16 or bfloat16, got "
+                        f"{name(scales)}")
+    if zp is not None and zp not in (onnx.TensorProto.UINT8, onnx.TensorProto.INT32) and zp != scales:
+        raise ctx.error(f"MatMulNBits zero points must be uint8, int32 or the scales' type "
+                        f"({name(scales) if scales is not None else 'float'}), got {name(zp)}")
+
+
 @handles("MatMulNBits", domain="com.microsoft")
 def _matmul_nbits(ctx: NodeContext, ins: list) -> list:
     a, b, scales = ins[0], ins[1], ins[2]
@@ -50,6 +73,7 @@ def _matmul_nbits(ctx: NodeContext, ins: list) -> list:
     for value, what in ((b, "B"), (scales, "scales"), (zp, "zero points")):
         if value is not None:
             ctx.const(value, f"MatMulNBits {what}")
+    _check_nbits_types(ctx)
     if bits not in (1, 2, 3, 4, 8):
         raise ctx.error(f"MatMulNBits with {bits}-bit weights is not supported "
                         "(1, 2, 3, 4 or 8 bits)")
