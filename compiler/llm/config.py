@@ -7,19 +7,34 @@ llama (SmolLM, SmolLM2, Mistral), qwen2 (q/k/v biases), qwen3 (per-head q/k RMSN
 qkv_proj / gate_up_proj, split by rows when loading; partial rotary), granite (embedding,
 residual, attention and logit multipliers), olmo2 (RMSNorm after each sublayer, q/k RMSNorm over
 the whole projection), smollm3 (no RoPE on some layers), gemma2 / gemma3 (sandwich norms,
-attention and final logit softcapping, sliding window on alternating layers). Anything else is
+attention and final logit softcapping, sliding window on alternating layers).
+Outside that mould (LayerNorm, with its bias where stored): gpt_neox (fused per-head
+query_key_value, partial rotary, parallel residual, GELU MLP without gate), stablelm (partial
+rotary, optional parallel residual), gpt2 (learned positions, Conv1D weights, fused c_attn,
+gelu_new, no RoPE), opt (learned positions offset by 2, ReLU MLP), falcon (fused qkv: per head,
+multi-query or grouped; parallel attention), cohere (LayerNorm without bias, parallel block,
+interleaved RoPE, logit_scale). Anything else, or a variant of these lutc does not build, is
 refused with a LutcError naming the model type.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 from lutc.runtime.errors import LutcError
 
 FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "phi3", "granite", "olmo2", "smollm3",
-            "gemma2", "gemma3_text")
+            "gemma2", "gemma3_text", "gpt_neox", "stablelm", "gpt2", "opt", "falcon", "cohere")
+# outside the llama mould: LayerNorm, ungated MLPs, parallel blocks, learned positions, fused qkv
+LAYERNORM_FAMILIES = ("gpt_neox", "stablelm", "gpt2", "opt", "falcon", "cohere")
+# config.json keys of the older families (transformers' attribute_map covers config objects)
+_ALIASES = {"hidden_size": ("n_embd",), "num_hidden_layers": ("n_layer",),
+            "num_attention_heads": ("n_head",), "max_position_embeddings": ("n_positions",),
+            "intermediate_size": ("ffn_dim", "ffn_hidden_size", "n_inner")}
+_ACTIVATIONS = {"silu": "silu", "gelu": "gelu", "relu": "relu", "gelu_new": "gelu_tanh",
+                "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": "gelu_tanh"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,14 @@ class DecoderConfig:
     norm_placement: str = "pre"         # pre | post (olmo2) | sandwich (gemma2/3: pre and post)
     rope_layers: tuple[bool, ...] = ()  # smollm3: False where a layer skips RoPE (): all use it
     layer_windows: tuple[int, ...] = () # per-layer sliding window (): sliding_window everywhere
+    norm: str = "rms"                   # rms | layer (LayerNorm: mean removed; bias if stored)
+    gated_mlp: bool = True              # False: down(act(up(x))) (gpt_neox, gpt2, opt, falcon)
+    parallel_residual: bool = False     # x + attn(ln1(x)) + mlp(ln2(x)) (ln2 = ln1 if not stored)
+    position_embedding: str = "rope"    # rope | learned (gpt2, opt: a table gathered by position)
+    qkv_layout: str = "stacked"         # fused qkv rows: stacked q|k|v (phi3, gpt2, falcon-mq),
+                                        # per_head [H, 3, D] (gpt_neox, falcon), grouped
+                                        # [KVH, H/KVH + 2, D] (falcon new_decoder_architecture)
+    rope_interleaved: bool = False      # cohere: RoPE on (2i, 2i+1) pairs (rows permuted on load)
     bos_token_id: int | None = None
     eos_token_ids: tuple[int, ...] = ()
 
@@ -70,6 +93,8 @@ class DecoderConfig:
         return int(self.head_dim * self.partial_rotary_factor)
 
     def uses_rope(self, layer: int) -> bool:
+        if self.position_embedding != "rope":
+            return False
         return not self.rope_layers or bool(self.rope_layers[layer])
 
     def window(self, layer: int) -> int:
@@ -81,14 +106,23 @@ class DecoderConfig:
 
         Raises LutcError for an architecture or a feature (e.g. a RoPE scaling type) lutc
         does not build, naming it."""
-        get = (config.get if isinstance(config, dict)
+        raw = (config.get if isinstance(config, dict)
                else (lambda key, default=None: getattr(config, key, default)))
+
+        def get(key, default=None):
+            value = raw(key)
+            for alias in _ALIASES.get(key, ()):
+                if value is None:
+                    value = raw(alias)
+            return default if value is None else value
+
         model_type = get("model_type")
         if model_type not in FAMILIES:
             raise LutcError(f"model type '{model_type}' is not one lutc can generate with "
                             f"(supported: {', '.join(FAMILIES)})")
-        required = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-                    "num_attention_heads")
+        extra = _family_fields(model_type, get)
+        required = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads") + \
+            (() if model_type in ("gpt2", "falcon") else ("intermediate_size",))
         missing = [k for k in required if get(k) is None]
         if missing:
             raise LutcError(f"the model config lacks {', '.join(missing)}")
@@ -103,8 +137,10 @@ class DecoderConfig:
             if params and (params.get("rope_type") or params.get("type")) not in (None, "default"):
                 raise LutcError(f"RoPE scaling '{params}' is not supported yet")
         rope_theta = get("rope_theta") or rope_params.get("rope_theta") or 10000.0
+        rope_theta = rope_theta if model_type != "gpt_neox" else \
+            (get("rotary_emb_base") or rope_theta)
         partial_rotary = get("partial_rotary_factor") or rope_params.get("partial_rotary_factor") \
-            or 1.0
+            or get("rotary_pct") or 1.0
         hidden = int(get("hidden_size"))
         heads = int(get("num_attention_heads"))
         eos = get("eos_token_id")
@@ -120,8 +156,10 @@ class DecoderConfig:
                                   else 0 for t in layer_types)
             window = 0
         gemma = model_type in ("gemma", "gemma2", "gemma3_text")
-        act = get("hidden_activation") or get("hidden_act") or "silu"
-        if act not in ("silu", "gelu_pytorch_tanh", "gelu"):
+        act = get("hidden_activation") or get("hidden_act") or get("activation_function") or \
+            get("activation") or "silu"
+        new_family = model_type in LAYERNORM_FAMILIES
+        if act not in (_ACTIVATIONS if new_family else ("silu", "gelu_pytorch_tanh", "gelu")):
             raise LutcError(f"MLP activation '{act}' is not supported yet")
         qk_norm = {"qwen3": "head", "gemma3_text": "head", "olmo2": "full"}.get(model_type, "")
         norm_placement = {"olmo2": "post", "gemma2": "sandwich",
@@ -129,16 +167,20 @@ class DecoderConfig:
         rope_layers = tuple(bool(u) for u in get("no_rope_layers") or ()) \
             if model_type == "smollm3" else ()
         granite = model_type == "granite"
-        return DecoderConfig(
+        eps = get("rms_norm_eps") or 1e-6
+        if new_family:
+            eps = get("layer_norm_eps") or get("layer_norm_epsilon") or 1e-5
+        inter = get("intermediate_size") or 4 * hidden
+        cfg = DecoderConfig(
             model_type=model_type,
             vocab_size=int(get("vocab_size")),
             hidden_size=hidden,
-            intermediate_size=int(get("intermediate_size")),
+            intermediate_size=int(inter),
             num_layers=int(get("num_hidden_layers")),
             num_heads=heads,
             num_kv_heads=int(get("num_key_value_heads") or heads),
             head_dim=int(get("head_dim") or hidden // heads),
-            rms_norm_eps=float(get("rms_norm_eps") or 1e-6),
+            rms_norm_eps=float(eps),
             rope_theta=float(rope_theta),
             tie_word_embeddings=bool(get("tie_word_embeddings", False)),
             max_position_embeddings=int(get("max_position_embeddings") or 2048),
@@ -147,7 +189,8 @@ class DecoderConfig:
             norm_plus_one=gemma,
             embed_scale=math.sqrt(hidden) if gemma else
             float(get("embedding_multiplier") or 1.0) if granite else 1.0,
-            activation="silu" if act == "silu" else "gelu_tanh",
+            activation=_ACTIVATIONS[act] if new_family else
+            "silu" if act == "silu" else "gelu_tanh",
             sliding_window=int(window or 0),
             partial_rotary_factor=float(partial_rotary),
             rope_local_theta=float(local_params.get("rope_theta") or 0.0),
@@ -164,3 +207,52 @@ class DecoderConfig:
             bos_token_id=get("bos_token_id"),
             eos_token_ids=tuple(int(e) for e in eos_ids),
         )
+        return dataclasses.replace(cfg, **extra) if extra else cfg
+
+
+def _family_fields(model_type: str, get) -> dict:
+    """The DecoderConfig fields of the families outside the llama mould; LutcError (naming the
+    model type) for the variants lutc does not build."""
+    def refuse(what: str):
+        raise LutcError(f"{model_type}: {what} is not supported yet")
+
+    if model_type not in LAYERNORM_FAMILIES:
+        return {}
+    out: dict = {"norm": "layer"}
+    if model_type == "gpt_neox":
+        out.update(gated_mlp=False, qkv_layout="per_head",
+                   parallel_residual=bool(get("use_parallel_residual", True)),
+                   attention_bias=bool(get("attention_bias", True)))
+    elif model_type == "stablelm":
+        if get("qk_layernorm"):
+            refuse("per-head q/k LayerNorm (qk_layernorm)")
+        out.update(parallel_residual=bool(get("use_parallel_residual", False)))
+    elif model_type == "gpt2":
+        if get("scale_attn_by_inverse_layer_idx") or not get("scale_attn_weights", True):
+            refuse("attention scaling other than 1/sqrt(head_dim)")
+        out.update(gated_mlp=False, position_embedding="learned", tie_word_embeddings=True,
+                   num_kv_heads=int(get("num_attention_heads")))
+    elif model_type == "opt":
+        if not get("do_layer_norm_before", True):
+            refuse("LayerNorm after the sublayers (do_layer_norm_before=False)")
+        if get("word_embed_proj_dim") not in (None, get("hidden_size")):
+            refuse("project_in/project_out (word_embed_proj_dim != hidden_size)")
+        out.update(gated_mlp=False, position_embedding="learned",
+                   num_kv_heads=int(get("num_attention_heads")))
+    elif model_type == "falcon":
+        if get("alibi"):
+            refuse("ALiBi positions")
+        new_arch = bool(get("new_decoder_architecture", False))
+        heads = int(get("num_attention_heads"))
+        kvh = int(get("num_kv_heads") or heads) if new_arch else \
+            (1 if get("multi_query", True) else heads)
+        out.update(gated_mlp=False, num_kv_heads=kvh,
+                   qkv_layout="grouped" if new_arch else
+                   "stacked" if get("multi_query", True) else "per_head",
+                   parallel_residual=new_arch or bool(get("parallel_attn", True)))
+    elif model_type == "cohere":
+        if get("use_qk_norm"):
+            refuse("q/k LayerNorm (use_qk_norm)")
+        out.update(parallel_residual=True, rope_interleaved=True,
+                   logits_scaling=1.0 / float(get("logit_scale") or 1.0))
+    return out

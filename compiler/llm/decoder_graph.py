@@ -49,30 +49,52 @@ def rope_tables(cfg: DecoderConfig, max_context: int, theta: float | None = None
     return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
 
 
-def _take_rows(w: Weight, rows: slice) -> Weight:
-    """Rows of a float [out, in] array or of a QuantizedWeight (codes, scales and zeros are
-    all row-wise, so the selection is exact)."""
+def _take_rows(w: Weight, rows) -> Weight:
+    """Rows (a slice or an index array) of a float [out, in] array (or a 1-D bias) or of a
+    QuantizedWeight (codes, scales and zeros are all row-wise, so the selection is exact)."""
     if isinstance(w, np.ndarray):
         return np.ascontiguousarray(w[rows])
-    if hasattr(w, "take_rows"):
+    if hasattr(w, "take_rows") and isinstance(rows, slice):
         return w.take_rows(rows)
     zeros = None if w.zeros is None else np.ascontiguousarray(w.zeros[rows])
     return dataclasses.replace(w, codes=np.ascontiguousarray(w.codes[rows]),
                                scales=np.ascontiguousarray(w.scales[rows]), zeros=zeros)
 
 
+def qkv_rows(cfg: DecoderConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows of q, k and v in a fused qkv projection, per `cfg.qkv_layout`: stacked
+    q (H*D) | k (KVH*D) | v (KVH*D) (phi3, gpt2, falcon multi-query); per_head [H, 3, D]
+    (gpt_neox, falcon); grouped [KVH, H/KVH + 2, D] (falcon's new decoder architecture)."""
+    h, kvh, d = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+    r = np.arange(d)
+    if cfg.qkv_layout == "per_head":
+        base = np.arange(h)[:, None] * 3 * d + r[None, :]
+        return base.ravel(), (base + d).ravel(), (base + 2 * d).ravel()
+    if cfg.qkv_layout == "grouped":
+        per = h // kvh + 2
+        g = np.arange(kvh)[:, None, None] * per * d
+        q = (g + np.arange(per - 2)[None, :, None] * d + r[None, None, :]).ravel()
+        k = (np.arange(kvh)[:, None] * per * d + (per - 2) * d + r[None, :]).ravel()
+        return q, k, k + d
+    q = np.arange(h * d)
+    return q, h * d + np.arange(kvh * d), (h + kvh) * d + np.arange(kvh * d)
+
+
 def split_fused(cfg: DecoderConfig, weights: Mapping[str, Weight]) -> Mapping[str, Weight]:
-    """phi3's fused projections as the separate ones the graph reads: `qkv_proj` rows are
-    q (H*D), k (KVH*D), v (KVH*D) stacked; `gate_up_proj` rows are gate then up (transformers'
+    """Fused projections as the separate ones the graph reads: `qkv_proj` rows (weight and
+    bias) split per `qkv_rows`; `gate_up_proj` rows are gate then up (transformers'
     Phi3Attention / Phi3MLP slice them the same way). Weights without fused tensors pass as
     they are."""
-    if not any(n.endswith((".qkv_proj.weight", ".gate_up_proj.weight")) for n in weights):
+    if not any(".qkv_proj." in n or ".gate_up_proj." in n for n in weights):
         return weights
-    q, kv, inter = (cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim,
-                    cfg.intermediate_size)
-    parts = {"self_attn.qkv_proj": (("self_attn.q_proj", 0, q), ("self_attn.k_proj", q, q + kv),
-                                    ("self_attn.v_proj", q + kv, q + 2 * kv)),
-             "mlp.gate_up_proj": (("mlp.gate_proj", 0, inter), ("mlp.up_proj", inter, 2 * inter))}
+    q, k, v = qkv_rows(cfg)
+    inter = cfg.intermediate_size
+    parts = {"self_attn.qkv_proj": (("self_attn.q_proj", q), ("self_attn.k_proj", k),
+                                    ("self_attn.v_proj", v)),
+             "mlp.gate_up_proj": (("mlp.gate_proj", slice(0, inter)),
+                                  ("mlp.up_proj", slice(inter, 2 * inter)))}
+    expected = {"self_attn.qkv_proj": (cfg.num_heads + 2 * cfg.num_kv_heads) * cfg.head_dim,
+                "mlp.gate_up_proj": 2 * inter}
     out = {}
     for name, w in weights.items():
         stem, _, suffix = name.rpartition(".")
@@ -80,15 +102,89 @@ def split_fused(cfg: DecoderConfig, weights: Mapping[str, Weight]) -> Mapping[st
         if fused is None:
             out[name] = w
             continue
-        expected = parts[fused][-1][2]
         n_rows = (w.codes if hasattr(w, "codes") else np.asarray(w)).shape[0]
-        if n_rows != expected:
+        if n_rows != expected[fused]:
             raise LutcError(f"tensor '{name}' has {n_rows} rows; the config's head counts and "
-                            f"sizes say it should have {expected}")
+                            f"sizes say it should have {expected[fused]}")
         base = stem[:-len(fused)]
-        for part, a, b in parts[fused]:
-            out[f"{base}{part}.{suffix}"] = _take_rows(w, slice(a, b))
+        for part, rows in parts[fused]:
+            out[f"{base}{part}.{suffix}"] = _take_rows(w, rows)
     return out
+
+
+# transformers' parameter names of the families outside the llama mould -> the llama names the
+# graph reads (applied in order, first occurrence)
+_RENAMES = {
+    "gpt_neox": (("gpt_neox.embed_in.", "model.embed_tokens."),
+                 ("gpt_neox.final_layer_norm.", "model.norm."), ("gpt_neox.", "model."),
+                 (".attention.query_key_value.", ".self_attn.qkv_proj."),
+                 (".attention.dense.", ".self_attn.o_proj."),
+                 (".mlp.dense_h_to_4h.", ".mlp.up_proj."), (".mlp.dense_4h_to_h.", ".mlp.down_proj."),
+                 ("embed_out.", "lm_head.")),
+    "gpt2": (("transformer.wte.", "model.embed_tokens."),
+             ("transformer.wpe.", "model.embed_positions."), ("transformer.ln_f.", "model.norm."),
+             ("transformer.h.", "model.layers."), (".ln_1.", ".input_layernorm."),
+             (".ln_2.", ".post_attention_layernorm."), (".attn.c_attn.", ".self_attn.qkv_proj."),
+             (".attn.c_proj.", ".self_attn.o_proj."), (".mlp.c_fc.", ".mlp.up_proj."),
+             (".mlp.c_proj.", ".mlp.down_proj.")),
+    "opt": (("model.decoder.final_layer_norm.", "model.norm."), ("model.decoder.", "model."),
+            (".self_attn.out_proj.", ".self_attn.o_proj."),
+            (".self_attn_layer_norm.", ".input_layernorm."),
+            (".final_layer_norm.", ".post_attention_layernorm."), (".fc1.", ".mlp.up_proj."),
+            (".fc2.", ".mlp.down_proj.")),
+    "falcon": (("transformer.word_embeddings.", "model.embed_tokens."),
+               ("transformer.ln_f.", "model.norm."), ("transformer.h.", "model.layers."),
+               (".ln_attn.", ".input_layernorm."), (".ln_mlp.", ".post_attention_layernorm."),
+               (".self_attention.query_key_value.", ".self_attn.qkv_proj."),
+               (".self_attention.dense.", ".self_attn.o_proj."),
+               (".mlp.dense_h_to_4h.", ".mlp.up_proj."), (".mlp.dense_4h_to_h.", ".mlp.down_proj.")),
+}
+_CONV1D = (".self_attn.qkv_proj.weight", ".self_attn.o_proj.weight", ".mlp.up_proj.weight",
+           ".mlp.down_proj.weight")
+
+
+def canonical_weights(cfg: DecoderConfig, weights: Mapping[str, Weight]) -> Mapping[str, Weight]:
+    """A family's tensors under the llama names the graph reads: renamed (_RENAMES), gpt2's
+    Conv1D weights [in, out] transposed to [out, in], OPT's position table without its offset
+    of 2 rows, cohere's q/k rows permuted per head so that its interleaved RoPE pairs (2i, 2i+1)
+    become rotate_half's (i, i + D/2) (q.k is unchanged: q and k move alike); then fused
+    projections split (split_fused)."""
+    renames = _RENAMES.get(cfg.model_type, ())
+    out = {}
+    for name, w in weights.items():
+        for old, new in renames:
+            if old in name:
+                name = name.replace(old, new, 1)
+        if cfg.model_type == "gpt2" and name.endswith(_CONV1D):
+            if not isinstance(w, np.ndarray):
+                raise LutcError(f"gpt2: tensor '{name}' is quantized; its Conv1D layout [in, out] "
+                                f"can only be transposed as a float array")
+            w = np.ascontiguousarray(np.asarray(w).T)
+        if cfg.model_type == "opt" and name == "model.embed_positions.weight":
+            w = np.asarray(w)[2:]
+        if cfg.rope_interleaved and (".self_attn.q_proj." in name or ".self_attn.k_proj." in name):
+            heads = cfg.num_heads if ".q_proj." in name else cfg.num_kv_heads
+            d, rd = cfg.head_dim, cfg.rotary_dim
+            within = np.concatenate([np.arange(0, rd, 2), np.arange(1, rd, 2), np.arange(rd, d)])
+            w = _take_rows(w, (np.arange(heads)[:, None] * d + within[None, :]).ravel())
+        out[name] = w
+    return split_fused(cfg, out)
+
+
+def _gelu_tanh(s, g):
+    inner = s.mul(s.const(0.7978845608028654, f32),
+                  s.add(g, s.mul(s.const(0.044715, f32), s.mul(g, s.mul(g, g)))))
+    return s.mul(s.mul(s.const(0.5, f32), g), s.add(s.const(1.0, f32), s.tanh(inner)))
+
+
+_ACT = {  # the activations of the ungated MLPs, on one scalar of the map body
+    "silu": lambda s, g: s.mul(g, s.sigmoid(g)),
+    "relu": lambda s, g: s.relu(g),
+    "gelu": lambda s, g: s.mul(s.mul(s.const(0.5, f32), g),
+                               s.add(s.const(1.0, f32),
+                                     s.erf(s.mul(g, s.const(0.7071067811865476, f32))))),
+    "gelu_tanh": _gelu_tanh,
+}
 
 
 class DecoderGraph:
@@ -104,7 +200,7 @@ class DecoderGraph:
         if not 1 <= chunk <= max_context:
             raise LutcError(f"chunk size {chunk} must be in 1..max_context ({max_context})")
         self.cfg, self.chunk, self.max_context = cfg, chunk, max_context
-        self.weights = split_fused(cfg, weights)
+        self.weights = canonical_weights(cfg, weights)
         self.spec = quantize_spec
         self.gb = GraphBuilder(WeightStore())
         self.quantization_report: list[tuple[str, float]] = []
@@ -151,6 +247,29 @@ class DecoderGraph:
         inv = gb.map(lambda s, m: s.rsqrt(s.add(m, s.const(eps, f32))), [ms])
         wt = gb.weight(w, name)
         return gb.map(lambda s, v, r, g: s.mul(s.mul(v, r), g), [x, inv, wt])
+
+    def layer_norm(self, x, name: str, dim: int):
+        """(x - mean) / sqrt(var + eps) * w (+ b when the model stores one) over the last axis
+        (torch's LayerNorm: the biased variance)."""
+        gb, eps = self.gb, self.cfg.rms_norm_eps
+        w = gb.weight(self.float_tensor(name, (dim,)), name)
+        mean = gb.reduce(x, [-1], "mean", keepdims=True)
+        xc = gb.map(lambda s, v, m: s.sub(v, m), [x, mean])
+        var = gb.reduce(gb.map(lambda s, v: s.mul(v, v), [xc]), [-1],
+                        "mean", keepdims=True)
+        inv = gb.map(lambda s, m: s.rsqrt(s.add(m, s.const(eps, f32))), [var])
+        bias_name = name[:-len("weight")] + "bias"
+        if bias_name in self.weights:
+            b = gb.weight(self.float_tensor(bias_name, (dim,)), bias_name)
+            return gb.map(lambda s, v, r, g, c: s.add(s.mul(s.mul(v, r), g), c),
+                          [xc, inv, w, b])
+        return gb.map(lambda s, v, r, g: s.mul(s.mul(v, r), g), [xc, inv, w])
+
+    def norm(self, x, name: str, dim: int):
+        """The model's block norm: RMSNorm or LayerNorm (cfg.norm)."""
+        if self.cfg.norm == "layer":
+            return self.layer_norm(x, name, dim)
+        return self.rms_norm(x, name, dim)
 
     def rope(self, x, cos, sin):
         """transformers' rotate_half RoPE on x [C, heads, D] with cos/sin [C, 1, R/2]: the
@@ -202,9 +321,14 @@ class DecoderGraph:
 
     def mlp(self, h, prefix: str):
         cfg, gb = self.cfg, self.gb
-        gate = self.linear(h, prefix + "gate_proj", cfg.intermediate_size, cfg.hidden_size)
         up = self.linear(h, prefix + "up_proj", cfg.intermediate_size, cfg.hidden_size)
-        if cfg.activation == "silu":
+        if not cfg.gated_mlp:  # down(act(up(h)))
+            act = gb.map(lambda s, u: _ACT[cfg.activation](s, u), [up])
+            return self.linear(act, prefix + "down_proj", cfg.hidden_size, cfg.intermediate_size)
+        gate = self.linear(h, prefix + "gate_proj", cfg.intermediate_size, cfg.hidden_size)
+        if cfg.activation in ("gelu", "relu"):
+            act = gb.map(lambda s, g, u: s.mul(_ACT[cfg.activation](s, g), u), [gate, up])
+        elif cfg.activation == "silu":
             act = gb.map(lambda s, g, u: s.mul(s.mul(g, s.sigmoid(g)), u), [gate, up])
         else:  # gelu, tanh approximation
             def gelu_mul(s, g, u):
@@ -230,6 +354,15 @@ class DecoderGraph:
         embed = self.float_tensor("model.embed_tokens.weight", (cfg.vocab_size, hid))
         x = gb.gather(gb.weight(embed, "model.embed_tokens.weight"), tokens, 0)
         x = self.scaled(x, cfg.embed_scale)
+        if cfg.position_embedding == "learned":  # gpt2 / opt: a table row per position
+            table = self.float_tensor("model.embed_positions.weight")
+            if table.ndim != 2 or table.shape[1] != hid or table.shape[0] < self.max_context:
+                raise LutcError(f"{cfg.model_type}: the position table has shape "
+                                f"{list(table.shape)}; max_context {self.max_context} needs "
+                                f"[>= {self.max_context}, {hid}]")
+            pos = gb.gather(gb.weight(np.ascontiguousarray(table[:self.max_context]),
+                                      "model.embed_positions.weight"), positions, 0)
+            x = gb.binary("add", x, pos)
         rope_cs = {}  # False: rope_theta; True: the sliding-window layers' rope_local_theta
         for local in {cfg.window(i) != 0 and cfg.rope_local_theta != 0
                       for i in range(cfg.num_layers) if cfg.uses_rope(i)}:
@@ -244,8 +377,16 @@ class DecoderGraph:
         for layer in range(cfg.num_layers):
             start = gb.block.last_op  # tagged below: the C emitter shares one layer body
             p = f"model.layers.{layer}."
+            if cfg.parallel_residual:  # x + attn(ln1(x)) + mlp(ln2(x)), ln2 = ln1 if not stored
+                h1 = self.norm(x, p + "input_layernorm.weight", hid)
+                ln2 = p + "post_attention_layernorm.weight"
+                h2 = self.norm(x, ln2, hid) if ln2 in self.weights else h1
+                both = gb.binary("add", self.attention(h1, layer, rope_cs), self.mlp(h2, p + "mlp."))
+                x = gb.binary("add", x, self.scaled(both, cfg.residual_multiplier))
+                tag_layer(gb.block, start, layer)
+                continue
             post = cfg.norm_placement == "post"
-            h = x if post else self.rms_norm(x, p + "input_layernorm.weight", hid)
+            h = x if post else self.norm(x, p + "input_layernorm.weight", hid)
             x = self.sublayer(x, self.attention(h, layer, rope_cs),
                               p + "post_attention_layernorm.weight")
             if post:
@@ -253,11 +394,11 @@ class DecoderGraph:
             elif cfg.norm_placement == "sandwich":
                 h = self.rms_norm(x, p + "pre_feedforward_layernorm.weight", hid)
             else:
-                h = self.rms_norm(x, p + "post_attention_layernorm.weight", hid)
+                h = self.norm(x, p + "post_attention_layernorm.weight", hid)
             x = self.sublayer(x, self.mlp(h, p + "mlp."), p + "post_feedforward_layernorm.weight")
             tag_layer(gb.block, start, layer)
 
-        x = self.rms_norm(x, "model.norm.weight", hid)
+        x = self.norm(x, "model.norm.weight", hid)
         head = "model.embed_tokens" if cfg.tie_word_embeddings or "lm_head.weight" not in \
             self.weights else "lm_head"
         logits = self.scaled(self.linear(x, head, cfg.vocab_size, hid), 1.0 / cfg.logits_scaling)

@@ -4,7 +4,10 @@ against eager, logits on 21 tokens (rel <= 1e-4) and 16 greedy tokens identical.
 What each family adds to the graph: phi3 fused qkv/gate_up projections (split by rows) and
 partial rotary; granite embedding/residual/attention/logit multipliers; olmo2 RMSNorm after
 each sublayer and q/k RMSNorm over the whole projection; smollm3 layers without RoPE; gemma2
-sandwich norms, attention and final logit softcapping, sliding window on alternating layers."""
+sandwich norms, attention and final logit softcapping, sliding window on alternating layers;
+gpt_neox LayerNorm with bias, fused per-head qkv, partial rotary, parallel residual, GELU MLP
+without gate; stablelm LayerNorm + partial rotary; gpt2 learned positions, Conv1D weights,
+gelu_new, no RoPE; opt learned positions offset by 2, ReLU."""
 
 from __future__ import annotations
 
@@ -24,6 +27,9 @@ VOCAB = 300
 COMMON = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
               num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
               tie_word_embeddings=False, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+
+
+MHA = dict(COMMON, num_key_value_heads=4)  # the families without grouped-query attention
 
 
 def configs():
@@ -47,6 +53,21 @@ def configs():
                              "sliding_attention": {"rope_type": "default",
                                                    "rope_theta": 1e4}},
             attn_implementation="eager", **COMMON)),
+        "gpt_neox": lambda: t.GPTNeoXForCausalLM(t.GPTNeoXConfig(
+            rotary_pct=0.5, hidden_act="gelu", use_parallel_residual=True, **MHA)),
+        "gpt_neox-sequential": lambda: t.GPTNeoXForCausalLM(t.GPTNeoXConfig(
+            rotary_pct=0.25, hidden_act="gelu_new", use_parallel_residual=False, **MHA)),
+        "stablelm": lambda: t.StableLmForCausalLM(t.StableLmConfig(
+            partial_rotary_factor=0.25, use_qkv_bias=True, **COMMON)),
+        "stablelm-parallel": lambda: t.StableLmForCausalLM(t.StableLmConfig(
+            use_parallel_residual=True, **COMMON)),
+        "gpt2": lambda: t.GPT2LMHeadModel(t.GPT2Config(
+            vocab_size=VOCAB, n_embd=64, n_layer=2, n_head=4, n_positions=1024, n_inner=96,
+            activation_function="gelu_new", bos_token_id=1, eos_token_id=2)),
+        "opt": lambda: t.OPTForCausalLM(t.OPTConfig(
+            vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, ffn_dim=96,
+            num_attention_heads=4, max_position_embeddings=1024, word_embed_proj_dim=64,
+            pad_token_id=0, bos_token_id=1, eos_token_id=2)),
     }
 
 
@@ -55,8 +76,9 @@ def tiny(family: str):
     model = configs()[family]()
     with torch.no_grad():  # biases are zero and norms one at init: make them matter
         for name, p in model.named_parameters():
-            if name.endswith(".bias") or "norm" in name:
-                p.normal_(0.5 if "norm" in name else 0.0, 0.5)
+            norm = "norm" in name or ".ln" in name
+            if name.endswith(".bias") or norm:
+                p.normal_(0.5 if norm and name.endswith(".weight") else 0.0, 0.5)
     return model.eval()
 
 
@@ -72,7 +94,7 @@ def rel(a, b) -> float:
 @pytest.mark.parametrize("family", list(configs()))
 def test_family_matches_eager(family, tmp_path):
     model = tiny(family)
-    assert DecoderConfig.from_hf(model.config).model_type == family
+    assert DecoderConfig.from_hf(model.config).model_type == family.split("-")[0]
     llm = LLM(model, max_context=96, chunk=16, cache_dir=tmp_path)
     ids = np.random.default_rng(2).integers(0, VOCAB, size=21)
     assert rel(llm.logits(ids), eager_logits(model, ids)) <= 1e-4
@@ -99,3 +121,38 @@ def test_split_fused_is_exact_for_quantized_rows():
         np.testing.assert_array_equal(quants[key].dequantize(), qw.dequantize()[a:b])
     with pytest.raises(LutcError, match="qkv_proj.weight' has 100 rows"):
         split_fused(cfg, {name: qkv[:100]})
+
+
+@pytest.mark.parametrize("layout", ["per_head", "grouped"])
+def test_split_fused_per_head_layouts_are_exact(layout):
+    """gpt_neox's [H, 3, D] and falcon's [KVH, H/KVH + 2, D] fused qkv rows split the same for
+    float arrays, biases and QuantizedWeight codes/scales/zeros."""
+    import dataclasses
+
+    cfg = dataclasses.replace(DecoderConfig.from_hf(transformers.GPTNeoXConfig(**MHA)),
+                              qkv_layout=layout, num_kv_heads=4 if layout == "per_head" else 2)
+    h, kvh, d = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+    rng = np.random.default_rng(0)
+    qkv = rng.normal(size=((h + 2 * kvh) * d, 64)).astype(np.float32)
+    bias = rng.normal(size=(h + 2 * kvh) * d).astype(np.float32)
+    qw = quantize(qkv, WeightSpec.parse("w4g32"))
+    stem = "model.layers.0.self_attn.qkv_proj."
+    floats = split_fused(cfg, {stem + "weight": qkv, stem + "bias": bias})
+    quants = split_fused(cfg, {stem + "weight": qw})
+    if layout == "per_head":
+        blocks = qkv.reshape(h, 3, d, 64)
+        want = {"q": blocks[:, 0], "k": blocks[:, 1], "v": blocks[:, 2]}
+    else:
+        blocks = qkv.reshape(kvh, h // kvh + 2, d, 64)
+        want = {"q": blocks[:, :-2], "k": blocks[:, -2], "v": blocks[:, -1]}
+    for part, rows in want.items():
+        key = f"model.layers.0.self_attn.{part}_proj."
+        rows = rows.reshape(-1, 64)
+        np.testing.assert_array_equal(floats[key + "weight"], rows)
+        np.testing.assert_array_equal(
+            floats[key + "bias"], bias[np.isin(qkv[:, 0], rows[:, 0])])
+        assert isinstance(quants[key + "weight"], QuantizedWeight)
+        full = qw.dequantize()
+        np.testing.assert_array_equal(quants[key + "weight"].dequantize(),
+                                      full[[int(np.flatnonzero(qkv[:, 0] == r)[0])
+                                            for r in rows[:, 0]]])
