@@ -131,6 +131,16 @@ class NumpyFolder:
         idx = np.where(idx < 0, idx + data.shape[axis], idx)
         return np.asarray(np.take(data, idx, axis=axis))
 
+    def gather_elements(self, data, indices, axis) -> np.ndarray:
+        data, idx = np.asarray(data), np.asarray(indices).astype(np.int64)
+        idx = np.where(idx < 0, idx + data.shape[axis], idx)
+        return np.asarray(np.take_along_axis(data, idx, axis=axis))
+
+    def mod(self, a, b, fmod: bool) -> np.ndarray:
+        a, b = np.asarray(a), np.asarray(b)
+        return self._out(np.fmod(a, b) if fmod or np.issubdtype(a.dtype, np.floating)
+                         else np.mod(a, b))
+
     def gather_nd(self, data, indices) -> np.ndarray:
         data, idx = np.asarray(data), np.asarray(indices).astype(np.int64)
         q = idx.shape[-1]

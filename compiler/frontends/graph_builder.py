@@ -754,6 +754,47 @@ class GraphBuilder:
         )
         return self._insert(op)
 
+    def gather_elements(self, data: Operand, indices: Operand, axis: int) -> SSAValue:
+        """ONNX GatherElements / numpy.take_along_axis: out[i..] = data[i.. with i[axis] =
+        indices[i..]], negative indices wrapped; the result has the indices' shape."""
+        data, indices = self.value(data), self.value(indices, "indices")
+        dshape, out_shape = shape_of(data), shape_of(indices)
+        axis %= len(dshape)
+        rank = len(out_shape)
+        elem = elem_of(data)
+        body = Block(arg_types=[elem_of(indices), elem])
+        sb = ScalarBuilder(Builder(InsertPoint.at_end(body)))
+        raw = sb.cast(body.args[0], i64)
+        neg = sb.cmp("lt", raw, sb.const(0, i64))
+        wrapped = sb.select(neg, sb.add(raw, sb.const(dshape[axis], i64)), raw)
+        coords = [sb.to_index(wrapped) if d == axis else sb.index(d) for d in range(rank)]
+        sb.insert(YieldOp(sb.insert(tensor.ExtractOp(data, coords, elem))))
+        op = GenericOp(
+            [indices], [self.empty(out_shape, elem)], Region(body),
+            [_affine_map(rank, list(range(rank))), _affine_map(rank, list(range(rank)))],
+            [IteratorTypeAttr.parallel()] * rank, [tensor_type(out_shape, elem)],
+        )
+        return self._insert(op)
+
+    def mod(self, a: Operand, b: Operand, fmod: bool) -> SSAValue:
+        """ONNX Mod: fmod (C's, the dividend's sign: a - b * trunc(a / b)) or, for integers
+        with fmod=0, Python's (the divisor's sign)."""
+        def body(s: ScalarBuilder, x, y):
+            if _is_float(x.type):
+                q = s.div(x, y)
+                trunc = s.select(s.cmp("lt", q, s.const(0.0, x.type)), s.neg(s.floor(s.neg(q))),
+                                 s.floor(q))
+                return s.sub(x, s.mul(y, trunc))
+            r = s.insert(arith.RemSIOp(x, y))
+            if fmod:
+                return r
+            zero = s.const(0, x.type)
+            fix = s.logical_and(s.cmp("ne", r, zero),
+                                s.logical_xor(s.cmp("lt", r, zero), s.cmp("lt", y, zero)))
+            return s.select(fix, s.add(r, y), r)
+
+        return self.map(body, [a, b])
+
     def gather_nd(self, data: Operand, indices: Operand) -> SSAValue:
         """ONNX GatherND with batch_dims = 0: out[i..] = data[indices[i.., :], ...]."""
         data = self.value(data)

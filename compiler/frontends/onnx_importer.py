@@ -27,6 +27,7 @@ from lutc.compiler.frontends.onnx_ops import (
     shape,
 )
 from lutc.compiler.frontends.graph_builder import GraphBuilder, canonical_array, check_tensor_size
+from lutc.compiler.frontends.reference_folding import constant_tensors, fold_node
 from lutc.compiler.imported_model import ImportedModel, TensorSpec
 from lutc.compiler.frontends.quantize import WeightSpec
 from lutc.compiler.weight_store import WeightStore, sanitize
@@ -121,13 +122,18 @@ def _node_names(graph: onnx.GraphProto) -> list[str]:
     return [n.name or f"{n.op_type}_{i}" for i, n in enumerate(graph.node)]
 
 
+def _handled(node: onnx.NodeProto) -> bool:
+    return ("" if node.domain in DEFAULT_DOMAINS else node.domain, node.op_type) in HANDLERS
+
+
 def check_supported(graph: onnx.GraphProto) -> None:
-    """One error listing every unsupported operator type, its count and first node."""
+    """One error listing every unsupported operator type, its count and first node; nodes
+    whose inputs are all constants are left out (they are folded, see reference_folding)."""
     counts: Counter[str] = Counter()
     first: dict[str, str] = {}
+    constants = constant_tensors(graph, lambda node: True)
     for node, name in zip(graph.node, _node_names(graph)):
-        domain = "" if node.domain in DEFAULT_DOMAINS else node.domain
-        if (domain, node.op_type) in HANDLERS:
+        if _handled(node) or all(i in constants for i in node.input):
             continue
         label = _op_label(node)
         counts[label] += 1
@@ -265,15 +271,23 @@ def import_onnx(model: str | Path | onnx.ModelProto,
                         initializer_types={i.name: i.data_type for i in graph.initializer})
     for node, name in zip(graph.node, _node_names(graph)):
         domain = "" if node.domain in DEFAULT_DOMAINS else node.domain
-        handler = HANDLERS[(domain, node.op_type)]
+        handler = HANDLERS.get((domain, node.op_type))
         try:
             ins = [env[i] for i in node.input]
         except KeyError as e:
             raise LutcError(f"input {e} of {node.op_type} node '{name}' is not defined "
                             "(the graph is not in topological order?)") from None
         ctx = NodeContext(state, node, name)
+        label = f"{node.op_type} node '{name}'"
         try:
-            outs = handler(ctx, ins)
+            if handler is not None:
+                outs = handler(ctx, ins)
+            elif all(v is None or isinstance(v, np.ndarray) for v in ins):
+                outs = [canonical_array(o)
+                        for o in fold_node(node, ins, proto.opset_import, label)]
+            else:
+                raise LutcError(f"unsupported ONNX op {_op_label(node)} (only its folding on "
+                                "constant inputs is, and an input here is computed)", label)
             for out_name, value in zip(node.output, outs):
                 if isinstance(value, np.ndarray):  # folded constants are capped too
                     check_tensor_size(value.shape, f"output '{out_name}'")

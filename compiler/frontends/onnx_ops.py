@@ -538,6 +538,24 @@ def _gather(ctx: NodeContext, ins: list) -> list:
     return [ctx.builder(data, idx).gather(data, idx, axis)]
 
 
+@handles("GatherElements")
+def _gather_elements(ctx: NodeContext, ins: list) -> list:
+    data, idx = ins
+    if shape(data) and len(shape(idx)) != len(shape(data)):
+        raise ctx.error(f"GatherElements indices of rank {len(shape(idx))} for data of rank "
+                        f"{len(shape(data))}: the ranks must be equal")
+    return [ctx.builder(data, idx).gather_elements(data, idx, ctx.attr("axis", 0))]
+
+
+@handles("Mod")
+def _mod(ctx: NodeContext, ins: list) -> list:
+    a, b = ins
+    fmod = bool(ctx.attr("fmod", 0))
+    if dtype(a) == np.float32 and not fmod:
+        raise ctx.error("Mod of floats needs fmod=1 (the ONNX spec)")
+    return [ctx.builder(a, b).mod(a, b, fmod)]
+
+
 @handles("GatherND")
 def _gather_nd(ctx: NodeContext, ins: list) -> list:
     if ctx.attr("batch_dims", 0):
