@@ -7,7 +7,9 @@ each sublayer and q/k RMSNorm over the whole projection; smollm3 layers without 
 sandwich norms, attention and final logit softcapping, sliding window on alternating layers;
 gpt_neox LayerNorm with bias, fused per-head qkv, partial rotary, parallel residual, GELU MLP
 without gate; stablelm LayerNorm + partial rotary; gpt2 learned positions, Conv1D weights,
-gelu_new, no RoPE; opt learned positions offset by 2, ReLU."""
+gelu_new, no RoPE; opt learned positions offset by 2, ReLU; falcon fused qkv (multi-query, per
+head, grouped), parallel attention; cohere bias-free LayerNorm, parallel block, interleaved RoPE,
+logit_scale."""
 
 from __future__ import annotations
 
@@ -68,6 +70,20 @@ def configs():
             vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, ffn_dim=96,
             num_attention_heads=4, max_position_embeddings=1024, word_embed_proj_dim=64,
             pad_token_id=0, bos_token_id=1, eos_token_id=2)),
+        "falcon": lambda: t.FalconForCausalLM(t.FalconConfig(
+            vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+            multi_query=True, parallel_attn=True, bias=True, ffn_hidden_size=96,
+            max_position_embeddings=1024, bos_token_id=1, eos_token_id=2)),
+        "falcon-new": lambda: t.FalconForCausalLM(t.FalconConfig(
+            vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+            num_kv_heads=2, new_decoder_architecture=True, bias=False,
+            max_position_embeddings=1024, bos_token_id=1, eos_token_id=2)),
+        "falcon-sequential": lambda: t.FalconForCausalLM(t.FalconConfig(
+            vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+            multi_query=False, parallel_attn=False, bias=True,
+            max_position_embeddings=1024, bos_token_id=1, eos_token_id=2)),
+        "cohere": lambda: t.CohereForCausalLM(t.CohereConfig(
+            logit_scale=0.3, attention_bias=True, **dict(COMMON, tie_word_embeddings=True))),
     }
 
 
@@ -156,3 +172,17 @@ def test_split_fused_per_head_layouts_are_exact(layout):
         np.testing.assert_array_equal(quants[key + "weight"].dequantize(),
                                       full[[int(np.flatnonzero(qkv[:, 0] == r)[0])
                                             for r in rows[:, 0]]])
+
+
+@pytest.mark.parametrize("config, message", [
+    (lambda t: t.FalconConfig(alibi=True), "falcon: ALiBi positions"),
+    (lambda t: t.OPTConfig(hidden_size=64, word_embed_proj_dim=32, ffn_dim=96),
+     "opt: project_in/project_out"),
+    (lambda t: t.OPTConfig(do_layer_norm_before=False), "opt: LayerNorm after"),
+    (lambda t: t.StableLmConfig(qk_layernorm=True), "stablelm: per-head q/k LayerNorm"),
+    (lambda t: t.CohereConfig(use_qk_norm=True), "cohere: q/k LayerNorm"),
+    (lambda t: t.BloomConfig(), "model type 'bloom' is not one lutc can generate with"),
+])
+def test_unsupported_variants_are_one_line_errors(config, message):
+    with pytest.raises(LutcError, match=message):
+        DecoderConfig.from_hf(config(transformers))
