@@ -30,8 +30,9 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                    help="f32 lookup tables (same as --disable-pass lut-quantize-table)")
     p.add_argument("--disable-pass", action="append", default=[], metavar="PASS")
     p.add_argument("--threads", type=_positive(int), default=0, help="0: all cores")
-    p.add_argument("--max-context", type=_positive(int), default=2048,
-                   help="KV cache capacity in tokens")
+    p.add_argument("--max-context", type=_positive(int), default=None,
+                   help="KV cache capacity in tokens (default 2048, or a learned position "
+                   "table's length)")
     p.add_argument("--chunk", type=_positive(int), default=32,
                    help="prefill rows per call of the compiled function")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -41,7 +42,7 @@ def _load(args, quiet: bool):
     from lutc.compiler.llm.llm import LLM
 
     say = (lambda s: None) if quiet else (lambda s: print(f"lutc: {s}", file=sys.stderr))
-    if args.max_context < 1 or args.chunk < 1:
+    if (args.max_context is not None and args.max_context < 1) or args.chunk < 1:
         raise LutcError("--max-context and --chunk must be >= 1")
     return LLM(args.model, weights=args.weights, max_context=args.max_context, chunk=args.chunk,
                threads=args.threads, lossless=args.lossless, disable_passes=args.disable_pass,
@@ -82,7 +83,7 @@ def _cmd_perplexity(args) -> None:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as err:
         raise LutcError(f"cannot read '{path}' as text: {err}") from None
-    args.max_context = max(args.max_context, args.context)
+    args.max_context = max(args.max_context or 0, args.context)
     llm = _load(args, args.json)
     result = llm.perplexity(text, context=args.context)
     if args.json:

@@ -31,6 +31,7 @@ from lutc.compiler.llm.sampling import check_sampling, next_token
 from lutc.runtime.errors import LutcError
 
 DEFAULT_CHUNK = 32
+DEFAULT_MAX_CONTEXT = 2048
 
 
 def _cache_root() -> Path:
@@ -68,28 +69,32 @@ class LLM:
     model: a .gguf path, a Hugging Face directory, or a transformers PreTrainedModel.
     weights: None keeps the source's weights (GGUF codes exactly; float stays float) or a
         `--weights` spec (w4g32, w2g64, ternary, ...) that quantizes float linear layers.
-    max_context: KV cache capacity in tokens (prompt + generated).
+    max_context: KV cache capacity in tokens (prompt + generated); default 2048, or the
+        position table's length for models with learned positions (gpt2, opt).
     chunk: rows per call of the compiled function (prefill runs in chunks of this size).
     lossless: f32 tables (disables lut-quantize-table), exact up to float rounding.
     Raises LutcError for a model lutc cannot build, naming what is wrong."""
 
-    def __init__(self, model, weights: str | None = None, max_context: int = 2048,
+    def __init__(self, model, weights: str | None = None, max_context: int | None = None,
                  chunk: int = DEFAULT_CHUNK, threads: int = 0, lossless: bool = False,
                  disable_passes: Sequence[str] = (), pass_options: dict | None = None,
                  cache_dir: str | Path | None = None, out=None):
         from lutc.compiler.frontends.quantize import WeightSpec
         from lutc.runtime.model_loader import CompiledModel
 
-        if max_context < 1:
+        if max_context is not None and max_context < 1:
             raise LutcError(f"max_context must be >= 1, got {max_context}")
         if not 1 <= chunk:
             raise LutcError(f"chunk must be >= 1, got {chunk}")
-        chunk = min(chunk, max_context)
         if threads < 0:
             raise LutcError(f"threads must be >= 0 (0: all cores), got {threads}")
         t0 = time.perf_counter()
         self.source: ModelSource = load_source(model)
         self.config = DecoderConfig.from_hf(self.source.config)
+        if max_context is None:  # models with a learned position table stop at its length
+            max_context = (DEFAULT_MAX_CONTEXT if self.config.position_embedding == "rope"
+                           else min(DEFAULT_MAX_CONTEXT, self.config.max_position_embeddings))
+        chunk = min(chunk, max_context)
         spec = WeightSpec.parse(weights) if weights else None
         disabled = tuple(disable_passes) + (("lut-quantize-table",) if lossless else ())
         options = {"weights": weights, "max_context": max_context, "chunk": chunk,

@@ -168,10 +168,10 @@ def test_bad_input_is_a_user_error(llama_llm):
 
 
 def test_unsupported_architecture_is_named(tmp_path):
-    gpt2 = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=1, n_embd=32, n_head=2,
-                                                                 vocab_size=64))
-    with pytest.raises(LutcError, match="model type 'gpt2'"):
-        LLM(gpt2, cache_dir=tmp_path)
+    bloom = transformers.BloomForCausalLM(transformers.BloomConfig(n_layer=1, hidden_size=32,
+                                                                   n_head=2, vocab_size=64))
+    with pytest.raises(LutcError, match="model type 'bloom'"):
+        LLM(bloom, cache_dir=tmp_path)
 
 
 def test_hf_directory_and_cli(llama, tmp_path):

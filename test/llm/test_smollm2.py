@@ -49,10 +49,22 @@ def reference_greedy(model, ids: list[int], n: int) -> list[int]:
     return out[0, len(ids):].tolist()
 
 
-def test_lossless_greedy_is_token_identical(gguf, reference, tmp_path_factory):
+@pytest.fixture(scope="module")
+def lossless(gguf, tmp_path_factory):
+    return LLM(gguf, lossless=True, max_context=256, cache_dir=tmp_path_factory.mktemp("c"))
+
+
+def reference_ppl(model, ids: np.ndarray) -> float:
+    with torch.no_grad():
+        logits = model(torch.tensor(ids)[None]).logits[0].double()
+    logp = torch.log_softmax(logits, -1).numpy()
+    return float(np.exp(-logp[np.arange(len(ids) - 1), ids[1:]].mean()))
+
+
+def test_lossless_greedy_is_token_identical(lossless, reference):
     """Lossless pipeline (f32 tables): 32 greedy tokens equal transformers' on the same
     weights; a short answer (ending in EOS) too, and it names Paris."""
-    llm = LLM(gguf, lossless=True, max_context=128, cache_dir=tmp_path_factory.mktemp("c"))
+    llm = lossless
     ids = llm.encode(LONG_ANSWER, chat=True)
     got = llm.generate(ids, max_new_tokens=32)
     assert len(got.token_ids) == 32
@@ -72,9 +84,17 @@ def test_default_pipeline_answers_and_scores(gguf, reference, tmp_path_factory):
     assert "Paris" in st.text
     ids = np.array(llm.tokenizer.encode(TEXT, add_special_tokens=False).ids)
     ours = llm.perplexity(ids, context=len(ids))
-    with torch.no_grad():
-        logits = reference(torch.tensor(ids)[None]).logits[0].double()
-    logp = torch.log_softmax(logits, -1).numpy()
-    ppl_ref = float(np.exp(-logp[np.arange(len(ids) - 1), ids[1:]].mean()))
+    ppl_ref = reference_ppl(reference, ids)
     assert ours["n_tokens"] == len(ids) - 1
     assert abs(ours["ppl"] / ppl_ref - 1) < 2e-2, (ours["ppl"], ppl_ref)
+
+
+def test_lossless_perplexity_equals_transformers(lossless, reference):
+    """The GGUF's exact codes through f32 tables: perplexity equal to transformers' on the
+    dequantized file within 0.01% (float rounding only)."""
+    ids = np.array(lossless.tokenizer.encode(TEXT, add_special_tokens=False).ids)
+    ours = lossless.perplexity(ids, context=len(ids))
+    ppl_ref = reference_ppl(reference, ids)
+    print(f"SmolLM2 perplexity on {len(ids)} tokens: lossless {ours['ppl']:.5f}, "
+          f"transformers {ppl_ref:.5f}")
+    assert abs(ours["ppl"] / ppl_ref - 1) < 1e-4, (ours["ppl"], ppl_ref)
