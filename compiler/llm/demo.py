@@ -41,6 +41,9 @@ def _first_difference(a: list[int], b: list[int]) -> str:
 
 def torch_reference(gguf: Path, prompt_ids: list[int], new_tokens: int) -> dict:
     """transformers on the same GGUF (float weights): greedy tokens and eager speed."""
+    import os
+
+    os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' GGUF loader's own progress bar
     import torch
     import transformers
 
