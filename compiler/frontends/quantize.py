@@ -45,14 +45,30 @@ class WeightSpec:
 
 @dataclass
 class QuantizedWeight:
-    """w[n, k] = scales[n, k / group] * (codes[n, k] - zero[n, k / group])."""
+    """w[n, k] = scales[n, k / group] * (codes[n, k] - zero[n, k / group]).
 
-    codes: np.ndarray  # uint8 [N, K]
+    The one low-bit weight record of the frontends (lutc's quantizer, ONNX/torch recovery,
+    the GGUF reader). `zeros=None` is the implicit zero point: 2^(bits-1), or 1 for ternary
+    (codes {0, 1, 2} stand for {-1, 0, +1})."""
+
+    codes: np.ndarray  # uint8 [N, K], values in [0, 2^bits - 1]
     scales: np.ndarray  # f32 [N, NG]
     zeros: np.ndarray | None  # f32 [N, NG] or None (implicit zero point)
     bits: int
     group: int
     ternary: bool = False
+    source_type: str = ""  # where the codes came from, e.g. GGUF "Q4_1" (messages only)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.codes.shape
+
+    def take_rows(self, rows) -> QuantizedWeight:
+        """The same weight restricted to (or permuted by) `rows`: exact, codes and all."""
+        return QuantizedWeight(
+            np.ascontiguousarray(self.codes[rows]), np.ascontiguousarray(self.scales[rows]),
+            None if self.zeros is None else np.ascontiguousarray(self.zeros[rows]),
+            self.bits, self.group, self.ternary, self.source_type)
 
     @property
     def implicit_zero(self) -> float:

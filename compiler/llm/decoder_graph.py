@@ -210,9 +210,6 @@ class DecoderGraph:
         w = self.weights.get(name)
         if w is None:
             raise LutcError(f"the model has no tensor '{name}'")
-        if not isinstance(w, (np.ndarray, QuantizedWeight)) and hasattr(w, "codes"):
-            # a reader's own quantized-weight record (e.g. the GGUF reader's): same fields
-            w = QuantizedWeight(w.codes, w.scales, w.zeros, w.bits, w.group, w.ternary)
         got = w.codes.shape if isinstance(w, QuantizedWeight) else np.shape(w)
         if shape is not None and tuple(got) != tuple(shape):
             raise LutcError(f"tensor '{name}' has shape {list(got)}, expected {list(shape)}")

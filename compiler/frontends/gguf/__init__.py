@@ -2,6 +2,6 @@
 weights keep their exact integer codes (no dequantize/requantize round trip)."""
 
 from .model import GGUFModel, read_gguf
-from .quantized_weight import QuantizedWeight
+from lutc.compiler.frontends.quantize import QuantizedWeight
 
 __all__ = ["GGUFModel", "QuantizedWeight", "read_gguf"]

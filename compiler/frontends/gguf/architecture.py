@@ -21,7 +21,7 @@ import numpy as np
 
 from lutc.runtime.errors import LutcError
 
-from .quantized_weight import QuantizedWeight
+from lutc.compiler.frontends.quantize import QuantizedWeight
 
 SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "phi3")
 

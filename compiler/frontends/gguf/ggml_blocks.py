@@ -31,7 +31,7 @@ from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType as T
 
 from lutc.runtime.errors import LutcError
 
-from .quantized_weight import QuantizedWeight
+from lutc.compiler.frontends.quantize import QuantizedWeight
 
 FLOAT_TYPES = (T.F32, T.F16, T.BF16)
 QUANT_TYPES = (T.Q8_0, T.Q4_0, T.Q4_1, T.Q4_K, T.Q6_K, T.TQ1_0, T.TQ2_0)

@@ -18,7 +18,7 @@ from lutc.runtime.errors import LutcError
 from .architecture import ROPE_TENSORS, Architecture
 from .container import GGUFContainer
 from .ggml_blocks import decode_tensor
-from .quantized_weight import QuantizedWeight
+from lutc.compiler.frontends.quantize import QuantizedWeight
 from .tokenizer import build_tokenizer
 
 
