@@ -2,7 +2,7 @@
 
 from xdsl.ir import Dialect
 
-from lutc.dialects.attention_ops import KvAttentionOp
+from lutc.dialects.attention_ops import AttentionOp, KvAttentionOp
 from lutc.dialects.fused_precompute import FusedPrecomputeOp, YieldOp
 from lutc.dialects.lut_ops import BitPlanesOp, DequantizeOp, MmaOp, PrecomputeOp, WeightOp
 from lutc.dialects.mirror_ops import MirrorCodesOp, MirrorScalesOp, MirrorZerosOp
@@ -18,6 +18,8 @@ LUT = Dialect(
      MirrorScalesOp, MirrorZerosOp, MirrorCodesOp, FusedPrecomputeOp, YieldOp,
      PackOp, PackScalesOp, PackedMmaOp,
      # generation: attention over the KV cache the compiled model owns
-     KvAttentionOp],
+     KvAttentionOp,
+     # lut-fuse-attention: attention on whole sequences
+     AttentionOp],
     [WeightFormatAttr, TableType, TileAttr],
 )

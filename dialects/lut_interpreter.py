@@ -17,6 +17,7 @@ from xdsl.interpreter import (
 )
 
 from lutc.dialects import lut_semantics as sem
+from lutc.dialects.attention_ops import AttentionOp, attention_reference
 from lutc.dialects.fused_precompute import FusedPrecomputeOp, YieldOp
 from lutc.dialects.lut_ops import BitPlanesOp, DequantizeOp, MmaOp, PrecomputeOp, WeightOp
 from lutc.dialects.mirror_ops import MirrorCodesOp, MirrorScalesOp, MirrorZerosOp
@@ -110,6 +111,14 @@ class LutFunctions(InterpreterFunctions):
                                       op.sum_group.value.data, table.is_quantized,
                                       table.scale_group.data)
         return h, tables, sums
+
+    @impl(AttentionOp)
+    def run_attention(self, interpreter: Interpreter, op: AttentionOp, args: PythonValues):
+        q, k, v = (np.asarray(a, np.float32) for a in args[:3])
+        mask = np.asarray(args[3]) if len(args) > 3 else None
+        return (attention_reference(q, k, v, mask, float(op.scale.value.data),
+                                    op.causal.value.data, op.sliding_window.value.data,
+                                    float(op.softcap.value.data)),)
 
     @impl_terminator(YieldOp)
     def run_yield(self, interpreter: Interpreter, op: YieldOp, args: PythonValues):

@@ -5,6 +5,12 @@ from collections.abc import Callable
 from xdsl.passes import ModulePass
 
 
+def _fuse_attention():
+    from lutc.passes.fuse_attention import FuseAttentionPass
+
+    return FuseAttentionPass
+
+
 def _lower_mpgemm():
     from lutc.passes.lower_mpgemm import LowerMpGemmPass
 
@@ -42,6 +48,7 @@ def _pack_weights():
 
 
 PASSES: dict[str, Callable[[], type[ModulePass]]] = {
+    "lut-fuse-attention": _fuse_attention,
     "lut-lower-mpgemm": _lower_mpgemm,
     "lut-symmetrize": _symmetrize,
     "lut-quantize-table": _quantize_table,

@@ -5,6 +5,10 @@
   lutrt_precompute_row call after the loops that finish each row: the row is still in L1.
 - `lut.packed_mma`       -> lutrt_mma on weights `lut-pack-weights` packed (folded into the
   weight store by the driver): the pointers pass straight through.
+- `lut.kv_attention`     -> lutrt_attention_kv on the layer's slice of the cache argument.
+- `lut.attention`        -> lutrt_attention once per batch element; a constant boolean mask is
+  read here: a causal one becomes the call's causal mode, any other an additive f32 mask in the
+  weights blob.
 - `lut.mma`              -> lutrt_mma; its weight operands (folded `lut.bitplanes`, scales,
   zeros) are packed here into the runtime's block layout (lutc.runtime.packing) — the path
   taken with `--disable-pass lut-pack-weights`.
@@ -21,11 +25,13 @@ from __future__ import annotations
 
 import numpy as np
 from xdsl.dialects.linalg import ops as linalg
+from xdsl.dialects import arith
+from xdsl.dialects.builtin import IntegerType
 from xdsl.ir import Operation, SSAValue
 
 from lutc.runtime import abi
 from lutc.runtime.errors import LutcError
-from lutc.dialects.attention_ops import KvAttentionOp
+from lutc.dialects.attention_ops import AttentionOp, KvAttentionOp, causal_mode_of
 from lutc.dialects.fused_precompute import FusedPrecomputeOp
 from lutc.dialects.lut_ops import MmaOp, PrecomputeOp, WeightOp
 from lutc.dialects.packed_ops import PackedMmaOp
@@ -53,11 +59,13 @@ class LutEmitter:
 
     def handles(self, op: Operation) -> bool:
         return isinstance(op, (PrecomputeOp, MmaOp, PackedMmaOp, FusedPrecomputeOp,
-                               KvAttentionOp))
+                               KvAttentionOp, AttentionOp))
 
     def emit(self, op: Operation) -> None:
         if isinstance(op, KvAttentionOp):
             self.emit_kv_attention(op)
+        elif isinstance(op, AttentionOp):
+            self.emit_attention(op)
         elif isinstance(op, PrecomputeOp):
             self.emit_precompute(op)
         elif isinstance(op, FusedPrecomputeOp):
@@ -246,3 +254,56 @@ class LutEmitter:
         e.line(f"lutrt_attention_kv(&{name}, {e.ptr(op.q)}, {e.ptr(op.k)}, {e.ptr(op.v)}, "
                f"{cache}, {cache} + {kvh * ctx * d}LL, (int32_t){e.ptr(op.positions)}[0], "
                f"(int32_t)({rows}), {out});")
+
+    # -- attention on whole sequences ---------------------------------------------------
+    def _constant_keep_mask(self, mask: SSAValue) -> np.ndarray:
+        """The values of a constant boolean mask (a `lut.weight` or an `arith.constant`)."""
+        owner = mask.owner
+        if isinstance(owner, WeightOp):
+            return np.asarray(self.e.weights[owner.weight_name.data]).astype(bool)
+        if isinstance(owner, arith.ConstantOp):
+            data = np.array(owner.value.get_values()).astype(bool)
+            return np.broadcast_to(data, _shape(mask)).copy() if data.size == 1 \
+                else data.reshape(_shape(mask))
+        raise LutcError("lut.attention: a boolean mask must be a constant by code generation "
+                        f"(got the result of '{getattr(owner, 'name', 'an argument')}'); "
+                        "lut-fuse-attention turns other boolean masks into additive ones")
+
+    def emit_attention(self, op: AttentionOp) -> None:
+        """lutrt_attention per batch element: q/out [H, Sq, D], k/v [KVH, Skv, D] slices."""
+        e = self.e
+        b, h, kvh, sq, skv, d = op.dims
+        causal, window = op.causal.value.data, op.sliding_window.value.data
+        mask, mask_step = "NULL", 0
+        if op.mask is not None:
+            mask_step = sq * skv if len(_shape(op.mask)) == 3 else 0
+            if op.mask.type.get_element_type() == IntegerType(1):
+                keep = self._constant_keep_mask(op.mask)
+                mode = causal_mode_of(keep) if keep.ndim == 2 and not causal else None
+                if mode is not None:
+                    causal, window = mode
+                else:
+                    additive = np.where(keep, 0.0, -np.inf).astype(np.float32)
+                    mask = f"((const float *)(W + {e.off(e.blob.add(additive))}))"
+            else:
+                mask = e.ptr(op.mask)
+        out = e.define(op.result)
+        name = e.fresh("a")
+        e.line(f"const lutrt_attn_desc {name} = {{.n_heads = {h}, .n_kv_heads = {kvh}, "
+               f".head_dim = {d}, .max_context = 0, .sliding_window = {window}, "
+               f".scale = {float(op.scale.value.data)!r}f, "
+               f".softcap = {float(op.softcap.value.data)!r}f, .num_threads = 0}};")
+        q_step, kv_step = h * sq * d, kvh * skv * d
+
+        def at(ptr: str, step: int) -> str:
+            return ptr if b == 1 or not step else f"{ptr} + i * {step}"
+
+        mask_at = at(mask, mask_step) if mask != "NULL" else "NULL"
+        call = (f"lutrt_attention(&{name}, {at(e.ptr(op.q), q_step)}, {at(e.ptr(op.k), kv_step)}, "
+                f"{at(e.ptr(op.v), kv_step)}, {sq}, {skv}, {causal}, {mask_at}, "
+                f"{at(out, q_step)});")
+        if b == 1:
+            e.line(call)
+        else:
+            e.line(f"for (int64_t i = 0; i < {b}; ++i)  /* one call per batch element */")
+            e.line(f"    {call}")
