@@ -18,6 +18,7 @@ from xdsl.ir import SSAValue
 from lutc.runtime.errors import LutcError
 from lutc.compiler.frontends.constant_folding import NumpyFolder
 from lutc.compiler.frontends.scatter import scatter_along
+from lutc.compiler.frontends.topk import topk, topk_numpy
 from lutc.compiler.frontends.graph_builder import (
     GraphBuilder,
     canonical_array,
@@ -303,6 +304,32 @@ def _layer_norm(ctx: NodeContext, ins: list) -> list:
     if bias is not None:
         y = b.binary("add", y, ctx.tensor(bias, ctx.input_name(2)) if b is ctx.gb else bias)
     return [y] + [None] * (len(ctx.node.output) - 1)
+
+
+@handles("TopK")
+def _topk(ctx: NodeContext, ins: list) -> list:
+    """TopK(X, K[1]) -> (Values, Indices) along `axis` (default -1), `largest` (default 1),
+    `sorted` (default 1; an unsorted request gets the sorted order). K must be a constant.
+    Equal values: the lower index first, as the ONNX spec says; NaN is larger than any number
+    (see topk.py)."""
+    x = ins[0]
+    xs = shape(x)
+    if not xs:
+        raise ctx.error("TopK of a 0-d tensor: the input needs at least one dimension")
+    ks = ctx.ints(ins[1], "TopK K")
+    if len(ks) != 1:
+        raise ctx.error(f"TopK K must hold one value, got {len(ks)}")
+    axis = int(ctx.attr("axis", -1))
+    if not -len(xs) <= axis < len(xs):
+        raise ctx.error(f"TopK axis {axis} is out of range for an input of rank {len(xs)}")
+    axis %= len(xs)
+    k = ks[0]
+    if not 0 <= k <= xs[axis]:
+        raise ctx.error(f"TopK K = {k} is out of range for axis {axis} of size {xs[axis]}")
+    largest = bool(ctx.attr("largest", 1))
+    if isinstance(x, np.ndarray):
+        return list(topk_numpy(x, k, axis, largest))
+    return list(topk(ctx.gb, x, k, axis, largest))
 
 
 @handles("CumSum")

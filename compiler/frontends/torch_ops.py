@@ -18,6 +18,7 @@ from xdsl.ir import SSAValue
 
 from lutc.runtime.errors import LutcError
 from lutc.compiler.frontends.scatter import scatter_along
+from lutc.compiler.frontends.topk import topk
 from lutc.compiler.frontends.graph_builder import GraphBuilder, canonical_array, elem_of, storage_dtype, \
     shape_of
 
@@ -504,6 +505,44 @@ def _max_dim(ctx: TorchNodeContext):
     if len(ctx.node.args) > 1:  # max.other: elementwise
         return ctx.gb.binary(kind, x, _as(ctx, ctx.arg(1), dtype(x)))
     return ctx.gb.reduce(x, list(range(len(shape(x)))), kind)
+
+
+@handles("aten.topk")
+def _topk(ctx: TorchNodeContext):
+    """topk(x, k, dim=-1, largest=True, sorted=True) -> (values, indices): see topk.py (ties:
+    the lower index first; sorted=False gets the sorted order)."""
+    x = ctx.tensor(ctx.arg(0))
+    xs = shape(x)
+    if not xs:
+        x, xs = ctx.gb.reshape(x, (1,)), (1,)
+    k = ctx.arg(1)
+    dim = ctx.arg(2, -1, "dim")
+    if not isinstance(k, int):
+        raise ctx.error("topk with a k computed from the model inputs is not supported; k must "
+                        "be a constant")
+    if not -len(xs) <= dim < len(xs):
+        raise ctx.error(f"topk dim {dim} is out of range for a tensor of rank {len(xs)}")
+    dim %= len(xs)
+    if not 0 <= k <= xs[dim]:
+        raise ctx.error(f"topk k = {k} is out of range for dim {dim} of size {xs[dim]}")
+    values, indices = topk(ctx.gb, x, k, dim, bool(ctx.arg(3, True, "largest")))
+    out_shape = tuple(int(d) for d in ctx.node.meta["val"][0].shape)
+    return (ctx.gb.reshape(values, out_shape), ctx.gb.reshape(indices, out_shape))
+
+
+@handles("aten.sort", "aten.argsort")
+def _sort(ctx: TorchNodeContext):
+    """sort(x, dim=-1, descending=False[, stable]) -> (values, indices) and argsort: a topk of
+    the whole dim, which is stable (equal values keep their order) whatever `stable` says."""
+    x = ctx.tensor(ctx.arg(0))
+    xs = shape(x)
+    name = op_name(ctx.node.target)
+    dim, descending = ctx.arg(1, -1, "dim"), ctx.arg(2, False, "descending")
+    if not xs:
+        return x if name == "aten.argsort" else (x, ctx.gb.value(np.zeros((), np.int64)))
+    dim %= len(xs)
+    values, indices = topk(ctx.gb, x, xs[dim], dim, bool(descending))
+    return indices if name == "aten.argsort" else (values, indices)
 
 
 @handles("aten._softmax", "aten.softmax", "aten._log_softmax", "aten.log_softmax")

@@ -219,9 +219,11 @@ class TensorFunctions(InterpreterFunctions):
                 index = [slice(None)] * rank
                 for d, i in zip(reduction, point):
                     index[d] = slice(i, i + 1)
-                sliced = [v[tuple(index)] if v.ndim else v for v in
-                          [np.broadcast_to(v, [s if v.shape[d] != 1 else 1 for d, s in
-                                               enumerate(sizes)]) for v in views]]
+                # an operand that does not vary along a reduced dim (size 1 there) is read
+                # at 0 on every step of it
+                sliced = [v[tuple(slice(0, 1) if isinstance(ix, slice) and v.shape[d] == 1
+                                  else ix for d, ix in enumerate(index))] if v.ndim else v
+                          for v in views]
                 self._domains[-1] = [s if d not in reduction else 1 for d, s in enumerate(sizes)]
                 self._offsets = dict(zip(reduction, point))
                 accs = [np.asarray(a) for a in interpreter.run_ssacfg_region(op.body, sliced + accs)]
