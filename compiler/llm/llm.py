@@ -73,12 +73,14 @@ class LLM:
         position table's length for models with learned positions (gpt2, opt).
     chunk: rows per call of the compiled function (prefill runs in chunks of this size).
     lossless: f32 tables (disables lut-quantize-table), exact up to float rounding.
+    progress: a progress bar over the compile's phases on stderr (compiler/progress.py):
+        True / False, or None (default) for "only when stderr is a terminal".
     Raises LutcError for a model lutc cannot build, naming what is wrong."""
 
     def __init__(self, model, weights: str | None = None, max_context: int | None = None,
                  chunk: int = DEFAULT_CHUNK, threads: int = 0, lossless: bool = False,
                  disable_passes: Sequence[str] = (), pass_options: dict | None = None,
-                 cache_dir: str | Path | None = None, out=None):
+                 cache_dir: str | Path | None = None, out=None, progress: bool | None = None):
         from lutc.compiler.frontends.quantize import WeightSpec
         from lutc.runtime.model_loader import CompiledModel
 
@@ -89,6 +91,7 @@ class LLM:
         if threads < 0:
             raise LutcError(f"threads must be >= 0 (0: all cores), got {threads}")
         t0 = time.perf_counter()
+        self.progress = progress
         self.source: ModelSource = load_source(model)
         self.config = DecoderConfig.from_hf(self.source.config)
         if max_context is None:  # models with a learned position table stop at its length
@@ -122,26 +125,23 @@ class LLM:
         from lutc.compiler.codegen.build import build_library, emit_model
         from lutc.compiler.llm.decoder_graph import DecoderGraph
         from lutc.compiler.pipeline import PipelineOptions, run_pipeline
+        from lutc.compiler.progress import CompileProgress
 
         say = out or (lambda s: None)
         tmp = self.directory.with_name(f".{self.directory.name}.{os.getpid()}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            t = time.perf_counter()
-            imported = DecoderGraph(self.config, self.source.tensors, chunk, max_context,
-                                    spec).build()
-            say(f"built the decoder graph ({self.config.num_layers} layers) in "
-                f"{time.perf_counter() - t:.1f} s")
-            t = time.perf_counter()
-            run_pipeline(imported.module, PipelineOptions(disabled=disabled,
-                                                          pass_options=pass_options, out=say))
-            say(f"ran the LUT passes in {time.perf_counter() - t:.1f} s")
-            t = time.perf_counter()
-            c_file = emit_model(imported, tmp, title="a causal language model")
-            say(f"emitted C in {time.perf_counter() - t:.1f} s")
-            t = time.perf_counter()
-            build_library(c_file)
-            say(f"compiled C in {time.perf_counter() - t:.1f} s")
+            with CompileProgress(4, self.progress, say) as bar:
+                bar.start(f"built the decoder graph ({self.config.num_layers} layers)")
+                imported = DecoderGraph(self.config, self.source.tensors, chunk, max_context,
+                                        spec).build()
+                bar.start("ran the LUT passes")
+                run_pipeline(imported.module, PipelineOptions(disabled=disabled,
+                                                              pass_options=pass_options, out=say))
+                bar.start("emitted C")
+                c_file = emit_model(imported, tmp, title="a causal language model")
+                bar.start("compiled C")
+                build_library(c_file)
             self.directory.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.replace(tmp, self.directory)
