@@ -329,14 +329,17 @@ class _TorchImporter:
                             f"{node.target} node '{node.name}'") from e
 
     def linear(self, ctx: TorchNodeContext, x: SSAValue, w_nk: np.ndarray, bias,
-               weight_node) -> SSAValue:
-        """y = x @ W^T + b for a constant W[N, K]: lossless low-bit, lutc-quantized or float."""
+               weight_node, hint: str | None = None) -> SSAValue:
+        """y = x @ W^T + b for a constant W[N, K]: lossless low-bit, lutc-quantized or float.
+        `hint` names the weight when it is not the parameter `weight_node` itself (an expert's
+        slice of a stacked parameter: then pass weight_node=None)."""
         gb = self.gb
         w = np.ascontiguousarray(np.asarray(w_nk, np.float32))
         n, k = w.shape
-        hint = self.hint_for(weight_node).removesuffix(".weight")
-        if hint == getattr(weight_node, "name", None) or hint == "const":
-            hint = ctx.name
+        if hint is None:
+            hint = self.hint_for(weight_node).removesuffix(".weight")
+            if hint == getattr(weight_node, "name", None) or hint == "const":
+                hint = ctx.name
         if bias is not None and not isinstance(bias, SSAValue):
             bias = gb.value(canonical_array(np.asarray(bias)), hint + ".bias")
         srcs = self.sources.get(weight_node, frozenset()) if isinstance(weight_node, Node) \
@@ -395,7 +398,10 @@ def import_exported_program(ep: ExportedProgram | str | Path,
                       f"{_first_line(e)}; export under torch.no_grad())")
         missing = _unsupported(ep)
         if missing:
-            raise LutcError(f"unsupported torch ops: {', '.join(missing)}{failed}")
+            hint = ("; transformers' grouped_mm experts are not supported: export the model "
+                    "with experts_implementation='batched_mm'"
+                    if any("grouped_mm" in m for m in missing) else "")
+            raise LutcError(f"unsupported torch ops: {', '.join(missing)}{failed}{hint}")
     return _TorchImporter(ep, weights).run()
 
 

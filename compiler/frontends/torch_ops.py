@@ -17,6 +17,7 @@ import torch
 from xdsl.ir import SSAValue
 
 from lutc.runtime.errors import LutcError
+from lutc.compiler.frontends.moe import SelectedExperts, expert_bmm, is_expert_selection
 from lutc.compiler.frontends.scatter import scatter_along
 from lutc.compiler.frontends.topk import topk
 from lutc.compiler.frontends.graph_builder import GraphBuilder, canonical_array, elem_of, storage_dtype, \
@@ -596,6 +597,8 @@ def _index(ctx: TorchNodeContext):
     x = ctx.arg(0)
     indices = ctx.arg(1)
     used = [i for i, t in enumerate(indices) if t is not None]
+    if is_expert_selection(ctx.node, x, indices):  # W[expert_ids] feeding bmm: see moe.py
+        return SelectedExperts(x, indices[0], ctx.node.args[0])
     if len(used) == 1:
         return ctx.gb.gather(ctx.tensor(x, ctx.importer.hint_for(ctx.node.args[0])),
                              indices[used[0]], used[0])
@@ -618,6 +621,8 @@ def _index_select(ctx: TorchNodeContext):
 @handles("aten.mm", "aten.matmul", "aten.bmm")
 def _mm(ctx: TorchNodeContext):
     a, b = ctx.arg(0), ctx.arg(1)
+    if isinstance(a, SelectedExperts) or isinstance(b, SelectedExperts):
+        return expert_bmm(ctx, a, b)
     if isinstance(b, np.ndarray) and b.ndim == 2 and isinstance(a, SSAValue):
         return ctx.importer.linear(ctx, a, b.T, None, ctx.node.args[1])
     return ctx.gb.matmul(ctx.tensor(a), ctx.tensor(b))

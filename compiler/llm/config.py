@@ -118,8 +118,11 @@ class DecoderConfig:
 
         model_type = get("model_type")
         if model_type not in FAMILIES:
+            moe = ("; a mixture-of-experts model compiles as a forward pass through torch.export "
+                   "(experts_implementation='batched_mm')"
+                   if get("num_experts") or get("num_local_experts") else "")
             raise LutcError(f"model type '{model_type}' is not one lutc can generate with "
-                            f"(supported: {', '.join(FAMILIES)})")
+                            f"(supported: {', '.join(FAMILIES)}){moe}")
         extra = _family_fields(model_type, get)
         required = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads") + \
             (() if model_type in ("gpt2", "falcon") else ("intermediate_size",))
