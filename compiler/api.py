@@ -32,9 +32,11 @@ def _compile(model, outdir, spec, shapes, emit, disabled, print_after_all, print
              pass_options, sanitize, example_inputs, stats, out, bar) -> Path:
     from lutc.compiler.codegen.staged_output import staged_directory
     from lutc.compiler.frontends.dispatch import import_model
+    from lutc.compiler.model_size import check_imported_weights
     from lutc.compiler.pipeline import PipelineOptions, run_pipeline
 
     imported = import_model(model, shapes=shapes, weights=spec, example_inputs=example_inputs)
+    check_imported_weights(imported.weights.arrays)
     for name, err in imported.quantization_report:
         out(f"quantized {name}: relative weight error {err:.4f}")
     options = PipelineOptions(disabled=tuple(disabled), print_after_all=print_after_all,
@@ -56,6 +58,7 @@ def _compile(model, outdir, spec, shapes, emit, disabled, print_after_all, print
 def _write_outputs(model, imported, outdir: Path, emit: str, print_after_all: bool,
                    sanitize: bool, stats: bool, out, bar) -> Path:
     from lutc.compiler.codegen.build import build_library, emit_model
+    from lutc.compiler.model_size import check_emitted_model
     from lutc.compiler.pipeline import print_ir
 
     bar.start("writing outputs" if emit == "mlir" else "emitting C")
@@ -72,6 +75,7 @@ def _write_outputs(model, imported, outdir: Path, emit: str, print_after_all: bo
     suffix = Path(model).suffix if isinstance(model, (str, Path)) else ""
     title = {".onnx": "an ONNX model", ".pt2": "a torch.export program"}.get(suffix, "a model")
     c_file = emit_model(imported, outdir, title=title)
+    check_emitted_model(outdir, imported.weights.arrays)
     if print_after_all:
         print_ir(imported.module, "fold-weights", out)
     if stats:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from lutc.compiler.api import compile_model
+from lutc.compiler.model_size import add_size_options, apply_size_options
 from lutc.runtime.errors import LutcError
 
 
@@ -22,6 +23,7 @@ def _shape_arg(text: str) -> tuple[str, tuple[int, ...]]:
 
 
 def _cmd_compile(args) -> None:
+    apply_size_options(args)
     pass_options = {}
     for item in args.pass_option or []:
         name, _, spec = item.partition("{")
@@ -104,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--sanitize", action="store_true", help="build with ASan/UBSan")
     c.add_argument("--stats", action="store_true",
                    help="report precomputes, table bytes, reuse, weight bytes, peak memory")
+    add_size_options(c)
     c.set_defaults(func=_cmd_compile)
     r = sub.add_parser("run", help="run a compiled model directory on .npy inputs")
     r.add_argument("model_dir")

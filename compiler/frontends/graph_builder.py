@@ -66,7 +66,8 @@ DEFAULT_MAX_TENSOR_ELEMENTS = 2**32
 
 def max_tensor_elements() -> int:
     """The cap on one tensor's element count (inputs, constants, every value the graph
-    computes): 2^32 unless LUTC_MAX_TENSOR_ELEMENTS raises or lowers it."""
+    computes): 2^32 unless LUTC_MAX_TENSOR_ELEMENTS (or the CLI's --max-tensor-elements, which
+    sets it) raises or lowers it."""
     text = os.environ.get(MAX_TENSOR_ELEMENTS_ENV, "")
     if not text:
         return DEFAULT_MAX_TENSOR_ELEMENTS
@@ -86,7 +87,7 @@ def check_tensor_size(shape: Sequence[int], what: str) -> None:
     if count > cap:
         raise LutcError(f"{what} has shape {list(map(int, shape))} = {count} elements "
                         f"({count / 2**30:.4g} Gi), over the limit of {cap} elements per tensor "
-                        f"(raise it with {MAX_TENSOR_ELEMENTS_ENV}=N)")
+                        f"(raise it with --max-tensor-elements N or {MAX_TENSOR_ELEMENTS_ENV}=N)")
 
 
 MAX_INLINE_ELEMENTS = 16  # larger constants go to the weight store as `lut.weight`
@@ -910,7 +911,7 @@ class GraphBuilder:
         else:
             fmt = WeightFormatAttr.get(qw.bits, qw.group, qw.zeros is not None)
         codes = self.weight(np.ascontiguousarray(qw.codes, dtype=np.uint8), hint + ".codes", i8)
-        scales = self.weight(np.asarray(qw.scales, np.float32), hint + ".scales")
+        scales = self.weight(np.asarray(qw.scales_for_lut(), np.float32), hint + ".scales")
         zeros = (self.weight(np.asarray(qw.zeros, np.float32), hint + ".zeros")
                  if qw.zeros is not None else None)
         return self._insert(DequantizeOp(codes, scales, zeros, fmt))

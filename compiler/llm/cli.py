@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from lutc.compiler.model_size import add_size_options, apply_size_options
 from lutc.runtime.errors import LutcError
 
 
@@ -36,11 +37,13 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk", type=_positive(int), default=32,
                    help="prefill rows per call of the compiled function")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_size_options(p)
 
 
 def _load(args, quiet: bool):
     from lutc.compiler.llm.llm import LLM
 
+    apply_size_options(args)
     say = (lambda s: None) if quiet else (lambda s: print(f"lutc: {s}", file=sys.stderr))
     if (args.max_context is not None and args.max_context < 1) or args.chunk < 1:
         raise LutcError("--max-context and --chunk must be >= 1")

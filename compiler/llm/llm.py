@@ -124,6 +124,7 @@ class LLM:
     def _compile(self, spec, disabled, pass_options, chunk, max_context, out) -> None:
         from lutc.compiler.codegen.build import build_library, emit_model
         from lutc.compiler.llm.decoder_graph import DecoderGraph
+        from lutc.compiler.model_size import check_emitted_model, check_imported_weights
         from lutc.compiler.pipeline import PipelineOptions, run_pipeline
         from lutc.compiler.progress import CompileProgress
 
@@ -135,11 +136,13 @@ class LLM:
                 bar.start(f"built the decoder graph ({self.config.num_layers} layers)")
                 imported = DecoderGraph(self.config, self.source.tensors, chunk, max_context,
                                         spec).build()
+                check_imported_weights(imported.weights.arrays)
                 bar.start("ran the LUT passes")
                 run_pipeline(imported.module, PipelineOptions(disabled=disabled,
                                                               pass_options=pass_options, out=say))
                 bar.start("emitted C")
                 c_file = emit_model(imported, tmp, title="a causal language model")
+                check_emitted_model(tmp, imported.weights.arrays)
                 bar.start("compiled C")
                 build_library(c_file)
             self.directory.parent.mkdir(parents=True, exist_ok=True)
