@@ -243,6 +243,28 @@ class MaskPiece:
     dims: list[int | None]
 
 
+def _nan_guard_input(value: SSAValue) -> SSAValue:
+    """p of where(isnan(p), 0, p) (torch's ONNX exporters guard softmax rows whose scores are
+    all -inf so; lut.attention gives those rows zeros too), else value itself."""
+    shape = _shape(value)
+    select = _generic(value)
+    if not _elementwise(select, shape) or len(select.inputs) != 2 \
+            or any(_dims(m) != list(range(len(shape))) for m in _maps(select)) \
+            or _body(select) != ([("arith.select", (("arg", 0), ("const", 0.0), ("arg", 1)))],
+                                 ("op", 0)):
+        return value
+    cond, p = select.inputs
+    isnan = _generic(cond)
+    if not _elementwise(isnan, shape) or list(isnan.inputs) != [p] \
+            or _dims(_maps(isnan)[0]) != list(range(len(shape))) \
+            or _body(isnan) != ([("arith.cmpf", (("arg", 0), ("arg", 0)))], ("op", 0)):
+        return value
+    cmp = next(iter(isnan.body.block.ops))
+    if not isinstance(cmp, arith.CmpfOp) or cmp.predicate.value.data != 14:  # uno: isnan
+        return value
+    return p
+
+
 def _mask_piece(op: linalg.GenericOp | None, scores_shape) -> tuple[SSAValue, MaskPiece] | None:
     """(the scores before, the step) of one masking map on the scores."""
     rank = len(scores_shape)
@@ -383,7 +405,7 @@ def match_attention(out: linalg.GenericOp) -> Match | None:
     if pv is None:
         return None
     p, v = pv
-    scores = _softmax_input(p)
+    scores = _softmax_input(_nan_guard_input(p))
     if scores is None:
         return None
     shape = _shape(scores)
@@ -400,13 +422,23 @@ def match_attention(out: linalg.GenericOp) -> Match | None:
     if qk is None:
         return None
     q, kt = qk
+    for which in ("q", "kt"):  # exporters scale Q and K^T by sqrt(scale) each, or Q alone
+        x = q if which == "q" else kt
+        scaled = _scale_of(_generic(x), _shape(x))
+        if scaled is not None:
+            x, factor = scaled
+            scale *= factor
+            q, kt = (x, kt) if which == "q" else (q, x)
     k, rep = _keys(kt)
     gqa = _heads_repeated(v)
-    v_rep = 1
-    if gqa is not None:
-        v, v_rep = gqa
-    if rep != v_rep:
-        return None  # rare: then neither gets its heads back (kept simple)
+    if gqa is not None and gqa[1] == rep:
+        v = gqa[0]
+    elif rep != 1:
+        return None  # K's heads repeated, V's not (never seen): kept simple
+    # else V keeps its repeated heads when K's repetition was not recognized (torch's dynamo
+    # exporter flattens K's heads with the batch): correct, only not GQA-shaped
+    if any(x.type.get_element_type() != f32 for x in (q, k.value, v)):
+        return None  # lutrt_attention is f32
     if _shape(q)[-1] != _shape(v)[-1]:
         return None  # lutrt_attention has one head dim for Q, K and V
     rank = len(shape)
@@ -470,7 +502,7 @@ def _masks(pieces: list[MaskPiece], rank: int, b: int, sq: int, skv: int,
         if only.kind == "add" or (only.kind == "keep" and causal == 0 and isinstance(
                 only.value.owner, (WeightOp, arith.ConstantOp))):
             return causal, window, only.value  # as it is ([Sq, Skv] f32, or constant i1)
-    batched = rank == 4 and any(0 in p.dims for p in pieces)
+    batched = rank == 4 and b > 1 and any(0 in p.dims for p in pieces)
     out_dims = ([0] if batched else []) + [i, j]
     out_shape = ([b] if batched else []) + [sq, skv]
     # one additive mask: acc = 0, then each step on it as on the scores (s + acc equals

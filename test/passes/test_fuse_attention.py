@@ -274,3 +274,34 @@ def test_verifier_messages(args, message):
     error = _verify_error(_op_text(*args))
     assert f"'lut.attention' op {message}" in error
     assert "\n" not in error.strip().splitlines()[0]
+
+
+# ---- whole models: a tiny Llama through torch.export and both torch ONNX exporters ----------
+
+@pytest.mark.parametrize("source", ["torch", "onnx_dynamo", "onnx_classic"])
+def test_tiny_llama_attention_is_fused(source, tmp_path):
+    """Every layer's attention is rewritten, whatever the exporter made of SDPA (Q and K^T
+    each scaled by sqrt(scale), a NaN guard after the softmax, heads flattened with the
+    batch, a constant or computed causal mask), and the logits do not move."""
+    from test.frontends.torch_models import LogitsOnly, export_llama_onnx, tiny_llama, token_ids
+
+    ids = token_ids()
+    with torch.no_grad():
+        reference = LogitsOnly(tiny_llama())(ids).numpy()
+    if source == "torch":
+        ep = torch.export.export(LogitsOnly(tiny_llama()), (ids,))
+        make, feeds = (lambda: import_exported_program(ep)), [ids.numpy()]
+    else:
+        dynamo = source == "onnx_dynamo"
+        model = onnx.load(export_llama_onnx(tmp_path / "llama.onnx", dynamo=dynamo))
+        make = lambda: import_onnx(model)  # noqa: E731
+        feeds = [ids.numpy()] + ([] if dynamo else [np.ones_like(ids.numpy())])
+    im = make()
+    before = run_module(im.module, im.weights, feeds)[0]
+    FuseAttentionPass().apply(None, im.module)
+    im.module.verify()
+    assert count(im.module, AttentionOp) == 2  # both layers
+    after = run_module(im.module, im.weights, feeds)[0]
+    assert max_err(after, before) <= 1e-5
+    out = compiled(make(), tmp_path / "c")[0](*feeds)[0]
+    assert max_err(out, reference) <= 1e-4, max_err(out, reference)
