@@ -74,6 +74,32 @@ class QuantizedWeight:
     def implicit_zero(self) -> float:
         return 1.0 if self.ternary else float(2 ** (self.bits - 1))
 
+    def scales_for_lut(self) -> np.ndarray:
+        """`scales` with 0 for every group whose codes all equal its integer zero point.
+
+        Such a group dequantizes to exactly 0 either way; with its scale at 0 every LUT kernel
+        (int8 and f32 tables, every SIMD path) adds exactly 0 for it, whatever the rounding of
+        its lookups and zero-point term: W = 0 gives exactly the bias (issue 10). Cost: one
+        pass over the codes, only for weights with integer zero points."""
+        n, k = self.codes.shape
+        ng = self.scales.shape[1]
+        z = self.zeros if self.zeros is not None else np.full((n, ng), self.implicit_zero)
+        integer = (z == np.round(z)) & (z >= 0) & (z <= 255)
+        if not integer.any() or k == 0:
+            return self.scales
+        zq = np.where(integer, z, 0).astype(np.uint8)
+        full = k // self.group  # a partial last group is compared over its k % group codes
+        dead = np.zeros((n, ng), bool)
+        if full:
+            g = self.codes[:, :full * self.group].reshape(n, full, self.group)
+            dead[:, :full] = (g == zq[:, :full, None]).all(axis=2)
+        if full < ng:
+            dead[:, full] = (self.codes[:, full * self.group:] == zq[:, full:full + 1]).all(axis=1)
+        dead &= integer
+        if not dead.any():
+            return self.scales
+        return np.where(dead, np.float32(0), self.scales).astype(np.float32)
+
     def dequantize(self) -> np.ndarray:
         n, k = self.codes.shape
         idx = np.arange(k) // self.group
