@@ -42,6 +42,7 @@ class NumpyFolder:
         "rsqrt": lambda x: 1 / np.sqrt(x), "reciprocal": lambda x: 1 / x,
         "sigmoid": lambda x: 1 / (1 + np.exp(-x)), "relu": lambda x: np.maximum(x, 0),
         "erf": _erf, "round": np.rint, "floor": np.floor,
+        "softplus": lambda x: np.logaddexp(np.float32(0), x),
     }
 
     @staticmethod

@@ -310,6 +310,17 @@ class ScalarBuilder:
     def relu(self, a):
         return self.max(a, self.const(0, a.type))
 
+    def softplus(self, a):
+        """log(1 + exp(a)) without overflow: max(a, 0) + log1p(exp(-|a|)), with log1p(t) as
+        log(u) * t / (u - 1) for u = 1 + t (exact to f32 rounding for tiny t; Goldberg, "What
+        every computer scientist should know about floating-point arithmetic", thm. 4)."""
+        t = self.exp(self.neg(self.abs(a)))
+        one = self.const(1.0, a.type)
+        u = self.add(one, t)
+        log1p = self.select(self.cmp("eq", u, one), t,
+                            self.div(self.mul(self.log(u), t), self.sub(u, one)))
+        return self.add(self.relu(a), log1p)
+
     # comparisons and logic
     _CMPF = {"eq": "oeq", "ne": "une", "lt": "olt", "le": "ole", "gt": "ogt", "ge": "oge"}
     _CMPI = {"eq": "eq", "ne": "ne", "lt": "slt", "le": "sle", "gt": "sgt", "ge": "sge"}
@@ -519,6 +530,7 @@ class GraphBuilder:
         "erf": ScalarBuilder.erf, "cos": ScalarBuilder.cos, "sin": ScalarBuilder.sin,
         "abs": ScalarBuilder.abs, "reciprocal": ScalarBuilder.reciprocal,
         "sigmoid": ScalarBuilder.sigmoid, "relu": ScalarBuilder.relu,
+        "softplus": ScalarBuilder.softplus,
         "not": ScalarBuilder.logical_not, "isnan": ScalarBuilder.isnan,
         "round": ScalarBuilder.round, "floor": ScalarBuilder.floor,
     }

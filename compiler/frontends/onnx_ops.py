@@ -17,6 +17,7 @@ from xdsl.ir import SSAValue
 
 from lutc.runtime.errors import LutcError
 from lutc.compiler.frontends.constant_folding import NumpyFolder
+from lutc.compiler.frontends.conv1d import conv1d_output_length, depthwise_conv1d
 from lutc.compiler.frontends.scatter import scatter_along
 from lutc.compiler.frontends.topk import topk, topk_numpy
 from lutc.compiler.frontends.graph_builder import (
@@ -199,7 +200,7 @@ def _variadic(ctx: NodeContext, ins: list) -> list:
 _UNARY_OPS = {"Sqrt": "sqrt", "Reciprocal": "reciprocal", "Neg": "neg", "Exp": "exp",
               "Log": "log", "Tanh": "tanh", "Erf": "erf", "Cos": "cos", "Sin": "sin",
               "Sigmoid": "sigmoid", "Relu": "relu", "Abs": "abs", "Not": "not",
-              "IsNaN": "isnan"}
+              "IsNaN": "isnan", "Softplus": "softplus"}
 
 
 @handles(*_UNARY_OPS)
@@ -330,6 +331,50 @@ def _topk(ctx: NodeContext, ins: list) -> list:
     if isinstance(x, np.ndarray):
         return list(topk_numpy(x, k, axis, largest))
     return list(topk(ctx.gb, x, k, axis, largest))
+
+
+@handles("Conv")
+def _conv(ctx: NodeContext, ins: list) -> list:
+    """Depthwise 1-D Conv (conv1d.py): X [N, C, L], W [C*m, 1, K], group == C, optional B;
+    pads [begin, end], strides, dilations, auto_pad NOTSET / VALID / SAME_UPPER / SAME_LOWER.
+    Other convolutions (2-D and up, group != C) are one-line errors."""
+    x, w = ins[0], ins[1]
+    bias = ins[2] if len(ins) > 2 else None
+    xs, ws = shape(x), shape(w)
+    if len(xs) != 3 or len(ws) != 3:
+        raise ctx.error(f"only 1-D Conv is supported; the input has shape {list(xs)} and the "
+                        f"weight {list(ws)}")
+    c, k = xs[1], ws[2]
+    group = int(ctx.attr("group", 1))
+    if group != c or ws[1] != 1 or ws[0] % c:
+        raise ctx.error(f"only depthwise 1-D Conv is supported (group == C, W [C * m, 1, K]); "
+                        f"got group={group}, X {list(xs)}, W {list(ws)}")
+    kernel = ctx.attr("kernel_shape")
+    if kernel is not None and list(kernel) != [k]:
+        raise ctx.error(f"kernel_shape {list(kernel)} does not match the weight's K = {k}")
+    (stride,) = ctx.attr("strides", [1])
+    (dilation,) = ctx.attr("dilations", [1])
+    auto_pad = ctx.attr("auto_pad", "NOTSET")
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        total = max((-(-xs[2] // stride) - 1) * stride + dilation * (k - 1) + 1 - xs[2], 0)
+        small, big = total // 2, total - total // 2
+        pads = (small, big) if auto_pad == "SAME_UPPER" else (big, small)
+    elif auto_pad == "VALID":
+        pads = (0, 0)
+    elif auto_pad == "NOTSET":
+        pads = tuple(int(p) for p in ctx.attr("pads", [0, 0]))
+    else:
+        raise ctx.error(f"auto_pad '{auto_pad}' is not one of NOTSET, VALID, SAME_UPPER, "
+                        "SAME_LOWER")
+    if stride < 1 or dilation < 1 or len(pads) != 2 or min(pads) < 0:
+        raise ctx.error(f"Conv strides [{stride}], dilations [{dilation}] and pads {list(pads)} "
+                        "must be positive (pads: two values >= 0)")
+    if conv1d_output_length(xs[2], k, pads, stride, dilation) < 1:
+        raise ctx.error(f"Conv input of length {xs[2]} is shorter than the dilated kernel "
+                        f"({dilation * (k - 1) + 1}) plus padding")
+    if isinstance(x, np.ndarray):
+        x = ctx.gb.value(x, "conv.input")  # an all-constant conv is rare: compute it at run time
+    return [depthwise_conv1d(ctx.gb, ctx.tensor(x), w, bias, pads, stride, dilation)]
 
 
 @handles("CumSum")

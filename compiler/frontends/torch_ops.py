@@ -17,11 +17,12 @@ import torch
 from xdsl.ir import SSAValue
 
 from lutc.runtime.errors import LutcError
+from lutc.compiler.frontends.conv1d import conv1d_output_length, depthwise_conv1d
 from lutc.compiler.frontends.moe import SelectedExperts, expert_bmm, is_expert_selection
 from lutc.compiler.frontends.scatter import scatter_along
 from lutc.compiler.frontends.topk import topk
-from lutc.compiler.frontends.graph_builder import GraphBuilder, canonical_array, elem_of, storage_dtype, \
-    shape_of
+from lutc.compiler.frontends.graph_builder import GraphBuilder, ScalarBuilder, canonical_array, \
+    elem_of, storage_dtype, shape_of
 
 Handler = Callable[["TorchNodeContext"], object]
 HANDLERS: dict[str, Handler] = {}
@@ -419,6 +420,25 @@ def _silu(ctx: TorchNodeContext):
     return ctx.gb.map(lambda s, v: s.mul(v, s.sigmoid(v)), [x])
 
 
+@handles("aten.softplus")
+def _softplus(ctx: TorchNodeContext):
+    """softplus(x, beta=1, threshold=20) = x where beta * x > threshold, else
+    log(1 + exp(beta * x)) / beta (torch.nn.functional.softplus's definition)."""
+    x = _as(ctx, ctx.tensor(ctx.arg(0)), np.float32)
+    beta, threshold = float(ctx.arg(1, 1.0, "beta")), float(ctx.arg(2, 20.0, "threshold"))
+    if beta == 0:
+        raise ctx.error("softplus with beta = 0 divides by zero")
+
+    def body(s: ScalarBuilder, v):
+        bx = s.mul(v, s.const(beta, v.type)) if beta != 1 else v
+        soft = s.softplus(bx)
+        if beta != 1:
+            soft = s.div(soft, s.const(beta, v.type))
+        return s.select(s.cmp("gt", bx, s.const(threshold, v.type)), v, soft)
+
+    return ctx.gb.map(body, [x])
+
+
 @handles("aten.gelu")
 def _gelu(ctx: TorchNodeContext):
     x = ctx.tensor(ctx.arg(0))
@@ -650,6 +670,58 @@ def _linear(ctx: TorchNodeContext):
         return ctx.importer.linear(ctx, x, w, b, ctx.node.args[1])
     y = ctx.gb.matmul(ctx.tensor(x), ctx.gb.transpose(ctx.tensor(w), [1, 0]))
     return ctx.gb.binary("add", y, ctx.tensor(b)) if b is not None else y
+
+
+@handles("aten.convolution", "aten.conv1d")
+def _conv1d(ctx: TorchNodeContext):
+    """Depthwise 1-D convolution (conv1d.py): input [N, C, L] (or [C, L]), weight [C*m, 1, K],
+    groups == C, int or "valid" / "same" padding, stride, dilation, optional bias. Other
+    convolutions (2-D, transposed, groups != C) are one-line errors."""
+    x, w, bias = ctx.arg(0), ctx.arg(1), ctx.arg(2, None, "bias")
+    conv = op_name(ctx.node.target) == "aten.convolution"
+    stride = ctx.arg(3, [1], "stride")
+    padding = ctx.arg(4, [0], "padding")
+    dilation = ctx.arg(5, [1], "dilation")
+    groups = ctx.arg(8 if conv else 6, 1, "groups")
+    if conv and (ctx.arg(6, False, "transposed")):
+        raise ctx.error("transposed convolution is not supported")
+    ws = shape(w)
+    xs = shape(x)
+    if len(ws) != 3:
+        raise ctx.error(f"only 1-D convolution is supported; the weight has shape {list(ws)}")
+    unbatched = len(xs) == 2
+    if unbatched:
+        x = ctx.gb.reshape(ctx.tensor(x), (1,) + xs)
+        xs = (1,) + xs
+    c, k = xs[1], ws[2]
+    if groups != c or ws[1] != 1 or ws[0] % c:
+        raise ctx.error(f"only depthwise conv1d is supported (groups == in_channels, weight "
+                        f"[in_channels * m, 1, K]); got groups={groups}, input {list(xs)}, "
+                        f"weight {list(ws)}")
+    stride, dilation = _one(ctx, stride, "stride"), _one(ctx, dilation, "dilation")
+    if isinstance(padding, str):
+        total = dilation * (k - 1) if padding == "same" else 0
+        if padding == "same" and stride != 1:
+            raise ctx.error("padding='same' needs stride 1")
+        pads = (total // 2, total - total // 2)
+    else:
+        pads = (_one(ctx, padding, "padding"),) * 2
+    if stride < 1 or dilation < 1 or min(pads) < 0:
+        raise ctx.error(f"conv1d stride {stride}, dilation {dilation} and padding {pads} must be "
+                        "positive (padding >= 0)")
+    if conv1d_output_length(xs[2], k, pads, stride, dilation) < 1:
+        raise ctx.error(f"conv1d input of length {xs[2]} is shorter than the dilated kernel "
+                        f"({dilation * (k - 1) + 1}) plus padding")
+    out = depthwise_conv1d(ctx.gb, ctx.tensor(_as(ctx, x, np.float32)), w, bias, pads, stride,
+                           dilation)
+    return ctx.gb.reshape(out, ctx.out_shape) if unbatched else out
+
+
+def _one(ctx: TorchNodeContext, value, what: str) -> int:
+    values = [value] if isinstance(value, int) else list(value)
+    if len(values) != 1:
+        raise ctx.error(f"only 1-D convolution is supported; {what} is {values}")
+    return int(values[0])
 
 
 @handles("aten.scaled_dot_product_attention")
