@@ -43,10 +43,12 @@ from xdsl.context import Context
 from xdsl.dialects import arith, math as mathd, tensor
 from xdsl.dialects.builtin import (
     AffineMapAttr,
+    ArrayAttr,
     DenseArrayBase,
     DenseIntOrFPElementsAttr,
     Float32Type,
     FloatAttr,
+    IntegerAttr,
     IntegerType,
     ModuleOp,
     TensorType,
@@ -482,6 +484,33 @@ def _materialize(operand: Operand, new_ops: list[Operation]) -> SSAValue:
     return t.results[0]
 
 
+def _unit_dims_dropped(piece: MaskPiece, out_dims: list[int],
+                       new_ops: list[Operation]) -> SSAValue | None:
+    """piece.value collapsed to the mask's dims when the others are unit dims, else None."""
+    shape = _shape(piece.value)
+    kept = [n for n, d in enumerate(piece.dims) if d is not None and d in out_dims]
+    if [piece.dims[n] for n in kept] != out_dims or \
+            any(shape[n] != 1 for n in range(len(shape)) if n not in kept):
+        return None
+    if len(kept) == len(shape):
+        return piece.value
+    groups: list[list[int]] = []
+    pending: list[int] = []
+    for n in range(len(shape)):
+        pending.append(n)
+        if n in kept:
+            groups.append(pending)
+            pending = []
+    groups[-1] += pending
+    collapse = tensor.CollapseShapeOp(
+        operands=[piece.value], result_types=[TensorType(f32, [shape[n] for n in kept])],
+        properties={"reassociation": ArrayAttr([ArrayAttr([IntegerAttr(n, 64) for n in g])
+                                                for g in groups])})
+    collapse.results[0].name_hint = "mask"
+    new_ops.append(collapse)
+    return collapse.results[0]
+
+
 def _masks(pieces: list[MaskPiece], rank: int, b: int, sq: int, skv: int,
            new_ops: list[Operation]) -> tuple[int, int, SSAValue | None]:
     """(causal, window, mask operand) that the pieces amount to."""
@@ -505,6 +534,10 @@ def _masks(pieces: list[MaskPiece], rank: int, b: int, sq: int, skv: int,
     batched = rank == 4 and b > 1 and any(0 in p.dims for p in pieces)
     out_dims = ([0] if batched else []) + [i, j]
     out_shape = ([b] if batched else []) + [sq, skv]
+    if len(pieces) == 1 and pieces[0].kind == "add":
+        view = _unit_dims_dropped(pieces[0], out_dims, new_ops)
+        if view is not None:  # e.g. [1, 1, Sq, Skv] -> [Sq, Skv]: a view, no copy
+            return causal, window, view
     # one additive mask: acc = 0, then each step on it as on the scores (s + acc equals
     # the chain's masked scores: -inf stays -inf, additions commute up to rounding)
     body = Block(arg_types=[p.value.type.get_element_type() for p in pieces] + [f32])

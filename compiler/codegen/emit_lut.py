@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 from xdsl.dialects.linalg import ops as linalg
-from xdsl.dialects import arith
+from xdsl.dialects import arith, tensor
 from xdsl.dialects.builtin import IntegerType
 from xdsl.ir import Operation, SSAValue
 
@@ -269,22 +269,45 @@ class LutEmitter:
                         f"(got the result of '{getattr(owner, 'name', 'an argument')}'); "
                         "lut-fuse-attention turns other boolean masks into additive ones")
 
+    def _constant_additive_mask(self, mask: SSAValue) -> np.ndarray | None:
+        """The values of an f32 mask that is a weight (through views), else None."""
+        while isinstance(mask.owner, (tensor.CollapseShapeOp, tensor.ExpandShapeOp)):
+            mask = mask.owner.operands[0]
+        if not isinstance(mask.owner, WeightOp):
+            return None
+        return np.asarray(self.e.weights[mask.owner.weight_name.data], np.float32)
+
+    def _causal_of_mask(self, op: AttentionOp) -> tuple[int, int] | None:
+        """(causal, window) when the op's constant mask only hides keys a causal mode hides:
+        an i1 keep-mask, or an f32 one of 0 and -inf / at most -1e30 (transformers' finfo.min:
+        exp underflows to exactly 0 beside any visible key, and a causal row always has one)."""
+        if op.mask is None or len(_shape(op.mask)) != 2 or op.causal.value.data:
+            return None
+        if op.mask.type.get_element_type() == IntegerType(1):
+            return causal_mode_of(self._constant_keep_mask(op.mask))
+        values = self._constant_additive_mask(op.mask)
+        if values is None:
+            return None
+        keep = values == 0
+        if not (keep | (values <= -1e30)).all():
+            return None
+        return causal_mode_of(keep.reshape(_shape(op.mask)))
+
     def emit_attention(self, op: AttentionOp) -> None:
         """lutrt_attention per batch element: q/out [H, Sq, D], k/v [KVH, Skv, D] slices."""
         e = self.e
         b, h, kvh, sq, skv, d = op.dims
         causal, window = op.causal.value.data, op.sliding_window.value.data
         mask, mask_step = "NULL", 0
-        if op.mask is not None:
+        mode = self._causal_of_mask(op)
+        if mode is not None:
+            causal, window = mode
+        elif op.mask is not None:
             mask_step = sq * skv if len(_shape(op.mask)) == 3 else 0
             if op.mask.type.get_element_type() == IntegerType(1):
                 keep = self._constant_keep_mask(op.mask)
-                mode = causal_mode_of(keep) if keep.ndim == 2 and not causal else None
-                if mode is not None:
-                    causal, window = mode
-                else:
-                    additive = np.where(keep, 0.0, -np.inf).astype(np.float32)
-                    mask = f"((const float *)(W + {e.off(e.blob.add(additive))}))"
+                additive = np.where(keep, 0.0, -np.inf).astype(np.float32)
+                mask = f"((const float *)(W + {e.off(e.blob.add(additive))}))"
             else:
                 mask = e.ptr(op.mask)
         out = e.define(op.result)
