@@ -308,3 +308,28 @@ def test_tiny_llama_attention_is_fused(source, tmp_path):
     assert max_err(out, reference) <= 1e-4, max_err(out, reference)
     if source == "onnx_dynamo":  # its constant finfo.min causal mask became causal mode 2
         assert c_text.count(", 16, 16, 2, NULL,") == 2
+
+
+class BandSdpa(torch.nn.Module):
+    """SDPA with a constant boolean band mask (a sliding window of 4 keys) as a buffer."""
+
+    def __init__(self, s: int, window: int):
+        super().__init__()
+        i, j = torch.arange(s)[:, None], torch.arange(s)[None, :]
+        self.register_buffer("band", (j <= i) & (i - j < window))
+
+    def forward(self, q, k, v):
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=self.band)
+
+
+def test_constant_band_mask_becomes_a_sliding_window(tmp_path):
+    s = 12
+    args = tuple(torch.randn(1, 2, s, 8) for _ in range(3))
+    model = BandSdpa(s, 4).eval()
+    with torch.no_grad():
+        reference = model(*args).numpy()
+    ep = torch.export.export(model, args)
+    im, c_text = check_fused(lambda: import_exported_program(ep), [a.numpy() for a in args],
+                             reference, tmp_path)
+    assert attention_op(im.module).mask.type.get_element_type().width.data == 1  # the weight
+    assert ".sliding_window = 4," in c_text and f", {s}, {s}, 2, NULL," in c_text
