@@ -37,6 +37,7 @@ bench: $(VENV)/.test
 	$(BIN)/python bench/bench_kernels.py
 	$(BIN)/python bench/bench_models.py
 	$(BIN)/python bench/bench_generate.py
+	$(BIN)/python bench/bench_codegen_ops.py
 
 clean:
 	rm -rf out .lutc-cache

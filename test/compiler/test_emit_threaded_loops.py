@@ -1,0 +1,135 @@
+"""Loop nests as pool tasks (compiler/codegen/emit_tasks.py): which nests are split, and that
+splitting changes no result (bitwise for elementwise nests) at 1 and 2 threads."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from xdsl.dialects.builtin import ArrayAttr, IntegerAttr, i64
+
+from lutc.compiler.codegen.emit_c import ROW_ARGS_ATTR, ROWS_ARG_ATTR, CEmitter, tag_layer
+from lutc.compiler.frontends.graph_builder import GraphBuilder
+from test.compiler.c_harness import compile_and_load
+
+RNG = np.random.default_rng(0)
+
+
+def _c_text(module, weights=None) -> str:
+    return CEmitter(module.clone(), weights or {}).emit("main")
+
+
+def _main(text: str) -> str:
+    return text[text.index("void lutc_main("):]
+
+
+def _run_both(model, *inputs):
+    model.set_num_threads(1)
+    one = model(*inputs)
+    model.set_num_threads(2)
+    two = model(*inputs)
+    model.set_num_threads(0)
+    return one, two
+
+
+def _elementwise_and_tiny():
+    gb = GraphBuilder()
+    x = gb.add_input((64, 2048), np.float32)
+    y = gb.add_input((64, 2048), np.float32)
+    silu = gb.map(lambda s, a, b: s.mul(s.mul(a, s.sigmoid(a)), b), [x, y])
+    tiny = gb.binary("add", gb.slice(x, [0, 0], [2, 4]), 1.0)
+    return gb.finish([silu, tiny])
+
+
+def test_large_generic_is_a_task_and_a_tiny_one_stays_inline():
+    text = _c_text(_elementwise_and_tiny())
+    main = _main(text)
+    assert main.count("lutc_parallel(") == 1
+    assert "lutc_parallel(64, 64 * " in main
+    task = re.search(r"static void lutc_task1\(void \*arg, int begin, int end\)\n\{.*?\n\}",
+                     text, re.S).group(0)
+    assert "for (int64_t i0 = begin; i0 < end; ++i0)" in task
+    assert "const float *restrict in0 = c->in0;" in task  # restrict: the loop vectorizes
+    # the [2, 4] add stays a loop nest in lutc_main
+    assert re.search(r"for \(int64_t i0 = 0; i0 < 2; \+\+i0\)", main)
+
+
+def test_elementwise_bitwise_at_1_and_2_threads(tmp_path):
+    model = compile_and_load(_elementwise_and_tiny(), {}, tmp_path)
+    x, y = (RNG.standard_normal((64, 2048)).astype(np.float32) for _ in range(2))
+    one, two = _run_both(model, x, y)
+    for a, b in zip(one, two):
+        assert np.array_equal(a, b)
+    ref = (x.astype(np.float64) / (1 + np.exp(-x.astype(np.float64)))) * y
+    np.testing.assert_allclose(one[0], ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(one[1], x[:2, :4] + 1.0)
+
+
+def _reductions():
+    gb = GraphBuilder()
+    x = gb.add_input((512, 256), np.float32)
+    soft = gb.softmax(x, 1)  # reductions over the last dim: split over rows
+    col = gb.reduce(x, [0], "sum")  # a reduction over rows: never split
+    return gb.finish([soft, col])
+
+
+def test_reduction_over_rows_is_not_split_and_row_reductions_are():
+    text = _c_text(_reductions())
+    main = _main(text)
+    # softmax: max, exp, sum, div nests are tasks; each task's inner loop covers whole rows
+    assert main.count("lutc_parallel(512, ") == 4
+    for body in re.findall(r"static void lutc_task\d+\(.*?\n\}", text, re.S):
+        assert "for (int64_t i1 = 0; i1 < 256; ++i1)" in body
+    # the column sum (d0 = rows is a reduction dim) is no task: a loop nest in lutc_main
+    assert main.count("lutc_parallel(") == 4
+    assert "for (int64_t i0 = 0; i0 < 512; ++i0) {" in main
+
+
+def test_reductions_match_numpy_at_1_and_2_threads(tmp_path):
+    model = compile_and_load(_reductions(), {}, tmp_path)
+    x = RNG.standard_normal((512, 256)).astype(np.float32) * 4
+    one, two = _run_both(model, x)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)  # each row's reduction runs in one thread
+    e = np.exp(x.astype(np.float64) - x.max(1, keepdims=True))
+    np.testing.assert_allclose(one[0], e / e.sum(1, keepdims=True), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(one[1], x.astype(np.float64).sum(0), rtol=1e-5, atol=1e-4)
+
+
+def test_dynamic_rows_split_only_the_real_rows(tmp_path):
+    c, k = 32, 4096
+    gb = GraphBuilder()
+    x = gb.add_input((c, k), np.float32)
+    gb.add_input((1,), np.int64)
+    y = gb.map(lambda s, v: s.mul(v, s.exp(v)), [x])
+    module = gb.finish([y])
+    fn = next(iter(module.ops))
+    fn.attributes[ROWS_ARG_ATTR] = IntegerAttr(1, i64)
+    fn.attributes[ROW_ARGS_ATTR] = ArrayAttr([IntegerAttr(0, i64)])
+    assert "lutc_parallel(M, M * " in _main(_c_text(module))
+    model = compile_and_load(module, {}, tmp_path)
+    xs = RNG.standard_normal((c, k)).astype(np.float32)
+    for rows in (1, 5, 32):
+        one, two = _run_both(model, xs, np.array([rows], np.int64))
+        np.testing.assert_array_equal(one[0][:rows], two[0][:rows])
+        np.testing.assert_allclose(one[0][:rows], xs[:rows] * np.exp(xs[:rows].astype(np.float64)),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_layer_bodies_share_their_tasks():
+    gb = GraphBuilder()
+    h = gb.binary("mul", gb.add_input((64, 1024), np.float32), 0.5)  # layers read the arena
+    for layer in range(3):
+        anchor = gb.block.last_op
+        h = gb.map(lambda s, v: s.add(v, s.tanh(v)), [h])
+        tag_layer(gb.block, anchor, layer)
+    text = _c_text(gb.finish([h]))
+    assert text.count("static void lutc_layer") == 1
+    assert text.count("static void lutc_task") == 2  # the mul's, and one for all 3 layers
+    assert "lutc_parallel(64, " in text[text.index("static void lutc_layer0("):]
+
+
+def test_env_switch_keeps_loops_inline(monkeypatch):
+    monkeypatch.setenv("LUTC_PARALLEL_LOOPS", "0")
+    text = _c_text(_elementwise_and_tiny())
+    assert "lutc_parallel" not in text and "lutrt_parallel_for" not in text
