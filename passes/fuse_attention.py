@@ -5,9 +5,12 @@ the graph level as the same chain of linalg ops on [B, H, S, D] (or [H, S, D]) t
 
     scores = batch_matmul(Q, K^T)            K^T: a transpose of K, K's heads repeated for
     scores = scores * c  |  scores / c        grouped-query attention (expand, broadcast,
-    scores = where(keep, scores, -inf)        collapse) before or after it
-           | scores + mask  (any number, in any order; the causal tril is a `keep`)
-    P = softmax(scores, -1)                  max, exp(x - max), sum, divide
+    scores = where(keep, scores, -inf)        collapse) before or after it; Q and K^T may
+           | scores + mask                    each be scaled by a constant instead (torch's
+      (any number, in any order;              ONNX exporters: sqrt(scale) on both)
+       the causal tril is a `keep`)
+    P = softmax(scores, -1)                  max, exp(x - max), sum, divide; optionally
+                                             where(isnan(P), 0, P) (the exporters' guard)
     out = batch_matmul(P, V)                 V: with its heads repeated the same way
 
 Rooted at the last matmul, the pattern walks back to Q, K, V and rewrites the chain to
@@ -17,8 +20,11 @@ skipped. What it folds away: the K transpose, the head repetition, a constant ca
 but not the head become one [B, Sq, Skv] additive mask (a small linalg.generic); a constant
 boolean mask too large to be inlined (a `lut.weight`, whose values a pass cannot read)
 goes to the op as it is, and code generation reads it (a causal weight becomes a causal
-mode there). Anything else (a mask per head, a scale after the mask, other matmul layouts,
-V's head dim != Q's) is left alone: the unfused chain is still correct.
+mode there; so does a constant f32 mask of 0 and -inf / finfo.min). A K^T the pattern does
+not recognize gets one transpose to [.., KVH, Skv, D] (then V keeps its repeated heads).
+Anything else (a mask per head, a scale after the mask, a batch dim broadcast in a matmul,
+2-D or 5-D matmuls, V's head dim != Q's, non-f32) is left alone: the chain is still correct.
+Fully masked rows: the chain gives NaN (without the guard), lut.attention zeros.
 
 Before (ONNX Attention, 4 query heads over 2 kv heads, is_causal):
   %kt = linalg.transpose ins(%k : tensor<1x2x5x8xf32>) ... permutation = [0, 1, 3, 2]
@@ -40,7 +46,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from xdsl.context import Context
-from xdsl.dialects import arith, math as mathd, tensor
+from xdsl.dialects import arith, tensor
 from xdsl.dialects.builtin import (
     AffineMapAttr,
     ArrayAttr,
@@ -209,7 +215,7 @@ def _softmax_input(p: SSAValue) -> SSAValue | None:
     rank = len(shape)
     row = list(range(rank - 1)) + [None]
 
-    def binary(op, name: str) -> tuple[SSAValue, SSAValue] | None:
+    def binary(op) -> tuple[SSAValue, SSAValue] | None:
         if not _elementwise(op, shape) or len(op.inputs) != 2:
             return None
         if [_dims(x) for x in _maps(op)[:2]] != [list(range(rank)), row]:
@@ -217,14 +223,14 @@ def _softmax_input(p: SSAValue) -> SSAValue | None:
         return op.inputs[0], op.inputs[1]
 
     div = _generic(p)
-    pair = binary(div, "div")
+    pair = binary(div)
     if pair is None or _body(div) != ([("arith.divf", (("arg", 0), ("arg", 1)))], ("op", 0)):
         return None
     e, total = pair
     if _row_reduction(total, ("arith.addf",), 0.0) is not e:
         return None
     exp = _generic(e)
-    pair = binary(exp, "exp")
+    pair = binary(exp)
     if pair is None or _body(exp) != ([("arith.subf", (("arg", 0), ("arg", 1))),
                                         ("math.exp", (("op", 0),))], ("op", 1)):
         return None

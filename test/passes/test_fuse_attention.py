@@ -120,6 +120,10 @@ ONNX_CASES = {
                            dict(is_causal=1, q_num_heads=4, kv_num_heads=2), 0),
     "scale_attr": ([("q", [1, 3, 4, 8], float), ("k", [1, 3, 9, 8], float),
                     ("v", [1, 3, 9, 8], float)], [1, 3, 4, 8], dict(scale=0.3), 0),
+    # V's head dim differs from Q's: lutrt_attention has one D, the chain stays
+    "value_head_dim_differs": ([("q", [2, 3, 4 * 8], float), ("k", [2, 5, 2 * 8], float),
+                                ("v", [2, 5, 2 * 6], float)], [2, 3, 4 * 6],
+                               dict(q_num_heads=4, kv_num_heads=2), None),
 }
 
 
@@ -131,7 +135,10 @@ def test_onnx_attention(case, tmp_path):
     if case == "bool_mask_causal":
         feeds[3][:, 0] = True  # every query sees a key: no all -inf rows (NaN in the chain)
     reference = run_ort(model, [n for n, _, _ in inputs], feeds)
-    im, source = check_fused(lambda: import_onnx(model), feeds, reference, tmp_path)
+    im, source = check_fused(lambda: import_onnx(model), feeds, reference, tmp_path,
+                             fused=causal is not None)
+    if causal is None:
+        return
     assert attention_op(im.module).causal.value.data in (causal, 0)
     if case == "causal_gqa_weight_mask":  # code generation turned the weight into causal 2
         assert ", 24, 24, 2, NULL," in source
@@ -179,7 +186,20 @@ def test_torch_sdpa(causal, gqa, mask, tmp_path):
         reference = model(*args).numpy()
     ep = torch.export.export(model, tuple(args))
     feeds = [a.numpy() for a in args]
-    im, _ = check_fused(lambda: import_exported_program(ep), feeds, reference, tmp_path)
+    check_fused(lambda: import_exported_program(ep), feeds, reference, tmp_path)
+
+
+def test_torch_sdpa_three_d(tmp_path):
+    """[heads, S, D] operands (no batch dim): a rank-3 lut.attention."""
+    args = (torch.randn(3, 7, 16), torch.randn(3, 9, 16), torch.randn(3, 9, 16))
+    model = Sdpa(True, False).eval()
+    with torch.no_grad():
+        reference = model(*args).numpy()
+    ep = torch.export.export(model, args)
+    im, c_text = check_fused(lambda: import_exported_program(ep), [a.numpy() for a in args],
+                             reference, tmp_path)
+    assert attention_op(im.module).dims == (1, 3, 3, 7, 9, 16)
+    assert ", 7, 9, 2, NULL," in c_text  # torch's is_causal is top-left
 
 
 # ---- an exporter's plain chain: MatMul - Div - Add(mask) - Softmax - MatMul --------------
