@@ -35,6 +35,7 @@ lit: $(VENV)/.test
 
 bench: $(VENV)/.test
 	$(BIN)/python bench/bench_kernels.py
+	$(BIN)/python bench/bench_large_m.py
 	$(BIN)/python bench/bench_models.py
 	$(BIN)/python bench/bench_generate.py
 	$(BIN)/python bench/bench_codegen_ops.py

@@ -196,6 +196,17 @@ class MmaOp(LutMmaBase):
         sum_g |s[n, g]| sum_{j in g} scale[m, t(j)] / 2 * (2^B - 1 + |z[n, g]|)
     (each entry rounded by at most half a step). `sums` is not read (the correction needs no
     float sums; the operand stays for the precompute's interface).
+
+    Compiled C at large M (runtime/lutrt.h): from LUTRT_I8ACT_MIN_M tokens on (6; 8 for
+    B <= 2) on AVX512-VNNI CPUs the runtime multiplies int8 activations instead of looking up
+    the tables: the precompute also stores each row as xq = round(x * 127 / max|x|) with
+    ascale = max|x| / 127 per table-scale group t (llama.cpp Q8_0 style), and
+        out[m, n] = sum_g s[n, g] * sum_{t in g} ascale[m, t] * (I - z[n, g] * A[m, t])
+    with I = sum_{k in t} q[n, k] * xq[m, k] (unsigned codes, int32) and A = sum_{k in t} xq:
+    W = 0 still gives exactly 0, inf / NaN rows still give NaN, and the error is at most
+        sum_g |s[n, g]| sum_{t in g} ascale[m, t] / 2 * sum_{k in t} |q[n, k] - z[n, g]|
+    (NMSE ~3e-5 on Gaussian activations, like symmetrized int8 tables; within the same 5e-4
+    oracle). The interpreter always evaluates the table formula above.
     """
 
     name = "lut.mma"

@@ -58,9 +58,11 @@ class TableType(ParametrizedAttribute, TypeAttribute):
 
     @property
     def row_entries_bytes(self) -> int:
-        """One activation row's entries (lutrt_table_row_bytes)."""
+        """One activation row of tables as the runtime stores it (lutrt_table_row_bytes): the
+        entries, and for int8 tables the row's int8 activations with their scales and sums."""
         _, t, e = self.shape
-        return abi.table_row_bytes(abi.ACTS_PER_TABLE * t, e, self.is_quantized)
+        return abi.table_row_bytes(abi.ACTS_PER_TABLE * t, e, self.is_quantized,
+                                   self.scale_group.data)
 
     @property
     def row_scale_count(self) -> int:

@@ -26,6 +26,10 @@ STRATEGY_CODES: dict[str, int] = {"auto": 0, "per_token": 1, "vec_lut": 2}
 # LUTRT_VEC_LUT_MIN_M: tokens from which strategy auto runs Vec-LUT; 0 = never (measured
 # 2026-11-22 on the 2-core AVX2 EPYC: no crossover at M = 16..256; lutrt.h has the numbers)
 VEC_LUT_MIN_M = 0
+# LUTRT_I8ACT_MIN_M / _NARROW (B <= 2): tokens from which lut.mma on int8 tables runs the
+# int8-activation kernel on AVX512-VNNI CPUs (lutrt.h has the measurements)
+I8ACT_MIN_M = 6
+I8ACT_MIN_M_NARROW = 8
 
 # ---- lutrt_mma_desc: field order and C types (lutrt.h documents each field) --------------
 
@@ -83,10 +87,15 @@ def table_entry_bytes(table_i8: bool) -> int:
     return 1 if table_i8 else 4
 
 
-def table_row_bytes(k: int, entries: int, table_i8: bool) -> int:
-    """lutrt_table_row_bytes: one activation row's table entries, J * E * (1 or 4) bytes
-    (the int8 tables' f32 scales are a separate array of NS floats)."""
-    return num_tables(k) * entries * table_entry_bytes(table_i8)
+def table_row_bytes(k: int, entries: int, table_i8: bool, scale_group: int = 32) -> int:
+    """lutrt_table_row_bytes: one activation row of tables. f32: J * E * 4 bytes. int8: the
+    J * E entries, then the row's int8 activations (K bytes) and their f32 scales and sums
+    (2 * NS floats, NS = ceil(K / scale_group)), which the int8-activation kernel reads at
+    large M (lutrt.h). The int8 tables' own f32 scales are a separate array of NS floats."""
+    entries_bytes = num_tables(k) * entries * table_entry_bytes(table_i8)
+    if not table_i8:
+        return entries_bytes
+    return entries_bytes + k + 2 * 4 * num_scale_groups(k, scale_group)
 
 
 def packed_weight_bytes(bits: int, n: int, k: int) -> int:

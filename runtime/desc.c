@@ -57,7 +57,10 @@ int lutrt_num_blocks(const lutrt_mma_desc *d) { return cdiv(d->N, LUTRT_BLOCK_N)
 
 size_t lutrt_table_row_bytes(const lutrt_mma_desc *d) {
     size_t entries = d->mirrored ? 8 : 16;
-    return (size_t)(d->K / 4) * entries * (d->table_i8 ? 1 : sizeof(float));
+    size_t bytes = (size_t)(d->K / 4) * entries * (d->table_i8 ? 1 : sizeof(float));
+    /* int8 tables: + the row's int8 activations, their scales and sums (lutrt.h) */
+    if (d->table_i8) bytes += (size_t)d->K + 2u * sizeof(float) * (size_t)lutrt_num_scale_groups(d);
+    return bytes;
 }
 
 size_t lutrt_packed_weight_bytes(const lutrt_mma_desc *d) {

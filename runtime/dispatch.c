@@ -24,6 +24,9 @@ enum { NKERNELS = sizeof kernels / sizeof kernels[0] };
 
 static lutrt_kernel avx512_kernel, avx512vbmi_kernel;
 static _Atomic(const lutrt_kernel *) current;
+/* 1 when LUTRT_KERNEL or lutrt_set_kernel(name) named the kernel: then lut.mma runs that LUT
+ * kernel at every M (the int8-activation path stays off unless its threshold is set). */
+static atomic_int forced = -1;
 
 static const lutrt_kernel *find(const char *name) {
     for (int i = 0; i < NKERNELS; i++) {
@@ -81,7 +84,9 @@ static const lutrt_kernel *best(void) {
 
 static const lutrt_kernel *from_env(void) {
     const char *env = getenv("LUTRT_KERNEL");
+    atomic_store(&forced, 0);
     if (!env || !*env || !strcmp(env, "auto")) return best();
+    atomic_store(&forced, 1);
     if (lutrt_kernel_available(env)) return find(env);
     fprintf(stderr, "lutrt: LUTRT_KERNEL=%s is not available on this build/CPU; using %s\n", env,
             best()->name);
@@ -105,7 +110,33 @@ int lutrt_set_kernel(const char *name) {
     if (!find(name)) return lutrt_fail("lutrt: unknown or not compiled kernel '%s'", name);
     if (!cpu_supports(name)) return lutrt_fail("lutrt: this CPU cannot run kernel '%s'", name);
     atomic_store(&current, find(name));
+    atomic_store(&forced, 1);
     return LUTRT_OK;
+}
+
+/* ---- the int8-activation path's threshold (lutrt.h) ---------------------------------------- */
+static atomic_int i8act_set = -1; /* lutrt_set_i8act_min_m; -1: not set */
+
+void lutrt_set_i8act_min_m(int m) { atomic_store(&i8act_set, m < 0 ? -1 : m); }
+
+int lutrt_i8act_min_m(int bits) {
+#ifdef LUTRT_X86
+    if (!lutrt_mma_i8act_ptr) return 0;
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
+        !__builtin_cpu_supports("avx512vnni"))
+        return 0;
+    int set = atomic_load(&i8act_set);
+    if (set >= 0) return set;
+    const char *env = getenv("LUTRT_I8ACT_MIN_M");
+    if (env && *env) return atoi(env) > 0 ? atoi(env) : 0;
+    lutrt_current_kernel(); /* resolves `forced` */
+    if (atomic_load(&forced) == 1) return 0;
+    return bits <= 2 ? LUTRT_I8ACT_MIN_M_NARROW : LUTRT_I8ACT_MIN_M;
+#else
+    (void)bits;
+    return 0;
+#endif
 }
 
 const char *lutrt_kernel_name(void) { return lutrt_current_kernel()->name; }

@@ -56,8 +56,10 @@ def use_library(path) -> ctypes.CDLL:
     lib.lutrt_kernel_name.restype = ctypes.c_char_p
     lib.lutrt_kernel_available.argtypes = [ctypes.c_char_p]
     lib.lutrt_set_num_threads.argtypes = [ctypes.c_int]
+    lib.lutrt_set_i8act_min_m.argtypes = [ctypes.c_int]
+    lib.lutrt_i8act_min_m.argtypes = [ctypes.c_int]
     for name in ("lutrt_precompute", "lutrt_precompute_row", "lutrt_mma", "lutrt_set_kernel",
-                 "lutrt_kernel_available", "lutrt_get_num_threads"):
+                 "lutrt_kernel_available", "lutrt_get_num_threads", "lutrt_i8act_min_m"):
         getattr(lib, name).restype = ctypes.c_int
     _lib = lib
     return lib
@@ -93,12 +95,26 @@ def get_num_threads() -> int:
     return library().lutrt_get_num_threads()
 
 
+def set_i8act_min_m(m: int | None) -> None:
+    """Tokens from which lut.mma on int8 tables runs the int8-activation kernel (AVX512-VNNI
+    CPUs; lutrt.h): m >= 1 from m on, 0 never, None restores the default."""
+    library().lutrt_set_i8act_min_m(-1 if m is None else int(m))
+
+
+def i8act_min_m(bits: int) -> int:
+    """The threshold in force for `bits`-bit weights (0: the path is off)."""
+    return library().lutrt_i8act_min_m(int(bits))
+
+
 # ---- precompute ----------------------------------------------------------------------------
 
 @dataclass
 class Tables:
     """Output of lut.precompute: entries [M, K/4, E] (f32 or int8), int8 table scales [M, NS]
-    (None for f32 tables) and group sums [M, NG]; plus the parameters they were built with."""
+    (None for f32 tables) and group sums [M, NG]; plus the parameters they were built with.
+    `rows` is the buffer the runtime reads, [M, lutrt_table_row_bytes] bytes: for int8 tables
+    each row holds the entries, then the row's int8 activations and their scales and sums
+    (views: `acts`, `ascale`, `asum`; lutrt.h)."""
 
     entries: np.ndarray
     tscale: np.ndarray | None
@@ -108,10 +124,31 @@ class Tables:
     mirrored: bool
     table_i8: bool
     scale_group: int
+    rows: np.ndarray | None = None
 
     @property
     def M(self) -> int:
         return self.entries.shape[0]
+
+    def _section(self, start: int, nbytes: int, dtype) -> np.ndarray:
+        return self.rows[:, start:start + nbytes].view(dtype)
+
+    @property
+    def acts(self) -> np.ndarray:
+        """int8 tables: the rows' int8 activations [M, K] (xq = round(x * 127 / max|x|))."""
+        return self._section(self.entries[0].nbytes, self.K, np.int8)
+
+    @property
+    def ascale(self) -> np.ndarray:
+        """int8 tables: f32 [M, NS], max|x| / 127 per table scale group."""
+        ns = self.tscale.shape[1]
+        return self._section(self.entries[0].nbytes + self.K, 4 * ns, np.float32)
+
+    @property
+    def asum(self) -> np.ndarray:
+        """int8 tables: f32 [M, NS], the integer sum of each scale group's xq."""
+        ns = self.tscale.shape[1]
+        return self._section(self.entries[0].nbytes + self.K + 4 * ns, 4 * ns, np.float32)
 
 
 def _desc(M: int, N: int, K: int, bits: int, group: int, mirrored: bool, table_i8: bool,
@@ -150,13 +187,19 @@ class PrecomputeCall:
         ng = -(-k // group) if group > 0 else 0
         ns = -(-k // scale_group) if table_i8 and scale_group > 0 else 0
         self.x = x
-        self.tables = Tables(np.empty((m, k // 4, entries), np.int8 if table_i8 else np.float32),
+        # (a scale group lutrt rejects is reported by the C call below, not here)
+        row_bytes = abi.table_row_bytes(k, entries, table_i8, scale_group if scale_group > 0 else k)
+        rows = np.empty((m, row_bytes), np.uint8)
+        etype = np.int8 if table_i8 else np.float32
+        nent = (k // 4) * entries * np.dtype(etype).itemsize
+        self.tables = Tables(rows[:, :nent].view(etype).reshape(m, k // 4, entries),
                              np.empty((m, ns), np.float32) if table_i8 else None,
                              np.empty((m, max(ng, 1)), np.float32), k, group, mirrored, table_i8,
-                             scale_group if table_i8 else 0)
+                             scale_group if table_i8 else 0, rows)
         t = self.tables
+        assert np.shares_memory(t.entries, rows)
         self._fn = library().lutrt_precompute
-        self._args = (ctypes.byref(self.desc), x.ctypes.data, t.entries.ctypes.data,
+        self._args = (ctypes.byref(self.desc), x.ctypes.data, rows.ctypes.data,
                       t.tscale.ctypes.data if t.tscale is not None else None, t.sums.ctypes.data)
 
     def __call__(self) -> Tables:
@@ -216,7 +259,9 @@ class MmaCall:
         self.desc = _desc(m, n, k, bits, tables.group, tables.mirrored, tables.table_i8,
                           tables.scale_group, zimp, threads, strategy, tile)
         self._fn = library().lutrt_mma
-        self._args = (ctypes.byref(self.desc), tables.entries.ctypes.data,
+        if tables.rows is None:
+            raise ValueError("tables must come from precompute (the runtime's row layout)")
+        self._args = (ctypes.byref(self.desc), tables.rows.ctypes.data,
                       tables.tscale.ctypes.data if tables.tscale is not None else None,
                       tables.sums.ctypes.data, packed_w.ctypes.data, self.scales.ctypes.data,
                       self.zeros.ctypes.data if self.zeros is not None else None,

@@ -33,9 +33,30 @@
  *   int8 error is |out - exact| <= sum_g |s| sum_{j in g} tscale[m, t(j)] / 2 * (2^B - 1 + |z|).
  *   `sums` is written by lutrt_precompute but not read by lutrt_mma (it stays in the ABI).
  *
+ *   Large M: int8 activations instead of int8 tables. A LUT kernel pays B lookups per weight
+ *   and token; an int8 multiply-accumulate costs the same for any B, so from
+ *   lutrt_i8act_min_m(B) tokens on (see below) lutrt_mma, for int8 tables with strategy AUTO,
+ *   runs an AVX512-VNNI kernel (mma_i8act_avx512vnni.c) on the int8 activations that
+ *   lut.precompute stores after each int8 table row (llama.cpp Q8_0 style, per table scale
+ *   group t of `scale_group` activations):
+ *     ascale[m, t] = max_{k in t} |x[m, k]| / 127 (same NaN / tiny rules as tscale; NaN
+ *                    exactly where tscale is NaN),  xq = round_half_even(x * 127 / max) int8,
+ *     asum[m, t]   = sum_{k in t} xq[m, k]   (an integer, stored as float),
+ *     out[m, n] = sum_g s[n, g] * sum_{t in g} ascale[m, t] * fma(-z, asum[m, t], I),
+ *     I = sum_{k in t} q[n, k] xq[m, k] in int32, q the unsigned code (mirrored formats use
+ *     s = 2 s', z = (z' + 2^B - 1) / 2, the same weights).
+ *   The zero-point term uses the sum of the quantized activations, so W = 0 still gives
+ *   exactly 0 and a non-finite row still gives NaN. Error: |out - exact| <=
+ *   sum_g |s| sum_{t in g} ascale[m, t] / 2 * sum_{k in t} |q[n, k] - z| (one rounding per
+ *   activation, |x| / 254 at most), smaller than the int8-table bound above (measured NMSE vs
+ *   f32 tables ~3e-5, like mirrored int8 tables, ~4x below plain ones). Results therefore
+ *   differ from the LUT kernels' by that rounding, not by summation order only.
+ *
  * Memory layouts (all row-major, no padding unless said):
  *   x        f32 [M, K]
- *   tables   [M, J, E] of f32 or int8, E = 8 (mirrored) or 16; row stride lutrt_table_row_bytes().
+ *   tables   M rows of lutrt_table_row_bytes() bytes. f32: [J, E] entries, E = 8 (mirrored)
+ *            or 16. int8: [J, E] int8 entries, then int8 xq[K], f32 ascale[NS], f32 asum[NS]
+ *            (the int8 activations above; J * E + K + 8 * NS bytes).
  *   tscale   f32 [M, NS], NS = ceil(K / scale_group)            (int8 tables only)
  *   sums     f32 [M, NG], NG = ceil(K / group)
  *   packed_w uint8 [NB][J][16*B] with NB = ceil(N/32) blocks of 32 weight rows — produced offline
@@ -110,7 +131,7 @@ int lutrt_num_tables(const lutrt_mma_desc *d);       /* J = K/4 */
 int lutrt_num_groups(const lutrt_mma_desc *d);       /* NG = ceil(K/G) */
 int lutrt_num_scale_groups(const lutrt_mma_desc *d); /* NS = ceil(K/scale_group), 0 for f32 */
 int lutrt_num_blocks(const lutrt_mma_desc *d);       /* NB = ceil(N/32) */
-size_t lutrt_table_row_bytes(const lutrt_mma_desc *d);  /* J * E * (1 or 4) */
+size_t lutrt_table_row_bytes(const lutrt_mma_desc *d);  /* f32: J*E*4; int8: J*E + K + 8*NS */
 size_t lutrt_packed_weight_bytes(const lutrt_mma_desc *d); /* NB * J * 16 * B */
 size_t lutrt_packed_scale_count(const lutrt_mma_desc *d);  /* NB * NG * 32 floats */
 
@@ -142,6 +163,26 @@ int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, 
 int lutrt_set_kernel(const char *name);
 const char *lutrt_kernel_name(void);
 int lutrt_kernel_available(const char *name); /* 1 if compiled in and supported by this CPU */
+
+/* ---- the large-M int8-activation path (mma_i8act_avx512vnni.c) ------------------------ */
+/* Tokens from which lutrt_mma (int8 tables, strategy AUTO) runs the int8-activation kernel
+ * (see the semantics above) instead of the LUT kernel, on CPUs with AVX512-VNNI. Measured
+ * 2026-12-01 on the 2-core Xeon (AVX512-VNNI), 1 thread, process CPU time, medians of 5
+ * interleaved calls, LUT / VNNI time at M = 2, 4, 8, 12, 16, 24, 32:
+ *   N=K=4096      w2 0.62 0.78 1.14 1.27 1.34 1.49 1.37   w4 0.68 0.98 1.26 1.58 1.73 1.88 2.10
+ *                 w8 0.65 1.02 1.52 2.10 2.22 3.02 2.78
+ *   N=1536 K=576  w2 0.56 1.07 1.10 1.34 1.42 1.55 1.49   w4 0.57 0.98 1.54 1.59 1.89 1.93 2.05
+ *                 w8 0.78 1.18 2.16 2.07 2.52 2.62 3.12
+ * (bench/bench_large_m.py has the large-M table). 2-bit codes have the cheapest LUT kernel. */
+#define LUTRT_I8ACT_MIN_M 6
+#define LUTRT_I8ACT_MIN_M_NARROW 8 /* B <= 2 */
+/* The threshold in force for B-bit weights, 0 = never: lutrt_set_i8act_min_m's value if set,
+ * else $LUTRT_I8ACT_MIN_M if set (0 disables), else 0 when the LUT kernel was forced
+ * (LUTRT_KERNEL or lutrt_set_kernel with a name: a forced kernel runs at every M), else the
+ * defaults above; always 0 without AVX512-VNNI. Strategies PER_TOKEN / VEC_LUT force the
+ * LUT kernels too. */
+int lutrt_i8act_min_m(int bits);
+void lutrt_set_i8act_min_m(int m); /* m >= 1: from m tokens on; 0: never; < 0: unset */
 
 /* ---- threads (threadpool.c) ------------------------------------------------------------ */
 /* Default thread count for lutrt_mma: LUTRT_NUM_THREADS if set, else the online CPUs.

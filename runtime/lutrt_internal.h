@@ -66,6 +66,12 @@ extern const int lutrt_avx512_emulated;
 /* NULL unless lmma_avx512vbmi.c was compiled with AVX-512 VBMI + VNNI (or SIMDe emulation). */
 extern const lutrt_mma_fn lutrt_mma_i8_avx512vbmi_ptr;
 extern const int lutrt_avx512vbmi_emulated;
+/* Large-M path (mma_i8act_avx512vnni.c): the whole int8-table call from the rows' int8
+ * activations, threads included; NULL unless compiled with AVX512-VNNI (never emulated). */
+typedef int (*lutrt_mma_call_fn)(const lutrt_mma_args *a);
+extern const lutrt_mma_call_fn lutrt_mma_i8act_ptr;
+/* Tokens from which lutrt_mma runs it for B-bit weights (0: never); dispatch.c. */
+int lutrt_i8act_min_m(int bits);
 /* f32 tables (lossless): vpermps kernels for B <= 4 (wider codes: lutrt_mma_f32_ref). The
  * AVX-512 one is NULL unless lmma_f32_avx512.c was compiled with -mavx512bw (never emulated). */
 void lutrt_mma_f32_avx2(const lutrt_mma_args *a, int blk_begin, int blk_end);
@@ -81,6 +87,19 @@ static inline float lutrt_table_scale(float mx, int finite) {
     if (!finite) return __builtin_nanf("");
     return mx < LUTRT_TINY_SCALE ? 0.0f : mx / 127.0f;
 }
+
+/* The int8 activation section of an int8 table row (lutrt.h), after the J * E entries:
+ * int8 xq[K], then f32 ascale[NS], then f32 asum[NS]. */
+static inline size_t lutrt_row_acts_offset(const lutrt_mma_desc *d) {
+    return (size_t)(d->K / 4) * (d->mirrored ? 8u : 16u);
+}
+/* Writes that section for one row: per table scale group t (activations k0..k1-1),
+ * ascale = max|x| / 127 (lutrt_table_scale; NaN where the group's tscale is NaN, so a
+ * non-finite row poisons this path exactly like the tables), xq = round_half_even(x * 127 /
+ * max|x|), asum = sum of xq. Portable version (precompute.c); precompute_avx2.c has a
+ * bit-identical AVX2 one. */
+void lutrt_precompute_acts_ref(const lutrt_mma_desc *d, const float *x, const float *tscale,
+                               void *tables_row);
 
 /* Validation shared by precompute and mma; returns LUTRT_OK or sets the last error. */
 int lutrt_check_desc(const lutrt_mma_desc *d, int for_mma);

@@ -70,6 +70,11 @@ int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, 
     }
     const lutrt_kernel *k = lutrt_current_kernel();
 #ifdef LUTRT_X86
+    int i8act_m = d->table_i8 && d->strategy == LUTRT_STRATEGY_AUTO ? lutrt_i8act_min_m(d->bits) : 0;
+    if (i8act_m > 0 && a.M >= i8act_m) {
+        /* large M: int8 activations x unpacked weights (lutrt.h), no tables read */
+        rc = lutrt_mma_i8act_ptr(&a);
+    } else
     /* Vec-LUT: int8 tables on the SIMD kernels, when asked for or from the crossover on */
     /* (its int16 Horner accumulation over planes holds for B <= 4 only; wider codes always
      * take the per-token kernel, which splits planes 0..3 / 4..B-1) */

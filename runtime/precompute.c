@@ -40,6 +40,36 @@ static void table_f32(const float *x4, int mirrored, float *t) {
     }
 }
 
+void lutrt_precompute_acts_ref(const lutrt_mma_desc *d, const float *x, const float *tscale,
+                               void *tables_row) {
+    const size_t off = lutrt_row_acts_offset(d);
+    const int ns = lutrt_num_scale_groups(d), sg = d->scale_group;
+    int8_t *xq = (int8_t *)tables_row + off;
+    float *ascale = (float *)((uint8_t *)tables_row + off + (size_t)d->K), *asum = ascale + ns;
+    for (int s = 0; s < ns; s++) {
+        const int k0 = s * sg, k1 = min_int(d->K, k0 + sg);
+        float mx = 0.0f;
+        for (int k = k0; k < k1; k++) mx = fabsf(x[k]) > mx ? fabsf(x[k]) : mx;
+        /* a non-finite group already has a NaN tscale: same poisoning, no cast of inf / NaN */
+        const float scale = lutrt_table_scale(mx, !isnan(tscale[s]));
+        ascale[s] = scale;
+        if (!(scale > 0.0f)) {
+            memset(xq + k0, 0, (size_t)(k1 - k0));
+            asum[s] = 0.0f;
+            continue;
+        }
+        const float inv = 127.0f / mx;
+        int acc = 0;
+        for (int k = k0; k < k1; k++) {
+            float q = nearbyintf(x[k] * inv); /* round half to even, |q| <= 127 */
+            q = q > 127.0f ? 127.0f : (q < -127.0f ? -127.0f : q);
+            xq[k] = (int8_t)q;
+            acc += (int)q;
+        }
+        asum[s] = (float)acc;
+    }
+}
+
 void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x, void *tables_row,
                               float *tscale, float *sums) {
     int J = d->K / 4, E = d->mirrored ? 8 : 16;
@@ -81,6 +111,7 @@ void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x, void *tab
             }
         }
     }
+    lutrt_precompute_acts_ref(d, x, tscale, tables_row);
 }
 
 int lutrt_precompute_row(const lutrt_mma_desc *d, const float *x_row, void *tables_row,

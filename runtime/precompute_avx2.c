@@ -108,6 +108,51 @@ static void tables_i8(const float *x, int j0, int j1, const float *inv, int mirr
     }
 }
 
+/* The row's int8 activation section (lutrt_precompute_acts_ref, bit-identical: the max is
+ * exact and cvtps rounds half to even like nearbyintf). Scale groups are multiples of 4. */
+static void acts_i8(const lutrt_mma_desc *d, const float *x, const float *tscale,
+                    void *tables_row) {
+    const size_t off = lutrt_row_acts_offset(d);
+    const int ns = lutrt_num_scale_groups(d), sg = d->scale_group;
+    int8_t *xq = (int8_t *)tables_row + off;
+    float *ascale = (float *)((uint8_t *)tables_row + off + (size_t)d->K), *asum = ascale + ns;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int s = 0; s < ns; s++) {
+        const int k0 = s * sg, k1 = min_int(d->K, k0 + sg);
+        __m128 m4 = _mm_setzero_ps();
+        int k = k0;
+        if (k + 8 <= k1) {
+            __m256 m8 = _mm256_setzero_ps();
+            for (; k + 8 <= k1; k += 8) m8 = _mm256_max_ps(m8, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + k)));
+            m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps(m8, 1));
+        }
+        if (k < k1) m4 = _mm_max_ps(m4, _mm_andnot_ps(_mm_set1_ps(-0.0f), _mm_loadu_ps(x + k)));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+        const float mx = _mm_cvtss_f32(m4);
+        const float scale = lutrt_table_scale(mx, !isnan(tscale[s]));
+        ascale[s] = scale;
+        if (!(scale > 0.0f)) {
+            memset(xq + k0, 0, (size_t)(k1 - k0));
+            asum[s] = 0.0f;
+            continue;
+        }
+        const float inv = 127.0f / mx;
+        const __m128i lim = _mm_set1_epi32(127), nlim = _mm_set1_epi32(-127);
+        __m128i acc = _mm_setzero_si128();
+        for (k = k0; k + 4 <= k1; k += 4) {
+            __m128i q = _mm_cvtps_epi32(_mm_mul_ps(_mm_loadu_ps(x + k), _mm_set1_ps(inv)));
+            q = _mm_max_epi32(_mm_min_epi32(q, lim), nlim);
+            acc = _mm_add_epi32(acc, q);
+            const int32_t b = _mm_cvtsi128_si32(_mm_packs_epi16(_mm_packs_epi32(q, q), _mm_setzero_si128()));
+            memcpy(xq + k, &b, 4);
+        }
+        acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, 0x4E));
+        acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, 0xB1));
+        asum[s] = (float)_mm_cvtsi128_si32(acc);
+    }
+}
+
 void lutrt_precompute_row_avx2(const lutrt_mma_desc *d, const float *x, void *tables_row,
                                float *tscale, float *sums) {
     const int J = d->K / 4, mirrored = d->mirrored;
@@ -153,4 +198,5 @@ void lutrt_precompute_row_avx2(const lutrt_mma_desc *d, const float *x, void *ta
         for (int j = c0; j < c1; j++)
             if (inv[j - c0] == 0.0f) memset((int8_t *)tables_row + (size_t)j * (mirrored ? 8 : 16), 0, mirrored ? 8 : 16);
     }
+    acts_i8(d, x, tscale, tables_row);
 }

@@ -35,6 +35,8 @@ def test_constants_match_the_header():
     assert abi.BLOCK_N == _define("LUTRT_BLOCK_N")
     assert abi.MAX_BITS == _define("LUTRT_MAX_BITS")
     assert abi.VEC_LUT_MIN_M == _define("LUTRT_VEC_LUT_MIN_M")
+    assert abi.I8ACT_MIN_M == _define("LUTRT_I8ACT_MIN_M")
+    assert abi.I8ACT_MIN_M_NARROW == _define("LUTRT_I8ACT_MIN_M_NARROW")
 
 
 def test_strategy_codes_match_the_header_enum():
@@ -84,6 +86,6 @@ def test_sizes_match_the_library(lib):
         assert lib.lutrt_num_groups(p) == abi.num_groups(k, group)
         assert lib.lutrt_num_scale_groups(p) == abi.num_scale_groups(k, sg, bool(table_i8))
         assert lib.lutrt_num_blocks(p) == abi.num_blocks(n)
-        assert lib.lutrt_table_row_bytes(p) == abi.table_row_bytes(k, entries, bool(table_i8))
+        assert lib.lutrt_table_row_bytes(p) == abi.table_row_bytes(k, entries, bool(table_i8), sg)
         assert lib.lutrt_packed_weight_bytes(p) == abi.packed_weight_bytes(bits, n, k)
         assert lib.lutrt_packed_scale_count(p) == abi.packed_scale_count(n, k, group)

@@ -134,12 +134,12 @@ def test_precompute(kernel, entries, scale_group):
     assert not ti.entries[1, :10].any()
     # fused precompute: the per-row entry point builds the same row
     lib, d = kernels.library(), kernels._desc(1, 1, 688, 1, 64, entries == 8, True, scale_group)
-    row = np.empty_like(ti.entries[2])
+    row = np.empty_like(ti.rows[2])  # lutrt_table_row_bytes: entries + int8 activations
     ts, sums = np.empty_like(ti.tscale[2]), np.empty_like(ti.sums[2])
     xr = np.ascontiguousarray(x[2])
     assert lib.lutrt_precompute_row(kernels.ctypes.byref(d), xr.ctypes.data, row.ctypes.data,
                                     ts.ctypes.data, sums.ctypes.data) == 0
-    assert np.array_equal(row, ti.entries[2]) and np.array_equal(ts, ti.tscale[2])
+    assert np.array_equal(row, ti.rows[2]) and np.array_equal(ts, ti.tscale[2])
 
 
 def test_precompute_portable_and_avx2_identical():

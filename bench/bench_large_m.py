@@ -1,0 +1,117 @@
+"""Large-M lut.mma: the LUT kernel against the int8-activation kernel (AVX512-VNNI).
+
+    .venv/bin/python bench/bench_large_m.py [--quick] [--repeats 5] [--out bench/results/large_m.json]
+
+For GEMM M = 32 / 128 / 512 at N = K = 4096, and the SmolLM2-135M shapes (K = 576 with
+N = 576 / 1536 / 49152, and the down projection K = 1536, N = 576) at M = 32 and 128, weights
+w2 / w4 / w8 (group 32, explicit zero points, symmetrized tables: what lutc compiles a Q4_1
+model to), 1 and 2 threads, it times one lut.mma call on the same int8 tables both ways: the
+LUT kernel (strategy per_token) and the int8-activation kernel (lutrt_set_i8act_min_m(1)).
+Repeats are interleaved (LUT, VNNI, LUT, VNNI, ...) and the medians reported, wall clock and
+process CPU time (the latter is less disturbed by other load on a shared machine). Prints
+the ratio LUT / VNNI (> 1: the VNNI kernel is faster) and GOP/s (2 M N K / time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+from bench_kernels import kernels, packing  # noqa: E402  (lutc.runtime, tree or installed)
+
+GROUP = 32
+
+
+def make_call(rng, m, n, k, bits, threads, variant):
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    q = rng.integers(0, 1 << bits, (n, k)).astype(np.uint8)
+    ng = -(-k // GROUP)
+    s = (rng.random((n, ng)) * 0.02 + 0.01).astype(np.float32)
+    z = (rng.random((n, ng)) * ((1 << bits) - 1)).astype(np.float32)
+    codes = packing.mirror_codes(packing.codes_from_q(q, bits))
+    s_sym, z_sym = packing.mirror_scales(s, z, bits)
+    t = kernels.precompute(x, group=GROUP, entries=8, table_i8=True, scale_group=32)
+    strategy = "per_token" if variant == "lut" else None
+    return kernels.MmaCall(t, packing.pack_weights(codes), s_sym, z_sym, n=n, bits=bits,
+                           threads=threads, strategy=strategy)
+
+
+def measure(m, n, k, bits, threads, repeats):
+    rng = np.random.default_rng(m * 7 + n + k + bits)
+    calls = {v: make_call(rng, m, n, k, bits, threads, v) for v in ("lut", "vnni")}
+    wall = {v: [] for v in calls}
+    cpu = {v: [] for v in calls}
+    kernels.set_i8act_min_m(1)  # AUTO runs the int8-activation kernel; per_token the LUT one
+    for v in calls:  # warm-up (page faults, pool start)
+        calls[v]()
+    for _ in range(repeats):
+        for v, call in calls.items():
+            w0, c0 = time.perf_counter(), time.process_time()
+            call()
+            wall[v].append(time.perf_counter() - w0)
+            cpu[v].append(time.process_time() - c0)
+    kernels.set_i8act_min_m(None)
+    rec = dict(M=m, N=n, K=k, bits=bits, threads=threads)
+    for v in calls:
+        rec[f"{v}_us"] = float(np.median(wall[v]) * 1e6)
+        rec[f"{v}_cpu_us"] = float(np.median(cpu[v]) * 1e6)
+    rec["ratio"] = rec["lut_us"] / rec["vnni_us"]
+    rec["ratio_cpu"] = rec["lut_cpu_us"] / rec["vnni_cpu_us"]
+    rec["vnni_gops"] = 2.0 * m * n * k / rec["vnni_us"] / 1e3
+    return rec
+
+
+def shapes(quick):
+    if quick:
+        return [(128, 4096, 4096), (128, 576, 576)]
+    gemm = [(m, 4096, 4096) for m in (32, 128, 512)]
+    smollm = [(m, n, k) for m in (32, 128) for n, k in ((576, 576), (1536, 576), (49152, 576),
+                                                       (576, 1536))]
+    return gemm + smollm
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="two shapes, w4 only")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--bits", default="2,4,8")
+    ap.add_argument("--out", default=str(REPO / "bench" / "results" / "large_m.json"))
+    args = ap.parse_args(argv)
+    kernels.set_i8act_min_m(1)
+    if kernels.i8act_min_m(4) != 1:
+        print("this CPU has no AVX512-VNNI: the int8-activation kernel is not available")
+        return 0
+    kernels.set_i8act_min_m(None)
+    bits_list = [4] if args.quick else [int(b) for b in args.bits.split(",")]
+    records = []
+    print(f"{'M':>4} {'N':>6} {'K':>5} {'w':>2} {'thr':>3} | {'LUT us':>9} {'VNNI us':>9} "
+          f"{'ratio':>6} | {'LUT cpu':>9} {'VNNI cpu':>9} {'ratio':>6} | {'GOP/s':>6}")
+    for m, n, k in shapes(args.quick):
+        for bits in bits_list:
+            for threads in [int(t) for t in args.threads.split(",")]:
+                r = measure(m, n, k, bits, threads, args.repeats)
+                records.append(r)
+                print(f"{m:>4} {n:>6} {k:>5} {bits:>2} {threads:>3} | {r['lut_us']:>9.0f} "
+                      f"{r['vnni_us']:>9.0f} {r['ratio']:>6.2f} | {r['lut_cpu_us']:>9.0f} "
+                      f"{r['vnni_cpu_us']:>9.0f} {r['ratio_cpu']:>6.2f} | {r['vnni_gops']:>6.0f}",
+                      flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": platform.processor() or platform.machine(),
+                               "default_min_m": {b: kernels.i8act_min_m(b) for b in bits_list},
+                               "records": records}, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

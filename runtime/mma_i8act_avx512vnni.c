@@ -1,0 +1,256 @@
+/* mma_i8act_avx512vnni.c — lut.mma at large M from the rows' int8 activations (AVX512-VNNI).
+ *
+ * At prefill sizes a LUT kernel pays B lookups per weight and token, while an int8
+ * multiply-accumulate costs the same for any B. This kernel reads, instead of the tables, the
+ * int8 activation section that lut.precompute writes after each int8 table row (xq, ascale,
+ * asum per table scale group; lutrt.h) and computes
+ *
+ *   out[m, n] = sum_g s[n, g] * sum_{t in g} ascale[m, t] * fma(-z[n, g], asum[m, t], I)
+ *   I = sum_{k in t} q[n, k] * xq[m, k]                     (int32, vpdpbusd u8 x s8)
+ *
+ * with the unsigned codes q: mirrored formats are mapped back, s = 2 s', z = (z' + 2^B - 1)/2
+ * (s(q - z) = s'(q' - z'), docs/design.md §3.3). asum is the sum of the *quantized*
+ * activations, so codes equal to an integer zero point give exactly 0.
+ *
+ * Work: a thread takes one block of 32 weight rows at a time, unpacks its bit planes once
+ * into uint8 [J][2][16 rows][4] (vpdpbusd layout: one zmm = 16 rows x 4 consecutive k; one
+ * vpermd per plane and 16 rows maps a 4-bit code to 4 bytes, mirroring included) and runs
+ * every token row against it, MR rows at a time (2 x MR int32 accumulators per scale group).
+ * Compiled only with -mavx512vnni (build.py); otherwise lutrt_mma_i8act_ptr is NULL and
+ * lutrt_mma never takes this path.
+ */
+#include "lutrt_internal.h"
+
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && !defined(LUTRT_AVX512_SIMDE)
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#define UNROLL _Pragma("GCC unroll 16")
+
+/* facc is stored by the first scale group of each weight group before it is read */
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+static int min_int(int a, int b) { return a < b ? a : b; }
+
+/* lut[b] lane c: the 4 bytes of a code c of plane b, byte i = bit i of the pattern << b; a
+ * mirrored code c >= 8 stands for pattern 8 | (~c & 7) (packing.mirror_codes). */
+static void spread_luts(int bits, int mirrored, __m512i *lut) {
+    for (int b = 0; b < bits; b++) {
+        uint32_t v[16];
+        for (int c = 0; c < 16; c++) {
+            const int p = (mirrored && (c & 8)) ? (8 | (~c & 7)) : c;
+            uint32_t d = 0;
+            for (int i = 0; i < 4; i++) d |= (uint32_t)((p >> i) & 1) << (8 * i + b);
+            v[c] = d;
+        }
+        lut[b] = _mm512_loadu_si512(v);
+    }
+}
+
+/* Block blk's codes -> q[j][h][16][4] unsigned (h: rows 0..15 / 16..31); the packed layout is
+ * lutrt_code_at's. vpermd reads only the low 4 bits of each index lane. */
+static void unpack_block(const lutrt_mma_args *a, int blk, const __m512i *lut, uint8_t *q) {
+    const int bits = a->bits, npairs = bits >> 1;
+    const __m512i sh_lo = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4);
+    const __m512i sh_hi = _mm512_setr_epi32(8, 8, 8, 8, 8, 8, 8, 8, 12, 12, 12, 12, 12, 12, 12, 12);
+    const uint8_t *c = a->w + (size_t)blk * a->J * a->chunk;
+    for (int j = 0; j < a->J; j++, c += a->chunk) {
+        __m512i q0 = _mm512_setzero_si512(), q1 = _mm512_setzero_si512();
+        for (int pp = 0; pp < npairs; pp++) {
+            /* word i: plane 2pp of rows i / 16+i in bits 0-3 / 4-7, plane 2pp+1 in 8-11 / 12-15 */
+            const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(c + 32 * pp)));
+            const __m512i l0 = lut[2 * pp], l1 = lut[2 * pp + 1];
+            q0 = _mm512_or_si512(q0, _mm512_permutexvar_epi32(w, l0));
+            q0 = _mm512_or_si512(q0, _mm512_permutexvar_epi32(_mm512_srli_epi32(w, 8), l1));
+            q1 = _mm512_or_si512(q1, _mm512_permutexvar_epi32(_mm512_srli_epi32(w, 4), l0));
+            q1 = _mm512_or_si512(q1, _mm512_permutexvar_epi32(_mm512_srli_epi32(w, 12), l1));
+        }
+        if (bits & 1) {
+            /* word i: rows i, 8+i, 16+i, 24+i in bits 0-3, 4-7, 8-11, 12-15 */
+            const __m256i w8 = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(c + 32 * npairs)));
+            const __m512i w = _mm512_broadcast_i64x4(w8);
+            q0 = _mm512_or_si512(q0, _mm512_permutexvar_epi32(_mm512_srlv_epi32(w, sh_lo), lut[bits - 1]));
+            q1 = _mm512_or_si512(q1, _mm512_permutexvar_epi32(_mm512_srlv_epi32(w, sh_hi), lut[bits - 1]));
+        }
+        _mm512_store_si512(q + (size_t)j * 128, q0);
+        _mm512_store_si512(q + (size_t)j * 128 + 64, q1);
+    }
+}
+
+typedef struct {
+    const int8_t *xq;
+    const float *ascale, *asum;
+} act_row;
+
+ALWAYS_INLINE act_row row_at(const lutrt_mma_args *a, int m) {
+    const uint8_t *base = (const uint8_t *)a->tables + (size_t)m * a->row_bytes + lutrt_row_acts_offset(a->d);
+    const float *ascale = (const float *)(base + a->K);
+    return (act_row){(const int8_t *)base, ascale, ascale + a->NS};
+}
+
+/* vpdpbusd through asm: gcc copies intrinsic accumulators around the loop (one vmovdqa per
+ * vpdpbusd), which halved the kernel's speed. acc += a (u8) . b (s8), 4 bytes per lane. */
+ALWAYS_INLINE __m512i dpbusd(__m512i acc, __m512i a, __m512i b) {
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+    return acc;
+}
+
+/* I[r][h] = sum over tables js..je-1 of q . xq for rows r < MR, weight rows 16h..16h+15 */
+ALWAYS_INLINE void dot_scale_group(const uint8_t *q, const act_row *rows, int js, int je,
+                                   const int MR, __m512i acc[][2]) {
+    UNROLL for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+    for (int j = js; j < je; j++) {
+        const __m512i w0 = _mm512_load_si512(q + (size_t)j * 128);
+        const __m512i w1 = _mm512_load_si512(q + (size_t)j * 128 + 64);
+        UNROLL for (int r = 0; r < MR; r++) {
+            int32_t x4;
+            memcpy(&x4, rows[r].xq + 4 * j, 4);
+            const __m512i xv = _mm512_set1_epi32(x4);
+            acc[r][0] = dpbusd(acc[r][0], w0, xv);
+            acc[r][1] = dpbusd(acc[r][1], w1, xv);
+        }
+    }
+}
+
+/* Token rows m0..m0+MR-1 against the unpacked block blk (32 weight rows). ONE_T: every
+ * weight group is a single scale group (jt >= jg, e.g. G = scale_group = 32), so the int32
+ * sums go straight into the output accumulators (fewer live registers). */
+ALWAYS_INLINE void tile(const lutrt_mma_args *a, const uint8_t *q, int blk, int m0, const int MR,
+                        const int ONE_T) {
+    const int J = a->J;
+    const float sfac = a->mirrored ? 2.0f : 1.0f;
+    const float zadd = a->mirrored ? (float)((1 << a->bits) - 1) : 0.0f;
+    act_row rows[8];
+    UNROLL for (int r = 0; r < MR; r++) rows[r] = row_at(a, m0 + r);
+    __m512 oacc[8][2], facc[8][2];
+    __m512i acc[8][2];
+    UNROLL for (int r = 0; r < MR; r++) oacc[r][0] = oacc[r][1] = _mm512_setzero_ps();
+    for (int g = 0; g < a->NG; g++) {
+        const int j0 = g * a->jg, j1 = min_int(J, j0 + a->jg);
+        const size_t si = ((size_t)blk * a->NG + g) * LUTRT_BLOCK_N;
+        __m512 z[2], s[2];
+        UNROLL for (int h = 0; h < 2; h++) {
+            const __m512 zz = a->zeros ? _mm512_loadu_ps(a->zeros + si + 16 * h) : _mm512_set1_ps(a->zimp);
+            /* mirrored: z = (z' + 2^B - 1) / 2 (exact for integer z), s = 2 s' */
+            z[h] = a->mirrored ? _mm512_mul_ps(_mm512_add_ps(zz, _mm512_set1_ps(zadd)), _mm512_set1_ps(0.5f)) : zz;
+            s[h] = _mm512_mul_ps(_mm512_loadu_ps(a->scales + si + 16 * h), _mm512_set1_ps(sfac));
+        }
+        if (ONE_T) {
+            const int t = j0 / a->jt;
+            dot_scale_group(q, rows, j0, j1, MR, acc);
+            UNROLL for (int r = 0; r < MR; r++) {
+                const __m512 as = _mm512_set1_ps(rows[r].ascale[t]);
+                const __m512 S = _mm512_set1_ps(rows[r].asum[t]);
+                UNROLL for (int h = 0; h < 2; h++) {
+                    /* zero point against the sum of the same quantized activations */
+                    const __m512 v = _mm512_fnmadd_ps(z[h], S, _mm512_cvtepi32_ps(acc[r][h]));
+                    oacc[r][h] = _mm512_fmadd_ps(v, _mm512_mul_ps(s[h], as), oacc[r][h]);
+                }
+            }
+            continue;
+        }
+        for (int js = j0, t = j0 / a->jt; js < j1; js += a->jt, t++) {
+            dot_scale_group(q, rows, js, min_int(j1, js + a->jt), MR, acc);
+            UNROLL for (int r = 0; r < MR; r++) {
+                const __m512 as = _mm512_set1_ps(rows[r].ascale[t]);
+                const __m512 S = _mm512_set1_ps(rows[r].asum[t]);
+                UNROLL for (int h = 0; h < 2; h++) {
+                    const __m512 v = _mm512_fnmadd_ps(z[h], S, _mm512_cvtepi32_ps(acc[r][h]));
+                    facc[r][h] = js == j0 ? _mm512_mul_ps(v, as) : _mm512_fmadd_ps(v, as, facc[r][h]);
+                }
+            }
+        }
+        UNROLL for (int h = 0; h < 2; h++)
+            UNROLL for (int r = 0; r < MR; r++) oacc[r][h] = _mm512_fmadd_ps(s[h], facc[r][h], oacc[r][h]);
+    }
+    const int n0 = blk * LUTRT_BLOCK_N, rows_n = min_int(LUTRT_BLOCK_N, a->N - n0);
+    UNROLL for (int r = 0; r < MR; r++) {
+        float *o = a->out + (size_t)(m0 + r) * a->N + n0;
+        if (rows_n == LUTRT_BLOCK_N) {
+            _mm512_storeu_ps(o, oacc[r][0]);
+            _mm512_storeu_ps(o + 16, oacc[r][1]);
+        } else {
+            float tmp[32];
+            _mm512_storeu_ps(tmp, oacc[r][0]);
+            _mm512_storeu_ps(tmp + 16, oacc[r][1]);
+            memcpy(o, tmp, (size_t)rows_n * sizeof(float));
+        }
+    }
+}
+
+#ifndef MR_MAX
+#define MR_MAX 6
+#endif
+#define TILE(MR)                                                                              \
+    static __attribute__((noinline)) void tile_##MR(const lutrt_mma_args *a, const uint8_t *q, \
+                                                    int blk, int m0) {                        \
+        if (a->jt >= a->jg)                                                                   \
+            tile(a, q, blk, m0, MR, 1);                                                       \
+        else                                                                                  \
+            tile(a, q, blk, m0, MR, 0);                                                       \
+    }
+TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6)
+typedef void (*tile_fn)(const lutrt_mma_args *, const uint8_t *, int, int);
+static const tile_fn tiles[7] = {NULL, tile_1, tile_2, tile_3, tile_4, tile_5, tile_6};
+
+/* Each thread keeps its unpack buffer (32 K bytes) between blocks and calls: a fresh 128 KiB
+ * allocation per block is an mmap + page faults. Freed when the thread exits (pool workers
+ * are joined by lutrt_shutdown). */
+typedef struct {
+    uint8_t *p;
+    size_t cap;
+} scratch_buf;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *v) {
+    scratch_buf *s = (scratch_buf *)v;
+    free(s->p);
+    free(s);
+}
+static void scratch_make_key(void) { pthread_key_create(&scratch_key, scratch_free); }
+
+static uint8_t *scratch(size_t n) {
+    pthread_once(&scratch_once, scratch_make_key);
+    scratch_buf *s = (scratch_buf *)pthread_getspecific(scratch_key);
+    if (!s) {
+        if (!(s = (scratch_buf *)calloc(1, sizeof *s))) return NULL;
+        pthread_setspecific(scratch_key, s);
+    }
+    if (s->cap < n) {
+        free(s->p);
+        s->p = (uint8_t *)aligned_alloc(64, n); /* n = 128 J: a multiple of 64 */
+        s->cap = s->p ? n : 0;
+    }
+    return s->p;
+}
+
+static void blocks_task(void *ctx, int b0, int b1) {
+    const lutrt_mma_args *a = (const lutrt_mma_args *)ctx;
+    uint8_t *q = scratch((size_t)a->J * 128);
+    if (!q) { /* out of memory: the LUT kernel needs no scratch */
+        lutrt_current_kernel()->mma_i8(a, b0, b1);
+        return;
+    }
+    __m512i lut[LUTRT_MAX_BITS];
+    spread_luts(a->bits, a->mirrored, lut);
+    for (int blk = b0; blk < b1; blk++) {
+        unpack_block(a, blk, lut, q);
+        int m = 0;
+        for (; m + MR_MAX <= a->M; m += MR_MAX) tiles[MR_MAX](a, q, blk, m);
+        if (m < a->M) tiles[a->M - m](a, q, blk, m);
+    }
+}
+
+static int mma_i8act(const lutrt_mma_args *a) {
+    lutrt_parallel_for(a->d->num_threads, a->NB, 1, blocks_task, (void *)a);
+    return LUTRT_OK;
+}
+
+const lutrt_mma_call_fn lutrt_mma_i8act_ptr = mma_i8act;
+#else
+const lutrt_mma_call_fn lutrt_mma_i8act_ptr = 0;
+#endif

@@ -1,0 +1,289 @@
+"""The large-M int8-activation path of lut.mma (runtime/mma_i8act_avx512vnni.c, lutrt.h).
+
+lut.precompute stores each int8 table row's activations as int8 (one scale per table scale
+group, max|x| / 127); from lutrt_i8act_min_m(B) tokens on, lutrt_mma multiplies them with the
+unpacked weight codes (vpdpbusd) instead of looking up tables. Checked here:
+  * the activation section: portable and AVX2 precompute agree bit for bit with the numpy
+    formula (round half to even, NaN / tiny groups like the tables);
+  * the kernel computes exactly that formula (1e-5 of max |out|) for bits 1, 2, 3, 4, 5, 8 and
+    ternary, mirrored or not, groups 32 / 64 / 128 / per-tensor, explicit and implicit zero
+    points, partial last weight / scale groups and blocks (odd N, K), M around the threshold,
+    1 and 2 threads; its NMSE against dequantize-then-matmul meets the int8 tables' oracle;
+  * W = 0 gives exactly 0, a zero group adds exactly nothing, a row with inf / NaN gives NaN
+    like the LUT path;
+  * dispatch: the default threshold, LUTRT_KERNEL / lutrt_set_kernel / strategy force the LUT
+    kernels, LUTRT_I8ACT_MIN_M and lutrt_set_i8act_min_m override;
+  * the path runs clean under -fsanitize=address,undefined.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+from lutc.runtime import abi, build, kernels, packing, reference
+from test_kernels import (HERE, _bits, _nonfinite_rows, _python, make_case, run_mma, seed,
+                          zero_weight_case)
+
+
+def _has_vnni() -> bool:
+    kernels.set_i8act_min_m(1)
+    try:
+        return kernels.i8act_min_m(4) == 1
+    finally:
+        kernels.set_i8act_min_m(None)
+
+
+pytestmark = pytest.mark.skipif(not _has_vnni(), reason="needs AVX512-VNNI")
+
+
+@pytest.fixture(autouse=True)
+def restore_defaults():
+    yield
+    kernels.set_kernel(None)
+    kernels.set_i8act_min_m(None)
+
+
+def i8act(c, bits, group, mirrored, threads, scale_group=32, min_m=1):
+    """lut.mma with the int8-activation path forced from `min_m` tokens on."""
+    kernels.set_i8act_min_m(min_m)
+    try:
+        return run_mma(c, bits, group, mirrored, True, threads, scale_group)
+    finally:
+        kernels.set_i8act_min_m(None)
+
+
+def acts_reference(x, scale_group):
+    """(xq [M, K] int8, ascale [M, NS], asum [M, NS]) from lutrt.h's formula, in float64
+    (x * (127 / max) rounded in float32 as the C does: one product, then half-to-even)."""
+    m, k = x.shape
+    ns = -(-k // scale_group)
+    xq = np.zeros((m, k), np.int8)
+    ascale = np.zeros((m, ns), np.float32)
+    asum = np.zeros((m, ns), np.float32)
+    _, tscale = reference.tables_reference(x, 16, True, scale_group)
+    for r in range(m):
+        for t in range(ns):
+            xs = x[r, t * scale_group:(t + 1) * scale_group]
+            mx = np.float32(np.abs(xs).max())
+            if np.isnan(tscale[r, t]):
+                ascale[r, t] = np.nan
+                continue
+            if mx < np.float32(2.0**-100):
+                continue
+            ascale[r, t] = mx / np.float32(127)
+            q = np.clip(np.rint(xs * (np.float32(127) / mx)), -127, 127)
+            xq[r, t * scale_group:t * scale_group + xs.size] = q
+            asum[r, t] = q.sum()
+    return xq, ascale, asum
+
+
+def formula(t, c, group, mirrored, bits):
+    """out from the tables' activation section, float64 (lutrt.h, large M)."""
+    q = c["q"].astype(np.float64)
+    n, k = q.shape
+    sg = t.scale_group
+    s = c["s_arg"].astype(np.float64)
+    z = c["z_arg"].astype(np.float64) if c["z_arg"] is not None else np.full(s.shape, c["zimp_arg"])
+    if mirrored:  # s(q - z) = s'(q' - z'): s = 2 s', z = (z' + 2^B - 1) / 2
+        s, z = 2 * s, (z + (1 << bits) - 1) / 2
+    xq, ascale, asum = t.acts.astype(np.float64), t.ascale.astype(np.float64), t.asum
+    out = np.zeros((xq.shape[0], n))
+    for tt in range(ascale.shape[1]):
+        k0, k1 = tt * sg, min(k, (tt + 1) * sg)
+        g = k0 // group
+        isum = xq[:, k0:k1] @ q[:, k0:k1].T
+        out += ascale[:, tt:tt + 1] * (isum - asum[:, tt:tt + 1] * z[None, :, g]) * s[None, :, g]
+    return out
+
+
+# ---- the activation section of the tables ---------------------------------------------------
+
+@pytest.mark.parametrize("scale_group", [4, 32, 64])
+@pytest.mark.parametrize("entries", [8, 16])
+def test_precompute_writes_int8_activations(scale_group, entries):
+    x = np.random.default_rng(scale_group).standard_t(3, (5, 688)).astype(np.float32)
+    x[1, :64] = 0.0  # zero groups: scale 0, codes 0
+    x[2, 100] = np.inf  # non-finite group: NaN scale, codes 0
+    x[3, :8] = 1e-40  # tiny group
+    want = acts_reference(x, scale_group)
+    rows = []
+    for kernel in ("ref", "avx2"):
+        kernels.set_kernel(kernel)
+        t = kernels.precompute(x, group=64, entries=entries, scale_group=scale_group)
+        assert t.rows.shape[1] == abi.table_row_bytes(688, entries, True, scale_group)
+        assert np.array_equal(t.acts, want[0])
+        assert np.array_equal(t.ascale, want[1], equal_nan=True)
+        assert np.array_equal(np.isnan(t.ascale), np.isnan(t.tscale))
+        assert np.array_equal(t.asum, want[2])
+        rows.append(t.rows.copy())
+    assert np.array_equal(rows[0], rows[1])
+
+
+# ---- the kernel -------------------------------------------------------------------------------
+
+CASES = [  # (K, G, explicit zeros): partial last group; per-tensor; g64 / g128 with tails
+    (688, 32, True), (256, 256, False), (1000, 64, True), (1024, 128, False), (1000, 128, True)]
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 4, 5, 8, "ternary"])
+@pytest.mark.parametrize("mirrored", [False, True])
+@pytest.mark.parametrize("shape", CASES)
+def test_kernel_matches_formula(bits, mirrored, shape):
+    nbits, ternary = _bits(bits)
+    k, group, zeros = shape
+    rng = np.random.default_rng(seed("i8act", str(bits), mirrored, k, group))
+    for m, n in ((17, 200), (6, 37)):
+        c = make_case(rng, m, n, k, nbits, group, mirrored, ternary, zeros, dist="student_t3")
+        exact = reference.matmul_reference(c["x"], c["q"], c["s"], c["z"], c["zimp"], group)
+        _, lut = run_mma(c, nbits, group, mirrored, True, 1, strategy="per_token")
+        for threads in (1, 2):
+            t, out = i8act(c, nbits, group, mirrored, threads)
+            want = formula(t, c, group, mirrored, nbits)
+            assert np.abs(out - want).max() <= 1e-5 * np.abs(want).max(), (m, threads)
+        nmse = np.mean((out - exact) ** 2) / np.mean(exact**2)
+        nmse_lut = np.mean((lut - exact) ** 2) / np.mean(exact**2)
+        # the accuracy oracle of int8 tables (test_kernels.py); Q8_0-style activations are
+        # ~4x better than plain tables and on par with mirrored ones on Gaussian inputs; on
+        # these heavy tails up to ~4.5x worse than mirrored tables (4 roundings per 4 weights
+        # against ~1 per bit plane; measured 1.5e-4 vs 3.5e-5)
+        assert nmse <= 5e-4 and nmse <= 6 * nmse_lut, (nmse, nmse_lut)
+
+
+@pytest.mark.parametrize("scale_group", [16, 64])
+def test_scale_groups_inside_weight_groups(scale_group):
+    """Several scale groups per weight group (the kernel's per-group float accumulator)."""
+    rng = np.random.default_rng(seed("sg", scale_group))
+    c = make_case(rng, 9, 100, 1024, 4, 128, True)
+    t, out = i8act(c, 4, 128, True, 2, scale_group)
+    want = formula(t, c, 128, True, 4)
+    assert np.abs(out - want).max() <= 1e-5 * np.abs(want).max()
+
+
+def test_threshold_switches_paths():
+    """Below the threshold the LUT kernel runs (bit-identical to per-token), from it on the
+    int8-activation kernel (identical to forcing it)."""
+    rng = np.random.default_rng(5)
+    c = make_case(rng, 40, 96, 512, 4, 32, True)
+    kernels.set_i8act_min_m(16)
+    for m in (15, 16, 17):
+        cm = dict(c, x=c["x"][:m])
+        _, auto = run_mma(cm, 4, 32, True, True, 2)
+        _, lut = run_mma(cm, 4, 32, True, True, 2, strategy="per_token")
+        _, forced = i8act(cm, 4, 32, True, 2)
+        assert np.array_equal(auto, forced if m >= 16 else lut), m
+        assert not np.array_equal(lut, forced)
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 4, 8, "ternary"])
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_zero_weights_give_exact_zero(bits, mirrored):
+    nbits, ternary = _bits(bits)
+    rng = np.random.default_rng(seed("i8w0", str(bits), mirrored))
+    for zeros, (k, group) in ((True, (688, 32)), (False, (256, 256)), (True, (512, 128))):
+        c = zero_weight_case(rng, 20, 200, k, nbits, group, mirrored, ternary, zeros)
+        for threads in (1, 2):
+            _, out = i8act(c, nbits, group, mirrored, threads)
+            assert not out.any(), (zeros, k, threads)
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_zero_groups_contribute_exactly_zero(bits, mirrored):
+    rng = np.random.default_rng(seed("i8zg", bits, mirrored))
+    k, group, n = 512, 64, 100
+    c = make_case(rng, 18, n, k, bits, group, mirrored, False, True)
+    z = rng.integers(0, 1 << bits, (n, k // group)).astype(np.float32)
+    dead = rng.random((n, k // group)) < 0.5
+    q = np.where(np.repeat(dead, group, axis=1), np.repeat(z, group, axis=1), c["q"]).astype(np.uint8)
+    codes = packing.codes_from_q(q, bits)
+    s_arg, z_arg = c["s"], z
+    if mirrored:
+        codes = packing.mirror_codes(codes)
+        s_arg, z_arg = packing.mirror_scales(c["s"], z, bits)
+    c = dict(c, packed=packing.pack_weights(codes), s_arg=s_arg, z_arg=z_arg, zimp_arg=0.0)
+    _, out = i8act(c, bits, group, mirrored, 2)
+    _, without = i8act(dict(c, s_arg=np.where(dead, 0, s_arg).astype(np.float32)), bits, group,
+                       mirrored, 2)
+    assert np.array_equal(out, without)
+
+
+@pytest.mark.parametrize("bits", [2, 3, 8])
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_nonfinite_activations_poison_their_row(bits, mirrored):
+    """Like the LUT path (test_kernels.py): rows with inf / NaN / overflowing |x| sums give NaN
+    everywhere, a denormal row exactly 0, finite rows are unaffected."""
+    rng = np.random.default_rng(seed("i8nf", bits, mirrored))
+    c = make_case(rng, 7, 200, 256, bits, 64, mirrored, False, True)
+    c["x"] = _nonfinite_rows(256)
+    _, lut = run_mma(c, bits, 64, mirrored, True, 2, strategy="per_token")
+    _, out = i8act(c, bits, 64, mirrored, 2)
+    assert np.isnan(out[1:6]).all() and np.isfinite(out[0]).all()
+    assert np.array_equal(np.isnan(out), np.isnan(lut))
+    assert not out[6].any()
+    _, alone = i8act(dict(c, x=c["x"][:1]), bits, 64, mirrored, 2)
+    assert np.array_equal(alone[0], out[0])
+
+
+# ---- dispatch -------------------------------------------------------------------------------
+
+def test_default_threshold_and_overrides():
+    assert kernels.i8act_min_m(4) == abi.I8ACT_MIN_M and kernels.i8act_min_m(2) == abi.I8ACT_MIN_M_NARROW
+    kernels.set_i8act_min_m(0)
+    assert kernels.i8act_min_m(4) == 0
+    kernels.set_i8act_min_m(None)
+    kernels.set_kernel("avx512")  # a forced kernel runs at every M
+    assert kernels.i8act_min_m(4) == 0
+    kernels.set_i8act_min_m(7)  # unless the threshold is set explicitly
+    assert kernels.i8act_min_m(4) == 7
+    code = "from lutc.runtime import kernels as k; print(k.kernel_name(), k.i8act_min_m(4))"
+    assert _python(code, LUTRT_KERNEL="avx512")[0] == "avx512 0"
+    assert _python(code, LUTRT_KERNEL="auto")[0] == f"avx512 {abi.I8ACT_MIN_M}"
+    assert _python(code, LUTRT_I8ACT_MIN_M="0")[0] == "avx512 0"
+    assert _python(code, LUTRT_I8ACT_MIN_M="3", LUTRT_KERNEL="avx2")[0] == "avx2 3"
+
+
+def test_strategy_and_f32_tables_ignore_the_path():
+    """f32 tables and the strategies PER_TOKEN / VEC_LUT always run the LUT kernels."""
+    rng = np.random.default_rng(9)
+    c = make_case(rng, 20, 64, 256, 2, 64, False)
+    runs = {}
+    for min_m in (0, 1):
+        kernels.set_i8act_min_m(min_m)
+        runs[min_m] = [run_mma(c, 2, 64, False, False, 1)[1]] + [
+            run_mma(c, 2, 64, False, True, 1, strategy=st)[1] for st in ("per_token", "vec_lut")]
+    for off, on in zip(runs[0], runs[1]):
+        assert np.array_equal(off, on)
+
+
+# ---- sanitizers -------------------------------------------------------------------------------
+
+def test_clean_under_asan_ubsan(tmp_path):
+    exe = build.runtime_executable(HERE / "i8act_sanitize_driver.c", sanitize=True,
+                                   extra_cflags=("-O1",))
+    rng = np.random.default_rng(11)
+    dirs = []
+    for i, (m, n, k, bits, group, mirrored, zeros, sg) in enumerate([
+            (17, 200, 688, 2, 32, True, True, 32), (6, 70, 256, 3, 256, False, False, 32),
+            (9, 40, 1000, 8, 128, True, True, 64), (20, 96, 512, 4, 128, False, True, 16)]):
+        c = make_case(rng, m, n, k, bits, group, mirrored, zeros=zeros)
+        _, want = i8act(c, bits, group, mirrored, 1, sg)
+        d = tmp_path / f"case{i}"
+        d.mkdir()
+        (d / "meta.txt").write_text(f"{m} {n} {k} {bits} {group} {int(mirrored)} 1 {sg} "
+                                    f"{c['zimp_arg']} {int(zeros)}\n")
+        c["x"].tofile(d / "x.bin")
+        c["packed"].tofile(d / "packed.bin")
+        packing.pack_scales(c["s_arg"]).tofile(d / "scales.bin")
+        if zeros:
+            packing.pack_scales(c["z_arg"]).tofile(d / "zeros.bin")
+        want.tofile(d / "expected.bin")
+        dirs.append(str(d))
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
+               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+    proc = subprocess.run([str(exe), *dirs], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0 and "runtime error" not in proc.stderr, proc.stderr
+    assert proc.stdout.strip() == f"OK {len(dirs)} cases"
