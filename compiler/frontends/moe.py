@@ -14,6 +14,11 @@ LUT mpGEMM, and `--stats` counts it), and row s takes expert expert_ids[s]'s res
 
     y[s] = stack_e(y_e)[expert_ids[s], s]          (a gather_elements over the expert axis)
 
+transformers' `grouped_mm` experts (its default on CPU) sort the routed rows by expert and call
+`transformers.grouped_mm_fallback(x_sorted[S, K], W[E, K, N], offsets[E])`, where row s belongs
+to expert e(s) = #{e : offsets[e] <= s} and rows at or past offsets[E-1] are zero; the same
+per-expert layers compute it (`grouped_mm`), with e(s) in place of expert_ids[s].
+
 This is dense: every expert runs on every row, E times the work of the routed rows, but the
 routing itself (router linear -> softmax -> topk -> normalize, zero weight outside the top k)
 is exact, and no expert's weights are ever copied. A sparse dispatch would need run-time row
@@ -50,6 +55,43 @@ def is_expert_selection(node: torch.fx.Node, x, indices) -> bool:
                     for u in node.users))
 
 
+def _per_expert(ctx, rows: SSAValue, w_nk: list[np.ndarray], base: str) -> SSAValue:
+    """[E, R, N]: each expert's linear layer (the frontend's policy: quantized, lossless or
+    float) on all R rows."""
+    gb = ctx.gb
+    r = shape_of(rows)[0]
+    return gb.concat([gb.reshape(ctx.importer.linear(ctx, rows, w, None, None,
+                                                     hint=f"{base}.{e}"), (1, r, w.shape[0]))
+                      for e, w in enumerate(w_nk)], 0)
+
+
+def grouped_mm(ctx, x, weights, offsets, weight_node) -> SSAValue:
+    """transformers.grouped_mm_fallback(x [S, K], weights [E, K, N] constant, offsets [E] run
+    time) -> [S, N]: row s through expert #{e : offsets[e] <= s}, zero past offsets[E-1].
+    One-line errors: weights computed at run time, or shapes that do not agree."""
+    gb = ctx.gb
+    if not isinstance(weights, np.ndarray) or weights.ndim != 3:
+        raise ctx.error("grouped_mm needs constant [experts, K, N] weights")
+    x, offsets = ctx.tensor(x), ctx.tensor(offsets)
+    s, k = shape_of(x)
+    n_experts, k2, n = weights.shape
+    if k2 != k or shape_of(offsets) != (n_experts,):
+        raise ctx.error(f"grouped_mm of x {[s, k]} with weights {list(weights.shape)} and "
+                        f"offsets {list(shape_of(offsets))} do not agree")
+    base = ctx.importer.hint_for(weight_node).removesuffix(".weight")
+    stacked = _per_expert(ctx, x, [np.ascontiguousarray(weights[e].T)
+                                   for e in range(n_experts)], base)  # [E, S, N]
+    # e(s) = #{e : offsets[e] <= s}
+    starts = gb.binary("le", gb.reshape(gb.cast(offsets, np.int64), (1, n_experts)),
+                       np.arange(s, dtype=np.int64).reshape(s, 1))  # [S, E]
+    expert = gb.reduce(gb.where(starts, np.int64(1), np.int64(0)), [1], "sum")  # [S]
+    inside = gb.binary("lt", expert, np.int64(n_experts))
+    choice = gb.binary("min", expert, np.int64(n_experts - 1))
+    choice = gb.broadcast_to(gb.reshape(choice, (1, s, 1)), (1, s, n))
+    y = gb.reshape(gb.gather_elements(stacked, choice, 0), (s, n))
+    return gb.where(gb.reshape(inside, (s, 1)), y, np.float32(0.0))
+
+
 def expert_bmm(ctx, a, b) -> SSAValue:
     """aten.bmm(a, b) where a or b is a SelectedExperts: [S, N, K] @ [S, K, M] -> [S, N, M] or
     [S, M, K] @ [S, K, N] -> [S, M, N], one linear layer per expert (see the module doc).
@@ -77,9 +119,7 @@ def expert_bmm(ctx, a, b) -> SSAValue:
         rows = gb.reshape(x, (s * m, k))
         per_expert = [np.ascontiguousarray(sel.weights[e].T) for e in range(n_experts)]
     base = ctx.importer.hint_for(sel.node).removesuffix(".weight")
-    outs = [gb.reshape(ctx.importer.linear(ctx, rows, w, None, None, hint=f"{base}.{e}"),
-                       (1, s, m, n)) for e, w in enumerate(per_expert)]
-    stacked = gb.concat(outs, 0)  # [E, S, M, N]
+    stacked = gb.reshape(_per_expert(ctx, rows, per_expert, base), (n_experts, s, m, n))
     choice = gb.broadcast_to(gb.reshape(gb.cast(sel.ids, np.int64), (1, s, 1, 1)), (1, s, m, n))
     y = gb.reshape(gb.gather_elements(stacked, choice, 0), (s, m, n))
     if not selected_first:

@@ -398,10 +398,7 @@ def import_exported_program(ep: ExportedProgram | str | Path,
                       f"{_first_line(e)}; export under torch.no_grad())")
         missing = _unsupported(ep)
         if missing:
-            hint = ("; transformers' grouped_mm experts are not supported: export the model "
-                    "with experts_implementation='batched_mm'"
-                    if any("grouped_mm" in m for m in missing) else "")
-            raise LutcError(f"unsupported torch ops: {', '.join(missing)}{failed}{hint}")
+            raise LutcError(f"unsupported torch ops: {', '.join(missing)}{failed}")
     return _TorchImporter(ep, weights).run()
 
 

@@ -18,7 +18,7 @@ from xdsl.ir import SSAValue
 
 from lutc.runtime.errors import LutcError
 from lutc.compiler.frontends.conv1d import conv1d_output_length, depthwise_conv1d
-from lutc.compiler.frontends.moe import SelectedExperts, expert_bmm, is_expert_selection
+from lutc.compiler.frontends.moe import SelectedExperts, expert_bmm, grouped_mm, is_expert_selection
 from lutc.compiler.frontends.scatter import scatter_along
 from lutc.compiler.frontends.topk import topk
 from lutc.compiler.frontends.graph_builder import GraphBuilder, ScalarBuilder, canonical_array, \
@@ -384,13 +384,23 @@ def _binary(ctx: TorchNodeContext):
     a, b = _as(ctx, a, compute), _as(ctx, b, compute)
     if op == "div":
         mode = ctx.node.kwargs.get("rounding_mode")
+        if mode == "floor" and compute != np.float32:
+            return ctx.gb.map(_floor_div_int, [a, b])
         out = ctx.gb.binary("div", a, b)
-        if mode == "floor" and compute == np.float32:
+        if mode == "floor":
             out = ctx.gb.unary("floor", out)
-        elif mode == "floor":
-            raise ctx.error("floor division of integer tensors is not supported")
         return out
     return ctx.gb.binary(op, a, b)
+
+
+def _floor_div_int(s: ScalarBuilder, a, b):
+    """Python's a // b on integers: the truncated quotient, one less when the remainder is
+    nonzero and its sign differs from the divisor's."""
+    q, r = s.div(a, b), s.sub(a, s.mul(s.div(a, b), b))
+    zero = s.const(0, a.type)
+    fix = s.logical_and(s.cmp("ne", r, zero),
+                        s.logical_xor(s.cmp("lt", r, zero), s.cmp("lt", b, zero)))
+    return s.select(fix, s.sub(q, s.const(1, a.type)), q)
 
 
 _UNARY = {
@@ -670,6 +680,38 @@ def _linear(ctx: TorchNodeContext):
         return ctx.importer.linear(ctx, x, w, b, ctx.node.args[1])
     y = ctx.gb.matmul(ctx.tensor(x), ctx.gb.transpose(ctx.tensor(w), [1, 0]))
     return ctx.gb.binary("add", y, ctx.tensor(b)) if b is not None else y
+
+
+@handles("transformers.grouped_mm_fallback")
+def _grouped_mm(ctx: TorchNodeContext):
+    """transformers' grouped_mm experts (its CPU fallback op): see moe.py."""
+    return grouped_mm(ctx, ctx.arg(0), ctx.arg(1), ctx.arg(2), ctx.node.args[1])
+
+
+@handles("aten.histc")
+def _histc(ctx: TorchNodeContext):
+    """histc(x, bins=100, min=0, max=0): counts (f32) of x in `bins` equal bins over [min, max],
+    x == max in the last bin, values outside not counted (torch.histc). min == max (torch then
+    uses the data's own range) is refused."""
+    x = _as(ctx, ctx.tensor(ctx.arg(0)), np.float32)
+    bins = int(ctx.arg(1, 100, "bins"))
+    lo, hi = float(ctx.arg(2, 0, "min")), float(ctx.arg(3, 0, "max"))
+    if not hi > lo or bins < 1:
+        raise ctx.error(f"histc with min={lo}, max={hi}, bins={bins} is not supported (needs "
+                        "max > min and bins >= 1)")
+    gb = ctx.gb
+    flat = gb.reshape(x, (math.prod(shape(x)),))
+    n = shape(flat)[0]
+    inside = gb.binary("and", gb.binary("ge", flat, np.float32(lo)),
+                       gb.binary("le", flat, np.float32(hi)))
+    # torch: bin = (x - min) * bins / (max - min), truncated, x == max into the last bin
+    pos = gb.map(lambda s, v: s.mul(s.sub(v, s.const(lo, v.type)), s.const(bins, v.type)), [flat])
+    pos = gb.binary("min", gb.cast(gb.binary("div", pos, np.float32(hi - lo)), np.int64),
+                    np.int64(bins - 1))
+    hits = gb.binary("and", gb.binary("eq", gb.reshape(pos, (1, n)),
+                                      np.arange(bins, dtype=np.int64).reshape(bins, 1)),
+                     gb.reshape(inside, (1, n)))
+    return gb.reduce(gb.where(hits, np.float32(1), np.float32(0)), [1], "sum")
 
 
 @handles("aten.convolution", "aten.conv1d")

@@ -118,8 +118,7 @@ class DecoderConfig:
 
         model_type = get("model_type")
         if model_type not in FAMILIES:
-            moe = ("; a mixture-of-experts model compiles as a forward pass through torch.export "
-                   "(experts_implementation='batched_mm')"
+            moe = ("; a mixture-of-experts model compiles as a forward pass through torch.export"
                    if get("num_experts") or get("num_local_experts") else "")
             raise LutcError(f"model type '{model_type}' is not one lutc can generate with "
                             f"(supported: {', '.join(FAMILIES)}){moe}")

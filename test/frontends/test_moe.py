@@ -1,6 +1,7 @@
 """Mixture-of-experts routing (issue 11.17): a tiny random Qwen3-MoE (2 layers, 4 experts, top-2)
-exported by torch.export with transformers' batched_mm experts, compiled to C by lutc.compile
-against transformers' eager logits; float weights, and 4-bit weights (every expert quantized as a
+exported by torch.export with transformers' batched_mm experts and with its default grouped_mm
+experts (sort, histc, grouped_mm_fallback), compiled to C by lutc.compile against transformers'
+eager logits; float weights, and 4-bit weights (every expert quantized as a
 linear layer: LUT GEMMs, counted by --stats) against eager with the dequantized weights."""
 
 from __future__ import annotations
@@ -124,14 +125,51 @@ def test_moe_ir_has_one_dequantize_per_expert(moe):
     assert text.count("lut.dequantize") == N_LAYERS * (5 + 2 * N_EXPERTS) + 1
 
 
-def test_grouped_mm_experts_are_refused_in_one_line():
+@pytest.fixture(scope="module")
+def moe_grouped():
+    """transformers' default experts on CPU: sort by expert, histc, grouped_mm_fallback."""
     model = tiny_qwen3_moe("grouped_mm")
-    ids = torch.zeros(1, 4, dtype=torch.long)
+    ids = torch.randint(0, 96, (1, 7), generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         ep = torch.export.export(Logits(model), (ids,))
-    with pytest.raises(LutcError, match=r"experts_implementation='batched_mm'") as info:
-        import_exported_program(ep)
-    assert "\n" not in str(info.value)
+        want = Logits(model)(ids).numpy()
+    assert any("grouped_mm" in str(n.target) for n in ep.graph.nodes)
+    return model, ids, ep, want
+
+
+def test_grouped_mm_moe_float_matches_transformers(moe_grouped, tmp_path):
+    _, ids, ep, want = moe_grouped
+    (got,) = lutc.compile(ep, outdir=tmp_path / "f32")(ids.numpy())
+    assert rel_max_abs(got, want) <= 1e-4, rel_max_abs(got, want)
+
+
+def test_grouped_mm_moe_quantized(moe_grouped, tmp_path):
+    model, ids, ep, _ = moe_grouped
+    lines: list[str] = []
+    compile_model(ep, tmp_path / "w4", weights="w4g16", disabled=LOSSLESS, out=lines.append)
+    experts = [q for q in re.findall(r"quantized (\S+):", "\n".join(lines)) if ".experts." in q]
+    assert len(experts) == 2 * N_LAYERS * N_EXPERTS, experts
+    (got,) = CompiledModel(tmp_path / "w4")(ids.numpy())
+    with torch.no_grad():
+        want = Logits(dequantized(model, "w4g16"))(ids).numpy()
+    assert rel_max_abs(got, want) <= 1e-4, rel_max_abs(got, want)
+
+
+class HistcFloorDiv(torch.nn.Module):
+    def forward(self, x, i):
+        return torch.histc(x, bins=5, min=-1.0, max=3.0), i // 3, torch.div(i, -2, rounding_mode="floor")
+
+
+def test_histc_and_integer_floor_division():
+    x = torch.tensor([-1.5, -1.0, 0.0, 0.2, 0.8, 1.0, 2.99, 3.0, 3.01, 2.0, 2.0])
+    i = torch.tensor([-7, -6, -1, 0, 1, 5, 6, 7])
+    ep = torch.export.export(HistcFloorDiv(), (x, i))
+    from lutc.compiler.interp.interpret import run_module
+
+    im = import_exported_program(ep)
+    got = run_module(im.module, im.weights, [x.numpy(), i.numpy()])
+    for g, w in zip(got, HistcFloorDiv()(x, i)):
+        np.testing.assert_array_equal(g, w.numpy())
 
 
 def test_decoder_builder_refuses_qwen3_moe_in_one_line():
