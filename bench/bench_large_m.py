@@ -6,7 +6,7 @@ For GEMM M = 32 / 128 / 512 at N = K = 4096, and the SmolLM2-135M shapes (K = 57
 N = 576 / 1536 / 49152, and the down projection K = 1536, N = 576) at M = 32 and 128, weights
 w2 / w4 / w8 (group 32, explicit zero points, symmetrized tables: what lutc compiles a Q4_1
 model to), 1 and 2 threads, it times one lut.mma call on the same int8 tables both ways: the
-LUT kernel (strategy per_token) and the int8-activation kernel (lutrt_set_i8act_min_m(1)).
+LUT kernel (lutrt_set_i8act_min_m(0)) and the int8-activation kernel (lutrt_set_i8act_min_m(1)).
 Repeats are interleaved (LUT, VNNI, LUT, VNNI, ...) and the medians reported, wall clock and
 process CPU time (the latter is less disturbed by other load on a shared machine). Prints
 the ratio LUT / VNNI (> 1: the VNNI kernel is faster) and GOP/s (2 M N K / time).
@@ -30,7 +30,7 @@ from bench_kernels import kernels, packing  # noqa: E402  (lutc.runtime, tree or
 GROUP = 32
 
 
-def make_call(rng, m, n, k, bits, threads, variant):
+def make_call(rng, m, n, k, bits, threads):
     x = rng.standard_normal((m, k)).astype(np.float32)
     q = rng.integers(0, 1 << bits, (n, k)).astype(np.uint8)
     ng = -(-k // GROUP)
@@ -39,21 +39,23 @@ def make_call(rng, m, n, k, bits, threads, variant):
     codes = packing.mirror_codes(packing.codes_from_q(q, bits))
     s_sym, z_sym = packing.mirror_scales(s, z, bits)
     t = kernels.precompute(x, group=GROUP, entries=8, table_i8=True, scale_group=32)
-    strategy = "per_token" if variant == "lut" else None
     return kernels.MmaCall(t, packing.pack_weights(codes), s_sym, z_sym, n=n, bits=bits,
-                           threads=threads, strategy=strategy)
+                           threads=threads)
 
 
 def measure(m, n, k, bits, threads, repeats):
     rng = np.random.default_rng(m * 7 + n + k + bits)
-    calls = {v: make_call(rng, m, n, k, bits, threads, v) for v in ("lut", "vnni")}
+    call = make_call(rng, m, n, k, bits, threads)  # the same tables and weights both ways
+    calls = {"lut": call, "vnni": call}
+    min_m = {"lut": 0, "vnni": 1}
     wall = {v: [] for v in calls}
     cpu = {v: [] for v in calls}
-    kernels.set_i8act_min_m(1)  # AUTO runs the int8-activation kernel; per_token the LUT one
     for v in calls:  # warm-up (page faults, pool start)
+        kernels.set_i8act_min_m(min_m[v])
         calls[v]()
     for _ in range(repeats):
         for v, call in calls.items():
+            kernels.set_i8act_min_m(min_m[v])
             w0, c0 = time.perf_counter(), time.process_time()
             call()
             wall[v].append(time.perf_counter() - w0)

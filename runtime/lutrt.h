@@ -35,8 +35,8 @@
  *
  *   Large M: int8 activations instead of int8 tables. A LUT kernel pays B lookups per weight
  *   and token; an int8 multiply-accumulate costs the same for any B, so from
- *   lutrt_i8act_min_m(B) tokens on (see below) lutrt_mma, for int8 tables with strategy AUTO,
- *   runs an AVX512-VNNI kernel (mma_i8act_avx512vnni.c) on the int8 activations that
+ *   lutrt_i8act_min_m(B) tokens on (see below) lutrt_mma, for int8 tables with strategy AUTO
+ *   or PER_TOKEN (what lut-tile emits), runs an AVX512-VNNI kernel (mma_i8act_avx512vnni.c) on the int8 activations that
  *   lut.precompute stores after each int8 table row (llama.cpp Q8_0 style, per table scale
  *   group t of `scale_group` activations):
  *     ascale[m, t] = max_{k in t} |x[m, k]| / 127 (same NaN / tiny rules as tscale; NaN
@@ -179,8 +179,8 @@ int lutrt_kernel_available(const char *name); /* 1 if compiled in and supported 
 /* The threshold in force for B-bit weights, 0 = never: lutrt_set_i8act_min_m's value if set,
  * else $LUTRT_I8ACT_MIN_M if set (0 disables), else 0 when the LUT kernel was forced
  * (LUTRT_KERNEL or lutrt_set_kernel with a name: a forced kernel runs at every M), else the
- * defaults above; always 0 without AVX512-VNNI. Strategies PER_TOKEN / VEC_LUT force the
- * LUT kernels too. */
+ * defaults above; always 0 without AVX512-VNNI. Strategy VEC_LUT forces the Vec-LUT kernel
+ * (and thus the tables) too. */
 int lutrt_i8act_min_m(int bits);
 void lutrt_set_i8act_min_m(int m); /* m >= 1: from m tokens on; 0: never; < 0: unset */
 

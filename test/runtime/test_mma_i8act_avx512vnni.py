@@ -11,8 +11,9 @@ unpacked weight codes (vpdpbusd) instead of looking up tables. Checked here:
     1 and 2 threads; its NMSE against dequantize-then-matmul meets the int8 tables' oracle;
   * W = 0 gives exactly 0, a zero group adds exactly nothing, a row with inf / NaN gives NaN
     like the LUT path;
-  * dispatch: the default threshold, LUTRT_KERNEL / lutrt_set_kernel / strategy force the LUT
-    kernels, LUTRT_I8ACT_MIN_M and lutrt_set_i8act_min_m override;
+  * dispatch: the default threshold also under strategy per_token (what lut-tile emits);
+    LUTRT_KERNEL / lutrt_set_kernel / strategy vec_lut force the LUT kernels,
+    LUTRT_I8ACT_MIN_M and lutrt_set_i8act_min_m override;
   * the path runs clean under -fsanitize=address,undefined.
 """
 
@@ -50,6 +51,15 @@ def restore_defaults():
 def i8act(c, bits, group, mirrored, threads, scale_group=32, min_m=1):
     """lut.mma with the int8-activation path forced from `min_m` tokens on."""
     kernels.set_i8act_min_m(min_m)
+    try:
+        return run_mma(c, bits, group, mirrored, True, threads, scale_group)
+    finally:
+        kernels.set_i8act_min_m(None)
+
+
+def lut(c, bits, group, mirrored, threads, scale_group=32):
+    """lut.mma with the int8-activation path off: the per-token LUT kernel."""
+    kernels.set_i8act_min_m(0)
     try:
         return run_mma(c, bits, group, mirrored, True, threads, scale_group)
     finally:
@@ -139,13 +149,13 @@ def test_kernel_matches_formula(bits, mirrored, shape):
     for m, n in ((17, 200), (6, 37)):
         c = make_case(rng, m, n, k, nbits, group, mirrored, ternary, zeros, dist="student_t3")
         exact = reference.matmul_reference(c["x"], c["q"], c["s"], c["z"], c["zimp"], group)
-        _, lut = run_mma(c, nbits, group, mirrored, True, 1, strategy="per_token")
+        _, looked = lut(c, nbits, group, mirrored, 1)
         for threads in (1, 2):
             t, out = i8act(c, nbits, group, mirrored, threads)
             want = formula(t, c, group, mirrored, nbits)
             assert np.abs(out - want).max() <= 1e-5 * np.abs(want).max(), (m, threads)
         nmse = np.mean((out - exact) ** 2) / np.mean(exact**2)
-        nmse_lut = np.mean((lut - exact) ** 2) / np.mean(exact**2)
+        nmse_lut = np.mean((looked - exact) ** 2) / np.mean(exact**2)
         # the accuracy oracle of int8 tables (test_kernels.py); Q8_0-style activations are
         # ~4x better than plain tables and on par with mirrored ones on Gaussian inputs; on
         # these heavy tails up to ~4.5x worse than mirrored tables (4 roundings per 4 weights
@@ -164,18 +174,21 @@ def test_scale_groups_inside_weight_groups(scale_group):
 
 
 def test_threshold_switches_paths():
-    """Below the threshold the LUT kernel runs (bit-identical to per-token), from it on the
-    int8-activation kernel (identical to forcing it)."""
+    """Below the threshold the LUT kernel runs, from it on the int8-activation kernel (both
+    for strategy auto and per_token, the one lut-tile emits)."""
     rng = np.random.default_rng(5)
     c = make_case(rng, 40, 96, 512, 4, 32, True)
     kernels.set_i8act_min_m(16)
     for m in (15, 16, 17):
         cm = dict(c, x=c["x"][:m])
         _, auto = run_mma(cm, 4, 32, True, True, 2)
-        _, lut = run_mma(cm, 4, 32, True, True, 2, strategy="per_token")
+        _, per_token = run_mma(cm, 4, 32, True, True, 2, strategy="per_token")
+        _, looked = lut(cm, 4, 32, True, 2)
         _, forced = i8act(cm, 4, 32, True, 2)
-        assert np.array_equal(auto, forced if m >= 16 else lut), m
-        assert not np.array_equal(lut, forced)
+        kernels.set_i8act_min_m(16)
+        assert np.array_equal(auto, forced if m >= 16 else looked), m
+        assert np.array_equal(per_token, auto)
+        assert not np.array_equal(looked, forced)
 
 
 @pytest.mark.parametrize("bits", [1, 2, 3, 4, 8, "ternary"])
@@ -219,10 +232,10 @@ def test_nonfinite_activations_poison_their_row(bits, mirrored):
     rng = np.random.default_rng(seed("i8nf", bits, mirrored))
     c = make_case(rng, 7, 200, 256, bits, 64, mirrored, False, True)
     c["x"] = _nonfinite_rows(256)
-    _, lut = run_mma(c, bits, 64, mirrored, True, 2, strategy="per_token")
+    _, looked = lut(c, bits, 64, mirrored, 2)
     _, out = i8act(c, bits, 64, mirrored, 2)
     assert np.isnan(out[1:6]).all() and np.isfinite(out[0]).all()
-    assert np.array_equal(np.isnan(out), np.isnan(lut))
+    assert np.array_equal(np.isnan(out), np.isnan(looked))
     assert not out[6].any()
     _, alone = i8act(dict(c, x=c["x"][:1]), bits, 64, mirrored, 2)
     assert np.array_equal(alone[0], out[0])
@@ -246,15 +259,15 @@ def test_default_threshold_and_overrides():
     assert _python(code, LUTRT_I8ACT_MIN_M="3", LUTRT_KERNEL="avx2")[0] == "avx2 3"
 
 
-def test_strategy_and_f32_tables_ignore_the_path():
-    """f32 tables and the strategies PER_TOKEN / VEC_LUT always run the LUT kernels."""
+def test_vec_lut_and_f32_tables_ignore_the_path():
+    """f32 tables and the strategy vec_lut always run the LUT kernels."""
     rng = np.random.default_rng(9)
     c = make_case(rng, 20, 64, 256, 2, 64, False)
     runs = {}
     for min_m in (0, 1):
         kernels.set_i8act_min_m(min_m)
-        runs[min_m] = [run_mma(c, 2, 64, False, False, 1)[1]] + [
-            run_mma(c, 2, 64, False, True, 1, strategy=st)[1] for st in ("per_token", "vec_lut")]
+        runs[min_m] = [run_mma(c, 2, 64, False, False, 1)[1],
+                       run_mma(c, 2, 64, False, True, 1, strategy="vec_lut")[1]]
     for off, on in zip(runs[0], runs[1]):
         assert np.array_equal(off, on)
 
