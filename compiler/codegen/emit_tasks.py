@@ -34,10 +34,11 @@ from collections.abc import Callable
 from xdsl.dialects import arith, math, tensor
 from xdsl.ir import Block
 
-# Work units: one per element and simple scalar op, more for divisions and libm calls
-# (`op_cost`). Measured on the 2-core Xeon (bench/bench_codegen_ops.py): handing a loop to a
-# polling pool worker costs ~2-5 us, one work unit ~0.3-1 ns; below ~64k units (~30 us on one
-# thread) the second thread does not pay for its hand-off.
+# Work units: one per operand load and scalar op, more for divisions and libm calls
+# (`body_cost`). Measured on the 2-core Xeon: one lutrt_parallel_for to a polling worker
+# costs ~3 us (64 empty tasks, back to back), a vectorized SiLU*mul nest ~0.29 ns per unit
+# (bench/bench_codegen_ops.py, 128 x 1536); so 2 threads break even near 20k units. The
+# threshold is 3x that (~19 us on one thread): a worker that went to sleep wakes slower.
 PARALLEL_WORK = 65536
 # a claimed chunk of rows is at least this much work (keeps the pool's claims cheap)
 CHUNK_WORK = 16384
