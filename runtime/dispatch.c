@@ -1,7 +1,8 @@
 /* dispatch.c — picks the lut.mma / lut.precompute kernels for this CPU: the best supported
  * ISA (AVX-512BW > AVX2+FMA > portable C), unless LUTRT_KERNEL=ref|avx2|avx512|avx512vbmi or
  * lutrt_set_kernel() forces one. "avx512vbmi" (vpermb + vpdpbusd) is only ever selected
- * explicitly, never by default. */
+ * explicitly, never by default. It also decides from how many tokens lut.mma runs the
+ * int8-activation kernel (lutrt_i8act_min_m; off once a kernel is forced). */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -118,3 +118,52 @@ def mma_reference(x: np.ndarray, codes: np.ndarray, scales: np.ndarray,
     t, tscale = tables_reference(x, 8 if mirrored else 16, table_i8, scale_group)
     return mma_from_tables(t, tscale, sums_reference(x, group), codes, scales, zeros, zimp,
                            group, mirrored, scale_group)
+
+
+def acts_reference(x: np.ndarray, scale_group: int = 32):
+    """The int8 activations lut.precompute stores after each int8 table row (lutrt.h, large
+    M): (xq [M, K] int8, ascale [M, NS], asum [M, NS]) with ascale = max|x| / 127 per scale
+    group (NaN where the group's table scale is NaN, 0 below 2^-100), xq = round_half_even(
+    x * (127 / max)) (product and quotient in float32, as the C computes them), asum = sum xq."""
+    m, k = x.shape
+    x = np.asarray(x, np.float32)
+    ns = _cdiv(k, scale_group)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf / NaN rows: NaN scales
+        _, tscale = tables_reference(x, 16, True, scale_group)
+    xq = np.zeros((m, k), np.int8)
+    ascale = np.zeros((m, ns), np.float32)
+    asum = np.zeros((m, ns), np.float32)
+    for t in range(ns):
+        xs = x[:, t * scale_group:(t + 1) * scale_group]
+        with np.errstate(invalid="ignore", over="ignore"):
+            mx = np.abs(xs).max(axis=1)
+        for r in range(m):
+            if np.isnan(tscale[r, t]):
+                ascale[r, t] = np.nan
+            elif mx[r] >= np.float32(2.0**-100):
+                ascale[r, t] = mx[r] / np.float32(127)
+                q = np.clip(np.rint(xs[r] * (np.float32(127) / mx[r])), -127, 127)
+                xq[r, t * scale_group:t * scale_group + xs.shape[1]] = q
+                asum[r, t] = q.sum()
+    return xq, ascale, asum
+
+
+def mma_from_acts(xq: np.ndarray, ascale: np.ndarray, asum: np.ndarray, q: np.ndarray,
+                  scales: np.ndarray, zeros: np.ndarray | None, zimp: float, group: int,
+                  scale_group: int = 32) -> np.ndarray:
+    """The large-M lut.mma from int8 activations, float64: out[m, n] = sum_g s[n, g] *
+    sum_{t in g} ascale[m, t] * (sum_{k in t} q[n, k] xq[m, k] - z[n, g] asum[m, t]), with the
+    unsigned codes q [N, K] and unsymmetrized s, z (lutrt.h)."""
+    n, k = q.shape
+    q = q.astype(np.float64)
+    s = scales.astype(np.float64)
+    z = zeros.astype(np.float64) if zeros is not None else np.full(s.shape, float(zimp))
+    xq = xq.astype(np.float64)
+    out = np.zeros((xq.shape[0], n))
+    for t in range(ascale.shape[1]):
+        k0, k1 = t * scale_group, min(k, (t + 1) * scale_group)
+        g = k0 // group  # scale groups never straddle weight groups
+        isum = xq[:, k0:k1] @ q[:, k0:k1].T
+        a = ascale[:, t:t + 1].astype(np.float64)
+        out += a * (isum - asum[:, t:t + 1].astype(np.float64) * z[None, :, g]) * s[None, :, g]
+    return out

@@ -66,48 +66,12 @@ def lut(c, bits, group, mirrored, threads, scale_group=32):
         kernels.set_i8act_min_m(None)
 
 
-def acts_reference(x, scale_group):
-    """(xq [M, K] int8, ascale [M, NS], asum [M, NS]) from lutrt.h's formula, in float64
-    (x * (127 / max) rounded in float32 as the C does: one product, then half-to-even)."""
-    m, k = x.shape
-    ns = -(-k // scale_group)
-    xq = np.zeros((m, k), np.int8)
-    ascale = np.zeros((m, ns), np.float32)
-    asum = np.zeros((m, ns), np.float32)
-    _, tscale = reference.tables_reference(x, 16, True, scale_group)
-    for r in range(m):
-        for t in range(ns):
-            xs = x[r, t * scale_group:(t + 1) * scale_group]
-            mx = np.float32(np.abs(xs).max())
-            if np.isnan(tscale[r, t]):
-                ascale[r, t] = np.nan
-                continue
-            if mx < np.float32(2.0**-100):
-                continue
-            ascale[r, t] = mx / np.float32(127)
-            q = np.clip(np.rint(xs * (np.float32(127) / mx)), -127, 127)
-            xq[r, t * scale_group:t * scale_group + xs.size] = q
-            asum[r, t] = q.sum()
-    return xq, ascale, asum
-
-
-def formula(t, c, group, mirrored, bits):
-    """out from the tables' activation section, float64 (lutrt.h, large M)."""
-    q = c["q"].astype(np.float64)
-    n, k = q.shape
-    sg = t.scale_group
-    s = c["s_arg"].astype(np.float64)
-    z = c["z_arg"].astype(np.float64) if c["z_arg"] is not None else np.full(s.shape, c["zimp_arg"])
-    if mirrored:  # s(q - z) = s'(q' - z'): s = 2 s', z = (z' + 2^B - 1) / 2
-        s, z = 2 * s, (z + (1 << bits) - 1) / 2
-    xq, ascale, asum = t.acts.astype(np.float64), t.ascale.astype(np.float64), t.asum
-    out = np.zeros((xq.shape[0], n))
-    for tt in range(ascale.shape[1]):
-        k0, k1 = tt * sg, min(k, (tt + 1) * sg)
-        g = k0 // group
-        isum = xq[:, k0:k1] @ q[:, k0:k1].T
-        out += ascale[:, tt:tt + 1] * (isum - asum[:, tt:tt + 1] * z[None, :, g]) * s[None, :, g]
-    return out
+def formula(t, c, group):
+    """reference.mma_from_acts on the tables' activation section, with the original
+    (unsymmetrized) codes, scales and zero points: mirrored calls check the kernel's mapping
+    back (s = 2 s', z = (z' + 2^B - 1) / 2) too."""
+    return reference.mma_from_acts(t.acts, t.ascale, t.asum, c["q"], c["s"], c["z"], c["zimp"],
+                                   group, t.scale_group)
 
 
 # ---- the activation section of the tables ---------------------------------------------------
@@ -119,7 +83,7 @@ def test_precompute_writes_int8_activations(scale_group, entries):
     x[1, :64] = 0.0  # zero groups: scale 0, codes 0
     x[2, 100] = np.inf  # non-finite group: NaN scale, codes 0
     x[3, :8] = 1e-40  # tiny group
-    want = acts_reference(x, scale_group)
+    want = reference.acts_reference(x, scale_group)
     rows = []
     for kernel in ("ref", "avx2"):
         kernels.set_kernel(kernel)
@@ -152,7 +116,7 @@ def test_kernel_matches_formula(bits, mirrored, shape):
         _, looked = lut(c, nbits, group, mirrored, 1)
         for threads in (1, 2):
             t, out = i8act(c, nbits, group, mirrored, threads)
-            want = formula(t, c, group, mirrored, nbits)
+            want = formula(t, c, group)
             assert np.abs(out - want).max() <= 1e-5 * np.abs(want).max(), (m, threads)
         nmse = np.mean((out - exact) ** 2) / np.mean(exact**2)
         nmse_lut = np.mean((looked - exact) ** 2) / np.mean(exact**2)
@@ -169,7 +133,7 @@ def test_scale_groups_inside_weight_groups(scale_group):
     rng = np.random.default_rng(seed("sg", scale_group))
     c = make_case(rng, 9, 100, 1024, 4, 128, True)
     t, out = i8act(c, 4, 128, True, 2, scale_group)
-    want = formula(t, c, 128, True, 4)
+    want = formula(t, c, 128)
     assert np.abs(out - want).max() <= 1e-5 * np.abs(want).max()
 
 
