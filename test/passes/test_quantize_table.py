@@ -46,19 +46,21 @@ def test_int8_tables_nmse(dist, spec, symmetrize):
 
 @pytest.mark.parametrize("spec, sg", [("w6g16", 16), ("w8g32sym", 32), ("w8g32", 32)])
 @pytest.mark.parametrize("symmetrize", [False, True])
-def test_wide_codes_int8_tables(spec, sg, symmetrize, wide_weight_specs, tmp_path):
-    """5..8-bit codes (Q6_K's g16 takes scale group 16): int8 tables within the oracle, in the
-    interpreter and in compiled C (the kernels' two int16 plane-nibble sums)."""
+@pytest.mark.parametrize("requested", [None, 32])
+def test_wide_codes_int8_tables(spec, sg, symmetrize, requested, wide_weight_specs, tmp_path):
+    """5..8-bit codes: int8 tables within the oracle, in the interpreter and in compiled C (the
+    kernels' two int16 plane-nibble sums), with the default per-table scales and with
+    scale-group=32 (which Q6_K's g16 shrinks to 16)."""
     module, weights, _, _, _ = quantized_linear(3, 256, 64, spec, seed=3)
     x = activations("student_t3", 3, 256, seed=4)
     LowerMpGemmPass().apply(None, module)
     if symmetrize:
         SymmetrizePass().apply(None, module)
     (exact,) = run_module(module, weights, [x])
-    QuantizeTablePass().apply(None, module)
+    (QuantizeTablePass(scale_group=requested) if requested else QuantizeTablePass()).apply(None, module)
     module.verify()
     (pre,) = [op for op in module.walk() if isinstance(op, PrecomputeOp)]
-    assert pre.table.type.scale_group.data == sg
+    assert pre.table.type.scale_group.data == (sg if requested else 4)
     (approx,) = run_module(module, weights, [x])
     assert nmse(approx, exact) <= 5e-4
     model, _ = compile_module(module, store_of(weights), tmp_path)

@@ -139,7 +139,7 @@ def test_autotune_times_the_runtime_and_caches(tmp_path, monkeypatch):
     (tile,) = tiles_of(module)
     entries = json.loads(cache.read_text())
     (key,) = entries
-    assert key.startswith("M1 N64 K256 w2 g64 8xi8 sg32 | ")
+    assert key.startswith("M1 N64 K256 w2 g64 8xi8 sg4 | ")
     assert entries[key]["n"] == tile.n.data and entries[key]["seconds"] > 0
 
     def no_timing(*args, **kwargs):
@@ -163,4 +163,4 @@ def test_gemm_of_reads_the_ir():
     (op,) = [op for op in module.walk() if isinstance(op, PackedMmaOp)]
     g = gemm_of(op)
     assert (g.m, g.n, g.k, g.bits, g.entries, g.entry_bytes, g.group, g.scale_group) == \
-        (3, 40, 256, 3, 8, 1, 32, 32)
+        (3, 40, 256, 3, 8, 1, 32, 4)

@@ -3,7 +3,7 @@
 // The default pass order on a normalized activation read by two 2-bit projections: one
 // symmetrized int8 table, built inside the producer, read by two packed, tiled GEMMs.
 // CHECK-LABEL: func.func @norm_two_projections
-// CHECK:         %h, %table, %sums = lut.fused_precompute sums 64 : tensor<2x128xf32>, !lut.table<2x32x8xi8, sg32>, tensor<2x2xf32> {
+// CHECK:         %h, %table, %sums = lut.fused_precompute sums 64 : tensor<2x128xf32>, !lut.table<2x32x8xi8, sg4>, tensor<2x2xf32> {
 // CHECK:           linalg.generic
 // CHECK:           lut.yield
 // CHECK-NOT:     lut.precompute

@@ -3,10 +3,10 @@
 // 5..8-bit codes lower like 1..4-bit ones: B bit planes of the same 4-activation tables.
 // GGUF Q8_0: 8-bit codes, group 32, implicit zero point 128 (mirrored: 2*128 + 1 - 256 = 1).
 // CHECK-LABEL: func.func @q8_0
-// CHECK:         %table, %sums = lut.precompute %x sums 32 : tensor<2x128xf32> -> !lut.table<2x32x8xi8, sg32>, tensor<2x4xf32>
+// CHECK:         %table, %sums = lut.precompute %x sums 32 : tensor<2x128xf32> -> !lut.table<2x32x8xi8, sg4>, tensor<2x4xf32>
 // CHECK-NEXT:    %planes = lut.bitplanes %q as <w8, g32, mirrored> : tensor<64x128xi8> -> tensor<8x64x32xi8>
 // CHECK:         %planes_packed = lut.pack %planes : tensor<8x64x32xi8> -> tensor<2x32x128xi8>
-// CHECK:         %y = lut.packed_mma %table, %sums, %planes_packed, %s_sym_packed as <w8, g32, mirrored> : !lut.table<2x32x8xi8, sg32>, tensor<2x4xf32>, tensor<2x32x128xi8>, tensor<2x4x32xf32> -> tensor<2x64xf32>
+// CHECK:         %y = lut.packed_mma %table, %sums, %planes_packed, %s_sym_packed as <w8, g32, mirrored> : !lut.table<2x32x8xi8, sg4>, tensor<2x4xf32>, tensor<2x32x128xi8>, tensor<2x4x32xf32> -> tensor<2x64xf32>
 func.func @q8_0(%x: tensor<2x128xf32>) -> tensor<2x64xf32> {
   %s = lut.weight "l0.s" : tensor<64x4xf32>
   %q = lut.weight "l0.q" : tensor<64x128xi8>
@@ -22,10 +22,10 @@ func.func @q8_0(%x: tensor<2x128xf32>) -> tensor<2x64xf32> {
 
 // -----
 
-// Q6_K's codes: 6 bits, group 16 with explicit zero points; the table scale group shrinks
-// to 16 so that it divides the weight group; 6 planes = 96 packed bytes per (block, table).
+// Q6_K's codes: 6 bits, group 16 with explicit zero points; the default per-table scale
+// divides the weight group; 6 planes = 96 packed bytes per (block, table).
 // CHECK-LABEL: func.func @q6_k
-// CHECK:         lut.precompute %x sums 16 : tensor<1x64xf32> -> !lut.table<1x16x8xi8, sg16>, tensor<1x4xf32>
+// CHECK:         lut.precompute %x sums 16 : tensor<1x64xf32> -> !lut.table<1x16x8xi8, sg4>, tensor<1x4xf32>
 // CHECK-NEXT:    %planes = lut.bitplanes %q as <w6, g16, zp, mirrored> : tensor<32x64xi8> -> tensor<6x32x16xi8>
 // CHECK:         lut.pack %planes : tensor<6x32x16xi8> -> tensor<1x16x96xi8>
 // CHECK:         lut.packed_mma {{.*}} as <w6, g16, zp, mirrored>
