@@ -39,6 +39,7 @@ bench: $(VENV)/.test
 	$(BIN)/python bench/bench_models.py
 	$(BIN)/python bench/bench_generate.py
 	$(BIN)/python bench/bench_codegen_ops.py
+	$(BIN)/python bench/bench_accuracy.py
 
 clean:
 	rm -rf out .lutc-cache
