@@ -70,9 +70,7 @@ POOL_PROTOTYPE = [
     "void lutrt_parallel_for(int nthreads, int ntasks, int grain,",
     "                        void (*fn)(void *ctx, int begin, int end), void *ctx);",
 ]
-_HEADER = [
-    f"#define LUTC_PARALLEL_WORK {PARALLEL_WORK}  /* below it a loop nest stays on one thread */",
-    f"#define LUTC_CHUNK_WORK {CHUNK_WORK}",
+_HELPER = [
     "/* fn over [0, n): split over the pool's threads when `work` (its work units) pays for it */",
     "static void lutc_parallel(int64_t n, int64_t work, void (*fn)(void *, int, int), void *ctx)",
     "{",
@@ -97,7 +95,10 @@ class TaskOutliner:
 
     def header(self) -> list[str]:
         """The pool helper and the tasks, for the file scope (nothing if no task exists)."""
-        return [*_HEADER, *self.definitions] if self.definitions else []
+        if not self.definitions:
+            return []
+        return [f"#define LUTC_PARALLEL_WORK {PARALLEL_WORK}  /* below it a nest stays on one "
+                "thread */", f"#define LUTC_CHUNK_WORK {CHUNK_WORK}", *_HELPER, *self.definitions]
 
     def emit(self, extent: int | str, inner_work: int,
              nest: Callable[[str, str], None]) -> None:

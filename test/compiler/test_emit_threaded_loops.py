@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pytest
 from xdsl.dialects.builtin import ArrayAttr, IntegerAttr, i64
 
 from lutc.compiler.codegen.emit_c import ROW_ARGS_ATTR, ROWS_ARG_ATTR, CEmitter, tag_layer
@@ -133,3 +134,26 @@ def test_env_switch_keeps_loops_inline(monkeypatch):
     monkeypatch.setenv("LUTC_PARALLEL_LOOPS", "0")
     text = _c_text(_elementwise_and_tiny())
     assert "lutc_parallel" not in text and "lutrt_parallel_for" not in text
+
+
+def test_decoder_with_every_nest_a_task_matches_inline_loops(tmp_path, monkeypatch):
+    """A tiny llama (shared layer bodies, RMSNorm fused with lut.precompute, RoPE, SiLU*mul)
+    with every loop nest a pool task: bitwise equal at 1 and 2 threads, and equal to the
+    inline loops up to libmvec's expf (1 ulp)."""
+    pytest.importorskip("transformers")
+    from lutc.compiler.codegen import emit_tasks
+    from test.llm.test_layer_bodies import compile_tiny, run
+
+    monkeypatch.setattr(emit_tasks, "PARALLEL_WORK", 0)
+    text, tasks = compile_tiny(tmp_path, "tasks", shared=True)
+    layer = text[text.index("static void lutc_layer0("):]
+    assert layer.count("lutc_parallel(M, ") >= 8
+    assert "lutrt_precompute_row(" in text[:text.index("static void lutc_layer0(")]  # in a task
+    monkeypatch.setenv("LUTC_PARALLEL_LOOPS", "0")
+    _, inline = compile_tiny(tmp_path, "inline", shared=True)
+    tasks.set_num_threads(1)
+    one = run(tasks)
+    tasks.set_num_threads(2)
+    two = run(tasks)
+    assert np.isfinite(one).all() and one.tobytes() == two.tobytes()
+    np.testing.assert_allclose(one, run(inline), rtol=1e-4, atol=1e-4)
