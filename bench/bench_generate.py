@@ -2,8 +2,11 @@
 against torch eager (transformers on the same GGUF, float weights), same run, interleaved.
 
 Prefill: tokens/s of one forward pass over P prompt tokens (P = 16, 128). Decode: tokens/s of
-single-token steps with a KV cache at context ~128. Threads 1 and 2. Medians of interleaved
-repeats; ratios lutc / eager. Writes bench/results/generate.json.
+single-token steps with a KV cache at context ~128, also as a share of the weight-streaming
+floor (issue 9: bytes of the LUT GEMM weights read per token — the weights file less the float
+embedding table, of which a step reads one row — divided by the streaming read bandwidth
+measured in the same run, bench_kernels.read_bandwidth). Threads 1 and 2. Medians of
+interleaved repeats; ratios lutc / eager. Writes bench/results/generate.json.
 
     python bench/bench_generate.py [--repeats 5]
 """
@@ -74,16 +77,35 @@ def main() -> None:
         med = {k: statistics.median(v) for k, v in times.items()}
         rows.append({"workload": "decode @128", "threads": threads,
                      "lutc_tok_s": 1 / med["lutc"], "torch_tok_s": 1 / med["torch"]})
-    print(f"SmolLM2-135M-Instruct Q4_1 (compile {compile_s:.1f} s{' cached' if llm.cached else ''})")
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_kernels import read_bandwidth
+
+    bw = read_bandwidth([1, 2])
+    manifest = json.loads((llm.directory / "model.json").read_text())
+    cfg = llm.config
+    step_bytes = manifest["weight_bytes"] - cfg.vocab_size * cfg.hidden_size * 4
+    for r in rows:
+        if r["workload"].startswith("decode"):
+            floor_s = step_bytes / bw[r["threads"]]
+            r["floor_share"] = floor_s * r["lutc_tok_s"]  # floor time / measured step time
+    print(f"SmolLM2-135M-Instruct Q4_1 (compile {compile_s:.1f} s{' cached' if llm.cached else ''}); "
+          f"decode reads {step_bytes / 1e6:.1f} MB of weights per token; read bandwidth "
+          f"{bw[1] / 1e9:.1f} GB/s (1 thread), {bw[2] / 1e9:.1f} GB/s (2)")
     print(f"{'workload':<14}{'threads':>8}{'lutc tok/s':>12}{'torch tok/s':>13}{'ratio':>8}")
     for r in rows:
         r["ratio"] = r["lutc_tok_s"] / r["torch_tok_s"]
+        floor = f"  {100 * r['floor_share']:.0f}% of the weight-streaming floor" \
+            if "floor_share" in r else ""
         print(f"{r['workload']:<14}{r['threads']:>8}{r['lutc_tok_s']:>12.1f}"
-              f"{r['torch_tok_s']:>13.1f}{r['ratio']:>8.2f}")
+              f"{r['torch_tok_s']:>13.1f}{r['ratio']:>8.2f}{floor}")
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / "generate.json").write_text(json.dumps({"date": time.strftime("%Y-%m-%d"),
-                                                   "compile_s": compile_s, "rows": rows}, indent=1))
+                                                   "compile_s": compile_s, "bandwidth_Bps": bw,
+                                                   "decode_weight_bytes": step_bytes, "rows": rows},
+                                                  indent=1))
 
 
 if __name__ == "__main__":
