@@ -1,6 +1,7 @@
 """Large-M lut.mma: the LUT kernel against the int8-activation kernel (AVX512-VNNI).
 
     .venv/bin/python bench/bench_large_m.py [--quick] [--repeats 5] [--out bench/results/large_m.json]
+    .venv/bin/python bench/bench_large_m.py --sweep [--repeats 7]    # the threshold table
 
 For GEMM M = 32 / 128 / 512 at N = K = 4096, and the SmolLM2-135M shapes (K = 576 with
 N = 576 / 1536 / 49152, and the down projection K = 1536, N = 576) at M = 32 and 128, weights
@@ -10,6 +11,12 @@ LUT kernel (lutrt_set_i8act_min_m(0)) and the int8-activation kernel (lutrt_set_
 Repeats are interleaved (LUT, VNNI, LUT, VNNI, ...) and the medians reported, wall clock and
 process CPU time (the latter is less disturbed by other load on a shared machine). Prints
 the ratio LUT / VNNI (> 1: the VNNI kernel is faster) and GOP/s (2 M N K / time).
+
+--sweep measures what LUTRT_I8ACT_MIN_M / _NARROW are set from: M = 2..32 and 128, w2 / w4 /
+w8, N = K = 4096 and the SmolLM2 shapes (K = 576, N = 576 / 1536 / 49152), 1 thread, the LUT
+kernel on per-table tables (scale group 4, lut-quantize-table's default) against the
+int8-activation kernel, and prints the process-CPU-time ratio LUT / VNNI per M (to
+bench/results/large_m_sweep.json).
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from bench_kernels import kernels, packing  # noqa: E402  (lutc.runtime, tree or
 GROUP = 32
 
 
-def make_call(rng, m, n, k, bits, threads):
+def make_call(rng, m, n, k, bits, threads, scale_group=4):
     x = rng.standard_normal((m, k)).astype(np.float32)
     q = rng.integers(0, 1 << bits, (n, k)).astype(np.uint8)
     ng = -(-k // GROUP)
@@ -38,7 +45,7 @@ def make_call(rng, m, n, k, bits, threads):
     z = (rng.random((n, ng)) * ((1 << bits) - 1)).astype(np.float32)
     codes = packing.mirror_codes(packing.codes_from_q(q, bits))
     s_sym, z_sym = packing.mirror_scales(s, z, bits)
-    t = kernels.precompute(x, group=GROUP, entries=8, table_i8=True, scale_group=32)
+    t = kernels.precompute(x, group=GROUP, entries=8, table_i8=True, scale_group=scale_group)
     return kernels.MmaCall(t, packing.pack_weights(codes), s_sym, z_sym, n=n, bits=bits,
                            threads=threads)
 
@@ -71,6 +78,29 @@ def measure(m, n, k, bits, threads, repeats):
     return rec
 
 
+SWEEP_M = (2, 3, 4, 5, 6, 8, 12, 16, 24, 32, 128)
+SWEEP_NK = ((4096, 4096), (576, 576), (1536, 576), (49152, 576))
+
+
+def sweep(bits_list, repeats, out):
+    """The threshold table: ratio LUT / VNNI (process CPU time) per M, 1 thread."""
+    print(f"{'N':>6} {'K':>5} {'w':>2} | " + " ".join(f"{m:>5}" for m in SWEEP_M))
+    records = []
+    for n, k in SWEEP_NK:
+        for bits in bits_list:
+            ratios = []
+            for m in SWEEP_M:
+                r = measure(m, n, k, bits, 1, repeats)
+                records.append(r)
+                ratios.append(r["ratio_cpu"])
+            print(f"{n:>6} {k:>5} {bits:>2} | " + " ".join(f"{v:>5.2f}" for v in ratios),
+                  flush=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": platform.processor() or platform.machine(),
+                               "scale_group": 4, "records": records}, indent=1))
+    print(f"wrote {out}")
+
+
 def shapes(quick):
     if quick:
         return [(128, 4096, 4096), (128, 576, 576)]
@@ -86,7 +116,9 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--bits", default="2,4,8")
-    ap.add_argument("--out", default=str(REPO / "bench" / "results" / "large_m.json"))
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--sweep", action="store_true",
+                    help="the threshold table: M = 2..32, 128, 1 thread, per-table tables")
     args = ap.parse_args(argv)
     kernels.set_i8act_min_m(1)
     if kernels.i8act_min_m(4) != 1:
@@ -94,6 +126,10 @@ def main(argv=None):
         return 0
     kernels.set_i8act_min_m(None)
     bits_list = [4] if args.quick else [int(b) for b in args.bits.split(",")]
+    results = REPO / "bench" / "results"
+    if args.sweep:
+        sweep(bits_list, args.repeats, Path(args.out or results / "large_m_sweep.json"))
+        return 0
     records = []
     print(f"{'M':>4} {'N':>6} {'K':>5} {'w':>2} {'thr':>3} | {'LUT us':>9} {'VNNI us':>9} "
           f"{'ratio':>6} | {'LUT cpu':>9} {'VNNI cpu':>9} {'ratio':>6} | {'GOP/s':>6}")
@@ -106,7 +142,7 @@ def main(argv=None):
                       f"{r['vnni_us']:>9.0f} {r['ratio']:>6.2f} | {r['lut_cpu_us']:>9.0f} "
                       f"{r['vnni_cpu_us']:>9.0f} {r['ratio_cpu']:>6.2f} | {r['vnni_gops']:>6.0f}",
                       flush=True)
-    out = Path(args.out)
+    out = Path(args.out or results / "large_m.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": platform.processor() or platform.machine(),
                                "default_min_m": {b: kernels.i8act_min_m(b) for b in bits_list},

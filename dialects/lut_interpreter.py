@@ -23,7 +23,14 @@ from lutc.dialects.lut_ops import BitPlanesOp, DequantizeOp, MmaOp, PrecomputeOp
 from lutc.dialects.mirror_ops import MirrorCodesOp, MirrorScalesOp, MirrorZerosOp
 from lutc.dialects.packed_ops import PackedMmaOp, PackOp, PackScalesOp
 from lutc.dialects.table_type import TableType
+from lutc.dialects.tile_attr import TileAttr
 from lutc.runtime import packing
+
+
+def _strategy(op) -> str | None:
+    """The #lut.tile strategy of a lut.mma (vec_lut keeps the runtime on the tables)."""
+    tile = op.attributes.get("tile")
+    return tile.strategy_name if isinstance(tile, TileAttr) else None
 
 
 @register_impls
@@ -59,7 +66,7 @@ class LutFunctions(InterpreterFunctions):
         tables, sums, codes, scales = args[:4]
         zeros = args[4] if len(args) > 4 else None
         return (sem.mma(tables, sums, codes.astype(np.uint8), scales, zeros, fmt.group_size,
-                        fmt.implicit_zero(), fmt.is_mirrored),)
+                        fmt.implicit_zero(), fmt.is_mirrored, _strategy(op)),)
 
     @impl(BitPlanesOp)
     def run_bitplanes(self, interpreter: Interpreter, op: BitPlanesOp, args: PythonValues):
@@ -98,7 +105,7 @@ class LutFunctions(InterpreterFunctions):
         zeros = sem.unpack_group_values(args[4], n) if len(args) > 4 else None
         codes = sem.unpack_planes(np.asarray(packed), n)
         return (sem.mma(tables, sums, codes, sem.unpack_group_values(scales, n), zeros,
-                        fmt.group_size, fmt.implicit_zero(), fmt.is_mirrored),)
+                        fmt.group_size, fmt.implicit_zero(), fmt.is_mirrored, _strategy(op)),)
 
     @impl(FusedPrecomputeOp)
     def run_fused_precompute(self, interpreter: Interpreter, op: FusedPrecomputeOp,

@@ -197,16 +197,18 @@ class MmaOp(LutMmaBase):
     (each entry rounded by at most half a step). `sums` is not read (the correction needs no
     float sums; the operand stays for the precompute's interface).
 
-    Compiled C at large M (runtime/lutrt.h): from LUTRT_I8ACT_MIN_M tokens on (6; 8 for
-    B <= 2) on AVX512-VNNI CPUs the runtime multiplies int8 activations instead of looking up
-    the tables: the precompute also stores each row as xq = round(x * 127 / max|x|) with
-    ascale = max|x| / 127 per table-scale group t (llama.cpp Q8_0 style), and
-        out[m, n] = sum_g s[n, g] * sum_{t in g} ascale[m, t] * (I - z[n, g] * A[m, t])
-    with I = sum_{k in t} q[n, k] * xq[m, k] (unsigned codes, int32) and A = sum_{k in t} xq:
-    W = 0 still gives exactly 0, inf / NaN rows still give NaN, and the error is at most
-        sum_g |s[n, g]| sum_{t in g} ascale[m, t] / 2 * sum_{k in t} |q[n, k] - z[n, g]|
-    (NMSE ~3e-5 on Gaussian activations, like symmetrized int8 tables; within the same 5e-4
-    oracle). The interpreter always evaluates the table formula above.
+    At large M (runtime/lutrt.h): for int8 tables, from lutrt_i8act_min_m(B) tokens on
+    (AVX512-VNNI CPUs) the runtime multiplies two-pass int8 activations instead of looking up
+    the tables: the precompute also stores each row as xq = round(x * 16256 / max|x|) = 128 hi
+    + lo (int8 hi, lo) with ascale = max|x| / 16256 per activation group t (the largest multiple
+    of 4 <= 32 dividing G), and
+        out[m, n] = sum_g s[n, g] * sum_{t in g} ascale[m, t] *
+                    (128 (I_hi - z[n, g] S_hi[m, t]) + (I_lo - z[n, g] S_lo[m, t]))
+    with I_hi = sum_{k in t} q[n, k] * hi[m, k] (unsigned codes; I_lo alike) and S_hi, S_lo the
+    sums of hi, lo: W = 0 still gives exactly 0, inf / NaN rows still give NaN, and the error
+    is at most sum_g |s[n, g]| sum_{t in g} ascale[m, t] / 2 * sum_{k in t} |q[n, k] - z[n, g]|
+    (one rounding of at most max|x| / 32512 per activation; NMSE ~1e-9). The interpreter
+    (lut_semantics.mma) asks the runtime for that threshold and evaluates the same formula.
     """
 
     name = "lut.mma"

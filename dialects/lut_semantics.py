@@ -12,16 +12,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lutc.runtime.abi import num_blocks
+from lutc.runtime.abi import act_group, num_blocks
 
 
 @dataclass
 class Tables:
-    """The runtime value of a `!lut.table`: entries [M, T, E] (+ int8 scales [M, NS])."""
+    """The runtime value of a `!lut.table`: entries [M, T, E] (+ int8 scales [M, NS]). int8
+    tables also carry the activations x [M, K] (f32) they were built from: the runtime stores
+    them as two-pass int8 activations after each table row, which `mma` reads at large M."""
 
     entries: np.ndarray
     scales: np.ndarray | None = None
     scale_group: int = 0
+    x: np.ndarray | None = None
 
     def values(self) -> np.ndarray:
         """Entries as floats, each multiplied by its table scale (for int8 tables)."""
@@ -69,7 +72,7 @@ def precompute(x: np.ndarray, entries: int, sum_group: int, quantized: bool = Fa
     with np.errstate(divide="ignore", invalid="ignore"):
         q = np.where(per_table[:, :, None] > 0, table / per_table[:, :, None], 0.0)
     entries_i8 = np.clip(np.rint(q), -127, 127).astype(np.int8)
-    return Tables(entries_i8, scales, scale_group), sums
+    return Tables(entries_i8, scales, scale_group, np.asarray(x, np.float32)), sums
 
 
 def lookup(tables: Tables, codes: np.ndarray, mirrored: bool) -> np.ndarray:
@@ -96,11 +99,35 @@ def full_entries(tables: Tables, mirrored: bool) -> np.ndarray:
     return -vals[:, :, 0] if mirrored else vals[:, :, 15]
 
 
+def i8act_min_m(bits: int) -> int:
+    """Tokens from which the runtime's lut.mma runs the int8-activation kernel for B-bit
+    weights (runtime/lutrt.h: lutrt_i8act_min_m, which follows LUTRT_I8ACT_MIN_M, a forced
+    kernel and the CPU); 0 when the path is off or the runtime cannot be loaded."""
+    try:
+        from lutc.runtime import kernels
+        return kernels.i8act_min_m(bits)
+    except Exception:  # no C compiler / runtime: the interpreter alone, tables everywhere
+        return 0
+
+
+def uses_int8_activations(tables: Tables, bits: int, strategy: str | None = None) -> bool:
+    """Whether the runtime computes this lut.mma from int8 activations (lutrt.h, large M):
+    int8 tables, not the Vec-LUT strategy, M >= lutrt_i8act_min_m(B) > 0."""
+    if tables.scales is None or tables.x is None or strategy == "vec_lut":
+        return False
+    min_m = i8act_min_m(bits)
+    return 0 < min_m <= tables.entries.shape[0]
+
+
 def mma(tables: Tables, sums: np.ndarray | None, codes: np.ndarray, scales: np.ndarray,
-        zeros: np.ndarray | None, group: int, implicit_zero: float, mirrored: bool) -> np.ndarray:
+        zeros: np.ndarray | None, group: int, implicit_zero: float, mirrored: bool,
+        strategy: str | None = None) -> np.ndarray:
     """The zero-point term is z * F per table, from the tables' own (possibly int8-rounded)
     all-ones entries, not from `sums` (unused): codes equal to an integer zero point then give
-    exactly 0, as in the runtime."""
+    exactly 0, as in the runtime. At large M the runtime multiplies two-pass int8 activations
+    instead (`mma_int8_activations`); this follows it, so compiled C and the interpreter agree."""
+    if uses_int8_activations(tables, codes.shape[0], strategy):
+        return mma_int8_activations(tables, codes, scales, zeros, group, implicit_zero, mirrored)
     looked = lookup(tables, codes, mirrored)  # [M, N, T]
     m, n, t = looked.shape
     per = group // 4
@@ -111,6 +138,75 @@ def mma(tables: Tables, sums: np.ndarray | None, codes: np.ndarray, scales: np.n
     padded[:, :, :t] = looked
     grouped = padded.reshape(m, n, ng, per).sum(axis=3)  # [M, N, NG]
     return np.einsum("mng,ng->mn", grouped, scales.astype(np.float64)).astype(np.float32)
+
+
+ACT_QMAX = np.float32(16256)  # 127 * 128
+
+
+def int8_activations(x: np.ndarray, group: int, tscale: np.ndarray, scale_group: int):
+    """Two-pass int8 activations of x [M, K] (lutrt.h): per activation group of
+    abi.act_group(K, G) activations ascale = max|x| / 16256 (NaN where an overlapping table
+    scale is NaN, 0 below 2^-100), xq = round_half_even(x * (16256 / max)) in float32,
+    hi = round_half_even(xq / 128), lo = xq - 128 hi. Returns hi, lo [M, NA, AG] (float64,
+    zero-padded) and ascale [M, NA]."""
+    m, k = x.shape
+    ag = act_group(k, group)
+    na = -(-k // ag)
+    xp = np.zeros((m, na * ag), np.float32)
+    xp[:, :k] = x
+    xp = xp.reshape(m, na, ag)
+    with np.errstate(invalid="ignore", over="ignore"):
+        mx = np.abs(xp).max(axis=2)
+    first = np.arange(na) * ag // scale_group
+    last = (np.minimum(np.arange(na) * ag + ag, k) - 1) // scale_group
+    bad = np.isnan(tscale)
+    poisoned = np.array([bad[:, f:l + 1].any(axis=1) for f, l in zip(first, last)]).T
+    live = ~poisoned & (mx >= np.float32(2.0**-100))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        inv = np.where(live, ACT_QMAX / np.where(live, mx, 1), 0).astype(np.float32)
+        xq = np.clip(np.rint(np.where(live[:, :, None], xp, 0) * inv[:, :, None]), -ACT_QMAX, ACT_QMAX)
+    hi = np.rint(xq.astype(np.float64) / 128.0)
+    lo = xq - 128.0 * hi
+    ascale = np.where(poisoned, np.nan, np.where(live, mx / ACT_QMAX, 0)).astype(np.float32)
+    return hi, lo, ascale
+
+
+def mma_int8_activations(tables: Tables, codes: np.ndarray, scales: np.ndarray,
+                         zeros: np.ndarray | None, group: int, implicit_zero: float,
+                         mirrored: bool) -> np.ndarray:
+    """lut.mma as the runtime computes it at large M (lutrt.h): with the unsigned codes q
+    (mirrored formats: s = 2 s', z = (z' + 2^B - 1) / 2),
+        out[m, n] = sum_g s[n, g] * sum_{t in g} ascale[m, t] *
+                    (128 (I_hi - z S_hi[m, t]) + (I_lo - z S_lo[m, t])),
+    I_hi = sum_{k in t} q[n, k] hi[m, k] (I_lo alike), S_hi / S_lo the sums of hi / lo."""
+    bits, n, t = codes.shape
+    k = 4 * t
+    c = codes.astype(np.int64)
+    if mirrored:  # the sign-bit convention is an involution: c >= 8 <-> 8 | (~c & 7)
+        c = np.where(c >= 8, 8 | (~c & 7), c)
+    q = np.zeros((n, t, 4))
+    for b in range(bits):
+        q += (2.0**b) * ((c[b][:, :, None] >> np.arange(4)) & 1)
+    q = q.reshape(n, k)
+    ng = scales.shape[1]
+    s = np.asarray(scales, np.float32)
+    z = np.asarray(zeros, np.float32) if zeros is not None else np.full((n, ng), implicit_zero, np.float32)
+    if mirrored:
+        s = s * np.float32(2)
+        z = (z + np.float32((1 << bits) - 1)) * np.float32(0.5)
+    hi, lo, ascale = int8_activations(tables.x, group, tables.scales, tables.scale_group)
+    m, na, ag = hi.shape
+    qp = np.zeros((n, na * ag))
+    qp[:, :k] = q
+    qp = qp.reshape(n, na, ag)
+    ih = np.einsum("mta,nta->mnt", hi, qp)
+    il = np.einsum("mta,nta->mnt", lo, qp)
+    g_of = np.arange(na) * ag // group  # activation groups never straddle weight groups
+    zt = z.astype(np.float64)[:, g_of][None]  # [1, N, NA]
+    v = 128.0 * (ih - zt * hi.sum(axis=2)[:, None, :]) + (il - zt * lo.sum(axis=2)[:, None, :])
+    with np.errstate(invalid="ignore"):
+        v = v * ascale.astype(np.float64)[:, None, :] * s.astype(np.float64)[:, g_of][None]
+    return v.sum(axis=2).astype(np.float32)
 
 
 def dequantize(codes: np.ndarray, scales: np.ndarray, zeros: np.ndarray | None, group: int,

@@ -59,10 +59,10 @@ class TableType(ParametrizedAttribute, TypeAttribute):
     @property
     def row_entries_bytes(self) -> int:
         """One activation row of tables as the runtime stores it (lutrt_table_row_bytes): the
-        entries, and for int8 tables the row's int8 activations with their scales and sums."""
+        entries, and for int8 tables the row's two-pass int8 activations with their scales and
+        sums."""
         _, t, e = self.shape
-        return abi.table_row_bytes(abi.ACTS_PER_TABLE * t, e, self.is_quantized,
-                                   self.scale_group.data)
+        return abi.table_row_bytes(abi.ACTS_PER_TABLE * t, e, self.is_quantized)
 
     @property
     def row_scale_count(self) -> int:

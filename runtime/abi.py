@@ -27,9 +27,10 @@ STRATEGY_CODES: dict[str, int] = {"auto": 0, "per_token": 1, "vec_lut": 2}
 # 2026-11-22 on the 2-core AVX2 EPYC: no crossover at M = 16..256; lutrt.h has the numbers)
 VEC_LUT_MIN_M = 0
 # LUTRT_I8ACT_MIN_M / _NARROW (B <= 2): tokens from which lut.mma on int8 tables runs the
-# int8-activation kernel on AVX512-VNNI CPUs (lutrt.h has the measurements)
-I8ACT_MIN_M = 6
-I8ACT_MIN_M_NARROW = 8
+# two-pass int8-activation kernel on AVX512-VNNI CPUs (lutrt.h has the measurements:
+# bench/bench_large_m.py --sweep, it wins from 3 tokens on against per-table tables)
+I8ACT_MIN_M = 3
+I8ACT_MIN_M_NARROW = 3
 
 # ---- lutrt_mma_desc: field order and C types (lutrt.h documents each field) --------------
 
@@ -87,15 +88,33 @@ def table_entry_bytes(table_i8: bool) -> int:
     return 1 if table_i8 else 4
 
 
-def table_row_bytes(k: int, entries: int, table_i8: bool, scale_group: int = 32) -> int:
+def table_row_bytes(k: int, entries: int, table_i8: bool) -> int:
     """lutrt_table_row_bytes: one activation row of tables. f32: J * E * 4 bytes. int8: the
-    J * E entries, then the row's int8 activations (K bytes) and their f32 scales and sums
-    (2 * NS floats, NS = ceil(K / scale_group)), which the int8-activation kernel reads at
-    large M (lutrt.h). The int8 tables' own f32 scales are a separate array of NS floats."""
+    J * E entries, then the row's two-pass int8 activations hi[K], lo[K] and, per activation
+    group, f32 ascale, S_hi, S_lo (J floats each, sized for the finest group so the row size
+    depends on K and E only), which the int8-activation kernel reads at large M (lutrt.h).
+    The int8 tables' own f32 scales are a separate array of NS floats."""
     entries_bytes = num_tables(k) * entries * table_entry_bytes(table_i8)
     if not table_i8:
         return entries_bytes
-    return entries_bytes + k + 2 * 4 * num_scale_groups(k, scale_group)
+    return entries_bytes + 2 * k + 3 * 4 * num_tables(k)
+
+
+ACT_QMAX = 16256  # LUTRT_ACT_QMAX: xq = round(x / ascale) in [-16256, 16256] = 127 * 128
+
+
+def act_group(k: int, group: int) -> int:
+    """lutrt_act_group: activations per int8-activation scale (lutrt.h): the largest multiple
+    of 4 that is <= 32 and divides the weight group G, or 32 when G >= K (one group)."""
+    if group >= k:
+        return 32
+    return next(ag for ag in range(32, 3, -4) if group % ag == 0)
+
+
+def num_act_groups(k: int, group: int, table_i8: bool = True) -> int:
+    """lutrt_num_act_groups: NA = ceil(K / act_group) activation scales per int8 table row
+    (0 for f32 tables)."""
+    return _cdiv(k, act_group(k, group)) if table_i8 else 0
 
 
 def packed_weight_bytes(bits: int, n: int, k: int) -> int:

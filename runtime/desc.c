@@ -53,13 +53,17 @@ int lutrt_num_groups(const lutrt_mma_desc *d) { return cdiv(d->K, d->group); }
 int lutrt_num_scale_groups(const lutrt_mma_desc *d) {
     return d->table_i8 ? cdiv(d->K, d->scale_group) : 0;
 }
+int lutrt_num_act_groups(const lutrt_mma_desc *d) {
+    return d->table_i8 ? cdiv(d->K, lutrt_act_group(d)) : 0;
+}
 int lutrt_num_blocks(const lutrt_mma_desc *d) { return cdiv(d->N, LUTRT_BLOCK_N); }
 
 size_t lutrt_table_row_bytes(const lutrt_mma_desc *d) {
     size_t entries = d->mirrored ? 8 : 16;
     size_t bytes = (size_t)(d->K / 4) * entries * (d->table_i8 ? 1 : sizeof(float));
-    /* int8 tables: + the row's int8 activations, their scales and sums (lutrt.h) */
-    if (d->table_i8) bytes += (size_t)d->K + 2u * sizeof(float) * (size_t)lutrt_num_scale_groups(d);
+    /* int8 tables: + the row's two-pass int8 activations hi[K], lo[K] and, per activation
+     * group, f32 ascale, shi, slo sized for the finest group (J of each; lutrt.h) */
+    if (d->table_i8) bytes += 2u * (size_t)d->K + 3u * sizeof(float) * (size_t)(d->K / 4);
     return bytes;
 }
 

@@ -113,8 +113,8 @@ class Tables:
     """Output of lut.precompute: entries [M, K/4, E] (f32 or int8), int8 table scales [M, NS]
     (None for f32 tables) and group sums [M, NG]; plus the parameters they were built with.
     `rows` is the buffer the runtime reads, [M, lutrt_table_row_bytes] bytes: for int8 tables
-    each row holds the entries, then the row's int8 activations and their scales and sums
-    (views: `acts`, `ascale`, `asum`; lutrt.h)."""
+    each row holds the entries, then the row's two-pass int8 activations and their scales and
+    sums (views: `hi`, `lo`, `ascale`, `shi`, `slo`; lutrt.h)."""
 
     entries: np.ndarray
     tscale: np.ndarray | None
@@ -133,22 +133,38 @@ class Tables:
     def _section(self, start: int, nbytes: int, dtype) -> np.ndarray:
         return self.rows[:, start:start + nbytes].view(dtype)
 
+    def _acts_at(self, i: int, dtype) -> np.ndarray:
+        """Section i of the int8 activation part of the rows: 0 hi, 1 lo ([M, K] int8), then
+        2 ascale, 3 S_hi, 4 S_lo ([M, NA] f32, NA = ceil(K / act_group); lutrt.h)."""
+        start, k, j = self.entries[0].nbytes, self.K, self.K // 4
+        if i < 2:
+            return self.rows[:, start + i * k:start + (i + 1) * k].view(np.int8)
+        na = -(-k // abi.act_group(k, self.group))
+        f0 = start + 2 * k + 4 * j * (i - 2)
+        return self.rows[:, f0:f0 + 4 * na].view(np.float32)
+
     @property
-    def acts(self) -> np.ndarray:
-        """int8 tables: the rows' int8 activations [M, K] (xq = round(x * 127 / max|x|))."""
-        return self._section(self.entries[0].nbytes, self.K, np.int8)
+    def hi(self) -> np.ndarray:
+        """int8 tables: hi [M, K] of the two-pass activations xq = 128 hi + lo."""
+        return self._acts_at(0, np.int8)
+
+    @property
+    def lo(self) -> np.ndarray:
+        return self._acts_at(1, np.int8)
 
     @property
     def ascale(self) -> np.ndarray:
-        """int8 tables: f32 [M, NS], max|x| / 127 per table scale group."""
-        ns = self.tscale.shape[1]
-        return self._section(self.entries[0].nbytes + self.K, 4 * ns, np.float32)
+        """int8 tables: f32 [M, NA], max|x| / 16256 per activation group."""
+        return self._acts_at(2, np.float32)
 
     @property
-    def asum(self) -> np.ndarray:
-        """int8 tables: f32 [M, NS], the integer sum of each scale group's xq."""
-        ns = self.tscale.shape[1]
-        return self._section(self.entries[0].nbytes + self.K + 4 * ns, 4 * ns, np.float32)
+    def shi(self) -> np.ndarray:
+        """int8 tables: f32 [M, NA], the integer sum of each activation group's hi."""
+        return self._acts_at(3, np.float32)
+
+    @property
+    def slo(self) -> np.ndarray:
+        return self._acts_at(4, np.float32)
 
 
 def _desc(M: int, N: int, K: int, bits: int, group: int, mirrored: bool, table_i8: bool,
@@ -188,7 +204,7 @@ class PrecomputeCall:
         ns = -(-k // scale_group) if table_i8 and scale_group > 0 else 0
         self.x = x
         # (a scale group lutrt rejects is reported by the C call below, not here)
-        row_bytes = abi.table_row_bytes(k, entries, table_i8, scale_group if scale_group > 0 else k)
+        row_bytes = abi.table_row_bytes(k, entries, table_i8)
         rows = np.empty((m, row_bytes), np.uint8)
         etype = np.int8 if table_i8 else np.float32
         nent = (k // 4) * entries * np.dtype(etype).itemsize

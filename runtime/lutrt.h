@@ -37,29 +37,38 @@
  *   and token; an int8 multiply-accumulate costs the same for any B, so from
  *   lutrt_i8act_min_m(B) tokens on (see below) lutrt_mma, for int8 tables with strategy AUTO
  *   or PER_TOKEN (what lut-tile emits), runs an AVX512-VNNI kernel (mma_i8act_avx512vnni.c)
- *   on the int8 activations that lut.precompute stores after each int8 table row (llama.cpp
- *   Q8_0 style, one scale per table scale group t of `scale_group` activations):
- *     ascale[m, t] = max_{k in t} |x[m, k]| / 127 (same NaN / tiny rules as tscale; NaN
- *                    exactly where tscale is NaN),  xq = round_half_even(x * 127 / max) int8,
- *     asum[m, t]   = sum_{k in t} xq[m, k]   (an integer, stored as float),
- *     out[m, n] = sum_g s[n, g] * sum_{t in g} ascale[m, t] * fma(-z, asum[m, t], I),
- *     I = sum_{k in t} q[n, k] xq[m, k] in int32, q the unsigned code (mirrored formats use
+ *   on the two-pass ("int16-equivalent") int8 activations that lut.precompute stores after
+ *   each int8 table row, one scale per ACTIVATION group t of AG activations, AG =
+ *   lutrt_act_group: the largest multiple of 4 that is <= 32 and divides G (32 when G >= K),
+ *   independent of the table scale group:
+ *     ascale[m, t] = max_{k in t} |x[m, k]| / 16256 (NaN when a table scale group overlapping
+ *                    t has a NaN tscale, so a non-finite row gives NaN outputs as on the LUT
+ *                    kernels; 0 below 2^-100, the group then contributing exactly 0),
+ *     xq = round_half_even(x * 16256 / max) in [-16256, 16256] (= 127 * 128),
+ *     hi = round_half_even(xq / 128) in [-127, 127],  lo = xq - 128 hi in [-64, 64]  (int8),
+ *     S_hi[m, t] = sum_{k in t} hi,  S_lo[m, t] = sum_{k in t} lo   (integers, stored as f32),
+ *     out[m, n] = sum_g s[n, g] * sum_{t in g} ascale[m, t] *
+ *                 (128 fma(-z, S_hi[m, t], I_hi) + fma(-z, S_lo[m, t], I_lo)),
+ *     I_hi = sum_{k in t} q[n, k] hi[m, k], I_lo = sum_{k in t} q[n, k] lo[m, k] in int32
+ *     (two vpdpbusd per 4 activations), q the unsigned code (mirrored formats use
  *     s = 2 s', z = (z' + 2^B - 1) / 2, the same weights).
- *   The zero-point term uses the sum of the quantized activations, so W = 0 still gives
- *   exactly 0 and a non-finite row still gives NaN. Error: |out - exact| <=
- *   sum_g |s| sum_{t in g} ascale[m, t] / 2 * sum_{k in t} |q[n, k] - z| (one rounding of at
- *   most max|x| / 254 per activation). Measured NMSE against f32 tables: ~3e-5 on Gaussian
- *   activations (plain int8 tables ~1.2e-4, mirrored ~3.3e-5), up to ~1.5e-4 on Student-t(3)
- *   (mirrored tables ~3.5e-5: one outlier sets a whole block's step); SmolLM2-135M Q4_1
- *   perplexity on 166 tokens (transformers 23.587): 23.962 (+1.6%) at scale group 32, 23.882
- *   at 16, 23.697 (+0.46%) at 8, against 23.717 (+0.55%) with the LUT kernel at 32. Results
- *   therefore differ from the LUT kernels' by that rounding, not by summation order only.
+ *   Every fma operand is an integer below 2^24, so codes that equal an integer zero point give
+ *   exactly 0 (W = 0). Error: xq is one rounding of x, |x - ascale xq| <= max|x| / 32512
+ *   (~128x finer than int8 activations), so |out - exact| <= sum_g |s| sum_{t in g}
+ *   ascale[m, t] / 2 * sum_{k in t} |q[n, k] - z| (+ float32 summation). Measured NMSE
+ *   against exact float64: ~1e-9 on Student-t(3) activations (per-table int8 tables ~1e-6).
+ *   lutrt_precompute derives AG from its descriptor's `group` (the sum group, min(G, K) as
+ *   lut-lower-mpgemm writes it), which gives the same AG as the lut.mma's G. The interpreter
+ *   (dialects/lut_semantics.py) follows lutrt_i8act_min_m, so compiled C and interpreted IR
+ *   compute the same formula at every M.
  *
  * Memory layouts (all row-major, no padding unless said):
  *   x        f32 [M, K]
  *   tables   M rows of lutrt_table_row_bytes() bytes. f32: [J, E] entries, E = 8 (mirrored)
- *            or 16. int8: [J, E] int8 entries, then int8 xq[K], f32 ascale[NS], f32 asum[NS]
- *            (the int8 activations above; J * E + K + 8 * NS bytes).
+ *            or 16. int8: [J, E] int8 entries, then int8 hi[K], int8 lo[K], f32 ascale[J],
+ *            f32 S_hi[J], f32 S_lo[J] (the two-pass activations above; the first
+ *            NA = ceil(K / AG) of each f32 array are used, the rest are 0: sized for the finest
+ *            activation group, the row size depends on K and E only; J * E + 2K + 12 J bytes).
  *   tscale   f32 [M, NS], NS = ceil(K / scale_group)            (int8 tables only)
  *   sums     f32 [M, NG], NG = ceil(K / group)
  *   packed_w uint8 [NB][J][16*B] with NB = ceil(N/32) blocks of 32 weight rows — produced offline
@@ -133,8 +142,10 @@ const char *lutrt_last_error(void);
 int lutrt_num_tables(const lutrt_mma_desc *d);       /* J = K/4 */
 int lutrt_num_groups(const lutrt_mma_desc *d);       /* NG = ceil(K/G) */
 int lutrt_num_scale_groups(const lutrt_mma_desc *d); /* NS = ceil(K/scale_group), 0 for f32 */
+int lutrt_num_act_groups(const lutrt_mma_desc *d);   /* NA = ceil(K/AG), AG the activation
+                                                        group (large M), 0 for f32 */
 int lutrt_num_blocks(const lutrt_mma_desc *d);       /* NB = ceil(N/32) */
-size_t lutrt_table_row_bytes(const lutrt_mma_desc *d);  /* f32: J*E*4; int8: J*E + K + 8*NS */
+size_t lutrt_table_row_bytes(const lutrt_mma_desc *d);  /* f32: J*E*4; int8: J*E + 2K + 12J */
 size_t lutrt_packed_weight_bytes(const lutrt_mma_desc *d); /* NB * J * 16 * B */
 size_t lutrt_packed_scale_count(const lutrt_mma_desc *d);  /* NB * NG * 32 floats */
 
@@ -168,17 +179,28 @@ const char *lutrt_kernel_name(void);
 int lutrt_kernel_available(const char *name); /* 1 if compiled in and supported by this CPU */
 
 /* ---- the large-M int8-activation path (mma_i8act_avx512vnni.c) ------------------------ */
-/* Tokens from which lutrt_mma (int8 tables, strategy AUTO or PER_TOKEN) runs the int8-activation kernel
- * (see the semantics above) instead of the LUT kernel, on CPUs with AVX512-VNNI. Measured
- * 2026-12-01 on the 2-core Xeon (AVX512-VNNI), 1 thread, process CPU time, medians of 5
- * interleaved calls, LUT / VNNI time at M = 2, 4, 8, 12, 16, 24, 32:
- *   N=K=4096      w2 0.62 0.78 1.14 1.27 1.34 1.49 1.37   w4 0.68 0.98 1.26 1.58 1.73 1.88 2.10
- *                 w8 0.65 1.02 1.52 2.10 2.22 3.02 2.78
- *   N=1536 K=576  w2 0.56 1.07 1.10 1.34 1.42 1.55 1.49   w4 0.57 0.98 1.54 1.59 1.89 1.93 2.05
- *                 w8 0.78 1.18 2.16 2.07 2.52 2.62 3.12
- * (bench/bench_large_m.py has the large-M table). 2-bit codes have the cheapest LUT kernel. */
-#define LUTRT_I8ACT_MIN_M 6
-#define LUTRT_I8ACT_MIN_M_NARROW 8 /* B <= 2 */
+/* Tokens from which lutrt_mma (int8 tables, strategy AUTO or PER_TOKEN) runs the
+ * int8-activation kernel (see the semantics above) instead of the LUT kernel, on CPUs with
+ * AVX512-VNNI. Measured 2026-12-01 on the 2-core Xeon (AVX512-VNNI, shared), 1 thread, with
+ * `bench/bench_large_m.py --sweep --repeats 7`: process CPU time, medians of 7 interleaved
+ * calls, LUT kernel on per-table int8 tables (scale group 4, the default) / two-pass VNNI,
+ * at M = 2, 3, 4, 5, 6, 8, 12, 16, 24, 32, 128:
+ *   N=K=4096    w2 0.90 1.23 1.21 1.29 1.47 1.79 1.74 1.82 2.08 2.15 2.28
+ *               w4 0.98 1.11 1.19 1.26 1.34 1.63 1.78 2.08 2.08 2.24 2.45
+ *               w8 0.85 1.20 1.45 1.38 1.62 1.85 2.37 3.11 3.93 3.32 3.54
+ *   N=576 K=576 w2 0.99 1.19 1.42 1.36 1.41 1.27 1.92 1.59 1.68 1.92 2.18
+ *               w4 0.89 1.29 1.34 1.41 1.83 1.64 2.24 2.14 2.12 2.21 2.36
+ *               w8 1.04 1.76 1.83 2.16 1.81 2.57 3.39 2.86 3.48 3.38 3.76
+ *   N=1536      w2 0.91 1.47 1.37 1.51 1.46 1.65 1.88 1.76 1.96 1.95 2.03
+ *   K=576       w4 0.67 1.49 1.56 1.64 1.70 1.98 2.27 2.38 2.46 2.40 2.62
+ *               w8 1.05 1.91 2.03 2.35 2.38 2.92 3.32 3.57 3.06 3.43 4.01
+ *   N=49152     w2 0.96 1.42 1.37 1.53 1.51 1.94 1.83 1.91 2.15 1.94 1.99
+ *   K=576       w4 0.86 1.13 1.30 1.41 1.39 1.50 1.81 2.00 2.13 2.16 2.05
+ *               w8 0.83 1.23 1.46 1.83 1.84 2.08 2.32 2.84 3.05 3.15 3.42
+ * The kernel wins from 3 tokens on for every width and shape (and is the more accurate one),
+ * so both thresholds are 3; the narrow one (B <= 2, the cheapest LUT kernel) stays separate. */
+#define LUTRT_I8ACT_MIN_M 3
+#define LUTRT_I8ACT_MIN_M_NARROW 3 /* B <= 2 */
 /* The threshold in force for B-bit weights, 0 = never: lutrt_set_i8act_min_m's value if set,
  * else $LUTRT_I8ACT_MIN_M if set (0 disables), else 0 when the LUT kernel was forced
  * (LUTRT_KERNEL or lutrt_set_kernel with a name: a forced kernel runs at every M), else the

@@ -14,6 +14,8 @@ typedef struct lutrt_mma_args {
     int NB;           /* blocks of 32 weight rows */
     int jg;           /* tables per weight group (the last group may have fewer) */
     int jt;           /* tables per table scale group (int8 tables) */
+    int ja;           /* tables per activation group (int8-activation path, lutrt_act_group) */
+    int NA;           /* activation groups per row: ceil(K / (4 ja)) */
     int entries;      /* 8 or 16 */
     int mirrored;
     size_t row_bytes; /* bytes of one row of tables */
@@ -88,15 +90,43 @@ static inline float lutrt_table_scale(float mx, int finite) {
     return mx < LUTRT_TINY_SCALE ? 0.0f : mx / 127.0f;
 }
 
+/* The activation group of the int8-activation path (lutrt.h): the largest multiple of 4 that
+ * is <= 32 and divides the weight group G, or 32 when G >= K (one weight group). */
+static inline int lutrt_act_group(const lutrt_mma_desc *d) {
+    if (d->group >= d->K) return 32;
+    for (int ag = 32; ag > 4; ag -= 4)
+        if (d->group % ag == 0) return ag;
+    return 4;
+}
 /* The int8 activation section of an int8 table row (lutrt.h), after the J * E entries:
- * int8 xq[K], then f32 ascale[NS], then f32 asum[NS]. */
+ * int8 hi[K], int8 lo[K], then f32 ascale[J], f32 shi[J], f32 slo[J] of which the first
+ * NA = ceil(K / lutrt_act_group) are used (sized for the finest group, so the row size
+ * depends on K and E only). */
 static inline size_t lutrt_row_acts_offset(const lutrt_mma_desc *d) {
     return (size_t)(d->K / 4) * (d->mirrored ? 8u : 16u);
 }
-/* Writes that section for one row: per table scale group t (activations k0..k1-1),
- * ascale = max|x| / 127 (lutrt_table_scale; NaN where the group's tscale is NaN, so a
- * non-finite row poisons this path exactly like the tables), xq = round_half_even(x * 127 /
- * max|x|), asum = sum of xq. Portable version (precompute.c); precompute_avx2.c has a
+typedef struct {
+    int8_t *hi, *lo;
+    float *ascale, *shi, *slo;
+} lutrt_acts_section;
+static inline lutrt_acts_section lutrt_row_acts(const lutrt_mma_desc *d, const void *row) {
+    uint8_t *base = (uint8_t *)row + lutrt_row_acts_offset(d);
+    float *f = (float *)(base + 2 * (size_t)d->K);
+    const size_t J = (size_t)(d->K / 4);
+    return (lutrt_acts_section){(int8_t *)base, (int8_t *)base + d->K, f, f + J, f + 2 * J};
+}
+/* Two-pass activations: ascale = max|x| / LUTRT_ACT_QMAX per activation group, xq =
+ * round_half_even(x / ascale) in [-16256, 16256] = 127 * 128, hi = round_half_even(xq / 128)
+ * in [-127, 127], lo = xq - 128 hi in [-64, 64]. */
+#define LUTRT_ACT_QMAX 16256.0f
+static inline float lutrt_act_scale(float mx, int finite) {
+    if (!finite) return __builtin_nanf("");
+    return mx < LUTRT_TINY_SCALE ? 0.0f : mx / LUTRT_ACT_QMAX;
+}
+/* Writes that section for one row: per activation group (activations k0..k1-1) ascale =
+ * max|x| / 16256 (NaN when a table scale group overlapping it has a NaN tscale, so a
+ * non-finite row poisons this path exactly like the tables; 0 below LUTRT_TINY_SCALE), hi, lo
+ * and their integer sums shi, slo. Portable version (precompute.c); precompute_avx2.c has a
  * bit-identical AVX2 one. */
 void lutrt_precompute_acts_ref(const lutrt_mma_desc *d, const float *x, const float *tscale,
                                void *tables_row);

@@ -2,20 +2,25 @@
  *
  * At prefill sizes a LUT kernel pays B lookups per weight and token, while an int8
  * multiply-accumulate costs the same for any B. This kernel reads, instead of the tables, the
- * int8 activation section that lut.precompute writes after each int8 table row (xq, ascale,
- * asum per table scale group; lutrt.h) and computes
+ * two-pass int8 activation section that lut.precompute writes after each int8 table row
+ * (xq = 128 hi + lo, |hi| <= 127, |lo| <= 64, and per activation group t ascale, S_hi, S_lo;
+ * lutrt.h) and computes
  *
- *   out[m, n] = sum_g s[n, g] * sum_{t in g} ascale[m, t] * fma(-z[n, g], asum[m, t], I)
- *   I = sum_{k in t} q[n, k] * xq[m, k]                     (int32, vpdpbusd u8 x s8)
+ *   out[m, n] = sum_g s[n, g] * sum_{t in g} ascale[m, t] *
+ *               (128 fma(-z[n, g], S_hi[m, t], I_hi) + fma(-z[n, g], S_lo[m, t], I_lo))
+ *   I_hi = sum_{k in t} q[n, k] * hi[m, k],  I_lo = sum_{k in t} q[n, k] * lo[m, k]
+ *                                                   (int32, vpdpbusd u8 x s8, two per word)
  *
  * with the unsigned codes q: mirrored formats are mapped back, s = 2 s', z = (z' + 2^B - 1)/2
- * (s(q - z) = s'(q' - z'), docs/design.md §3.3). asum is the sum of the *quantized*
- * activations, so codes equal to an integer zero point give exactly 0.
+ * (s(q - z) = s'(q' - z'), docs/design.md §3.3). S_hi, S_lo are sums of the *quantized*
+ * activations and every term is an integer below 2^24, so codes equal to an integer zero
+ * point give exactly 0.
  *
  * Work: a thread takes one block of 32 weight rows at a time, unpacks its bit planes once
  * into uint8 [J][2][16 rows][4] (vpdpbusd layout: one zmm = 16 rows x 4 consecutive k; one
  * vpermd per plane and 16 rows maps a 4-bit code to 4 bytes, mirroring included) and runs
- * every token row against it, MR rows at a time (2 x MR int32 accumulators per scale group).
+ * every token row against it, MR rows at a time (4 x MR int32 accumulators per activation
+ * group, flushed into 2 x MR float ones).
  * Compiled only with -mavx512vnni (build.py); otherwise lutrt_mma_i8act_ptr is NULL and
  * lutrt_mma never takes this path.
  */
@@ -30,8 +35,6 @@
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #define UNROLL _Pragma("GCC unroll 16")
 
-/* facc is stored by the first scale group of each weight group before it is read */
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 static int min_int(int a, int b) { return a < b ? a : b; }
 
@@ -81,14 +84,13 @@ static void unpack_block(const lutrt_mma_args *a, int blk, const __m512i *lut, u
 }
 
 typedef struct {
-    const int8_t *xq;
-    const float *ascale, *asum;
+    const int8_t *hi, *lo;
+    const float *ascale, *shi, *slo;
 } act_row;
 
 ALWAYS_INLINE act_row row_at(const lutrt_mma_args *a, int m) {
-    const uint8_t *base = (const uint8_t *)a->tables + (size_t)m * a->row_bytes + lutrt_row_acts_offset(a->d);
-    const float *ascale = (const float *)(base + a->K);
-    return (act_row){(const int8_t *)base, ascale, ascale + a->NS};
+    const lutrt_acts_section s = lutrt_row_acts(a->d, (const uint8_t *)a->tables + (size_t)m * a->row_bytes);
+    return (act_row){s.hi, s.lo, s.ascale, s.shi, s.slo};
 }
 
 /* vpdpbusd through asm: gcc copies intrinsic accumulators around the loop (one vmovdqa per
@@ -98,35 +100,41 @@ ALWAYS_INLINE __m512i dpbusd(__m512i acc, __m512i a, __m512i b) {
     return acc;
 }
 
-/* I[r][h] = sum over tables js..je-1 of q . xq for rows r < MR, weight rows 16h..16h+15 */
-ALWAYS_INLINE void dot_scale_group(const uint8_t *q, const act_row *rows, int js, int je,
-                                   const int MR, __m512i acc[][2]) {
-    UNROLL for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+ALWAYS_INLINE __m512i bcast4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* I_hi[r][h], I_lo[r][h] = sum over tables js..je-1 of q . hi, q . lo for rows r < MR,
+ * weight rows 16h..16h+15 (int32: |I_hi| <= 255 * 127 * 32 per activation group) */
+ALWAYS_INLINE void dot_act_group(const uint8_t *q, const act_row *rows, int js, int je,
+                                 const int MR, __m512i ih[][2], __m512i il[][2]) {
+    UNROLL for (int r = 0; r < MR; r++) ih[r][0] = ih[r][1] = il[r][0] = il[r][1] = _mm512_setzero_si512();
     for (int j = js; j < je; j++) {
         const __m512i w0 = _mm512_load_si512(q + (size_t)j * 128);
         const __m512i w1 = _mm512_load_si512(q + (size_t)j * 128 + 64);
         UNROLL for (int r = 0; r < MR; r++) {
-            int32_t x4;
-            memcpy(&x4, rows[r].xq + 4 * j, 4);
-            const __m512i xv = _mm512_set1_epi32(x4);
-            acc[r][0] = dpbusd(acc[r][0], w0, xv);
-            acc[r][1] = dpbusd(acc[r][1], w1, xv);
+            const __m512i xh = bcast4(rows[r].hi + 4 * j), xl = bcast4(rows[r].lo + 4 * j);
+            ih[r][0] = dpbusd(ih[r][0], w0, xh);
+            ih[r][1] = dpbusd(ih[r][1], w1, xh);
+            il[r][0] = dpbusd(il[r][0], w0, xl);
+            il[r][1] = dpbusd(il[r][1], w1, xl);
         }
     }
 }
 
-/* Token rows m0..m0+MR-1 against the unpacked block blk (32 weight rows). ONE_T: every
- * weight group is a single scale group (jt >= jg, e.g. G = scale_group = 32), so the int32
- * sums go straight into the output accumulators (fewer live registers). */
-ALWAYS_INLINE void tile(const lutrt_mma_args *a, const uint8_t *q, int blk, int m0, const int MR,
-                        const int ONE_T) {
+/* Token rows m0..m0+MR-1 against the unpacked block blk (32 weight rows). Per activation
+ * group: out += s * ascale * (128 fma(-z, S_hi, I_hi) + fma(-z, S_lo, I_lo)); each fma is exact
+ * for an integer z (integers below 2^24), so codes equal to z give exactly 0. */
+ALWAYS_INLINE void tile(const lutrt_mma_args *a, const uint8_t *q, int blk, int m0, const int MR) {
     const int J = a->J;
     const float sfac = a->mirrored ? 2.0f : 1.0f;
     const float zadd = a->mirrored ? (float)((1 << a->bits) - 1) : 0.0f;
     act_row rows[8];
     UNROLL for (int r = 0; r < MR; r++) rows[r] = row_at(a, m0 + r);
-    __m512 oacc[8][2], facc[8][2];
-    __m512i acc[8][2];
+    __m512 oacc[8][2];
+    __m512i ih[8][2], il[8][2];
     UNROLL for (int r = 0; r < MR; r++) oacc[r][0] = oacc[r][1] = _mm512_setzero_ps();
     for (int g = 0; g < a->NG; g++) {
         const int j0 = g * a->jg, j1 = min_int(J, j0 + a->jg);
@@ -138,33 +146,19 @@ ALWAYS_INLINE void tile(const lutrt_mma_args *a, const uint8_t *q, int blk, int 
             z[h] = a->mirrored ? _mm512_mul_ps(_mm512_add_ps(zz, _mm512_set1_ps(zadd)), _mm512_set1_ps(0.5f)) : zz;
             s[h] = _mm512_mul_ps(_mm512_loadu_ps(a->scales + si + 16 * h), _mm512_set1_ps(sfac));
         }
-        if (ONE_T) {
-            const int t = j0 / a->jt;
-            dot_scale_group(q, rows, j0, j1, MR, acc);
+        for (int js = j0, t = j0 / a->ja; js < j1; js += a->ja, t++) {
+            dot_act_group(q, rows, js, min_int(j1, js + a->ja), MR, ih, il);
             UNROLL for (int r = 0; r < MR; r++) {
                 const __m512 as = _mm512_set1_ps(rows[r].ascale[t]);
-                const __m512 S = _mm512_set1_ps(rows[r].asum[t]);
+                const __m512 Sh = _mm512_set1_ps(rows[r].shi[t]), Sl = _mm512_set1_ps(rows[r].slo[t]);
                 UNROLL for (int h = 0; h < 2; h++) {
-                    /* zero point against the sum of the same quantized activations */
-                    const __m512 v = _mm512_fnmadd_ps(z[h], S, _mm512_cvtepi32_ps(acc[r][h]));
+                    const __m512 vh = _mm512_fnmadd_ps(z[h], Sh, _mm512_cvtepi32_ps(ih[r][h]));
+                    const __m512 vl = _mm512_fnmadd_ps(z[h], Sl, _mm512_cvtepi32_ps(il[r][h]));
+                    const __m512 v = _mm512_fmadd_ps(vh, _mm512_set1_ps(128.0f), vl);
                     oacc[r][h] = _mm512_fmadd_ps(v, _mm512_mul_ps(s[h], as), oacc[r][h]);
                 }
             }
-            continue;
         }
-        for (int js = j0, t = j0 / a->jt; js < j1; js += a->jt, t++) {
-            dot_scale_group(q, rows, js, min_int(j1, js + a->jt), MR, acc);
-            UNROLL for (int r = 0; r < MR; r++) {
-                const __m512 as = _mm512_set1_ps(rows[r].ascale[t]);
-                const __m512 S = _mm512_set1_ps(rows[r].asum[t]);
-                UNROLL for (int h = 0; h < 2; h++) {
-                    const __m512 v = _mm512_fnmadd_ps(z[h], S, _mm512_cvtepi32_ps(acc[r][h]));
-                    facc[r][h] = js == j0 ? _mm512_mul_ps(v, as) : _mm512_fmadd_ps(v, as, facc[r][h]);
-                }
-            }
-        }
-        UNROLL for (int h = 0; h < 2; h++)
-            UNROLL for (int r = 0; r < MR; r++) oacc[r][h] = _mm512_fmadd_ps(s[h], facc[r][h], oacc[r][h]);
     }
     const int n0 = blk * LUTRT_BLOCK_N, rows_n = min_int(LUTRT_BLOCK_N, a->N - n0);
     UNROLL for (int r = 0; r < MR; r++) {
@@ -182,15 +176,12 @@ ALWAYS_INLINE void tile(const lutrt_mma_args *a, const uint8_t *q, int blk, int 
 }
 
 #ifndef MR_MAX
-#define MR_MAX 6
+#define MR_MAX 4 /* 4 int32 + 2 float accumulators per row: 24 of the 32 zmm */
 #endif
 #define TILE(MR)                                                                              \
     static __attribute__((noinline)) void tile_##MR(const lutrt_mma_args *a, const uint8_t *q, \
                                                     int blk, int m0) {                        \
-        if (a->jt >= a->jg)                                                                   \
-            tile(a, q, blk, m0, MR, 1);                                                       \
-        else                                                                                  \
-            tile(a, q, blk, m0, MR, 0);                                                       \
+        tile(a, q, blk, m0, MR);                                                              \
     }
 TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6)
 typedef void (*tile_fn)(const lutrt_mma_args *, const uint8_t *, int, int);

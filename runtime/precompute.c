@@ -8,6 +8,7 @@
 #include "lutrt_internal.h"
 
 static int min_int(int a, int b) { return a < b ? a : b; }
+static int cdiv_int(int a, int b) { return (a + b - 1) / b; }
 
 /* sums[g] = sum of x over weight group g (the last group may be partial). */
 static void group_sums(const lutrt_mma_desc *d, const float *x, float *sums) {
@@ -42,32 +43,43 @@ static void table_f32(const float *x4, int mirrored, float *t) {
 
 void lutrt_precompute_acts_ref(const lutrt_mma_desc *d, const float *x, const float *tscale,
                                void *tables_row) {
-    const size_t off = lutrt_row_acts_offset(d);
-    const int ns = lutrt_num_scale_groups(d), sg = d->scale_group;
-    int8_t *xq = (int8_t *)tables_row + off;
-    float *ascale = (float *)((uint8_t *)tables_row + off + (size_t)d->K), *asum = ascale + ns;
-    for (int s = 0; s < ns; s++) {
-        const int k0 = s * sg, k1 = min_int(d->K, k0 + sg);
+    const lutrt_acts_section a = lutrt_row_acts(d, tables_row);
+    const int ag = lutrt_act_group(d), na = cdiv_int(d->K, ag), sg = d->scale_group;
+    for (int s = 0; s < na; s++) {
+        const int k0 = s * ag, k1 = min_int(d->K, k0 + ag);
         float mx = 0.0f;
         for (int k = k0; k < k1; k++) mx = fabsf(x[k]) > mx ? fabsf(x[k]) : mx;
-        /* a non-finite group already has a NaN tscale: same poisoning, no cast of inf / NaN */
-        const float scale = lutrt_table_scale(mx, !isnan(tscale[s]));
-        ascale[s] = scale;
+        /* a group overlapping a non-finite table scale group: same poisoning, no cast of
+         * inf / NaN */
+        int finite = 1;
+        for (int t = k0 / sg; t <= (k1 - 1) / sg; t++) finite &= !isnan(tscale[t]);
+        const float scale = lutrt_act_scale(mx, finite);
+        a.ascale[s] = scale;
         if (!(scale > 0.0f)) {
-            memset(xq + k0, 0, (size_t)(k1 - k0));
-            asum[s] = 0.0f;
+            memset(a.hi + k0, 0, (size_t)(k1 - k0));
+            memset(a.lo + k0, 0, (size_t)(k1 - k0));
+            a.shi[s] = a.slo[s] = 0.0f;
             continue;
         }
-        const float inv = 127.0f / mx;
-        int acc = 0;
+        const float inv = LUTRT_ACT_QMAX / mx;
+        int shi = 0, slo = 0;
         for (int k = k0; k < k1; k++) {
-            float q = nearbyintf(x[k] * inv); /* round half to even, |q| <= 127 */
-            q = q > 127.0f ? 127.0f : (q < -127.0f ? -127.0f : q);
-            xq[k] = (int8_t)q;
-            acc += (int)q;
+            float q = nearbyintf(x[k] * inv); /* round half to even, |q| <= 16256 */
+            q = q > LUTRT_ACT_QMAX ? LUTRT_ACT_QMAX : (q < -LUTRT_ACT_QMAX ? -LUTRT_ACT_QMAX : q);
+            const float h = nearbyintf(q * (1.0f / 128.0f)); /* exact quotient, half to even */
+            a.hi[k] = (int8_t)h;
+            a.lo[k] = (int8_t)(q - 128.0f * h);
+            shi += (int)h;
+            slo += (int)(q - 128.0f * h);
         }
-        asum[s] = (float)acc;
+        a.shi[s] = (float)shi;
+        a.slo[s] = (float)slo;
     }
+    /* the slots of finer groups stay unused: zeros, so rows are deterministic bytes */
+    const size_t unused = (size_t)(d->K / 4 - na) * sizeof(float);
+    memset(a.ascale + na, 0, unused);
+    memset(a.shi + na, 0, unused);
+    memset(a.slo + na, 0, unused);
 }
 
 void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x, void *tables_row,

@@ -108,17 +108,16 @@ static void tables_i8(const float *x, int j0, int j1, const float *inv, int mirr
     }
 }
 
-/* The row's int8 activation section (lutrt_precompute_acts_ref, bit-identical: the max is
- * exact and cvtps rounds half to even like nearbyintf). Scale groups are multiples of 4. */
+/* The row's two-pass int8 activation section (lutrt_precompute_acts_ref, bit-identical: the
+ * max is exact, cvtps rounds half to even like nearbyintf and xq / 128 is exact).
+ * Activation groups are multiples of 4. */
 static void acts_i8(const lutrt_mma_desc *d, const float *x, const float *tscale,
                     void *tables_row) {
-    const size_t off = lutrt_row_acts_offset(d);
-    const int ns = lutrt_num_scale_groups(d), sg = d->scale_group;
-    int8_t *xq = (int8_t *)tables_row + off;
-    float *ascale = (float *)((uint8_t *)tables_row + off + (size_t)d->K), *asum = ascale + ns;
+    const lutrt_acts_section a = lutrt_row_acts(d, tables_row);
+    const int ag = lutrt_act_group(d), na = (d->K + ag - 1) / ag, sg = d->scale_group;
     const __m256 sign = _mm256_set1_ps(-0.0f);
-    for (int s = 0; s < ns; s++) {
-        const int k0 = s * sg, k1 = min_int(d->K, k0 + sg);
+    for (int s = 0; s < na; s++) {
+        const int k0 = s * ag, k1 = min_int(d->K, k0 + ag);
         __m128 m4 = _mm_setzero_ps();
         int k = k0;
         if (k + 8 <= k1) {
@@ -130,27 +129,43 @@ static void acts_i8(const lutrt_mma_desc *d, const float *x, const float *tscale
         m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
         m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
         const float mx = _mm_cvtss_f32(m4);
-        const float scale = lutrt_table_scale(mx, !isnan(tscale[s]));
-        ascale[s] = scale;
+        int finite = 1;
+        for (int t = k0 / sg; t <= (k1 - 1) / sg; t++) finite &= !isnan(tscale[t]);
+        const float scale = lutrt_act_scale(mx, finite);
+        a.ascale[s] = scale;
         if (!(scale > 0.0f)) {
-            memset(xq + k0, 0, (size_t)(k1 - k0));
-            asum[s] = 0.0f;
+            memset(a.hi + k0, 0, (size_t)(k1 - k0));
+            memset(a.lo + k0, 0, (size_t)(k1 - k0));
+            a.shi[s] = a.slo[s] = 0.0f;
             continue;
         }
-        const float inv = 127.0f / mx;
-        const __m128i lim = _mm_set1_epi32(127), nlim = _mm_set1_epi32(-127);
-        __m128i acc = _mm_setzero_si128();
+        const __m128 inv = _mm_set1_ps(LUTRT_ACT_QMAX / mx), r128 = _mm_set1_ps(1.0f / 128.0f);
+        const __m128i lim = _mm_set1_epi32(16256), nlim = _mm_set1_epi32(-16256);
+        __m128i acc_hi = _mm_setzero_si128(), acc_lo = _mm_setzero_si128();
         for (k = k0; k + 4 <= k1; k += 4) {
-            __m128i q = _mm_cvtps_epi32(_mm_mul_ps(_mm_loadu_ps(x + k), _mm_set1_ps(inv)));
+            __m128i q = _mm_cvtps_epi32(_mm_mul_ps(_mm_loadu_ps(x + k), inv));
             q = _mm_max_epi32(_mm_min_epi32(q, lim), nlim);
-            acc = _mm_add_epi32(acc, q);
-            const int32_t b = _mm_cvtsi128_si32(_mm_packs_epi16(_mm_packs_epi32(q, q), _mm_setzero_si128()));
-            memcpy(xq + k, &b, 4);
+            const __m128i h = _mm_cvtps_epi32(_mm_mul_ps(_mm_cvtepi32_ps(q), r128));
+            const __m128i l = _mm_sub_epi32(q, _mm_slli_epi32(h, 7));
+            acc_hi = _mm_add_epi32(acc_hi, h);
+            acc_lo = _mm_add_epi32(acc_lo, l);
+            const __m128i hl = _mm_packs_epi16(_mm_packs_epi32(h, l), _mm_setzero_si128());
+            const int64_t b = _mm_cvtsi128_si64(hl);
+            memcpy(a.hi + k, &b, 4);
+            memcpy(a.lo + k, (const char *)&b + 4, 4);
         }
-        acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, 0x4E));
-        acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, 0xB1));
-        asum[s] = (float)_mm_cvtsi128_si32(acc);
+        acc_hi = _mm_add_epi32(acc_hi, _mm_shuffle_epi32(acc_hi, 0x4E));
+        acc_hi = _mm_add_epi32(acc_hi, _mm_shuffle_epi32(acc_hi, 0xB1));
+        acc_lo = _mm_add_epi32(acc_lo, _mm_shuffle_epi32(acc_lo, 0x4E));
+        acc_lo = _mm_add_epi32(acc_lo, _mm_shuffle_epi32(acc_lo, 0xB1));
+        a.shi[s] = (float)_mm_cvtsi128_si32(acc_hi);
+        a.slo[s] = (float)_mm_cvtsi128_si32(acc_lo);
     }
+    /* the slots of finer groups stay unused: zeros, so rows are deterministic bytes */
+    const size_t unused = (size_t)(d->K / 4 - na) * sizeof(float);
+    memset(a.ascale + na, 0, unused);
+    memset(a.shi + na, 0, unused);
+    memset(a.slo + na, 0, unused);
 }
 
 void lutrt_precompute_row_avx2(const lutrt_mma_desc *d, const float *x, void *tables_row,

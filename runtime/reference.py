@@ -120,50 +120,72 @@ def mma_reference(x: np.ndarray, codes: np.ndarray, scales: np.ndarray,
                            group, mirrored, scale_group)
 
 
-def acts_reference(x: np.ndarray, scale_group: int = 32):
-    """The int8 activations lut.precompute stores after each int8 table row (lutrt.h, large
-    M): (xq [M, K] int8, ascale [M, NS], asum [M, NS]) with ascale = max|x| / 127 per scale
-    group (NaN where the group's table scale is NaN, 0 below 2^-100), xq = round_half_even(
-    x * (127 / max)) (product and quotient in float32, as the C computes them), asum = sum xq."""
+def act_group(k: int, group: int) -> int:
+    """Activations per int8-activation scale: the largest multiple of 4 that is <= 32 and
+    divides the weight group G, or 32 when G >= K (lutrt.h)."""
+    if group >= k:
+        return 32
+    return max(ag for ag in range(4, 33, 4) if group % ag == 0)
+
+
+def acts_reference(x: np.ndarray, group: int, scale_group: int = 4):
+    """The two-pass int8 activations lut.precompute stores after each int8 table row
+    (lutrt.h, large M): (hi [M, K] int8, lo [M, K] int8, ascale [M, NA], shi [M, NA],
+    slo [M, NA]) per activation group of act_group(K, G) activations: ascale = max|x| / 16256
+    (NaN where a table scale group overlapping the group has a NaN scale, 0 below 2^-100),
+    xq = round_half_even(x * (16256 / max)) (product and quotient in float32, as the C
+    computes them), hi = round_half_even(xq / 128), lo = xq - 128 hi, shi / slo their sums."""
     m, k = x.shape
     x = np.asarray(x, np.float32)
-    ns = _cdiv(k, scale_group)
+    ag = act_group(k, group)
+    na = _cdiv(k, ag)
     with np.errstate(invalid="ignore", over="ignore"):  # inf / NaN rows: NaN scales
         _, tscale = tables_reference(x, 16, True, scale_group)
-    xq = np.zeros((m, k), np.int8)
-    ascale = np.zeros((m, ns), np.float32)
-    asum = np.zeros((m, ns), np.float32)
-    for t in range(ns):
-        xs = x[:, t * scale_group:(t + 1) * scale_group]
+    hi = np.zeros((m, k), np.int8)
+    lo = np.zeros((m, k), np.int8)
+    ascale = np.zeros((m, na), np.float32)
+    shi = np.zeros((m, na), np.float32)
+    slo = np.zeros((m, na), np.float32)
+    for t in range(na):
+        k0, k1 = t * ag, min(k, (t + 1) * ag)
+        xs = x[:, k0:k1]
         with np.errstate(invalid="ignore", over="ignore"):
             mx = np.abs(xs).max(axis=1)
+        poisoned = np.isnan(tscale[:, k0 // scale_group:(k1 - 1) // scale_group + 1]).any(axis=1)
         for r in range(m):
-            if np.isnan(tscale[r, t]):
+            if poisoned[r]:
                 ascale[r, t] = np.nan
             elif mx[r] >= np.float32(2.0**-100):
-                ascale[r, t] = mx[r] / np.float32(127)
-                q = np.clip(np.rint(xs[r] * (np.float32(127) / mx[r])), -127, 127)
-                xq[r, t * scale_group:t * scale_group + xs.shape[1]] = q
-                asum[r, t] = q.sum()
-    return xq, ascale, asum
+                ascale[r, t] = mx[r] / np.float32(16256)
+                xq = np.clip(np.rint(xs[r] * (np.float32(16256) / mx[r])), -16256, 16256)
+                h = np.rint(xq / 128.0)
+                lo_r = xq - 128.0 * h
+                assert np.abs(h).max() <= 127 and np.abs(lo_r).max() <= 64
+                hi[r, k0:k1], lo[r, k0:k1] = h, lo_r
+                shi[r, t], slo[r, t] = h.sum(), lo_r.sum()
+    return hi, lo, ascale, shi, slo
 
 
-def mma_from_acts(xq: np.ndarray, ascale: np.ndarray, asum: np.ndarray, q: np.ndarray,
-                  scales: np.ndarray, zeros: np.ndarray | None, zimp: float, group: int,
-                  scale_group: int = 32) -> np.ndarray:
-    """The large-M lut.mma from int8 activations, float64: out[m, n] = sum_g s[n, g] *
-    sum_{t in g} ascale[m, t] * (sum_{k in t} q[n, k] xq[m, k] - z[n, g] asum[m, t]), with the
-    unsigned codes q [N, K] and unsymmetrized s, z (lutrt.h)."""
+def mma_from_acts(hi: np.ndarray, lo: np.ndarray, ascale: np.ndarray, shi: np.ndarray,
+                  slo: np.ndarray, q: np.ndarray, scales: np.ndarray, zeros: np.ndarray | None,
+                  zimp: float, group: int) -> np.ndarray:
+    """The large-M lut.mma from two-pass int8 activations, float64: out[m, n] = sum_g s[n, g] *
+    sum_{t in g} ascale[m, t] * (128 (I_hi - z S_hi) + (I_lo - z S_lo)), I_hi = sum_{k in t}
+    q[n, k] hi[m, k] (I_lo alike), with the unsigned codes q [N, K] and unsymmetrized s, z
+    (lutrt.h)."""
     n, k = q.shape
+    ag = act_group(k, group)
     q = q.astype(np.float64)
     s = scales.astype(np.float64)
     z = zeros.astype(np.float64) if zeros is not None else np.full(s.shape, float(zimp))
-    xq = xq.astype(np.float64)
-    out = np.zeros((xq.shape[0], n))
+    hi, lo = hi.astype(np.float64), lo.astype(np.float64)
+    out = np.zeros((hi.shape[0], n))
     for t in range(ascale.shape[1]):
-        k0, k1 = t * scale_group, min(k, (t + 1) * scale_group)
-        g = k0 // group  # scale groups never straddle weight groups
-        isum = xq[:, k0:k1] @ q[:, k0:k1].T
+        k0, k1 = t * ag, min(k, (t + 1) * ag)
+        g = k0 // group  # activation groups never straddle weight groups
+        zt = z[None, :, g]
+        ih = hi[:, k0:k1] @ q[:, k0:k1].T - shi[:, t:t + 1].astype(np.float64) * zt
+        il = lo[:, k0:k1] @ q[:, k0:k1].T - slo[:, t:t + 1].astype(np.float64) * zt
         a = ascale[:, t:t + 1].astype(np.float64)
-        out += a * (isum - asum[:, t:t + 1].astype(np.float64) * z[None, :, g]) * s[None, :, g]
+        out += a * (128.0 * ih + il) * s[None, :, g]
     return out

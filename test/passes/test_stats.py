@@ -13,8 +13,9 @@ def test_two_layer_mlp():
     assert stats["fused_precomputes"] == 1 and stats["reuse"] == 1.0
     assert stats["tables_per_token"] == 128 // 4 + 256 // 4
     # 8-entry int8 tables plus one f32 scale per table (4 activations), per row, and the row's
-    # int8 activations with an f32 scale and sum per scale group (the large-M path's, lutrt.h)
-    assert stats["table_bytes_per_token"] == (32 * 8 + 32 * 4 + 128 + 32 * 8) + (64 * 8 + 64 * 4 + 256 + 64 * 8)
+    # two-pass int8 activations (hi, lo: 2 K bytes) with an f32 scale and two f32 sums per
+    # activation group, sized for one group per table (the large-M path's, lutrt.h)
+    assert stats["table_bytes_per_token"] == (32 * 8 + 32 * 4 + 2 * 128 + 32 * 12) + (64 * 8 + 64 * 4 + 2 * 256 + 64 * 12)
     assert stats["table_bytes"] == 4 * stats["table_bytes_per_token"]
     # packed 2-bit codes (N * K / 4 bytes) + packed scales and zeros (f32 per 32-row block)
     assert stats["weight_bytes"] == {"w2": (256 * 128 // 4 + 8 * 2 * 32 * 4 * 2)

@@ -76,7 +76,7 @@ def test_sizes_match_the_library(lib):
     from lutc.runtime.kernels import Desc
 
     for n, k, bits, group, mirrored, table_i8, sg in itertools.product(
-            (1, 31, 32, 33, 100), (4, 64, 260), (1, 2, 3, 4, 8), (4, 32, 64, 4096),
+            (1, 31, 32, 33, 100), (4, 64, 260), (1, 2, 3, 4, 8), (4, 16, 24, 32, 44, 64, 4096),
             (0, 1), (0, 1), (4, 32)):
         d = Desc(M=2, N=n, K=k, bits=bits, group=group, mirrored=mirrored, table_i8=table_i8,
                  scale_group=sg if table_i8 else 0)
@@ -86,6 +86,7 @@ def test_sizes_match_the_library(lib):
         assert lib.lutrt_num_groups(p) == abi.num_groups(k, group)
         assert lib.lutrt_num_scale_groups(p) == abi.num_scale_groups(k, sg, bool(table_i8))
         assert lib.lutrt_num_blocks(p) == abi.num_blocks(n)
-        assert lib.lutrt_table_row_bytes(p) == abi.table_row_bytes(k, entries, bool(table_i8), sg)
+        assert lib.lutrt_table_row_bytes(p) == abi.table_row_bytes(k, entries, bool(table_i8))
+        assert lib.lutrt_num_act_groups(p) == abi.num_act_groups(k, group, bool(table_i8))
         assert lib.lutrt_packed_weight_bytes(p) == abi.packed_weight_bytes(bits, n, k)
         assert lib.lutrt_packed_scale_count(p) == abi.packed_scale_count(n, k, group)

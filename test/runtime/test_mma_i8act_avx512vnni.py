@@ -1,14 +1,16 @@
 """The large-M int8-activation path of lut.mma (runtime/mma_i8act_avx512vnni.c, lutrt.h).
 
-lut.precompute stores each int8 table row's activations as int8 (one scale per table scale
-group, max|x| / 127); from lutrt_i8act_min_m(B) tokens on, lutrt_mma multiplies them with the
-unpacked weight codes (vpdpbusd) instead of looking up tables. Checked here:
+lut.precompute stores each int8 table row's activations in two passes, xq = 128 hi + lo
+(|xq| <= 16256, one scale max|x| / 16256 per activation group of act_group(K, G) activations,
+plus the integer sums of hi and lo); from lutrt_i8act_min_m(B) tokens on, lutrt_mma multiplies
+them with the unpacked weight codes (two vpdpbusd per word) instead of looking up tables.
+Checked here:
   * the activation section: portable and AVX2 precompute agree bit for bit with the numpy
-    formula (round half to even, NaN / tiny groups like the tables);
-  * the kernel computes exactly that formula (1e-5 of max |out|) for bits 1, 2, 3, 4, 5, 8 and
-    ternary, mirrored or not, groups 32 / 64 / 128 / per-tensor, explicit and implicit zero
-    points, partial last weight / scale groups and blocks (odd N, K), M around the threshold,
-    1 and 2 threads; its NMSE against dequantize-then-matmul meets the int8 tables' oracle;
+    formula (round half to even, NaN / tiny groups like the tables, hi / lo bounds);
+  * the kernel computes exactly that formula (1e-5 of max |out|) for bits 1..8 and ternary,
+    mirrored or not, groups 16 / 24 / 32 / 64 / 128 / per-tensor, explicit and implicit zero
+    points, partial last weight / activation groups and blocks (odd N, K), 1 and 2 threads;
+    its NMSE against exact float64 is ~1e-9 (int16-equivalent activations);
   * W = 0 gives exactly 0, a zero group adds exactly nothing, a row with inf / NaN gives NaN
     like the LUT path;
   * dispatch: the default threshold also under strategy per_token (what lut-tile emits);
@@ -48,7 +50,7 @@ def restore_defaults():
     kernels.set_i8act_min_m(None)
 
 
-def i8act(c, bits, group, mirrored, threads, scale_group=32, min_m=1):
+def i8act(c, bits, group, mirrored, threads, scale_group=4, min_m=1):
     """lut.mma with the int8-activation path forced from `min_m` tokens on."""
     kernels.set_i8act_min_m(min_m)
     try:
@@ -57,7 +59,7 @@ def i8act(c, bits, group, mirrored, threads, scale_group=32, min_m=1):
         kernels.set_i8act_min_m(None)
 
 
-def lut(c, bits, group, mirrored, threads, scale_group=32):
+def lut(c, bits, group, mirrored, threads, scale_group=4):
     """lut.mma with the int8-activation path off: the per-token LUT kernel."""
     kernels.set_i8act_min_m(0)
     try:
@@ -70,40 +72,50 @@ def formula(t, c, group):
     """reference.mma_from_acts on the tables' activation section, with the original
     (unsymmetrized) codes, scales and zero points: mirrored calls check the kernel's mapping
     back (s = 2 s', z = (z' + 2^B - 1) / 2) too."""
-    return reference.mma_from_acts(t.acts, t.ascale, t.asum, c["q"], c["s"], c["z"], c["zimp"],
-                                   group, t.scale_group)
+    return reference.mma_from_acts(t.hi, t.lo, t.ascale, t.shi, t.slo, c["q"], c["s"], c["z"],
+                                   c["zimp"], group)
 
 
 # ---- the activation section of the tables ---------------------------------------------------
 
-@pytest.mark.parametrize("scale_group", [4, 32, 64])
+@pytest.mark.parametrize("group", [16, 24, 64, 688])
+@pytest.mark.parametrize("scale_group", [4, 8])
 @pytest.mark.parametrize("entries", [8, 16])
-def test_precompute_writes_int8_activations(scale_group, entries):
-    x = np.random.default_rng(scale_group).standard_t(3, (5, 688)).astype(np.float32)
+def test_precompute_writes_int8_activations(group, scale_group, entries):
+    x = np.random.default_rng(scale_group + group).standard_t(3, (6, 688)).astype(np.float32)
     x[1, :64] = 0.0  # zero groups: scale 0, codes 0
     x[2, 100] = np.inf  # non-finite group: NaN scale, codes 0
     x[3, :8] = 1e-40  # tiny group
-    want = reference.acts_reference(x, scale_group)
+    x[5, 40:44] = 3e38  # |x| sums overflow: the tables' NaN rule
+    want = reference.acts_reference(x, group, scale_group)
+    assert reference.act_group(688, group) == abi.act_group(688, group)
     rows = []
     for kernel in ("ref", "avx2"):
         kernels.set_kernel(kernel)
-        t = kernels.precompute(x, group=64, entries=entries, scale_group=scale_group)
-        assert t.rows.shape[1] == abi.table_row_bytes(688, entries, True, scale_group)
-        assert np.array_equal(t.acts, want[0])
-        assert np.array_equal(t.ascale, want[1], equal_nan=True)
-        assert np.array_equal(np.isnan(t.ascale), np.isnan(t.tscale))
-        assert np.array_equal(t.asum, want[2])
+        t = kernels.precompute(x, group=group, entries=entries, scale_group=scale_group)
+        assert t.rows.shape[1] == abi.table_row_bytes(688, entries, True)
+        for got, w in zip((t.hi, t.lo, t.ascale, t.shi, t.slo), want):
+            assert np.array_equal(got, w, equal_nan=True)
+        assert np.abs(t.lo).max() <= 64 and np.abs(t.hi).max() <= 127
+        assert np.isnan(t.ascale).any(axis=1).tolist() == np.isnan(t.tscale).any(axis=1).tolist()
         rows.append(t.rows.copy())
     assert np.array_equal(rows[0], rows[1])
 
 
+def test_act_group():
+    assert [abi.act_group(4096, g) for g in (16, 24, 32, 48, 64, 128, 4096, 8192)] == \
+        [16, 24, 32, 24, 32, 32, 32, 32]
+    assert abi.act_group(4096, 44) == 4 and abi.act_group(4096, 36) == 12
+
+
 # ---- the kernel -------------------------------------------------------------------------------
 
-CASES = [  # (K, G, explicit zeros): partial last group; per-tensor; g64 / g128 with tails
-    (688, 32, True), (256, 256, False), (1000, 64, True), (1024, 128, False), (1000, 128, True)]
+CASES = [  # (K, G, explicit zeros): partial last group; per-tensor; g16 / g24 / g64 / g128
+    (688, 32, True), (256, 256, False), (1000, 64, True), (1024, 128, False), (1000, 128, True),
+    (688, 16, True), (696, 24, False), (1020, 1020, True)]
 
 
-@pytest.mark.parametrize("bits", [1, 2, 3, 4, 5, 8, "ternary"])
+@pytest.mark.parametrize("bits", [1, 2, 3, 4, 5, 6, 7, 8, "ternary"])
 @pytest.mark.parametrize("mirrored", [False, True])
 @pytest.mark.parametrize("shape", CASES)
 def test_kernel_matches_formula(bits, mirrored, shape):
@@ -120,16 +132,14 @@ def test_kernel_matches_formula(bits, mirrored, shape):
             assert np.abs(out - want).max() <= 1e-5 * np.abs(want).max(), (m, threads)
         nmse = np.mean((out - exact) ** 2) / np.mean(exact**2)
         nmse_lut = np.mean((looked - exact) ** 2) / np.mean(exact**2)
-        # the accuracy oracle of int8 tables (test_kernels.py); Q8_0-style activations are
-        # ~4x better than plain tables and on par with mirrored ones on Gaussian inputs; on
-        # these heavy tails up to ~4.5x worse than mirrored tables (4 roundings per 4 weights
-        # against ~1 per bit plane; measured 1.5e-4 vs 3.5e-5)
-        assert nmse <= 5e-4 and nmse <= 6 * nmse_lut, (nmse, nmse_lut)
+        # two-pass activations: one rounding of at most max|x| / 32512 per activation, ~1e-9
+        # on these heavy tails (float32 summation included); per-table int8 tables ~1e-6
+        assert nmse <= 2e-8 and nmse <= nmse_lut / 10, (nmse, nmse_lut)
 
 
-@pytest.mark.parametrize("scale_group", [16, 64])
+@pytest.mark.parametrize("scale_group", [4, 16, 64])
 def test_scale_groups_inside_weight_groups(scale_group):
-    """Several scale groups per weight group (the kernel's per-group float accumulator)."""
+    """Several activation groups per weight group; the table scale group does not matter."""
     rng = np.random.default_rng(seed("sg", scale_group))
     c = make_case(rng, 9, 100, 1024, 4, 128, True)
     t, out = i8act(c, 4, 128, True, 2, scale_group)
@@ -145,8 +155,8 @@ def test_threshold_switches_paths():
     kernels.set_i8act_min_m(16)
     for m in (15, 16, 17):
         cm = dict(c, x=c["x"][:m])
-        _, auto = run_mma(cm, 4, 32, True, True, 2)
-        _, per_token = run_mma(cm, 4, 32, True, True, 2, strategy="per_token")
+        _, auto = run_mma(cm, 4, 32, True, True, 2, 4)
+        _, per_token = run_mma(cm, 4, 32, True, True, 2, 4, strategy="per_token")
         _, looked = lut(cm, 4, 32, True, 2)
         _, forced = i8act(cm, 4, 32, True, 2)
         kernels.set_i8act_min_m(16)
@@ -155,12 +165,13 @@ def test_threshold_switches_paths():
         assert not np.array_equal(looked, forced)
 
 
-@pytest.mark.parametrize("bits", [1, 2, 3, 4, 8, "ternary"])
+@pytest.mark.parametrize("bits", [1, 2, 3, 4, 5, 6, 7, 8, "ternary"])
 @pytest.mark.parametrize("mirrored", [False, True])
 def test_zero_weights_give_exact_zero(bits, mirrored):
     nbits, ternary = _bits(bits)
     rng = np.random.default_rng(seed("i8w0", str(bits), mirrored))
-    for zeros, (k, group) in ((True, (688, 32)), (False, (256, 256)), (True, (512, 128))):
+    for zeros, (k, group) in ((True, (688, 32)), (False, (256, 256)), (True, (512, 128)),
+                              (True, (696, 24))):
         c = zero_weight_case(rng, 20, 200, k, nbits, group, mirrored, ternary, zeros)
         for threads in (1, 2):
             _, out = i8act(c, nbits, group, mirrored, threads)
