@@ -56,7 +56,11 @@
  *   exactly 0 (W = 0). Error: xq is one rounding of x, |x - ascale xq| <= max|x| / 32512
  *   (~128x finer than int8 activations), so |out - exact| <= sum_g |s| sum_{t in g}
  *   ascale[m, t] / 2 * sum_{k in t} |q[n, k] - z| (+ float32 summation). Measured NMSE
- *   against exact float64: ~1e-9 on Student-t(3) activations (per-table int8 tables ~1e-6).
+ *   against exact float64 (M = 32, N = 256, K = 1024, G = 32): 1.7e-9 on Gaussian and 4.5e-9
+ *   on Student-t(3) activations, against 1e-5..5e-5 for per-table int8 tables. SmolLM2-135M
+ *   Q4_1 perplexity over 9,862 tokens (512-token windows; transformers 20.69775): 20.69788
+ *   (+0.0006%) with this path, 20.71678 (+0.092%) with the LUT kernel on per-table tables
+ *   (LUTRT_I8ACT_MIN_M=0); 128-token prefill on 1 thread 343 tok/s against 150.
  *   lutrt_precompute derives AG from its descriptor's `group` (the sum group, min(G, K) as
  *   lut-lower-mpgemm writes it), which gives the same AG as the lut.mma's G. The interpreter
  *   (dialects/lut_semantics.py) follows lutrt_i8act_min_m, so compiled C and interpreted IR
