@@ -608,6 +608,8 @@ class CEmitter:
                        row_epilogue: Callable[[int], None] | None = None) -> None:
         """Loops over the iteration space. `row_epilogue(depth)`, when given, closes the
         loop nest instead of `_close` (lut.fused_precompute puts its per-row call there)."""
+        if row_epilogue is None and self.blas.emit_batch_matmul(op):
+            return
         maps = [m.data for m in op.indexing_maps.data]
         operands = list(op.inputs) + list(op.outputs)
         sizes = [1] * maps[0].num_dims

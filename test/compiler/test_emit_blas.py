@@ -110,3 +110,21 @@ def test_without_the_wheel_matmuls_stay_loops(tmp_path, monkeypatch, capsys):
     finally:
         monkeypatch.delenv("LUTC_BLAS")
         emit_blas.openblas.cache_clear()
+
+
+def test_batch_matmul_is_one_sgemm_per_batch(tmp_path):
+    """gb.matmul on 4-D x 3-D (a broadcast batch dim): a generic contraction, emitted as
+    OpenBLAS calls in a loop over the batch split over the pool."""
+    gb = GraphBuilder()
+    a = gb.add_input((2, 3, 64, 48), np.float32)
+    b = gb.add_input((3, 48, 40), np.float32)
+    module = gb.finish([gb.matmul(a, b)])
+    text = _c_text(module, {})
+    main = text[text.index("void lutc_main("):]
+    assert ("CblasNoTrans, 64, 40, 48, 1.0f, in0 + (i0 * 9216 + i1 * 3072), 48, "
+            "in1 + (i1 * 1920), 40, 0.0f, ") in text
+    assert "lutc_parallel(2, " in main and "for (int64_t i3 = 0" not in text
+    model = compile_and_load(module, {}, tmp_path)
+    x = RNG.standard_normal((2, 3, 64, 48)).astype(np.float32)
+    y = RNG.standard_normal((3, 48, 40)).astype(np.float32)
+    _check(model, [x, y], np.matmul(x.astype(np.float64), y))
