@@ -127,12 +127,14 @@ def bench_blas(repeats: int) -> None:
     x = np.random.default_rng(1).standard_normal((128, 1024)).astype(np.float32)
     results = {}
     for label, env in (("loops", "0"), ("openblas", "1")):
-        os.environ["LUTC_BLAS"] = env
+        os.environ["LUTC_BLAS"] = env  # loops: the earlier code, one thread, not outlined
+        os.environ["LUTC_PARALLEL_LOOPS"] = env
         emit_blas.openblas.cache_clear()
         with tempfile.TemporaryDirectory() as tmp:
             model = _build(mlp(), Path(tmp))
             results[label] = _time(model, [x], (1, 2), repeats if env == "1" else 2, inner=1)
     os.environ.pop("LUTC_BLAS")
+    os.environ.pop("LUTC_PARALLEL_LOOPS")
     emit_blas.openblas.cache_clear()
     for label, t in results.items():
         print(f"  {label:>9}: 1 thread {t[1] * 1e3:9.2f}  2 threads {t[2] * 1e3:9.2f}  "

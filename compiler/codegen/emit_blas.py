@@ -61,7 +61,7 @@ def openblas() -> tuple[Path, Path, str] | None:
 
 @functools.cache
 def _note_missing() -> None:
-    print("lutc: note: scipy-openblas32 not available; float matmuls are emitted as loops",
+    print("lutc: note: no BLAS (scipy-openblas32 missing or LUTC_BLAS=0); float matmuls are emitted as loops",
           file=sys.stderr)
 
 
