@@ -21,14 +21,17 @@ multiple of 4 that divides it and is at most 64 is used (4 always qualifies).
 Why per-table scales are the default (issue 10), measured 2026-12-01 on SmolLM2-135M-Instruct
 with its exact Q4_1 codes, perplexity over 8,183 tokens of English (test/llm/data, 512-token
 windows) against transformers on the same GGUF (21.6674): scale group 32 gives 21.7073
-(+0.18%), 8 gives +0.12%, 4 gives 21.6679 (+0.002%). LLM activations carry a few outlier
+(+0.18%), 8 gives +0.12%, 4 gives 21.6679 (+0.002%; +0.092% over the whole 9,862-token
+text, where the default pipeline, whose prefill takes lutrt_mma's two-pass int8-activation
+path, gives +0.0006%). LLM activations carry a few outlier
 channels; with a shared scale one outlier coarsens the 7 tables around it, with per-table
 scales it only coarsens its own. Random tiny Llama/Qwen3 (w4g32, w2g64, ternary): logits NMSE
 vs f32 tables 6-13e-5 at 32, 2.5-5.2e-5 at 4. Cost: the kernels turn int16 sums into floats
 after every table instead of every 8; decode (GEMV, weight-bandwidth bound) measured the same
-tok/s (0.999x), a LUT-kernel prefill of 128 tokens 0.62x (the large-M int8-activation path
-of lutrt_mma takes prefill when the CPU has AVX512-VNNI). `scale-group=32` keeps the faster,
-coarser tables.
+tok/s on the loaded 2-core VM (0.999x) but a 1-thread GEMV kernel 1.54x slower on a quiet
+16-core Xeon (equal at 16 threads), a LUT-kernel prefill of 128 tokens 0.62x (from 3 tokens
+on, lutrt_mma's int8-activation path takes over when the CPU has AVX512-VNNI).
+`scale-group=32` keeps the faster, coarser tables.
 
 Before:
   %table, %sums = lut.precompute %x sums 64 : tensor<3x256xf32> -> !lut.table<3x64x8xf32>, tensor<3x4xf32>
