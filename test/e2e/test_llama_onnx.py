@@ -78,7 +78,7 @@ def test_llama_matmulnbits_matches_onnxruntime(compiled, llama_nbits, flavour):
     report("tiny Llama prefill 16", _label(flavour), "ONNX", "default",
            f"NMSE {e:.1e} vs lossless (rel {rel_max_abs(fast_got, want):.1e} vs onnxruntime)",
            fast_secs)
-    assert e <= 5e-4
+    assert e <= 2e-4  # issue 10's bound for the default pipeline
 
 
 def test_llama_decode_step_through_onnx(compiled, e2e_dir):
