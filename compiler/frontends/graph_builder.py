@@ -373,6 +373,14 @@ BodyFn = Callable[..., SSAValue]  # (ScalarBuilder, *scalar args) -> scalar resu
 # -- the graph builder ---------------------------------------------------------------------
 
 
+
+def _wrapped_index(sb: "ScalarBuilder", raw: SSAValue, size: int) -> SSAValue:
+    """An index element as an `index` value, negative ones wrapped by `size` (ONNX Gather /
+    GatherElements: -1 is the last element)."""
+    raw = sb.cast(raw, i64)
+    neg = sb.cmp("lt", raw, sb.const(0, i64))
+    return sb.to_index(sb.select(neg, sb.add(raw, sb.const(size, i64)), raw))
+
 class GraphBuilder:
     """Accumulates one `func.func @main` on static-shape tensors."""
 
@@ -752,11 +760,8 @@ class GraphBuilder:
         elem = elem_of(data)
         body = Block(arg_types=[elem_of(indices), elem])
         sb = ScalarBuilder(Builder(InsertPoint.at_end(body)))
-        raw = sb.cast(body.args[0], i64)
-        neg = sb.cmp("lt", raw, sb.const(0, i64))
-        wrapped = sb.select(neg, sb.add(raw, sb.const(dshape[axis], i64)), raw)
         coords = [sb.index(d) for d in range(axis)]
-        coords.append(sb.to_index(wrapped))
+        coords.append(_wrapped_index(sb, body.args[0], dshape[axis]))
         coords += [sb.index(axis + ir + d) for d in range(len(dshape) - axis - 1)]
         val = sb.insert(tensor.ExtractOp(data, coords, elem))
         sb.insert(YieldOp(val))
@@ -777,10 +782,8 @@ class GraphBuilder:
         elem = elem_of(data)
         body = Block(arg_types=[elem_of(indices), elem])
         sb = ScalarBuilder(Builder(InsertPoint.at_end(body)))
-        raw = sb.cast(body.args[0], i64)
-        neg = sb.cmp("lt", raw, sb.const(0, i64))
-        wrapped = sb.select(neg, sb.add(raw, sb.const(dshape[axis], i64)), raw)
-        coords = [sb.to_index(wrapped) if d == axis else sb.index(d) for d in range(rank)]
+        index = _wrapped_index(sb, body.args[0], dshape[axis])
+        coords = [index if d == axis else sb.index(d) for d in range(rank)]
         sb.insert(YieldOp(sb.insert(tensor.ExtractOp(data, coords, elem))))
         op = GenericOp(
             [indices], [self.empty(out_shape, elem)], Region(body),
