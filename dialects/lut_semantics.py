@@ -49,6 +49,29 @@ def group_sums(x: np.ndarray, group: int) -> np.ndarray:
     return padded.reshape(m, ng, group).sum(axis=2).astype(np.float32)
 
 
+GRID_TABLES = 8  # LUTRT_GRID_TABLES (lutrt_internal.h)
+GRID_MAX_MULT = 16384  # LUTRT_GRID_MAX_MULT
+
+
+def grid_scales(scales: np.ndarray) -> np.ndarray:
+    """Per-table scales [M, J] (f32) put on the runtime's grid (lutrt.h, lutrt_grid_scales):
+    in each aligned block of 8 tables, u = 2^(ilogb(max) - 13), doubled when ceil(max / u)
+    reaches 2^14, and every positive scale becomes ceil(scale / u) * u (all f32, exact)."""
+    m, j = scales.shape
+    nb = -(-j // GRID_TABLES)
+    blocks = np.zeros((m, nb * GRID_TABLES), np.float32)
+    blocks[:, :j] = scales
+    blocks = blocks.reshape(m, nb, GRID_TABLES)
+    with np.errstate(invalid="ignore"):
+        positive = blocks > 0  # NaN and 0 stay as they are
+        mx = np.where(positive, blocks, np.float32(0)).max(axis=2)
+        exponent = np.frexp(np.where(mx > 0, mx, np.float32(1)))[1] - 14  # ilogb(mx) - 13
+        unit = np.ldexp(np.float32(1), exponent).astype(np.float32)
+        unit = np.where(np.ceil(mx / unit) >= GRID_MAX_MULT, unit * np.float32(2), unit)[:, :, None]
+        graded = np.where(positive, np.ceil(blocks / unit) * unit, blocks)
+    return graded.reshape(m, nb * GRID_TABLES)[:, :j].astype(np.float32)
+
+
 def precompute(x: np.ndarray, entries: int, sum_group: int, quantized: bool = False,
                scale_group: int = 0) -> tuple[Tables, np.ndarray]:
     m, k = x.shape
@@ -68,6 +91,8 @@ def precompute(x: np.ndarray, entries: int, sum_group: int, quantized: bool = Fa
     # (its row's outputs are NaN); a group below 2^-100 gets scale 0 and zero entries
     finite = np.isfinite(mx)
     scales = np.where(finite, np.where(mx < 2.0**-100, 0.0, mx / 127.0), np.nan).astype(np.float32)
+    if per == 1:
+        scales = grid_scales(scales)
     per_table = np.repeat(scales, per, axis=1)[:, :t]
     with np.errstate(divide="ignore", invalid="ignore"):
         q = np.where(per_table[:, :, None] > 0, table / per_table[:, :, None], 0.0)

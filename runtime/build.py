@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -104,7 +105,11 @@ def _compile_objects(c_files: Sequence[Path], cflags: Sequence[str],
 
     def one(src: Path) -> Path:
         flags = [*cflags, *isa_flags(src, avx512_emulation), f"-I{RUNTIME_DIR}"]
-        key = hashlib.sha256(repr((flags, cc_id)).encode() + src.read_bytes() + headers)
+        text = src.read_bytes()
+        # a source that includes another runtime .c (lmma_avx512vnni.c) hashes that one too
+        included = b"".join((src.parent / name.decode()).read_bytes()
+                            for name in re.findall(rb'#include "(\w+\.c)"', text))
+        key = hashlib.sha256(repr((flags, cc_id)).encode() + text + included + headers)
         cached = obj_cache / f"{src.stem}-{key.hexdigest()[:16]}.o"
         if not cached.exists():
             tmp = cached.with_name(f".{cached.name}.{os.getpid()}.{threading.get_ident()}.tmp")

@@ -37,6 +37,9 @@ static const lutrt_kernel *find(const char *name) {
             if (!lutrt_mma_i8_avx512_ptr) return NULL;
             avx512_kernel = kernels[i];
             avx512_kernel.mma_i8 = lutrt_mma_i8_avx512_ptr;
+            __builtin_cpu_init();
+            if (lutrt_mma_i8_avx512vnni_ptr && __builtin_cpu_supports("avx512vnni"))
+                avx512_kernel.mma_i8 = lutrt_mma_i8_avx512vnni_ptr;
             if (lutrt_mma_f32_avx512_ptr) avx512_kernel.mma_f32 = lutrt_mma_f32_avx512_ptr;
             return &avx512_kernel;
         }

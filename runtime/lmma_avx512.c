@@ -6,11 +6,19 @@
  * 64 weight rows; the table of row m is broadcast to all four 128-bit lanes. Compiled for real
  * only with -mavx512f -mavx512bw (build.py); otherwise lutrt_mma_i8_avx512_ptr is NULL and
  * dispatch.c never offers the kernel. Test builds may define LUTRT_AVX512_SIMDE to run this
- * exact code through SIMDe's AVX-512 emulation on CPUs without AVX-512.
+ * exact code through SIMDe's AVX-512 emulation on CPUs without AVX-512. lmma_avx512vnni.c
+ * compiles this file again with -mavx512vnni (lutrt_mma_i8_avx512vnni_ptr), which the
+ * "avx512" kernel uses on CPUs that have VNNI: per-table scales then sum with vpdpwssd.
  */
 #include "lutrt_internal.h"
 
-#if defined(LUTRT_AVX512_SIMDE)
+#if defined(LUTRT_LMMA_AVX512_VNNI) /* lmma_avx512vnni.c: this file again, with AVX512-VNNI */
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && !defined(LUTRT_AVX512_SIMDE)
+#include <immintrin.h>
+#define LUTRT_HAVE_AVX512 1
+#endif
+#define LMMA_AVX512_PTR lutrt_mma_i8_avx512vnni_ptr
+#elif defined(LUTRT_AVX512_SIMDE)
 #define SIMDE_ENABLE_NATIVE_ALIASES
 #include <simde/x86/avx512.h>
 #define LUTRT_HAVE_AVX512 1
@@ -28,12 +36,15 @@ static inline __m512 emu_cvtepi32_ps(__m512i a) {
 }
 #define _mm512_cvtepi16_epi32 emu_cvtepi16_epi32
 #define _mm512_cvtepi32_ps emu_cvtepi32_ps
+#define LMMA_AVX512_PTR lutrt_mma_i8_avx512_ptr
 #elif defined(__AVX512BW__)
 #include <immintrin.h>
 #define LUTRT_HAVE_AVX512 1
 const int lutrt_avx512_emulated = 0;
+#define LMMA_AVX512_PTR lutrt_mma_i8_avx512_ptr
 #else
 const int lutrt_avx512_emulated = 0;
+#define LMMA_AVX512_PTR lutrt_mma_i8_avx512_ptr
 #endif
 
 #ifdef LUTRT_HAVE_AVX512
@@ -201,7 +212,191 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
         }
 }
 
+/* Lookup sums of table j (int16 words, no accumulation across tables) for B <= 4: P[r][pi][0]
+ * rows 0..15 of blocks a | b, P[r][pi][1] rows 16..31 (the word layout of acc in tile_i8). */
+ALWAYS_INLINE void lookups_pt(const lutrt_mma_args *a, const uint8_t *const *wb, const __m512i *tab,
+                              size_t j, const int MT, const int NP, const int BITS,
+                              __m512i P[2][2][2]) {
+    const int npairs = BITS >> 1, odd = BITS & 1;
+    const size_t chunk = a->chunk;
+    const __m512i m0f = _mm512_set1_epi8(0x0f);
+    const __m512i cpair0 = _mm512_set1_epi16(0x0201), cpair1 = _mm512_set1_epi16(0x0804);
+    const int wlast = 1 << ((BITS - 1) & 3);
+    const __m512i ceven = _mm512_set1_epi16((short)wlast), codd = _mm512_set1_epi16((short)(wlast << 8));
+    UNROLL for (int pi = 0; pi < NP; pi++) {
+        const uint8_t *pa = wb[2 * pi] + j * chunk, *pb = wb[2 * pi + 1] + j * chunk;
+        UNROLL for (int pp = 0; pp < npairs; pp++) {
+            const __m512i v = _mm512_inserti64x4(
+                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(pa + 32 * pp))),
+                _mm256_loadu_si256((const __m256i *)(pb + 32 * pp)), 1);
+            const __m512i lo = _mm512_and_si512(v, m0f);
+            const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m0f);
+            const __m512i c = (pp & 1) ? cpair1 : cpair0;
+            UNROLL for (int r = 0; r < MT; r++) {
+                const __m512i x0 = _mm512_maddubs_epi16(c, _mm512_shuffle_epi8(tab[r], lo));
+                const __m512i x1 = _mm512_maddubs_epi16(c, _mm512_shuffle_epi8(tab[r], hi));
+                P[r][pi][0] = pp ? _mm512_add_epi16(P[r][pi][0], x0) : x0;
+                P[r][pi][1] = pp ? _mm512_add_epi16(P[r][pi][1], x1) : x1;
+            }
+        }
+        if (odd) {
+            const __m512i va = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(pa + 32 * npairs)));
+            const __m512i vb = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(pb + 32 * npairs)));
+            const __m512i v = _mm512_mask_blend_epi64(0xF0, va, vb);
+            const __m512i idx = _mm512_mask_blend_epi64(
+                0xCC, _mm512_and_si512(v, m0f), _mm512_and_si512(_mm512_srli_epi16(v, 4), m0f));
+            UNROLL for (int r = 0; r < MT; r++) {
+                const __m512i x = _mm512_shuffle_epi8(tab[r], idx);
+                const __m512i x0 = _mm512_maddubs_epi16(ceven, x), x1 = _mm512_maddubs_epi16(codd, x);
+                P[r][pi][0] = npairs ? _mm512_add_epi16(P[r][pi][0], x0) : x0;
+                P[r][pi][1] = npairs ? _mm512_add_epi16(P[r][pi][1], x1) : x1;
+            }
+        }
+    }
+}
+
+/* Per-table int8 scales (jt == 1, B <= 4; lutrt.h): on the scale grid, tscale[m, j] =
+ * unit[m, b] * mult[m, j] with integer mult < 2^14 (lutrt_grid_scales), so a block of <= 8
+ * tables needs no float work per table: vpmaddwd multiplies the int16 lookup sums of tables
+ * j and j+1 (interleaved per row by vpunpck{l,h}wd) by (mult_j, mult_j+1) into int32, and the
+ * block is converted once: unit * (sum_j mult_j I_j - z sum_j mult_j S_j). Exact in int32
+ * (|sum| <= 8 * 16383 * 15 * 127 < 2^31) and the S term in float (< 8 * 16383 * 127 < 2^24), so
+ * the result is the per-table formula's up to float32 rounding, and codes equal to an integer
+ * zero point still give exactly 0. The unpacked dword order (lanes: 4 words of unpacklo, then
+ * 4 of unpackhi) is undone by two vpermt2d per flush. */
+/* I - z * Zs as float, the integer part of z taken in int32 (zi = z rounded, clamped to +-16:
+ * |zi * Zs| < 2^28, |I - zi * Zs| < 2^31) and only the rest, z - zi, in float, so an integer
+ * zero point z whose codes all equal it (I = z * Zs exactly) gives exactly 0. */
+ALWAYS_INLINE __m512 zero_term(__m512i I, __m512 z, __m512 Z, __m512i Zi) {
+    const __m512 zc = _mm512_min_ps(_mm512_max_ps(z, _mm512_set1_ps(-16.0f)), _mm512_set1_ps(16.0f));
+    const __m512i zi = _mm512_cvtps_epi32(zc); /* round to nearest: exact for integers */
+    const __m512 rest = _mm512_sub_ps(z, _mm512_cvtepi32_ps(zi));
+    const __m512i d = _mm512_sub_epi32(I, _mm512_mullo_epi32(zi, Zi));
+    return _mm512_fnmadd_ps(rest, Z, _mm512_cvtepi32_ps(d));
+}
+
+/* acc + (pairs of int16 products summed) : one vpdpwssd with AVX512-VNNI */
+ALWAYS_INLINE __m512i dot_words(__m512i acc, __m512i x, __m512i m) {
+#if defined(__AVX512VNNI__) && !defined(LUTRT_AVX512_SIMDE)
+    return _mm512_dpwssd_epi32(acc, x, m);
+#else
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(x, m));
+#endif
+}
+
+static const int32_t pt_idx_a[16] __attribute__((aligned(64))) = {
+    0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23};
+static const int32_t pt_idx_b[16] __attribute__((aligned(64))) = {
+    8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31};
+
+ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int MT, const int NP,
+                           const int MIR, const int BITS) {
+    const int J = a->J, E = MIR ? 8 : 16, NBK = 2 * NP;
+    const int nub = (J + LUTRT_GRID_TABLES - 1) / LUTRT_GRID_TABLES;
+    const __m512i ia = _mm512_load_si512(pt_idx_a), ib = _mm512_load_si512(pt_idx_b);
+    const uint8_t *wb[4];
+    const int8_t *tb[2];
+    const int16_t *mb[2];
+    UNROLL for (int bi = 0; bi < NBK; bi++) wb[bi] = a->w + (size_t)(blk0 + bi) * J * a->chunk;
+    UNROLL for (int r = 0; r < MT; r++) {
+        tb[r] = (const int8_t *)a->tables + (size_t)(m0 + r) * a->row_bytes;
+        mb[r] = a->tmult + (size_t)(m0 + r) * J;
+    }
+
+    float facc[2][4][32] __attribute__((aligned(64)));
+    float oacc[2][4][32] __attribute__((aligned(64)));
+    UNROLL for (int r = 0; r < MT; r++)
+        UNROLL for (int bi = 0; bi < NBK; bi++)
+            UNROLL for (int q = 0; q < 32; q += 16) _mm512_store_ps(oacc[r][bi] + q, _mm512_setzero_ps());
+
+    for (int g = 0; g < a->NG; g++) {
+        const int j0 = g * a->jg, j1 = min_int(J, j0 + a->jg);
+        for (int js = j0; js < j1;) {
+            const int ub = js / LUTRT_GRID_TABLES, je = min_int(j1, (ub + 1) * LUTRT_GRID_TABLES);
+            __m512i I[2][2][2][2]; /* [r][pi][half][unpacklo / unpackhi] int32 */
+            UNROLL for (int r = 0; r < MT; r++)
+                UNROLL for (int pi = 0; pi < NP; pi++)
+                    UNROLL for (int h = 0; h < 2; h++) I[r][pi][h][0] = I[r][pi][h][1] = _mm512_setzero_si512();
+            for (int j = js; j < je; j += 2) {
+                const int two = j + 1 < je;
+                __m512i tab[2][2], P0[2][2][2], P1[2][2][2], mm[2];
+                UNROLL for (int r = 0; r < MT; r++) {
+                    tab[0][r] = load_table(tb[r] + (size_t)j * E, MIR);
+                    tab[1][r] = two ? load_table(tb[r] + (size_t)(j + 1) * E, MIR) : _mm512_setzero_si512();
+                    const uint32_t m1 = two ? (uint16_t)mb[r][j + 1] : 0u;
+                    mm[r] = _mm512_set1_epi32((int)((uint16_t)mb[r][j] | m1 << 16));
+                }
+                lookups_pt(a, wb, tab[0], (size_t)j, MT, NP, BITS, P0);
+                lookups_pt(a, wb, tab[1], (size_t)(two ? j + 1 : j), MT, NP, BITS, P1);
+                UNROLL for (int r = 0; r < MT; r++)
+                    UNROLL for (int pi = 0; pi < NP; pi++)
+                        UNROLL for (int h = 0; h < 2; h++) {
+                            const __m512i lo = _mm512_unpacklo_epi16(P0[r][pi][h], P1[r][pi][h]);
+                            const __m512i hi = _mm512_unpackhi_epi16(P0[r][pi][h], P1[r][pi][h]);
+                            I[r][pi][h][0] = dot_words(I[r][pi][h][0], lo, mm[r]);
+                            I[r][pi][h][1] = dot_words(I[r][pi][h][1], hi, mm[r]);
+                        }
+            }
+            UNROLL for (int r = 0; r < MT; r++) {
+                const size_t m = (size_t)(m0 + r);
+                int zs = 0; /* sum_j mult_j S_j: |.| < 8 * 16383 * 127 < 2^24 */
+                for (int j = js; j < je; j++) zs += mb[r][j] * (int)a->tsum[m * a->NS + j];
+                const __m512 U = _mm512_set1_ps(a->tunit[m * nub + ub]), Z = _mm512_set1_ps((float)zs);
+                const __m512i Zi = _mm512_set1_epi32(zs);
+                UNROLL for (int pi = 0; pi < NP; pi++) {
+                    float *fa = facc[r][2 * pi], *fb = facc[r][2 * pi + 1];
+                    UNROLL for (int h = 0; h < 2; h++) {
+                        const size_t sa = ((size_t)(blk0 + 2 * pi) * a->NG + g) * LUTRT_BLOCK_N + 16 * h;
+                        const size_t sb = ((size_t)(blk0 + 2 * pi + 1) * a->NG + g) * LUTRT_BLOCK_N + 16 * h;
+                        const __m512 za = a->zeros ? _mm512_loadu_ps(a->zeros + sa) : _mm512_set1_ps(a->zimp);
+                        const __m512 zb = a->zeros ? _mm512_loadu_ps(a->zeros + sb) : _mm512_set1_ps(a->zimp);
+                        const __m512i A = _mm512_permutex2var_epi32(I[r][pi][h][0], ia, I[r][pi][h][1]);
+                        const __m512i B = _mm512_permutex2var_epi32(I[r][pi][h][0], ib, I[r][pi][h][1]);
+                        const __m512 va = zero_term(A, za, Z, Zi), vb = zero_term(B, zb, Z, Zi);
+                        if (js == j0) {
+                            _mm512_store_ps(fa + 16 * h, _mm512_mul_ps(va, U));
+                            _mm512_store_ps(fb + 16 * h, _mm512_mul_ps(vb, U));
+                        } else {
+                            _mm512_store_ps(fa + 16 * h, _mm512_fmadd_ps(va, U, _mm512_load_ps(fa + 16 * h)));
+                            _mm512_store_ps(fb + 16 * h, _mm512_fmadd_ps(vb, U, _mm512_load_ps(fb + 16 * h)));
+                        }
+                    }
+                }
+            }
+            js = je;
+        }
+        UNROLL for (int bi = 0; bi < NBK; bi++) { /* end of a weight group: out += s * F */
+            const size_t si = ((size_t)(blk0 + bi) * a->NG + g) * LUTRT_BLOCK_N;
+            UNROLL for (int r = 0; r < MT; r++)
+                UNROLL for (int q = 0; q < 32; q += 16) {
+                    const __m512 s = _mm512_loadu_ps(a->scales + si + q);
+                    const __m512 f = _mm512_load_ps(facc[r][bi] + q);
+                    _mm512_store_ps(oacc[r][bi] + q, _mm512_fmadd_ps(s, f, _mm512_load_ps(oacc[r][bi] + q)));
+                }
+        }
+    }
+    UNROLL for (int r = 0; r < MT; r++)
+        UNROLL for (int bi = 0; bi < NBK; bi++) {
+            const int n0 = (blk0 + bi) * LUTRT_BLOCK_N, rows = min_int(LUTRT_BLOCK_N, a->N - n0);
+            memcpy(a->out + (size_t)(m0 + r) * a->N + n0, oacc[r][bi], (size_t)rows * sizeof(float));
+        }
+}
+
 typedef void (*tile_fn)(const lutrt_mma_args *, int, int);
+
+#define TILE_PT(MT, NP, MIR, BITS)                                                   \
+    static __attribute__((noinline)) void pt_##MT##x##NP##_##MIR##_##BITS(          \
+        const lutrt_mma_args *a, int m0, int blk0) {                                 \
+        tile_pt(a, m0, blk0, MT, NP, MIR, BITS);                                     \
+    }
+#define TILES_PT(MIR, BITS) TILE_PT(1, 2, MIR, BITS) TILE_PT(1, 1, MIR, BITS) TILE_PT(2, 1, MIR, BITS)
+#define SHAPES_PT(MIR, BITS) {pt_1x2_##MIR##_##BITS, pt_1x1_##MIR##_##BITS, pt_2x1_##MIR##_##BITS}
+TILES_PT(0, 1) TILES_PT(0, 2) TILES_PT(0, 3) TILES_PT(0, 4)
+TILES_PT(1, 1) TILES_PT(1, 2) TILES_PT(1, 3) TILES_PT(1, 4)
+static const tile_fn tiles_pt[2][4][3] = {
+    {SHAPES_PT(0, 1), SHAPES_PT(0, 2), SHAPES_PT(0, 3), SHAPES_PT(0, 4)},
+    {SHAPES_PT(1, 1), SHAPES_PT(1, 2), SHAPES_PT(1, 3), SHAPES_PT(1, 4)},
+};
 
 /* Shapes (rows x block pairs): 1x2, 1x1, 2x1; one instantiation per (shape, mirrored, bits). */
 #define TILE(MT, NP, MIR, BITS)                                                      \
@@ -223,7 +418,7 @@ static const tile_fn tiles[2][LUTRT_MAX_BITS][3] = {
 
 /* Same walk as lmma_avx2.c with block pairs; an odd last block goes to the AVX2 kernel. */
 static void mma_i8_avx512(const lutrt_mma_args *a, int b0, int b1) {
-    const tile_fn *t = tiles[a->mirrored][a->bits - 1];
+    const tile_fn *t = a->tmult ? tiles_pt[a->mirrored][a->bits - 1] : tiles[a->mirrored][a->bits - 1];
     const tile_fn t1x2 = t[0], t1x1 = t[1], t2x1 = t[2];
     const int even_end = b0 + ((b1 - b0) & ~1);
     if (a->M == 1) {
@@ -244,7 +439,7 @@ static void mma_i8_avx512(const lutrt_mma_args *a, int b0, int b1) {
     if (even_end < b1) lutrt_mma_i8_avx2(a, even_end, b1);
 }
 
-const lutrt_mma_fn lutrt_mma_i8_avx512_ptr = mma_i8_avx512;
+const lutrt_mma_fn LMMA_AVX512_PTR = mma_i8_avx512;
 #else
-const lutrt_mma_fn lutrt_mma_i8_avx512_ptr = 0;
+const lutrt_mma_fn LMMA_AVX512_PTR = 0;
 #endif

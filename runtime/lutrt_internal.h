@@ -2,6 +2,8 @@
 #ifndef LUTRT_INTERNAL_H
 #define LUTRT_INTERNAL_H
 
+#include <math.h>
+
 #include "lutrt.h"
 
 /* A validated lut.mma call with its derived sizes; read-only for the kernels. */
@@ -26,6 +28,9 @@ typedef struct lutrt_mma_args {
     const float *tsum;  /* int8 tables: [M, NS] S[m, t] = sum over the tables j of scale group t
                            of F[m, j], the all-ones entry (plain Tq[j][15], mirrored -Tq[j][0]),
                            so that the zero-point term uses the lookups' own rounding */
+    const int16_t *tmult; /* per-table int8 scales (jt == 1), B <= 4: [M, J] tscale / unit, the
+                             integer multiplier of lutrt_grid_scales; NULL otherwise */
+    const float *tunit;   /* [M, ceil(J / LUTRT_GRID_TABLES)] the grid unit (lutrt_grid_unit) */
     const uint8_t *w;
     const float *scales;
     const float *zeros; /* NULL: zimp */
@@ -65,6 +70,8 @@ void lutrt_vlut_release(void); /* frees the calling thread's cached Vec-LUT tabl
 /* NULL unless lmma_avx512.c was compiled with -mavx512bw (or SIMDe emulation, tests only). */
 extern const lutrt_mma_fn lutrt_mma_i8_avx512_ptr;
 extern const int lutrt_avx512_emulated;
+/* The same kernel built with AVX512-VNNI (lmma_avx512vnni.c); NULL without it. */
+extern const lutrt_mma_fn lutrt_mma_i8_avx512vnni_ptr;
 /* NULL unless lmma_avx512vbmi.c was compiled with AVX-512 VBMI + VNNI (or SIMDe emulation). */
 extern const lutrt_mma_fn lutrt_mma_i8_avx512vbmi_ptr;
 extern const int lutrt_avx512vbmi_emulated;
@@ -88,6 +95,34 @@ extern const lutrt_mma_fn lutrt_mma_f32_avx512_ptr;
 static inline float lutrt_table_scale(float mx, int finite) {
     if (!finite) return __builtin_nanf("");
     return mx < LUTRT_TINY_SCALE ? 0.0f : mx / 127.0f;
+}
+
+/* Per-table int8 scales (scale_group == 4) lie on a grid (lutrt.h): within each aligned block
+ * of LUTRT_GRID_TABLES tables, tscale = M * u with u = 2^(ilogb(max) - 13) (doubled when the
+ * largest M would reach 2^14) and the integer M = ceil(tscale / u) < 2^14, so that a kernel may
+ * sum M * I in int32 and convert once per block (lmma_avx512.c). Rounding up keeps every entry
+ * within +-127. n <= LUTRT_GRID_TABLES scales; NaN and 0 stay as they are. */
+#define LUTRT_GRID_TABLES 8
+#define LUTRT_GRID_MAX_MULT 16384.0f
+static inline void lutrt_grid_scales(float *ts, int n) {
+    float mx = 0.0f;
+    for (int j = 0; j < n; j++) mx = ts[j] > mx ? ts[j] : mx; /* NaN compares false */
+    if (!(mx > 0.0f)) return;
+    float u = ldexpf(1.0f, ilogbf(mx) - 13);
+    if (ceilf(mx / u) >= LUTRT_GRID_MAX_MULT) u *= 2.0f;
+    for (int j = 0; j < n; j++)
+        if (ts[j] > 0.0f) ts[j] = ceilf(ts[j] / u) * u;
+}
+
+/* The grid unit u of a block of graded scales (lutrt_grid_scales): 2^(ilogb(max) - 13); 0 when
+ * the block has no positive scale, NaN when it holds a NaN (its row is poisoned). */
+static inline float lutrt_grid_unit(const float *ts, int n) {
+    float mx = 0.0f;
+    for (int j = 0; j < n; j++) {
+        if (ts[j] != ts[j]) return ts[j];
+        mx = ts[j] > mx ? ts[j] : mx;
+    }
+    return mx > 0.0f ? ldexpf(1.0f, ilogbf(mx) - 13) : 0.0f;
 }
 
 /* The activation group of the int8-activation path (lutrt.h): the largest multiple of 4 that

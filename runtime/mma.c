@@ -18,6 +18,23 @@ static void table_full_sums(const lutrt_mma_args *a, float *tsum) {
     }
 }
 
+/* Per-table scales (lutrt_grid_scales): unit[m, b] of each block of LUTRT_GRID_TABLES tables
+ * and the integer multipliers mult[m, j] = tscale / unit (< 2^14; 0 when unit is 0 or NaN). */
+static void table_multipliers(const lutrt_mma_args *a, int16_t *mult, float *unit) {
+    const int nb = (a->J + LUTRT_GRID_TABLES - 1) / LUTRT_GRID_TABLES;
+    for (int m = 0; m < a->M; m++) {
+        const float *ts = a->tscale + (size_t)m * a->NS;
+        for (int b = 0; b < nb; b++) {
+            const int j0 = b * LUTRT_GRID_TABLES;
+            const int n = a->J - j0 < LUTRT_GRID_TABLES ? a->J - j0 : LUTRT_GRID_TABLES;
+            const float u = lutrt_grid_unit(ts + j0, n);
+            unit[(size_t)m * nb + b] = u;
+            for (int j = j0; j < j0 + n; j++)
+                mult[(size_t)m * a->J + j] = u > 0.0f ? (int16_t)(ts[j] / u) : 0;
+        }
+    }
+}
+
 typedef struct {
     const lutrt_mma_args *args;
     lutrt_mma_fn fn;
@@ -90,10 +107,36 @@ int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, 
     } else
 #endif
     {
+        /* per-table scales, B <= 4: integer multipliers for the AVX-512 kernel's int32 sums */
+        int16_t *mult = NULL;
+        float *unit = NULL;
+#ifdef LUTRT_X86
+        const int int_multipliers = d->table_i8 && a.jt == 1 && a.bits <= 4 &&
+                                    k->mma_i8 && (k->mma_i8 == lutrt_mma_i8_avx512_ptr ||
+                                                  k->mma_i8 == lutrt_mma_i8_avx512vnni_ptr);
+#else
+        const int int_multipliers = 0;
+#endif
+        if (int_multipliers) {
+            const size_t nb = (size_t)(a.J + LUTRT_GRID_TABLES - 1) / LUTRT_GRID_TABLES;
+            mult = malloc((size_t)a.M * (size_t)a.J * sizeof(int16_t));
+            unit = malloc((size_t)a.M * nb * sizeof(float));
+            if (!mult || !unit) {
+                free(mult);
+                free(unit);
+                if (tsum != tsum_stack) free(tsum);
+                return lutrt_fail("lutrt_mma: out of memory");
+            }
+            table_multipliers(&a, mult, unit);
+            a.tmult = mult;
+            a.tunit = unit;
+        }
         mma_job job = {&a, d->table_i8 ? k->mma_i8 : k->mma_f32};
         /* chunks: one GEMV tile (4 blocks = 4 memory streams) or one GEMM super-block */
         int grain = a.M == 1 ? 4 : lutrt_super_blocks(&a);
         lutrt_parallel_for(d->num_threads, a.NB, grain, mma_task, &job);
+        free(mult);
+        free(unit);
     }
     if (tsum != tsum_stack) free(tsum);
     return rc;

@@ -93,6 +93,33 @@ void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x, void *tab
     }
     int8_t *tq = (int8_t *)tables_row;
     int jt = d->scale_group / 4, ns = lutrt_num_scale_groups(d);
+    if (jt == 1) { /* per-table scales on the grid of lutrt_grid_scales, 1 / tscale per entry */
+        for (int b0 = 0; b0 < J; b0 += LUTRT_GRID_TABLES) {
+            const int b1 = min_int(J, b0 + LUTRT_GRID_TABLES);
+            for (int j = b0; j < b1; j++) {
+                const float *x4 = x + 4 * j;
+                float a = (fabsf(x4[0]) + fabsf(x4[1])) + (fabsf(x4[2]) + fabsf(x4[3]));
+                tscale[j] = lutrt_table_scale(a, a <= FLT_MAX);
+            }
+            lutrt_grid_scales(tscale + b0, b1 - b0);
+            for (int j = b0; j < b1; j++) {
+                if (!(tscale[j] > 0.0f)) {
+                    memset(tq + (size_t)j * E, 0, (size_t)E);
+                    continue;
+                }
+                const float inv = 1.0f / tscale[j];
+                float t[16];
+                table_f32(x + 4 * j, d->mirrored, t);
+                for (int p = 0; p < E; p++) {
+                    float q = nearbyintf(t[p] * inv);
+                    q = q > 127.0f ? 127.0f : (q < -127.0f ? -127.0f : q);
+                    tq[(size_t)j * E + p] = (int8_t)q;
+                }
+            }
+        }
+        lutrt_precompute_acts_ref(d, x, tscale, tables_row);
+        return;
+    }
     for (int s = 0; s < ns; s++) {
         int j0 = s * jt, j1 = min_int(J, j0 + jt);
         /* table quantization (§3.4): scale = max_j sum_i |x_i| / 127, the largest |entry| */

@@ -207,6 +207,12 @@ void lutrt_precompute_row_avx2(const lutrt_mma_desc *d, const float *x, void *ta
             tscale[s0 / jt] = scale;
             for (int j = s0; j < s1; j++) inv[j - c0] = iv;
         }
+        if (jt == 1) /* per-table scales: on the grid, 1 / tscale per entry (precompute.c) */
+            for (int b0 = c0; b0 < c1; b0 += LUTRT_GRID_TABLES) {
+                const int b1 = min_int(c1, b0 + LUTRT_GRID_TABLES);
+                lutrt_grid_scales(tscale + b0, b1 - b0);
+                for (int j = b0; j < b1; j++) inv[j - c0] = tscale[j] > 0.0f ? 1.0f / tscale[j] : 0.0f;
+            }
         tables_i8(x, c0, c1, inv, mirrored, &pt, (int8_t *)tables_row);
         /* groups with inv 0 (non-finite, tiny or zero): entries 0, whatever the SIMD path
          * computed from their inf / NaN (cvtps of NaN is INT_MIN, a defined -128 after packs) */

@@ -9,6 +9,8 @@ it from, or make it import, those modules. Formulas: lutrt.h / docs/design.md §
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -58,7 +60,30 @@ def tables_reference(x: np.ndarray, entries: int, table_i8: bool, scale_group: i
         inv = np.where(live, 127.0 / np.where(live, mx, 1.0), 0.0)
         tq = np.clip(np.rint(np.nan_to_num(t) * np.repeat(inv, per, axis=1)[:, :j, None]), -127, 127)
     scale = np.where(finite, np.where(live, mx / 127.0, 0.0), np.nan)
+    if per == 1:  # per-table scales: on lutrt.h's grid, entries rounded against the graded scale
+        scale = _graded(np.where(finite, np.where(live, mx.astype(np.float32) / np.float32(127), 0), np.nan))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            inv = np.where(scale > 0, 1.0 / np.where(scale > 0, scale, 1.0), 0.0)
+            tq = np.clip(np.rint(np.nan_to_num(t) * inv[:, :j, None]), -127, 127)
     return tq.astype(np.int8), scale
+
+
+def _graded(scale: np.ndarray) -> np.ndarray:
+    """lutrt.h's grid for per-table scales, one aligned block of 8 tables at a time: unit
+    u = 2^(floor(log2 max) - 13), twice that if ceil(max / u) would be 16384; scale -> ceil(scale / u) u."""
+    out = scale.astype(np.float32).copy()
+    for row in out:
+        for b in range(0, row.size, 8):
+            blk = row[b:b + 8]
+            live = blk > 0
+            if not live.any():
+                continue
+            top = float(blk[live].max())
+            u = 2.0 ** (math.frexp(top)[1] - 14)  # frexp: top = f 2^e, 1/2 <= f < 1
+            if math.ceil(top / u) >= 16384:
+                u *= 2
+            blk[live] = np.ceil(blk[live].astype(np.float64) / u) * u
+    return out
 
 
 def sums_reference(x: np.ndarray, group: int) -> np.ndarray:

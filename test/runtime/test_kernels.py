@@ -177,18 +177,21 @@ def test_mma_f32_tables_lossless(bits, m, mirrored, shape):
 @pytest.mark.parametrize("m", [1, 3, 16, 33])
 @pytest.mark.parametrize("mirrored", [False, True])
 @pytest.mark.parametrize("shape", SHAPES)
-def test_mma_int8_tables(kernel, bits, m, mirrored, shape):
+@pytest.mark.parametrize("scale_group", [4, 32])
+def test_mma_int8_tables(kernel, bits, m, mirrored, shape, scale_group):
     """int8 tables: each kernel computes exactly the int8 formula on the tables it was given
-    (N = 200: 6 full blocks + a partial one, so 4-, 2- and 1-block tiles all run)."""
+    (N = 200: 6 full blocks + a partial one, so 4-, 2- and 1-block tiles all run). Per-table
+    scales (4) take the AVX-512 kernel's int32 multiplier path for B <= 4."""
     kernels.set_kernel(kernel)
     nbits, ternary = _bits(bits)
     k, group, zeros = shape
     rng = np.random.default_rng(seed(kernel, str(bits), m, mirrored, k))
     c = make_case(rng, m, 200, k, nbits, group, mirrored, ternary, zeros)
     for threads in (1, 2):
-        t, out = run_mma(c, nbits, group, mirrored, True, threads)
+        t, out = run_mma(c, nbits, group, mirrored, True, threads, scale_group)
         want = reference.mma_from_tables(t.entries, t.tscale, t.sums, c["codes"], c["s_arg"],
-                                         c["z_arg"], c["zimp_arg"], group, mirrored)
+                                         c["z_arg"], c["zimp_arg"], group, mirrored,
+                                         scale_group=scale_group)
         assert np.abs(out - want).max() <= 1e-5 * np.abs(want).max(), f"{threads} threads"
 
 
@@ -203,7 +206,7 @@ def test_int8_tables_accuracy(kernel, dist, bits, mirrored):
     rng = np.random.default_rng(seed(kernel, dist, str(bits), mirrored))
     c = make_case(rng, 4, 256, 1024, nbits, 128, mirrored, ternary, dist=dist)
     _, exact = run_mma(c, nbits, 128, mirrored, False, 1)
-    for scale_group in (32, 64):
+    for scale_group in (4, 32, 64):
         _, approx = run_mma(c, nbits, 128, mirrored, True, 2, scale_group)
         nmse = np.mean((approx - exact) ** 2) / np.mean(exact**2)
         assert nmse <= 5e-4, f"sg{scale_group}: NMSE {nmse:.2e}"
@@ -274,9 +277,9 @@ def test_zero_weights_give_exact_zero(kernel, bits, mirrored, table_i8, request)
     for m in (1, 5, 16):
         for zeros, (k, group) in ((True, (688, 32)), (False, (256, 256)), (True, (512, 128))):
             c = zero_weight_case(rng, m, 200, k, nbits, group, mirrored, ternary, zeros)
-            for threads in (1, 2):
-                _, out = run_mma(c, nbits, group, mirrored, table_i8, threads)
-                assert not out.any(), (m, zeros, k, threads, np.abs(out).max())
+            for threads, sg in ((1, 32), (2, 32), (1, 4), (2, 4)):
+                _, out = run_mma(c, nbits, group, mirrored, table_i8, threads, sg)
+                assert not out.any(), (m, zeros, k, threads, sg, np.abs(out).max())
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -299,10 +302,11 @@ def test_zero_groups_contribute_exactly_zero(kernel, bits, mirrored):
         codes = packing.mirror_codes(codes)
         s_arg, z_arg = packing.mirror_scales(c["s"], z, nbits)
     c = dict(c, packed=packing.pack_weights(codes), s_arg=s_arg, z_arg=z_arg, zimp_arg=0.0)
-    _, out = run_mma(c, nbits, group, mirrored, True, 2)
-    _, without = run_mma(dict(c, s_arg=np.where(dead, 0, s_arg).astype(np.float32)), nbits, group,
-                         mirrored, True, 2)
-    assert np.array_equal(out, without)
+    for sg in (32, 4):
+        _, out = run_mma(c, nbits, group, mirrored, True, 2, sg)
+        _, without = run_mma(dict(c, s_arg=np.where(dead, 0, s_arg).astype(np.float32)), nbits,
+                             group, mirrored, True, 2, sg)
+        assert np.array_equal(out, without), sg
 
 
 # ---- non-finite activations (issue 11.4) ------------------------------------------------------
@@ -609,7 +613,9 @@ def test_avx512_kernel_under_simde_emulation(kernel):
                                              scale_group=sg)
             case = (m, n, bits, mirrored, shape, sg)
             assert np.abs(out - want).max() <= 1e-5 * np.abs(want).max(), case
-            if kernel == "avx512vbmi":  # the same integer sums and float order as avx512
+            # the same integer sums and float order as avx512 (whose per-table path, sg 4,
+            # sums mult * I in int32 instead)
+            if kernel == "avx512vbmi" and sg != 4:
                 kernels.set_kernel("avx512")
                 _, base = run_mma(c, bits, group, mirrored, True, 2, scale_group=sg)
                 kernels.set_kernel(kernel)
