@@ -129,7 +129,10 @@ class PrecomputeOp(IRDLOperation):
        8 entries: T[m, j, p] = sum_i x[m, 4j+i] * (2 bit_i(p) - 1)         p in 0..7
                   (mirrored: the other half is T(p) = -T(~p); bit 3 of p is the sign bit)
     int8 tables: scale[m, t] = max_{j in t} (sum_i |x[m, 4j+i]|) / 127 over each group of
-                 `sg` activations, entries round_half_even(T / scale).
+                 `sg` activations, entries round_half_even(T / scale). With sg = 4 (one
+                 scale per table) the scales are then rounded up onto a power-of-two grid
+                 per 8 tables, scale = mult * 2^e with integer mult < 2^14 (runtime/lutrt.h;
+                 lut_semantics.grid_scales), so kernels can sum mult * lookups in int32.
     sums[m, g] = sum_{k in group g} x[m, k], groups of `sum_group` activations, used by the
     zero-point term of `lut.mma`.
     """

@@ -26,12 +26,13 @@ text, where the default pipeline, whose prefill takes lutrt_mma's two-pass int8-
 path, gives +0.0006%). LLM activations carry a few outlier
 channels; with a shared scale one outlier coarsens the 7 tables around it, with per-table
 scales it only coarsens its own. Random tiny Llama/Qwen3 (w4g32, w2g64, ternary): logits NMSE
-vs f32 tables 6-13e-5 at 32, 2.5-5.2e-5 at 4. Cost: the kernels turn int16 sums into floats
-after every table instead of every 8; decode (GEMV, weight-bandwidth bound) measured the same
-tok/s on the loaded 2-core VM (0.999x) but a 1-thread GEMV kernel 1.54x slower on a quiet
-16-core Xeon (equal at 16 threads), a LUT-kernel prefill of 128 tokens 0.62x (from 3 tokens
-on, lutrt_mma's int8-activation path takes over when the CPU has AVX512-VNNI).
-`scale-group=32` keeps the faster, coarser tables.
+vs f32 tables 6-13e-5 at 32, 2.5-5.2e-5 at 4. Cost: per-table scales lie on a power-of-two
+grid per 8 tables (lutrt.h), so the AVX-512 kernel multiplies each table's int16 lookup sum
+by its integer multiplier in int32 (vpmaddwd / vpdpwssd) and converts to float once per 8
+tables, like scale group 32; the first version, which converted after every table, ran a
+1-thread GEMV 1.54x slower than scale group 32 (bench/bench_accuracy.py has today's ratio).
+From 3 tokens on, lutrt_mma's int8-activation path takes over when the CPU has AVX512-VNNI.
+`scale-group=32` keeps the coarser tables.
 
 Before:
   %table, %sums = lut.precompute %x sums 64 : tensor<3x256xf32> -> !lut.table<3x64x8xf32>, tensor<3x4xf32>

@@ -212,26 +212,27 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
         }
 }
 
-/* Lookup sums of table j (int16 words, no accumulation across tables) for B <= 4: P[r][pi][0]
- * rows 0..15 of blocks a | b, P[r][pi][1] rows 16..31 (the word layout of acc in tile_i8). */
+/* Lookup sums of table j (int16 words, no accumulation across tables): P[r][pi][0] rows
+ * 0..15 of blocks a | b, P[r][pi][1] rows 16..31 (the word layout of acc in tile_i8). All B
+ * planes go into one word, sum_b 2^b L_b: |P| <= 255 * 127 = 32385 even for B = 8, because
+ * the word holds one table only; vpmaddubsw's u8 plane weights go up to (64, 128). */
 ALWAYS_INLINE void lookups_pt(const lutrt_mma_args *a, const uint8_t *const *wb, const __m512i *tab,
                               size_t j, const int MT, const int NP, const int BITS,
                               __m512i P[2][2][2]) {
     const int npairs = BITS >> 1, odd = BITS & 1;
     const size_t chunk = a->chunk;
     const __m512i m0f = _mm512_set1_epi8(0x0f);
-    const __m512i cpair0 = _mm512_set1_epi16(0x0201), cpair1 = _mm512_set1_epi16(0x0804);
-    const int wlast = 1 << ((BITS - 1) & 3);
+    const int wlast = 1 << (BITS - 1);
     const __m512i ceven = _mm512_set1_epi16((short)wlast), codd = _mm512_set1_epi16((short)(wlast << 8));
     UNROLL for (int pi = 0; pi < NP; pi++) {
         const uint8_t *pa = wb[2 * pi] + j * chunk, *pb = wb[2 * pi + 1] + j * chunk;
         UNROLL for (int pp = 0; pp < npairs; pp++) {
+            const __m512i c = _mm512_set1_epi16((short)((1 << (2 * pp)) | (2 << (2 * pp)) << 8));
             const __m512i v = _mm512_inserti64x4(
                 _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(pa + 32 * pp))),
                 _mm256_loadu_si256((const __m256i *)(pb + 32 * pp)), 1);
             const __m512i lo = _mm512_and_si512(v, m0f);
             const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m0f);
-            const __m512i c = (pp & 1) ? cpair1 : cpair0;
             UNROLL for (int r = 0; r < MT; r++) {
                 const __m512i x0 = _mm512_maddubs_epi16(c, _mm512_shuffle_epi8(tab[r], lo));
                 const __m512i x1 = _mm512_maddubs_epi16(c, _mm512_shuffle_epi8(tab[r], hi));
@@ -255,27 +256,7 @@ ALWAYS_INLINE void lookups_pt(const lutrt_mma_args *a, const uint8_t *const *wb,
     }
 }
 
-/* Per-table int8 scales (jt == 1, B <= 4; lutrt.h): on the scale grid, tscale[m, j] =
- * unit[m, b] * mult[m, j] with integer mult < 2^14 (lutrt_grid_scales), so a block of <= 8
- * tables needs no float work per table: vpmaddwd multiplies the int16 lookup sums of tables
- * j and j+1 (interleaved per row by vpunpck{l,h}wd) by (mult_j, mult_j+1) into int32, and the
- * block is converted once: unit * (sum_j mult_j I_j - z sum_j mult_j S_j). Exact in int32
- * (|sum| <= 8 * 16383 * 15 * 127 < 2^31) and the S term in float (< 8 * 16383 * 127 < 2^24), so
- * the result is the per-table formula's up to float32 rounding, and codes equal to an integer
- * zero point still give exactly 0. The unpacked dword order (lanes: 4 words of unpacklo, then
- * 4 of unpackhi) is undone by two vpermt2d per flush. */
-/* I - z * Zs as float, the integer part of z taken in int32 (zi = z rounded, clamped to +-16:
- * |zi * Zs| < 2^28, |I - zi * Zs| < 2^31) and only the rest, z - zi, in float, so an integer
- * zero point z whose codes all equal it (I = z * Zs exactly) gives exactly 0. */
-ALWAYS_INLINE __m512 zero_term(__m512i I, __m512 z, __m512 Z, __m512i Zi) {
-    const __m512 zc = _mm512_min_ps(_mm512_max_ps(z, _mm512_set1_ps(-16.0f)), _mm512_set1_ps(16.0f));
-    const __m512i zi = _mm512_cvtps_epi32(zc); /* round to nearest: exact for integers */
-    const __m512 rest = _mm512_sub_ps(z, _mm512_cvtepi32_ps(zi));
-    const __m512i d = _mm512_sub_epi32(I, _mm512_mullo_epi32(zi, Zi));
-    return _mm512_fnmadd_ps(rest, Z, _mm512_cvtepi32_ps(d));
-}
-
-/* acc + (pairs of int16 products summed) : one vpdpwssd with AVX512-VNNI */
+/* acc + (pairs of int16 products summed): one vpdpwssd with AVX512-VNNI */
 ALWAYS_INLINE __m512i dot_words(__m512i acc, __m512i x, __m512i m) {
 #if defined(__AVX512VNNI__) && !defined(LUTRT_AVX512_SIMDE)
     return _mm512_dpwssd_epi32(acc, x, m);
@@ -284,6 +265,27 @@ ALWAYS_INLINE __m512i dot_words(__m512i acc, __m512i x, __m512i m) {
 #endif
 }
 
+/* z rounded to an integer (exact for integer z) within +-2^B, and the rest z - zi */
+ALWAYS_INLINE __m512i int_zero(__m512 z, const int BITS, __m512 *rest) {
+    const __m512 lim = _mm512_set1_ps((float)(1 << BITS));
+    const __m512i zi = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(z, _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim));
+    *rest = _mm512_sub_ps(z, _mm512_cvtepi32_ps(zi));
+    return zi;
+}
+
+/* Per-table int8 scales (jt == 1; lutrt.h): on the scale grid, tscale[m, j] = unit[m, b] *
+ * mult[m, j] with integer mult < 2^14 (lutrt_grid_scales), so a block of <= 8 tables needs no
+ * float work per table: vpmaddwd (vpdpwssd) multiplies the int16 lookup sums of tables j and
+ * j+1 (interleaved per row by vpunpck{l,h}wd) by (mult_j, mult_j+1) into int32, and the block
+ * is converted once: unit * (sum_j mult_j I_j - z sum_j mult_j S_j).
+ *   B <= 4: |I| <= 8 * 16383 * 15 * 127 < 2^28: one int32 sum.
+ *   B > 4 (SPLIT): |I_j| reaches 255 * 127, so mult = 128 mh + ml (mh, ml < 128) and two int32
+ *   sums, each below 8 * 127 * 32385 < 2^25, combined in float as 128 D_h + D_l.
+ * The zero-point term is taken in int32 for the integer part zi of z (|zi| <= 2^B, every int32
+ * product and difference below 2^31 by the bounds above) and in float for z - zi only, so codes
+ * that all equal an integer zero point give exactly 0; sum_j mult_j S_j < 8 * 16383 * 127 < 2^24
+ * is exact in float. The result is the per-table formula's up to float32 rounding. The unpacked
+ * dword order (per lane 4 words of unpacklo, then 4 of unpackhi) is undone by two vpermt2d. */
 static const int32_t pt_idx_a[16] __attribute__((aligned(64))) = {
     0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23};
 static const int32_t pt_idx_b[16] __attribute__((aligned(64))) = {
@@ -291,7 +293,7 @@ static const int32_t pt_idx_b[16] __attribute__((aligned(64))) = {
 
 ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int MT, const int NP,
                            const int MIR, const int BITS) {
-    const int J = a->J, E = MIR ? 8 : 16, NBK = 2 * NP;
+    const int J = a->J, E = MIR ? 8 : 16, NBK = 2 * NP, SPLIT = BITS > 4, NI = SPLIT ? 2 : 1;
     const int nub = (J + LUTRT_GRID_TABLES - 1) / LUTRT_GRID_TABLES;
     const __m512i ia = _mm512_load_si512(pt_idx_a), ib = _mm512_load_si512(pt_idx_b);
     const uint8_t *wb[4];
@@ -313,18 +315,25 @@ ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int 
         const int j0 = g * a->jg, j1 = min_int(J, j0 + a->jg);
         for (int js = j0; js < j1;) {
             const int ub = js / LUTRT_GRID_TABLES, je = min_int(j1, (ub + 1) * LUTRT_GRID_TABLES);
-            __m512i I[2][2][2][2]; /* [r][pi][half][unpacklo / unpackhi] int32 */
+            __m512i I[2][2][2][2][2]; /* [r][pi][half][unpacklo / unpackhi][mult, or mh / ml] */
             UNROLL for (int r = 0; r < MT; r++)
                 UNROLL for (int pi = 0; pi < NP; pi++)
-                    UNROLL for (int h = 0; h < 2; h++) I[r][pi][h][0] = I[r][pi][h][1] = _mm512_setzero_si512();
+                    UNROLL for (int h = 0; h < 2; h++)
+                        UNROLL for (int u = 0; u < 2; u++)
+                            UNROLL for (int s = 0; s < NI; s++) I[r][pi][h][u][s] = _mm512_setzero_si512();
             for (int j = js; j < je; j += 2) {
                 const int two = j + 1 < je;
-                __m512i tab[2][2], P0[2][2][2], P1[2][2][2], mm[2];
+                __m512i tab[2][2], P0[2][2][2], P1[2][2][2], mm[2][2];
                 UNROLL for (int r = 0; r < MT; r++) {
                     tab[0][r] = load_table(tb[r] + (size_t)j * E, MIR);
                     tab[1][r] = two ? load_table(tb[r] + (size_t)(j + 1) * E, MIR) : _mm512_setzero_si512();
-                    const uint32_t m1 = two ? (uint16_t)mb[r][j + 1] : 0u;
-                    mm[r] = _mm512_set1_epi32((int)((uint16_t)mb[r][j] | m1 << 16));
+                    const uint32_t m0 = (uint16_t)mb[r][j], m1 = two ? (uint16_t)mb[r][j + 1] : 0u;
+                    if (SPLIT) {
+                        mm[r][0] = _mm512_set1_epi32((int)((m0 >> 7) | (m1 >> 7) << 16));
+                        mm[r][1] = _mm512_set1_epi32((int)((m0 & 127) | (m1 & 127) << 16));
+                    } else {
+                        mm[r][0] = _mm512_set1_epi32((int)(m0 | m1 << 16));
+                    }
                 }
                 lookups_pt(a, wb, tab[0], (size_t)j, MT, NP, BITS, P0);
                 lookups_pt(a, wb, tab[1], (size_t)(two ? j + 1 : j), MT, NP, BITS, P1);
@@ -333,32 +342,48 @@ ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int 
                         UNROLL for (int h = 0; h < 2; h++) {
                             const __m512i lo = _mm512_unpacklo_epi16(P0[r][pi][h], P1[r][pi][h]);
                             const __m512i hi = _mm512_unpackhi_epi16(P0[r][pi][h], P1[r][pi][h]);
-                            I[r][pi][h][0] = dot_words(I[r][pi][h][0], lo, mm[r]);
-                            I[r][pi][h][1] = dot_words(I[r][pi][h][1], hi, mm[r]);
+                            UNROLL for (int s = 0; s < NI; s++) {
+                                I[r][pi][h][0][s] = dot_words(I[r][pi][h][0][s], lo, mm[r][s]);
+                                I[r][pi][h][1][s] = dot_words(I[r][pi][h][1][s], hi, mm[r][s]);
+                            }
                         }
             }
             UNROLL for (int r = 0; r < MT; r++) {
                 const size_t m = (size_t)(m0 + r);
-                int zs = 0; /* sum_j mult_j S_j: |.| < 8 * 16383 * 127 < 2^24 */
-                for (int j = js; j < je; j++) zs += mb[r][j] * (int)a->tsum[m * a->NS + j];
-                const __m512 U = _mm512_set1_ps(a->tunit[m * nub + ub]), Z = _mm512_set1_ps((float)zs);
-                const __m512i Zi = _mm512_set1_epi32(zs);
+                int zs[2] = {0, 0}; /* sum_j mult_j S_j (or its mh / ml parts) */
+                for (int j = js; j < je; j++) {
+                    const int S = (int)a->tsum[m * a->NS + j];
+                    if (SPLIT) {
+                        zs[0] += (mb[r][j] >> 7) * S;
+                        zs[1] += (mb[r][j] & 127) * S;
+                    } else {
+                        zs[0] += mb[r][j] * S;
+                    }
+                }
+                const __m512 U = _mm512_set1_ps(a->tunit[m * nub + ub]);
+                const __m512 Z = _mm512_set1_ps((float)(SPLIT ? 128 * zs[0] + zs[1] : zs[0]));
+                const __m512i Zi0 = _mm512_set1_epi32(zs[0]), Zi1 = _mm512_set1_epi32(zs[1]);
                 UNROLL for (int pi = 0; pi < NP; pi++) {
-                    float *fa = facc[r][2 * pi], *fb = facc[r][2 * pi + 1];
                     UNROLL for (int h = 0; h < 2; h++) {
-                        const size_t sa = ((size_t)(blk0 + 2 * pi) * a->NG + g) * LUTRT_BLOCK_N + 16 * h;
-                        const size_t sb = ((size_t)(blk0 + 2 * pi + 1) * a->NG + g) * LUTRT_BLOCK_N + 16 * h;
-                        const __m512 za = a->zeros ? _mm512_loadu_ps(a->zeros + sa) : _mm512_set1_ps(a->zimp);
-                        const __m512 zb = a->zeros ? _mm512_loadu_ps(a->zeros + sb) : _mm512_set1_ps(a->zimp);
-                        const __m512i A = _mm512_permutex2var_epi32(I[r][pi][h][0], ia, I[r][pi][h][1]);
-                        const __m512i B = _mm512_permutex2var_epi32(I[r][pi][h][0], ib, I[r][pi][h][1]);
-                        const __m512 va = zero_term(A, za, Z, Zi), vb = zero_term(B, zb, Z, Zi);
-                        if (js == j0) {
-                            _mm512_store_ps(fa + 16 * h, _mm512_mul_ps(va, U));
-                            _mm512_store_ps(fb + 16 * h, _mm512_mul_ps(vb, U));
-                        } else {
-                            _mm512_store_ps(fa + 16 * h, _mm512_fmadd_ps(va, U, _mm512_load_ps(fa + 16 * h)));
-                            _mm512_store_ps(fb + 16 * h, _mm512_fmadd_ps(vb, U, _mm512_load_ps(fb + 16 * h)));
+                        UNROLL for (int e = 0; e < 2; e++) { /* block a / b */
+                            const size_t si = ((size_t)(blk0 + 2 * pi + e) * a->NG + g) * LUTRT_BLOCK_N + 16 * h;
+                            const __m512 z = a->zeros ? _mm512_loadu_ps(a->zeros + si) : _mm512_set1_ps(a->zimp);
+                            __m512 rest;
+                            const __m512i zi = int_zero(z, BITS, &rest);
+                            const __m512i ix = e ? ib : ia;
+                            __m512 d = _mm512_cvtepi32_ps(_mm512_sub_epi32(
+                                _mm512_permutex2var_epi32(I[r][pi][h][0][0], ix, I[r][pi][h][1][0]),
+                                _mm512_mullo_epi32(zi, Zi0)));
+                            if (SPLIT) {
+                                const __m512 dl = _mm512_cvtepi32_ps(_mm512_sub_epi32(
+                                    _mm512_permutex2var_epi32(I[r][pi][h][0][1], ix, I[r][pi][h][1][1]),
+                                    _mm512_mullo_epi32(zi, Zi1)));
+                                d = _mm512_fmadd_ps(d, _mm512_set1_ps(128.0f), dl);
+                            }
+                            const __m512 v = _mm512_fnmadd_ps(rest, Z, d);
+                            float *f = facc[r][2 * pi + e] + 16 * h;
+                            _mm512_store_ps(f, js == j0 ? _mm512_mul_ps(v, U)
+                                                        : _mm512_fmadd_ps(v, U, _mm512_load_ps(f)));
                         }
                     }
                 }
@@ -384,20 +409,6 @@ ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int 
 
 typedef void (*tile_fn)(const lutrt_mma_args *, int, int);
 
-#define TILE_PT(MT, NP, MIR, BITS)                                                   \
-    static __attribute__((noinline)) void pt_##MT##x##NP##_##MIR##_##BITS(          \
-        const lutrt_mma_args *a, int m0, int blk0) {                                 \
-        tile_pt(a, m0, blk0, MT, NP, MIR, BITS);                                     \
-    }
-#define TILES_PT(MIR, BITS) TILE_PT(1, 2, MIR, BITS) TILE_PT(1, 1, MIR, BITS) TILE_PT(2, 1, MIR, BITS)
-#define SHAPES_PT(MIR, BITS) {pt_1x2_##MIR##_##BITS, pt_1x1_##MIR##_##BITS, pt_2x1_##MIR##_##BITS}
-TILES_PT(0, 1) TILES_PT(0, 2) TILES_PT(0, 3) TILES_PT(0, 4)
-TILES_PT(1, 1) TILES_PT(1, 2) TILES_PT(1, 3) TILES_PT(1, 4)
-static const tile_fn tiles_pt[2][4][3] = {
-    {SHAPES_PT(0, 1), SHAPES_PT(0, 2), SHAPES_PT(0, 3), SHAPES_PT(0, 4)},
-    {SHAPES_PT(1, 1), SHAPES_PT(1, 2), SHAPES_PT(1, 3), SHAPES_PT(1, 4)},
-};
-
 /* Shapes (rows x block pairs): 1x2, 1x1, 2x1; one instantiation per (shape, mirrored, bits). */
 #define TILE(MT, NP, MIR, BITS)                                                      \
     static __attribute__((noinline)) void tile_##MT##x##NP##_##MIR##_##BITS(        \
@@ -414,6 +425,30 @@ static const tile_fn tiles[2][LUTRT_MAX_BITS][3] = {
      SHAPES(0, 5), SHAPES(0, 6), SHAPES(0, 7), SHAPES(0, 8)},
     {SHAPES(1, 1), SHAPES(1, 2), SHAPES(1, 3), SHAPES(1, 4),
      SHAPES(1, 5), SHAPES(1, 6), SHAPES(1, 7), SHAPES(1, 8)},
+};
+
+/* Per-table tiles; B > 4 keeps twice the int32 sums, so its "1x2" tile is two 1x1 tiles. */
+#define TILE_PT(MT, NP, MIR, BITS)                                                   \
+    static __attribute__((noinline)) void pt_##MT##x##NP##_##MIR##_##BITS(          \
+        const lutrt_mma_args *a, int m0, int blk0) {                                 \
+        if (BITS > 4 && NP == 2) {                                                   \
+            tile_pt(a, m0, blk0, MT, 1, MIR, BITS);                                  \
+            tile_pt(a, m0, blk0 + 2, MT, 1, MIR, BITS);                              \
+        } else {                                                                     \
+            tile_pt(a, m0, blk0, MT, NP, MIR, BITS);                                 \
+        }                                                                            \
+    }
+#define TILES_PT(MIR, BITS) TILE_PT(1, 2, MIR, BITS) TILE_PT(1, 1, MIR, BITS) TILE_PT(2, 1, MIR, BITS)
+#define SHAPES_PT(MIR, BITS) {pt_1x2_##MIR##_##BITS, pt_1x1_##MIR##_##BITS, pt_2x1_##MIR##_##BITS}
+TILES_PT(0, 1) TILES_PT(0, 2) TILES_PT(0, 3) TILES_PT(0, 4)
+TILES_PT(0, 5) TILES_PT(0, 6) TILES_PT(0, 7) TILES_PT(0, 8)
+TILES_PT(1, 1) TILES_PT(1, 2) TILES_PT(1, 3) TILES_PT(1, 4)
+TILES_PT(1, 5) TILES_PT(1, 6) TILES_PT(1, 7) TILES_PT(1, 8)
+static const tile_fn tiles_pt[2][LUTRT_MAX_BITS][3] = {
+    {SHAPES_PT(0, 1), SHAPES_PT(0, 2), SHAPES_PT(0, 3), SHAPES_PT(0, 4),
+     SHAPES_PT(0, 5), SHAPES_PT(0, 6), SHAPES_PT(0, 7), SHAPES_PT(0, 8)},
+    {SHAPES_PT(1, 1), SHAPES_PT(1, 2), SHAPES_PT(1, 3), SHAPES_PT(1, 4),
+     SHAPES_PT(1, 5), SHAPES_PT(1, 6), SHAPES_PT(1, 7), SHAPES_PT(1, 8)},
 };
 
 /* Same walk as lmma_avx2.c with block pairs; an odd last block goes to the AVX2 kernel. */

@@ -9,6 +9,13 @@
  *   int8 tables: tscale[m, t] = max_{j in t} (sum_i |x[m, 4j+i]|) / 127 over each scale group
  *                t of `scale_group` activations (the last one may be partial);
  *                Tq = round_half_even(T * (127 / max)) as int8 (0 when max == 0).
+ *                Per-table scales (scale_group == 4, the default) lie on a grid instead: in
+ *                each aligned block of 8 tables, u = 2^(ilogb(m) - 13) for the block's largest
+ *                scale m = max|sum| / 127 (2u when ceil(m / u) would reach 2^14), every scale
+ *                is rounded UP to a multiple of u, tscale = mult * u with integer mult < 2^14,
+ *                and Tq = round_half_even(T / tscale) (still within +-127). The AVX-512 kernel
+ *                then sums mult * I in int32 and converts once per block (lmma_avx512.c); the
+ *                rounding up costs at most 2^-13 of the block's largest scale.
  *                Non-finite inputs (issue 11.4): a scale group holding +-inf or NaN, or whose
  *                sum_i |x| overflows float (e.g. 4 x 3e38), gets tscale = NaN and entries 0 (no
  *                float -> int8 cast of inf / NaN ever happens), so every output of that row is

@@ -28,7 +28,7 @@ typedef struct lutrt_mma_args {
     const float *tsum;  /* int8 tables: [M, NS] S[m, t] = sum over the tables j of scale group t
                            of F[m, j], the all-ones entry (plain Tq[j][15], mirrored -Tq[j][0]),
                            so that the zero-point term uses the lookups' own rounding */
-    const int16_t *tmult; /* per-table int8 scales (jt == 1), B <= 4: [M, J] tscale / unit, the
+    const int16_t *tmult; /* per-table int8 scales (jt == 1): [M, J] tscale / unit, the
                              integer multiplier of lutrt_grid_scales; NULL otherwise */
     const float *tunit;   /* [M, ceil(J / LUTRT_GRID_TABLES)] the grid unit (lutrt_grid_unit) */
     const uint8_t *w;

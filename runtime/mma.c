@@ -107,11 +107,11 @@ int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, 
     } else
 #endif
     {
-        /* per-table scales, B <= 4: integer multipliers for the AVX-512 kernel's int32 sums */
+        /* per-table scales: integer multipliers for the AVX-512 kernel's int32 sums */
         int16_t *mult = NULL;
         float *unit = NULL;
 #ifdef LUTRT_X86
-        const int int_multipliers = d->table_i8 && a.jt == 1 && a.bits <= 4 &&
+        const int int_multipliers = d->table_i8 && a.jt == 1 &&
                                     k->mma_i8 && (k->mma_i8 == lutrt_mma_i8_avx512_ptr ||
                                                   k->mma_i8 == lutrt_mma_i8_avx512vnni_ptr);
 #else
