@@ -30,7 +30,7 @@ typedef struct lutrt_mma_args {
                            so that the zero-point term uses the lookups' own rounding */
     const int16_t *tmult; /* per-table int8 scales (jt == 1): [M, J] tscale / unit, the
                              integer multiplier of lutrt_grid_scales; NULL otherwise */
-    const float *tunit;   /* [M, ceil(J / LUTRT_GRID_TABLES)] the grid unit (lutrt_grid_unit) */
+    const float *tunit;   /* [M, ceil(J / LUTRT_GRID_TABLES)] the grid unit 2^(ilogb(max) - 13) */
     const uint8_t *w;
     const float *scales;
     const float *zeros; /* NULL: zimp */
@@ -112,17 +112,6 @@ static inline void lutrt_grid_scales(float *ts, int n) {
     if (ceilf(mx / u) >= LUTRT_GRID_MAX_MULT) u *= 2.0f;
     for (int j = 0; j < n; j++)
         if (ts[j] > 0.0f) ts[j] = ceilf(ts[j] / u) * u;
-}
-
-/* The grid unit u of a block of graded scales (lutrt_grid_scales): 2^(ilogb(max) - 13); 0 when
- * the block has no positive scale, NaN when it holds a NaN (its row is poisoned). */
-static inline float lutrt_grid_unit(const float *ts, int n) {
-    float mx = 0.0f;
-    for (int j = 0; j < n; j++) {
-        if (ts[j] != ts[j]) return ts[j];
-        mx = ts[j] > mx ? ts[j] : mx;
-    }
-    return mx > 0.0f ? ldexpf(1.0f, ilogbf(mx) - 13) : 0.0f;
 }
 
 /* The activation group of the int8-activation path (lutrt.h): the largest multiple of 4 that

@@ -1,6 +1,7 @@
 /* mma.c — the lut.mma entry point: validates a call, derives the sizes the tile kernels use
  * and splits the weight blocks (N) across the thread pool. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "lutrt_internal.h"
 
@@ -19,18 +20,42 @@ static void table_full_sums(const lutrt_mma_args *a, float *tsum) {
 }
 
 /* Per-table scales (lutrt_grid_scales): unit[m, b] of each block of LUTRT_GRID_TABLES tables
- * and the integer multipliers mult[m, j] = tscale / unit (< 2^14; 0 when unit is 0 or NaN). */
+ * and the integer multipliers mult[m, j] = tscale / unit (< 2^14; 0 when unit is 0 or NaN).
+ * unit = 2^(ilogb(max) - 13) (undoing lutrt_grid_scales' rounding up) and 1 / unit are built from the exponent bits
+ * of the block's largest scale (a normal float, >= 2^-107 / 127), so mult = tscale * (1 /
+ * unit) is exact; this runs once per call before the threads start, so it is kept cheap. */
+static float float_of_bits(uint32_t b) {
+    float f;
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+
 static void table_multipliers(const lutrt_mma_args *a, int16_t *mult, float *unit) {
     const int nb = (a->J + LUTRT_GRID_TABLES - 1) / LUTRT_GRID_TABLES;
     for (int m = 0; m < a->M; m++) {
         const float *ts = a->tscale + (size_t)m * a->NS;
+        int16_t *mu = mult + (size_t)m * a->J;
         for (int b = 0; b < nb; b++) {
             const int j0 = b * LUTRT_GRID_TABLES;
             const int n = a->J - j0 < LUTRT_GRID_TABLES ? a->J - j0 : LUTRT_GRID_TABLES;
-            const float u = lutrt_grid_unit(ts + j0, n);
+            float mx = 0.0f;
+            int nan = 0;
+            for (int j = j0; j < j0 + n; j++) {
+                nan |= ts[j] != ts[j];
+                mx = ts[j] > mx ? ts[j] : mx;
+            }
+            float u = 0.0f, inv = 0.0f;
+            if (nan) {
+                u = ts[j0] != ts[j0] ? ts[j0] : __builtin_nanf("");
+            } else if (mx > 0.0f) {
+                uint32_t bits;
+                memcpy(&bits, &mx, sizeof bits);
+                const uint32_t e = (bits >> 23) & 0xffu; /* ilogb(mx) + 127 */
+                u = float_of_bits((e - 13u) << 23);
+                inv = float_of_bits((267u - e) << 23);
+            }
             unit[(size_t)m * nb + b] = u;
-            for (int j = j0; j < j0 + n; j++)
-                mult[(size_t)m * a->J + j] = u > 0.0f ? (int16_t)(ts[j] / u) : 0;
+            for (int j = j0; j < j0 + n; j++) mu[j] = (int16_t)(nan ? 0 : ts[j] * inv);
         }
     }
 }
@@ -108,8 +133,8 @@ int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, 
 #endif
     {
         /* per-table scales: integer multipliers for the AVX-512 kernel's int32 sums */
-        int16_t *mult = NULL;
-        float *unit = NULL;
+        int16_t mult_stack[4096], *mult = NULL;
+        float unit_stack[512], *unit = NULL;
 #ifdef LUTRT_X86
         const int int_multipliers = d->table_i8 && a.jt == 1 &&
                                     k->mma_i8 && (k->mma_i8 == lutrt_mma_i8_avx512_ptr ||
@@ -119,11 +144,12 @@ int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, 
 #endif
         if (int_multipliers) {
             const size_t nb = (size_t)(a.J + LUTRT_GRID_TABLES - 1) / LUTRT_GRID_TABLES;
-            mult = malloc((size_t)a.M * (size_t)a.J * sizeof(int16_t));
-            unit = malloc((size_t)a.M * nb * sizeof(float));
+            const size_t nm = (size_t)a.M * (size_t)a.J, nu = (size_t)a.M * nb;
+            mult = nm <= 4096 ? mult_stack : malloc(nm * sizeof(int16_t));
+            unit = nu <= 512 ? unit_stack : malloc(nu * sizeof(float));
             if (!mult || !unit) {
-                free(mult);
-                free(unit);
+                if (mult != mult_stack) free(mult);
+                if (unit != unit_stack) free(unit);
                 if (tsum != tsum_stack) free(tsum);
                 return lutrt_fail("lutrt_mma: out of memory");
             }
@@ -135,8 +161,8 @@ int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, 
         /* chunks: one GEMV tile (4 blocks = 4 memory streams) or one GEMM super-block */
         int grain = a.M == 1 ? 4 : lutrt_super_blocks(&a);
         lutrt_parallel_for(d->num_threads, a.NB, grain, mma_task, &job);
-        free(mult);
-        free(unit);
+        if (mult != mult_stack) free(mult);
+        if (unit != unit_stack) free(unit);
     }
     if (tsum != tsum_stack) free(tsum);
     return rc;
