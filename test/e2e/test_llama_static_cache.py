@@ -127,7 +127,7 @@ def test_prefill(compiled, llama, references, fmt):
     report("tiny Llama prefill 16", fmt, PATH, "default",
            f"NMSE {e:.1e} vs lossless (rel {rel_max_abs(fast_logits, ref.prefill_logits):.1e} "
            "vs eager)", secs)
-    assert e <= 5e-4
+    assert e <= 2e-4  # issue 10: default vs lossless logits NMSE
 
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=_label)
@@ -156,7 +156,7 @@ def test_decode_step_on_the_prefilled_cache(compiled, llama, references, fmt):
     report("tiny Llama decode @16", fmt, PATH, "default",
            f"NMSE {e:.1e} vs lossless (rel {rel_max_abs(fast_logits, ref.decode_logits):.1e} "
            "vs eager)", secs)
-    assert e <= 5e-4
+    assert e <= 2e-4  # issue 10: default vs lossless logits NMSE
 
 
 @pytest.mark.parametrize("fmt", [None, "w2g64"], ids=_label)
