@@ -31,6 +31,11 @@ VEC_LUT_MIN_M = 0
 # bench/bench_large_m.py --sweep, it wins from 3 tokens on against per-table tables)
 I8ACT_MIN_M = 3
 I8ACT_MIN_M_NARROW = 3
+# LUTRT_F32DQ_MIN_M: tokens from which lut.mma on f32 tables (the lossless mode) runs the
+# dequantize-then-FMA kernel on AVX-512 CPUs (lutrt.h)
+F32DQ_MIN_M = 8
+F32DQ_MIN_M_NARROW = 32  # B <= 2
+F32DQ_MIN_M_WIDE = 1  # B > 4
 
 # ---- lutrt_mma_desc: field order and C types (lutrt.h documents each field) --------------
 

@@ -143,4 +143,27 @@ int lutrt_i8act_min_m(int bits) {
 #endif
 }
 
+/* ---- the lossless mode's large-M f32 path (lutrt.h) ---------------------------------------- */
+static atomic_int f32dq_set = -1; /* lutrt_set_f32dq_min_m; -1: not set */
+
+void lutrt_set_f32dq_min_m(int m) { atomic_store(&f32dq_set, m < 0 ? -1 : m); }
+
+int lutrt_f32dq_min_m(int bits) {
+#ifdef LUTRT_X86
+    if (!lutrt_mma_f32dq_ptr) return 0;
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw")) return 0;
+    int set = atomic_load(&f32dq_set);
+    if (set >= 0) return set;
+    const char *env = getenv("LUTRT_F32DQ_MIN_M");
+    if (env && *env) return atoi(env) > 0 ? atoi(env) : 0;
+    lutrt_current_kernel(); /* resolves `forced` */
+    if (atomic_load(&forced) == 1) return 0;
+    return bits > 4 ? LUTRT_F32DQ_MIN_M_WIDE : bits <= 2 ? LUTRT_F32DQ_MIN_M_NARROW : LUTRT_F32DQ_MIN_M;
+#else
+    (void)bits;
+    return 0;
+#endif
+}
+
 const char *lutrt_kernel_name(void) { return lutrt_current_kernel()->name; }

@@ -58,8 +58,11 @@ def use_library(path) -> ctypes.CDLL:
     lib.lutrt_set_num_threads.argtypes = [ctypes.c_int]
     lib.lutrt_set_i8act_min_m.argtypes = [ctypes.c_int]
     lib.lutrt_i8act_min_m.argtypes = [ctypes.c_int]
+    lib.lutrt_set_f32dq_min_m.argtypes = [ctypes.c_int]
+    lib.lutrt_f32dq_min_m.argtypes = [ctypes.c_int]
     for name in ("lutrt_precompute", "lutrt_precompute_row", "lutrt_mma", "lutrt_set_kernel",
-                 "lutrt_kernel_available", "lutrt_get_num_threads", "lutrt_i8act_min_m"):
+                 "lutrt_kernel_available", "lutrt_get_num_threads", "lutrt_i8act_min_m",
+                 "lutrt_f32dq_min_m"):
         getattr(lib, name).restype = ctypes.c_int
     _lib = lib
     return lib
@@ -104,6 +107,17 @@ def set_i8act_min_m(m: int | None) -> None:
 def i8act_min_m(bits: int) -> int:
     """The threshold in force for `bits`-bit weights (0: the path is off)."""
     return library().lutrt_i8act_min_m(int(bits))
+
+
+def set_f32dq_min_m(m: int | None) -> None:
+    """Tokens from which lut.mma on f32 tables (the lossless mode) runs the dequantize-then-FMA
+    kernel (AVX-512 CPUs; lutrt.h): m >= 1 from m on, 0 never, None restores the default."""
+    library().lutrt_set_f32dq_min_m(-1 if m is None else int(m))
+
+
+def f32dq_min_m(bits: int) -> int:
+    """The threshold in force for `bits`-bit weights (0: the path is off)."""
+    return library().lutrt_f32dq_min_m(int(bits))
 
 
 # ---- precompute ----------------------------------------------------------------------------

@@ -220,6 +220,25 @@ int lutrt_kernel_available(const char *name); /* 1 if compiled in and supported 
 int lutrt_i8act_min_m(int bits);
 void lutrt_set_i8act_min_m(int m); /* m >= 1: from m tokens on; 0: never; < 0: unset */
 
+/* ---- the large-M f32 path of the lossless mode (mma_f32dq_avx512.c) ------------------ */
+/* Tokens from which lutrt_mma on f32 tables (strategy AUTO or PER_TOKEN) multiplies
+ * dequantized weights, w = s (q - z) in f32, with the activations (rebuilt exactly from the
+ * tables) by FMA instead of looking up the tables: the float matmul of the dequantized
+ * weights, exact up to float32 rounding like the table kernels. Crossover against the f32-table
+ * kernels, measured 2026-12-01 on the 16-core Xeon (N=K=4096 and N=1536 K=576, 1 and 16
+ * threads, medians of interleaved calls): B = 3..4 from M = 8, B <= 2 from M = 16..32; for
+ * B > 4 the f32-table kernel is the scalar one (4096^2 GEMV: 268 ms vs 4.5 ms), so always.
+ * At M = 128 (4096^2) it runs 2.2-2.7x faster than f32 tables, 1.15-1.25x the default
+ * int8-activation path on 1 thread and 1.06-1.25x on 16. The threshold in force:
+ * lutrt_set_f32dq_min_m's value if set, else $LUTRT_F32DQ_MIN_M (0 disables), else 0 when a
+ * kernel was forced, else LUTRT_F32DQ_MIN_M (_NARROW for B <= 2, _WIDE for B > 4); always 0
+ * without AVX-512BW. */
+#define LUTRT_F32DQ_MIN_M 8
+#define LUTRT_F32DQ_MIN_M_NARROW 32 /* B <= 2: the cheapest table kernel */
+#define LUTRT_F32DQ_MIN_M_WIDE 1 /* B > 4: the f32-table kernel is scalar there */
+int lutrt_f32dq_min_m(int bits);
+void lutrt_set_f32dq_min_m(int m); /* m >= 1: from m tokens on; 0: never; < 0: unset */
+
 /* ---- threads (threadpool.c) ------------------------------------------------------------ */
 /* Default thread count for lutrt_mma: LUTRT_NUM_THREADS if set, else the online CPUs.
  * n <= 0 restores that default. */

@@ -79,6 +79,9 @@ extern const int lutrt_avx512vbmi_emulated;
  * activations, threads included; NULL unless compiled with AVX512-VNNI (never emulated). */
 typedef int (*lutrt_mma_call_fn)(const lutrt_mma_args *a);
 extern const lutrt_mma_call_fn lutrt_mma_i8act_ptr;
+/* Large-M path of f32 tables (mma_f32dq_avx512.c): dequantized weights x activations, threads
+ * included; NULL unless compiled with AVX-512BW (never emulated). */
+extern const lutrt_mma_call_fn lutrt_mma_f32dq_ptr;
 /* Tokens from which lutrt_mma runs it for B-bit weights (0: never); dispatch.c. */
 int lutrt_i8act_min_m(int bits);
 /* f32 tables (lossless): vpermps kernels for B <= 4 (wider codes: lutrt_mma_f32_ref). The

@@ -117,7 +117,11 @@ int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, 
     /* (per-token is what lut-tile writes for every GEMM: it picks among the LUT kernels and
      * leaves this choice, which depends on M only, to the runtime) */
     int i8act_m = d->table_i8 && d->strategy != LUTRT_STRATEGY_VEC_LUT ? lutrt_i8act_min_m(d->bits) : 0;
-    if (i8act_m > 0 && a.M >= i8act_m) {
+    int f32dq_m = !d->table_i8 && d->strategy != LUTRT_STRATEGY_VEC_LUT ? lutrt_f32dq_min_m(d->bits) : 0;
+    if (f32dq_m > 0 && a.M >= f32dq_m) {
+        /* lossless mode at large M: dequantized weights x activations in f32 (lutrt.h) */
+        rc = lutrt_mma_f32dq_ptr(&a);
+    } else if (i8act_m > 0 && a.M >= i8act_m) {
         /* large M: int8 activations x unpacked weights (lutrt.h), no tables read */
         rc = lutrt_mma_i8act_ptr(&a);
     } else

@@ -38,50 +38,7 @@
 
 static int min_int(int a, int b) { return a < b ? a : b; }
 
-/* lut[b] lane c: the 4 bytes of a code c of plane b, byte i = bit i of the pattern << b; a
- * mirrored code c >= 8 stands for pattern 8 | (~c & 7) (packing.mirror_codes). */
-static void spread_luts(int bits, int mirrored, __m512i *lut) {
-    for (int b = 0; b < bits; b++) {
-        uint32_t v[16];
-        for (int c = 0; c < 16; c++) {
-            const int p = (mirrored && (c & 8)) ? (8 | (~c & 7)) : c;
-            uint32_t d = 0;
-            for (int i = 0; i < 4; i++) d |= (uint32_t)((p >> i) & 1) << (8 * i + b);
-            v[c] = d;
-        }
-        lut[b] = _mm512_loadu_si512(v);
-    }
-}
-
-/* Block blk's codes -> q[j][h][16][4] unsigned (h: rows 0..15 / 16..31); the packed layout is
- * lutrt_code_at's. vpermd reads only the low 4 bits of each index lane. */
-static void unpack_block(const lutrt_mma_args *a, int blk, const __m512i *lut, uint8_t *q) {
-    const int bits = a->bits, npairs = bits >> 1;
-    const __m512i sh_lo = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4);
-    const __m512i sh_hi = _mm512_setr_epi32(8, 8, 8, 8, 8, 8, 8, 8, 12, 12, 12, 12, 12, 12, 12, 12);
-    const uint8_t *c = a->w + (size_t)blk * a->J * a->chunk;
-    for (int j = 0; j < a->J; j++, c += a->chunk) {
-        __m512i q0 = _mm512_setzero_si512(), q1 = _mm512_setzero_si512();
-        for (int pp = 0; pp < npairs; pp++) {
-            /* word i: plane 2pp of rows i / 16+i in bits 0-3 / 4-7, plane 2pp+1 in 8-11 / 12-15 */
-            const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(c + 32 * pp)));
-            const __m512i l0 = lut[2 * pp], l1 = lut[2 * pp + 1];
-            q0 = _mm512_or_si512(q0, _mm512_permutexvar_epi32(w, l0));
-            q0 = _mm512_or_si512(q0, _mm512_permutexvar_epi32(_mm512_srli_epi32(w, 8), l1));
-            q1 = _mm512_or_si512(q1, _mm512_permutexvar_epi32(_mm512_srli_epi32(w, 4), l0));
-            q1 = _mm512_or_si512(q1, _mm512_permutexvar_epi32(_mm512_srli_epi32(w, 12), l1));
-        }
-        if (bits & 1) {
-            /* word i: rows i, 8+i, 16+i, 24+i in bits 0-3, 4-7, 8-11, 12-15 */
-            const __m256i w8 = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(c + 32 * npairs)));
-            const __m512i w = _mm512_broadcast_i64x4(w8);
-            q0 = _mm512_or_si512(q0, _mm512_permutexvar_epi32(_mm512_srlv_epi32(w, sh_lo), lut[bits - 1]));
-            q1 = _mm512_or_si512(q1, _mm512_permutexvar_epi32(_mm512_srlv_epi32(w, sh_hi), lut[bits - 1]));
-        }
-        _mm512_store_si512(q + (size_t)j * 128, q0);
-        _mm512_store_si512(q + (size_t)j * 128 + 64, q1);
-    }
-}
+#include "unpack_avx512.h"
 
 typedef struct {
     const int8_t *hi, *lo;
@@ -187,49 +144,17 @@ TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6)
 typedef void (*tile_fn)(const lutrt_mma_args *, const uint8_t *, int, int);
 static const tile_fn tiles[7] = {NULL, tile_1, tile_2, tile_3, tile_4, tile_5, tile_6};
 
-/* Each thread keeps its unpack buffer (32 K bytes) between blocks and calls: a fresh 128 KiB
- * allocation per block is an mmap + page faults. Freed when the thread exits (pool workers
- * are joined by lutrt_shutdown). */
-typedef struct {
-    uint8_t *p;
-    size_t cap;
-} scratch_buf;
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-
-static void scratch_free(void *v) {
-    scratch_buf *s = (scratch_buf *)v;
-    free(s->p);
-    free(s);
-}
-static void scratch_make_key(void) { pthread_key_create(&scratch_key, scratch_free); }
-
-static uint8_t *scratch(size_t n) {
-    pthread_once(&scratch_once, scratch_make_key);
-    scratch_buf *s = (scratch_buf *)pthread_getspecific(scratch_key);
-    if (!s) {
-        if (!(s = (scratch_buf *)calloc(1, sizeof *s))) return NULL;
-        pthread_setspecific(scratch_key, s);
-    }
-    if (s->cap < n) {
-        free(s->p);
-        s->p = (uint8_t *)aligned_alloc(64, n); /* n = 128 J: a multiple of 64 */
-        s->cap = s->p ? n : 0;
-    }
-    return s->p;
-}
-
 static void blocks_task(void *ctx, int b0, int b1) {
     const lutrt_mma_args *a = (const lutrt_mma_args *)ctx;
-    uint8_t *q = scratch((size_t)a->J * 128);
+    uint8_t *q = lutrt_unpack_scratch((size_t)a->J * 128);
     if (!q) { /* out of memory: the LUT kernel needs no scratch */
         lutrt_current_kernel()->mma_i8(a, b0, b1);
         return;
     }
     __m512i lut[LUTRT_MAX_BITS];
-    spread_luts(a->bits, a->mirrored, lut);
+    lutrt_spread_luts(a->bits, a->mirrored, lut);
     for (int blk = b0; blk < b1; blk++) {
-        unpack_block(a, blk, lut, q);
+        lutrt_unpack_block(a, blk, lut, q);
         int m = 0;
         for (; m + MR_MAX <= a->M; m += MR_MAX) tiles[MR_MAX](a, q, blk, m);
         if (m < a->M) tiles[a->M - m](a, q, blk, m);

@@ -250,7 +250,7 @@ def test_vec_lut_and_f32_tables_ignore_the_path():
 # ---- sanitizers -------------------------------------------------------------------------------
 
 def test_clean_under_asan_ubsan(tmp_path):
-    exe = build.runtime_executable(HERE / "i8act_sanitize_driver.c", sanitize=True,
+    exe = build.runtime_executable(HERE / "large_m_sanitize_driver.c", sanitize=True,
                                    extra_cflags=("-O1",))
     rng = np.random.default_rng(11)
     dirs = []

@@ -1,6 +1,8 @@
-/* i8act_sanitize_driver.c — runs lut.precompute and the large-M int8-activation lut.mma path
- * (lutrt_set_i8act_min_m(1)) on cases written by test_mma_i8act_avx512vnni.py, under
- * -fsanitize=address,undefined. Usage: i8act_sanitize_driver CASE_DIR...
+/* large_m_sanitize_driver.c — runs lut.precompute and the large-M lut.mma paths from one token
+ * on (int8 tables: the int8-activation path, lutrt_set_i8act_min_m(1); f32 tables: the
+ * dequantize-FMA path, lutrt_set_f32dq_min_m(1)) on cases written by
+ * test_mma_i8act_avx512vnni.py and test_mma_f32dq_avx512.py, under
+ * -fsanitize=address,undefined. Usage: large_m_sanitize_driver CASE_DIR...
  *
  * Case directories as for sanitize_driver.c. Tables come from every available precompute
  * (ref, avx2), whole-matrix and per-row, into exact-size heap buffers; lut.mma runs with
@@ -61,7 +63,9 @@ static int run_case(const char *dir) {
         if (!lutrt_kernel_available(names[k])) continue;
         lutrt_set_kernel(names[k]);
         lutrt_set_i8act_min_m(1); /* set explicitly: wins over the forced kernel */
-        if (lutrt_i8act_min_m(d.bits) != 1) return fprintf(stderr, "i8act path unavailable\n"), 1;
+        lutrt_set_f32dq_min_m(1);
+        if ((d.table_i8 ? lutrt_i8act_min_m(d.bits) : lutrt_f32dq_min_m(d.bits)) != 1)
+            return fprintf(stderr, "large-M path unavailable\n"), 1;
         for (int threads = 1; threads <= 2; threads++) {
             d.num_threads = threads;
             d.strategy = LUTRT_STRATEGY_AUTO;
@@ -85,6 +89,7 @@ static int run_case(const char *dir) {
         }
     }
     lutrt_set_i8act_min_m(-1);
+    lutrt_set_f32dq_min_m(-1);
     free(x), free(scales), free(expected), free(packed), free(zeros), free(tables);
     free(tables_row), free(tscale), free(tscale_row), free(sums), free(sums_row), free(out);
     return failures;
