@@ -622,3 +622,24 @@ def test_avx512_kernel_under_simde_emulation(kernel):
                 assert np.array_equal(out, base), case
     finally:
         kernels.use_library(build.runtime_library())
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_per_table_scales_with_large_zero_points(kernel, bits):
+    """Zero points far outside the code range (GGUF Q4_1 stores z = -m/d, which is large for a
+    group of all-positive weights) nearly cancel the lookup sums; the per-table path still
+    computes the formula to float32 rounding, relative to each output's own magnitude."""
+    kernels.set_kernel(kernel)
+    rng = np.random.default_rng(seed("bigz", kernel, bits))
+    k, group, n = 512, 32, 96
+    c = make_case(rng, 2, n, k, bits, group, True, False, True)
+    z = rng.uniform(-150, 150, (n, k // group)).astype(np.float32)
+    s_arg, z_arg = packing.mirror_scales(c["s"], z, bits)
+    c = dict(c, s_arg=s_arg, z_arg=z_arg)
+    t, out = run_mma(c, bits, group, True, True, 1, 4)
+    want = reference.mma_from_tables(t.entries, t.tscale, t.sums, c["codes"], s_arg, z_arg, 0.0,
+                                     group, True, scale_group=4)
+    assert np.abs(out - want).max() <= 1e-5 * np.abs(want).max()
+    # the output's size comes from z * sum(x): check each against its own error scale too
+    assert np.median(np.abs(out - want) / np.maximum(np.abs(want), 1e-3 * np.abs(want).max())) <= 1e-5
