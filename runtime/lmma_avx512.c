@@ -106,6 +106,30 @@ ALWAYS_INLINE void flush32_wide(float *fa, float *fb, __m512i lo, __m512i hi, __
     }
 }
 
+/* End of weight group g: oacc[r][bi] += s[n, g] * facc[r][bi] (both tile kernels). */
+ALWAYS_INLINE void group_done(const lutrt_mma_args *a, int blk0, int g, const int MT, const int NBK,
+                              float facc[2][4][32], float oacc[2][4][32]) {
+    UNROLL for (int bi = 0; bi < NBK; bi++) {
+        const size_t si = ((size_t)(blk0 + bi) * a->NG + g) * LUTRT_BLOCK_N;
+        UNROLL for (int r = 0; r < MT; r++)
+            UNROLL for (int q = 0; q < 32; q += 16) {
+                const __m512 s = _mm512_loadu_ps(a->scales + si + q);
+                const __m512 f = _mm512_load_ps(facc[r][bi] + q);
+                _mm512_store_ps(oacc[r][bi] + q, _mm512_fmadd_ps(s, f, _mm512_load_ps(oacc[r][bi] + q)));
+            }
+    }
+}
+
+/* The tile's output rows m0.. into out (a partial last block writes its rows only). */
+ALWAYS_INLINE void store_rows(const lutrt_mma_args *a, int m0, int blk0, const int MT, const int NBK,
+                              float oacc[2][4][32]) {
+    UNROLL for (int r = 0; r < MT; r++)
+        UNROLL for (int bi = 0; bi < NBK; bi++) {
+            const int n0 = (blk0 + bi) * LUTRT_BLOCK_N, rows = min_int(LUTRT_BLOCK_N, a->N - n0);
+            memcpy(a->out + (size_t)(m0 + r) * a->N + n0, oacc[r][bi], (size_t)rows * sizeof(float));
+        }
+}
+
 /* Rows m0..m0+MT-1 for blocks blk0..blk0+2*NP-1; acc[r][pi][h][half] as in lmma_avx2.c. */
 ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int MT, const int NP,
                            const int MIR, const int BITS) {
@@ -194,22 +218,9 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
                 }
             }
         }
-        UNROLL for (int bi = 0; bi < NBK; bi++) { /* end of a weight group: out += s * F */
-            const size_t si = ((size_t)(blk0 + bi) * a->NG + g) * LUTRT_BLOCK_N;
-            UNROLL for (int r = 0; r < MT; r++) {
-                UNROLL for (int q = 0; q < 32; q += 16) {
-                    const __m512 s = _mm512_loadu_ps(a->scales + si + q);
-                    const __m512 f = _mm512_load_ps(facc[r][bi] + q);
-                    _mm512_store_ps(oacc[r][bi] + q, _mm512_fmadd_ps(s, f, _mm512_load_ps(oacc[r][bi] + q)));
-                }
-            }
-        }
+        group_done(a, blk0, g, MT, NBK, facc, oacc);
     }
-    UNROLL for (int r = 0; r < MT; r++)
-        UNROLL for (int bi = 0; bi < NBK; bi++) {
-            const int n0 = (blk0 + bi) * LUTRT_BLOCK_N, rows = min_int(LUTRT_BLOCK_N, a->N - n0);
-            memcpy(a->out + (size_t)(m0 + r) * a->N + n0, oacc[r][bi], (size_t)rows * sizeof(float));
-        }
+    store_rows(a, m0, blk0, MT, NBK, oacc);
 }
 
 /* Lookup sums of table j (int16 words, no accumulation across tables): P[r][pi][0] rows
@@ -394,21 +405,9 @@ ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int 
             }
             js = je;
         }
-        UNROLL for (int bi = 0; bi < NBK; bi++) { /* end of a weight group: out += s * F */
-            const size_t si = ((size_t)(blk0 + bi) * a->NG + g) * LUTRT_BLOCK_N;
-            UNROLL for (int r = 0; r < MT; r++)
-                UNROLL for (int q = 0; q < 32; q += 16) {
-                    const __m512 s = _mm512_loadu_ps(a->scales + si + q);
-                    const __m512 f = _mm512_load_ps(facc[r][bi] + q);
-                    _mm512_store_ps(oacc[r][bi] + q, _mm512_fmadd_ps(s, f, _mm512_load_ps(oacc[r][bi] + q)));
-                }
-        }
+        group_done(a, blk0, g, MT, NBK, facc, oacc);
     }
-    UNROLL for (int r = 0; r < MT; r++)
-        UNROLL for (int bi = 0; bi < NBK; bi++) {
-            const int n0 = (blk0 + bi) * LUTRT_BLOCK_N, rows = min_int(LUTRT_BLOCK_N, a->N - n0);
-            memcpy(a->out + (size_t)(m0 + r) * a->N + n0, oacc[r][bi], (size_t)rows * sizeof(float));
-        }
+    store_rows(a, m0, blk0, MT, NBK, oacc);
 }
 
 typedef void (*tile_fn)(const lutrt_mma_args *, int, int);

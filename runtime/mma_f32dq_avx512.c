@@ -96,16 +96,7 @@ ALWAYS_INLINE void tile(const lutrt_mma_args *a, const float *x, const float *w,
     }
     const int n0 = blk * LUTRT_BLOCK_N, rows_n = min_int(LUTRT_BLOCK_N, a->N - n0);
     UNROLL for (int r = 0; r < MR; r++) {
-        float *o = a->out + (size_t)(m0 + r) * a->N + n0;
-        if (rows_n == LUTRT_BLOCK_N) {
-            _mm512_storeu_ps(o, acc[r][0]);
-            _mm512_storeu_ps(o + 16, acc[r][1]);
-        } else {
-            float tmp[32];
-            _mm512_storeu_ps(tmp, acc[r][0]);
-            _mm512_storeu_ps(tmp + 16, acc[r][1]);
-            memcpy(o, tmp, (size_t)rows_n * sizeof(float));
-        }
+        lutrt_store_block_row(a->out + (size_t)(m0 + r) * a->N + n0, rows_n, acc[r][0], acc[r][1]);
     }
 }
 

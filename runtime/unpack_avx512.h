@@ -57,6 +57,19 @@ static inline void lutrt_unpack_block(const lutrt_mma_args *a, int blk, const __
     }
 }
 
+/* One output row of a 32-row block: rows_n <= 32 floats from two zmm. */
+static inline void lutrt_store_block_row(float *o, int rows_n, __m512 lo, __m512 hi) {
+    if (rows_n == LUTRT_BLOCK_N) {
+        _mm512_storeu_ps(o, lo);
+        _mm512_storeu_ps(o + 16, hi);
+    } else {
+        float tmp[32];
+        _mm512_storeu_ps(tmp, lo);
+        _mm512_storeu_ps(tmp + 16, hi);
+        memcpy(o, tmp, (size_t)rows_n * sizeof(float));
+    }
+}
+
 /* Each thread keeps its unpack buffer between blocks and calls: a fresh 128 KiB allocation per
  * block is an mmap + page faults. Freed when the thread exits (pool workers are joined by
  * lutrt_shutdown). n must be a multiple of 64. */

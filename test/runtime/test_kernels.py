@@ -479,6 +479,30 @@ def test_strategy_dispatch():
 
 # ---- dispatch, threads, errors ---------------------------------------------------------------
 
+def write_case(d, c, m, n, k, bits, group, mirrored, table_i8, scale_group, zeros, want):
+    """A case directory for the sanitizer drivers (meta.txt + raw arrays; sanitize_driver.c)."""
+    d.mkdir()
+    (d / "meta.txt").write_text(f"{m} {n} {k} {bits} {group} {int(mirrored)} {int(table_i8)} "
+                                f"{scale_group} {c['zimp_arg']} {int(zeros)}\n")
+    c["x"].tofile(d / "x.bin")
+    c["packed"].tofile(d / "packed.bin")
+    packing.pack_scales(c["s_arg"]).tofile(d / "scales.bin")
+    if zeros:
+        packing.pack_scales(c["z_arg"]).tofile(d / "zeros.bin")
+    want.tofile(d / "expected.bin")
+    return str(d)
+
+
+def run_sanitized(exe, dirs, timeout=300):
+    """Runs a sanitizer driver on case directories; it must report every case OK, no error."""
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
+               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+    proc = subprocess.run([str(exe), *dirs], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+    assert proc.returncode == 0 and "runtime error" not in proc.stderr, proc.stderr
+    assert proc.stdout.strip() == f"OK {len(dirs)} cases"
+
+
 def _python(code: str, **env) -> tuple[str, str]:
     e = dict(os.environ, **env)
     e["PYTHONPATH"] = os.pathsep.join(sys.path)
@@ -558,22 +582,9 @@ def test_runtime_clean_under_asan_ubsan(tmp_path):
         c = make_case(rng, m, n, k, bits, group, mirrored, zeros=zeros)
         kernels.set_kernel("ref")
         _, want = run_mma(c, bits, group, mirrored, i8, 1)
-        d = tmp_path / f"case{i}"
-        d.mkdir()
-        (d / "meta.txt").write_text(f"{m} {n} {k} {bits} {group} {int(mirrored)} {int(i8)} 32 "
-                                    f"{c['zimp_arg']} {int(zeros)}\n")
-        c["x"].tofile(d / "x.bin")
-        c["packed"].tofile(d / "packed.bin")
-        packing.pack_scales(c["s_arg"]).tofile(d / "scales.bin")
-        if zeros:
-            packing.pack_scales(c["z_arg"]).tofile(d / "zeros.bin")
-        want.tofile(d / "expected.bin")
-        dirs.append(str(d))
-    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
-               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
-    proc = subprocess.run([str(exe), *dirs], capture_output=True, text=True, env=env, timeout=120)
-    assert proc.returncode == 0 and "runtime error" not in proc.stderr, proc.stderr
-    assert proc.stdout.strip() == f"OK {len(dirs)} cases"
+        dirs.append(write_case(tmp_path / f"case{i}", c, m, n, k, bits, group, mirrored, i8, 32,
+                               zeros, want))
+    run_sanitized(exe, dirs, timeout=120)
 
 
 # (m, n, bits, mirrored, (K, G, explicit zeros), scale_group)

@@ -17,14 +17,12 @@ looking the tables up. Checked here:
 
 from __future__ import annotations
 
-import os
-import subprocess
-
 import numpy as np
 import pytest
 
 from lutc.runtime import abi, build, kernels, packing, reference
-from test_kernels import HERE, _bits, _nonfinite_rows, _python, make_case, run_mma, seed, zero_weight_case
+from test_kernels import (HERE, _bits, _nonfinite_rows, _python, make_case, run_mma, run_sanitized,
+                          seed, write_case, zero_weight_case)
 
 
 def _has_path() -> bool:
@@ -150,19 +148,6 @@ def test_clean_under_asan_ubsan(tmp_path):
             (13, 40, 1000, 8, 40, True, True), (25, 96, 512, 4, 128, False, True)]):
         c = make_case(rng, m, n, k, bits, group, mirrored, zeros=zeros)
         _, want = dq(c, bits, group, mirrored, 1)
-        d = tmp_path / f"case{i}"
-        d.mkdir()
-        (d / "meta.txt").write_text(f"{m} {n} {k} {bits} {group} {int(mirrored)} 0 32 "
-                                    f"{c['zimp_arg']} {int(zeros)}\n")
-        c["x"].tofile(d / "x.bin")
-        c["packed"].tofile(d / "packed.bin")
-        packing.pack_scales(c["s_arg"]).tofile(d / "scales.bin")
-        if zeros:
-            packing.pack_scales(c["z_arg"]).tofile(d / "zeros.bin")
-        want.tofile(d / "expected.bin")
-        dirs.append(str(d))
-    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
-               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
-    proc = subprocess.run([str(exe), *dirs], capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0 and "runtime error" not in proc.stderr, proc.stderr
-    assert proc.stdout.strip() == f"OK {len(dirs)} cases"
+        dirs.append(write_case(tmp_path / f"case{i}", c, m, n, k, bits, group, mirrored, False, 32,
+                               zeros, want))
+    run_sanitized(exe, dirs, timeout=300)
