@@ -118,6 +118,18 @@ int lutrt_set_kernel(const char *name) {
     return LUTRT_OK;
 }
 
+/* A large-M path's threshold as overridden: the lutrt_set_*_min_m value if set, else the
+ * environment variable if set (0 disables), else 0 when a kernel was forced; -1: the default
+ * applies. */
+static int threshold_override(atomic_int *set_by_api, const char *env_name) {
+    const int set = atomic_load(set_by_api);
+    if (set >= 0) return set;
+    const char *env = getenv(env_name);
+    if (env && *env) return atoi(env) > 0 ? atoi(env) : 0;
+    lutrt_current_kernel(); /* resolves `forced` */
+    return atomic_load(&forced) == 1 ? 0 : -1;
+}
+
 /* ---- the int8-activation path's threshold (lutrt.h) ---------------------------------------- */
 static atomic_int i8act_set = -1; /* lutrt_set_i8act_min_m; -1: not set */
 
@@ -130,12 +142,8 @@ int lutrt_i8act_min_m(int bits) {
     if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
         !__builtin_cpu_supports("avx512vnni"))
         return 0;
-    int set = atomic_load(&i8act_set);
-    if (set >= 0) return set;
-    const char *env = getenv("LUTRT_I8ACT_MIN_M");
-    if (env && *env) return atoi(env) > 0 ? atoi(env) : 0;
-    lutrt_current_kernel(); /* resolves `forced` */
-    if (atomic_load(&forced) == 1) return 0;
+    const int over = threshold_override(&i8act_set, "LUTRT_I8ACT_MIN_M");
+    if (over >= 0) return over;
     return bits <= 2 ? LUTRT_I8ACT_MIN_M_NARROW : LUTRT_I8ACT_MIN_M;
 #else
     (void)bits;
@@ -153,12 +161,8 @@ int lutrt_f32dq_min_m(int bits) {
     if (!lutrt_mma_f32dq_ptr) return 0;
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw")) return 0;
-    int set = atomic_load(&f32dq_set);
-    if (set >= 0) return set;
-    const char *env = getenv("LUTRT_F32DQ_MIN_M");
-    if (env && *env) return atoi(env) > 0 ? atoi(env) : 0;
-    lutrt_current_kernel(); /* resolves `forced` */
-    if (atomic_load(&forced) == 1) return 0;
+    const int over = threshold_override(&f32dq_set, "LUTRT_F32DQ_MIN_M");
+    if (over >= 0) return over;
     return bits > 4 ? LUTRT_F32DQ_MIN_M_WIDE : bits <= 2 ? LUTRT_F32DQ_MIN_M_NARROW : LUTRT_F32DQ_MIN_M;
 #else
     (void)bits;

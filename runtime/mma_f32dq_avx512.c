@@ -56,17 +56,10 @@ static void acts_from_tables(const lutrt_mma_args *a, float *x) {
 /* Codes q[j][h][16][4] of block blk -> w[k][32] f32 = s (q - z) per weight group. */
 static void dequantize_block(const lutrt_mma_args *a, int blk, const uint8_t *q, float *w) {
     const __m512i ff = _mm512_set1_epi32(0xff);
-    const float sfac = a->mirrored ? 2.0f : 1.0f;
-    const float zadd = a->mirrored ? (float)((1 << a->bits) - 1) : 0.0f;
     for (int g = 0; g < a->NG; g++) {
         const int j0 = g * a->jg, j1 = min_int(a->J, j0 + a->jg);
-        const size_t si = ((size_t)blk * a->NG + g) * LUTRT_BLOCK_N;
         __m512 z[2], s[2];
-        UNROLL for (int h = 0; h < 2; h++) {
-            const __m512 zz = a->zeros ? _mm512_loadu_ps(a->zeros + si + 16 * h) : _mm512_set1_ps(a->zimp);
-            z[h] = a->mirrored ? _mm512_mul_ps(_mm512_add_ps(zz, _mm512_set1_ps(zadd)), _mm512_set1_ps(0.5f)) : zz;
-            s[h] = _mm512_mul_ps(_mm512_loadu_ps(a->scales + si + 16 * h), _mm512_set1_ps(sfac));
-        }
+        lutrt_block_group_sz(a, blk, g, z, s);
         for (int j = j0; j < j1; j++) {
             UNROLL for (int h = 0; h < 2; h++) {
                 const __m512i v = _mm512_load_si512(q + (size_t)j * 128 + 64 * h);

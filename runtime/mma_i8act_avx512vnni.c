@@ -86,8 +86,6 @@ ALWAYS_INLINE void dot_act_group(const uint8_t *q, const act_row *rows, int js, 
  * for an integer z (integers below 2^24), so codes equal to z give exactly 0. */
 ALWAYS_INLINE void tile(const lutrt_mma_args *a, const uint8_t *q, int blk, int m0, const int MR) {
     const int J = a->J;
-    const float sfac = a->mirrored ? 2.0f : 1.0f;
-    const float zadd = a->mirrored ? (float)((1 << a->bits) - 1) : 0.0f;
     act_row rows[8];
     UNROLL for (int r = 0; r < MR; r++) rows[r] = row_at(a, m0 + r);
     __m512 oacc[8][2];
@@ -95,14 +93,8 @@ ALWAYS_INLINE void tile(const lutrt_mma_args *a, const uint8_t *q, int blk, int 
     UNROLL for (int r = 0; r < MR; r++) oacc[r][0] = oacc[r][1] = _mm512_setzero_ps();
     for (int g = 0; g < a->NG; g++) {
         const int j0 = g * a->jg, j1 = min_int(J, j0 + a->jg);
-        const size_t si = ((size_t)blk * a->NG + g) * LUTRT_BLOCK_N;
         __m512 z[2], s[2];
-        UNROLL for (int h = 0; h < 2; h++) {
-            const __m512 zz = a->zeros ? _mm512_loadu_ps(a->zeros + si + 16 * h) : _mm512_set1_ps(a->zimp);
-            /* mirrored: z = (z' + 2^B - 1) / 2 (exact for integer z), s = 2 s' */
-            z[h] = a->mirrored ? _mm512_mul_ps(_mm512_add_ps(zz, _mm512_set1_ps(zadd)), _mm512_set1_ps(0.5f)) : zz;
-            s[h] = _mm512_mul_ps(_mm512_loadu_ps(a->scales + si + 16 * h), _mm512_set1_ps(sfac));
-        }
+        lutrt_block_group_sz(a, blk, g, z, s);
         for (int js = j0, t = j0 / a->ja; js < j1; js += a->ja, t++) {
             dot_act_group(q, rows, js, min_int(j1, js + a->ja), MR, ih, il);
             UNROLL for (int r = 0; r < MR; r++) {

@@ -57,6 +57,21 @@ static inline void lutrt_unpack_block(const lutrt_mma_args *a, int blk, const __
     }
 }
 
+/* Scales and zero points of weight group g of block blk for the unsigned codes of
+ * lutrt_unpack_block (rows 16h..16h+15): mirrored formats store s' = s / 2 and
+ * z' = 2z + 1 - 2^B, so s = 2 s', z = (z' + 2^B - 1) / 2 (exact for integer z). */
+static inline void lutrt_block_group_sz(const lutrt_mma_args *a, int blk, int g, __m512 z[2],
+                                        __m512 s[2]) {
+    const size_t si = ((size_t)blk * a->NG + g) * LUTRT_BLOCK_N;
+    const float sfac = a->mirrored ? 2.0f : 1.0f;
+    const float zadd = a->mirrored ? (float)((1 << a->bits) - 1) : 0.0f;
+    for (int h = 0; h < 2; h++) {
+        const __m512 zz = a->zeros ? _mm512_loadu_ps(a->zeros + si + 16 * h) : _mm512_set1_ps(a->zimp);
+        z[h] = a->mirrored ? _mm512_mul_ps(_mm512_add_ps(zz, _mm512_set1_ps(zadd)), _mm512_set1_ps(0.5f)) : zz;
+        s[h] = _mm512_mul_ps(_mm512_loadu_ps(a->scales + si + 16 * h), _mm512_set1_ps(sfac));
+    }
+}
+
 /* One output row of a 32-row block: rows_n <= 32 floats from two zmm. */
 static inline void lutrt_store_block_row(float *o, int rows_n, __m512 lo, __m512 hi) {
     if (rows_n == LUTRT_BLOCK_N) {
