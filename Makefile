@@ -40,6 +40,7 @@ bench: $(VENV)/.test
 	$(BIN)/python bench/bench_generate.py
 	$(BIN)/python bench/bench_codegen_ops.py
 	$(BIN)/python bench/bench_accuracy.py
+	$(BIN)/python bench/bench_table_scales.py
 
 clean:
 	rm -rf out .lutc-cache
