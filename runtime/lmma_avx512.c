@@ -106,6 +106,16 @@ ALWAYS_INLINE void flush32_wide(float *fa, float *fb, __m512i lo, __m512i hi, __
     }
 }
 
+/* The odd last plane's 16-byte chunks of blocks a and b as vpshufb indices: lanes [a, a, b, b],
+ * then low nibbles in lanes 0, 2 and high ones in 1, 3. */
+ALWAYS_INLINE __m512i odd_plane_index(const uint8_t *pa, const uint8_t *pb, __m512i m0f) {
+    const __m512i va = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)pa));
+    const __m512i vb = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)pb));
+    const __m512i v = _mm512_mask_blend_epi64(0xF0, va, vb);
+    return _mm512_mask_blend_epi64(0xCC, _mm512_and_si512(v, m0f),
+                                   _mm512_and_si512(_mm512_srli_epi16(v, 4), m0f));
+}
+
 /* End of weight group g: oacc[r][bi] += s[n, g] * facc[r][bi] (both tile kernels). */
 ALWAYS_INLINE void group_done(const lutrt_mma_args *a, int blk0, int g, const int MT, const int NBK,
                               float facc[2][4][32], float oacc[2][4][32]) {
@@ -183,12 +193,7 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
                         }
                     }
                     if (odd) {
-                        /* lanes [a, a, b, b], then low nibbles in lanes 0, 2 and high in 1, 3 */
-                        const __m512i va = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(pa + 32 * npairs)));
-                        const __m512i vb = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(pb + 32 * npairs)));
-                        const __m512i v = _mm512_mask_blend_epi64(0xF0, va, vb);
-                        const __m512i idx = _mm512_mask_blend_epi64(
-                            0xCC, _mm512_and_si512(v, m0f), _mm512_and_si512(_mm512_srli_epi16(v, 4), m0f));
+                        const __m512i idx = odd_plane_index(pa + 32 * npairs, pb + 32 * npairs, m0f);
                         UNROLL for (int r = 0; r < MT; r++) {
                             const __m512i x = _mm512_shuffle_epi8(tab[r], idx);
                             acc[r][pi][hlast][0] = _mm512_add_epi16(acc[r][pi][hlast][0], _mm512_maddubs_epi16(ceven, x));
@@ -252,11 +257,7 @@ ALWAYS_INLINE void lookups_pt(const lutrt_mma_args *a, const uint8_t *const *wb,
             }
         }
         if (odd) {
-            const __m512i va = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(pa + 32 * npairs)));
-            const __m512i vb = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(pb + 32 * npairs)));
-            const __m512i v = _mm512_mask_blend_epi64(0xF0, va, vb);
-            const __m512i idx = _mm512_mask_blend_epi64(
-                0xCC, _mm512_and_si512(v, m0f), _mm512_and_si512(_mm512_srli_epi16(v, 4), m0f));
+            const __m512i idx = odd_plane_index(pa + 32 * npairs, pb + 32 * npairs, m0f);
             UNROLL for (int r = 0; r < MT; r++) {
                 const __m512i x = _mm512_shuffle_epi8(tab[r], idx);
                 const __m512i x0 = _mm512_maddubs_epi16(ceven, x), x1 = _mm512_maddubs_epi16(codd, x);
