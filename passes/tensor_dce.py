@@ -17,11 +17,14 @@ def _removable(op: Operation) -> bool:
 
 
 def erase_dead_tensor_ops(module: ModuleOp) -> None:
-    changed = True
-    while changed:
-        changed = False
-        for op in reversed(list(module.walk())):
-            if op.parent is not None and _removable(op):
-                op.detach()
-                op.erase()
-                changed = True
+    """One walk from the bottom up (users before producers, so chains go in one pass), then
+    a worklist of the producers an erasure left unused (those in an enclosing region)."""
+    worklist = list(module.walk())  # popped from the end: bottom up
+    while worklist:
+        op = worklist.pop()
+        if op.parent is None or not _removable(op):
+            continue
+        producers = [v.owner for v in op.operands if isinstance(v.owner, Operation)]
+        op.detach()
+        op.erase()
+        worklist.extend(producers)

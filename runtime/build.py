@@ -200,3 +200,10 @@ def runtime_executable(main_c: Path | str, sanitize: bool = False,
     return _cached(cache_dir() / f"{main_c.stem}-{key}",
                    lambda tmp: compile_executable([*runtime_sources(), main_c], tmp,
                                                   extra_cflags, sanitize))
+
+
+if __name__ == "__main__":  # `python -m lutc.runtime.build`: build (or find) the library now
+    try:
+        print(runtime_library())
+    except RuntimeBuildError as err:
+        raise SystemExit(f"lutc: {err}") from None

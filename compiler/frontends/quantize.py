@@ -101,7 +101,16 @@ class QuantizedWeight:
         return np.where(dead, np.float32(0), self.scales).astype(np.float32)
 
     def dequantize(self) -> np.ndarray:
+        """w = s * (q - z) in float32, [N, K]."""
         n, k = self.codes.shape
+        if k % self.group == 0:  # whole groups: broadcast s, z per group, in place (no gathers)
+            w = self.codes.astype(np.float32).reshape(n, k // self.group, self.group)
+            if self.zeros is not None:
+                w -= self.zeros.astype(np.float32)[:, :, None]
+            else:
+                w -= np.float32(self.implicit_zero)
+            w *= self.scales.astype(np.float32)[:, :, None]
+            return w.reshape(n, k)
         idx = np.arange(k) // self.group
         z = self.zeros[:, idx] if self.zeros is not None else self.implicit_zero
         return (self.scales[:, idx] * (self.codes.astype(np.float32) - z)).astype(np.float32)
