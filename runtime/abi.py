@@ -31,6 +31,9 @@ VEC_LUT_MIN_M = 0
 # bench/bench_large_m.py --sweep, it wins from 3 tokens on against per-table tables)
 I8ACT_MIN_M = 3
 I8ACT_MIN_M_NARROW = 3
+# the same on AVX2 CPUs without AVX512-VNNI (mma_i8act_avx2.c)
+I8ACT_MIN_M_AVX2 = 8
+I8ACT_MIN_M_AVX2_NARROW = 16
 # LUTRT_F32DQ_MIN_M: tokens from which lut.mma on f32 tables (the lossless mode) runs the
 # dequantize-then-FMA kernel on AVX-512 CPUs (lutrt.h)
 F32DQ_MIN_M = 8
@@ -54,6 +57,7 @@ MMA_DESC_FIELDS: tuple[tuple[str, str], ...] = (
     ("tile_m", "int32_t"),
     ("tile_n", "int32_t"),
     ("tile_k", "int32_t"),
+    ("consumer_bits", "int32_t"),
 )
 
 

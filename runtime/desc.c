@@ -34,6 +34,9 @@ int lutrt_check_desc(const lutrt_mma_desc *d, int for_mma) {
         if (d->group % sg && lutrt_num_groups(d) > 1)
             return lutrt_fail("lutrt: scale_group %d must divide the weight group %d", sg, d->group);
     }
+    if (d->consumer_bits < 0 || d->consumer_bits > LUTRT_MAX_BITS)
+        return lutrt_fail("lutrt: consumer_bits must be 0..%d, got %d", LUTRT_MAX_BITS,
+                          d->consumer_bits);
     if (for_mma) {
         if (d->N < 1) return lutrt_fail("lutrt: N must be >= 1, got %d", d->N);
         if (d->bits < 1 || d->bits > LUTRT_MAX_BITS)

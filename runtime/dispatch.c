@@ -135,20 +135,69 @@ static atomic_int i8act_set = -1; /* lutrt_set_i8act_min_m; -1: not set */
 
 void lutrt_set_i8act_min_m(int m) { atomic_store(&i8act_set, m < 0 ? -1 : m); }
 
-int lutrt_i8act_min_m(int bits) {
+/* The int8-activation kernel this CPU runs: AVX512-VNNI (mma_i8act_avx512vnni.c), else AVX2
+ * (mma_i8act_avx2.c); lutrt_set_i8act_kernel picks one explicitly. */
+static atomic_int i8act_choice = 0; /* 0 auto, 1 avx512vnni, 2 avx2 */
+
+static int cpu_has_vnni(void) {
 #ifdef LUTRT_X86
-    if (!lutrt_mma_i8act_ptr) return 0;
     __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
-        !__builtin_cpu_supports("avx512vnni"))
-        return 0;
-    const int over = threshold_override(&i8act_set, "LUTRT_I8ACT_MIN_M");
-    if (over >= 0) return over;
-    return bits <= 2 ? LUTRT_I8ACT_MIN_M_NARROW : LUTRT_I8ACT_MIN_M;
+    return lutrt_mma_i8act_ptr && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
 #else
-    (void)bits;
     return 0;
 #endif
+}
+
+static int cpu_has_avx2(void) {
+#ifdef LUTRT_X86
+    __builtin_cpu_init();
+    return lutrt_mma_i8act_avx2_ptr && __builtin_cpu_supports("avx2") &&
+           __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+lutrt_mma_call_fn lutrt_i8act_kernel(void) {
+#ifdef LUTRT_X86
+    const int c = atomic_load(&i8act_choice);
+    if (c == 1 || (c == 0 && cpu_has_vnni())) return cpu_has_vnni() ? lutrt_mma_i8act_ptr : 0;
+    return cpu_has_avx2() ? lutrt_mma_i8act_avx2_ptr : 0;
+#else
+    return 0;
+#endif
+}
+
+int lutrt_set_i8act_kernel(const char *name) {
+    if (!name || !strcmp(name, "auto")) {
+        atomic_store(&i8act_choice, 0);
+        return LUTRT_OK;
+    }
+    const int c = !strcmp(name, "avx512vnni") ? 1 : !strcmp(name, "avx2") ? 2 : -1;
+    if (c < 0) return lutrt_fail("lutrt: unknown int8-activation kernel '%s'", name);
+    if (!(c == 1 ? cpu_has_vnni() : cpu_has_avx2()))
+        return lutrt_fail("lutrt: this CPU cannot run int8-activation kernel '%s'", name);
+    atomic_store(&i8act_choice, c);
+    return LUTRT_OK;
+}
+
+const char *lutrt_i8act_kernel_name(void) {
+    const lutrt_mma_call_fn f = lutrt_i8act_kernel();
+#ifdef LUTRT_X86
+    if (f && f == lutrt_mma_i8act_ptr) return "avx512vnni";
+#endif
+    return f ? "avx2" : "none";
+}
+
+int lutrt_i8act_min_m(int bits) {
+    const lutrt_mma_call_fn f = lutrt_i8act_kernel();
+    if (!f) return 0;
+    const int over = threshold_override(&i8act_set, "LUTRT_I8ACT_MIN_M");
+    if (over >= 0) return over;
+    if (strcmp(lutrt_i8act_kernel_name(), "avx2") == 0)
+        return bits <= 2 ? LUTRT_I8ACT_MIN_M_AVX2_NARROW : LUTRT_I8ACT_MIN_M_AVX2;
+    return bits <= 2 ? LUTRT_I8ACT_MIN_M_NARROW : LUTRT_I8ACT_MIN_M;
 }
 
 /* ---- the lossless mode's large-M f32 path (lutrt.h) ---------------------------------------- */

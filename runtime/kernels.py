@@ -58,11 +58,13 @@ def use_library(path) -> ctypes.CDLL:
     lib.lutrt_set_num_threads.argtypes = [ctypes.c_int]
     lib.lutrt_set_i8act_min_m.argtypes = [ctypes.c_int]
     lib.lutrt_i8act_min_m.argtypes = [ctypes.c_int]
+    lib.lutrt_set_i8act_kernel.argtypes = [ctypes.c_char_p]
+    lib.lutrt_i8act_kernel_name.restype = ctypes.c_char_p
     lib.lutrt_set_f32dq_min_m.argtypes = [ctypes.c_int]
     lib.lutrt_f32dq_min_m.argtypes = [ctypes.c_int]
     for name in ("lutrt_precompute", "lutrt_precompute_row", "lutrt_mma", "lutrt_set_kernel",
                  "lutrt_kernel_available", "lutrt_get_num_threads", "lutrt_i8act_min_m",
-                 "lutrt_f32dq_min_m"):
+                 "lutrt_f32dq_min_m", "lutrt_set_i8act_kernel"):
         getattr(lib, name).restype = ctypes.c_int
     _lib = lib
     return lib
@@ -100,8 +102,19 @@ def get_num_threads() -> int:
 
 def set_i8act_min_m(m: int | None) -> None:
     """Tokens from which lut.mma on int8 tables runs the int8-activation kernel (AVX512-VNNI
-    CPUs; lutrt.h): m >= 1 from m on, 0 never, None restores the default."""
+    or AVX2 CPUs; lutrt.h): m >= 1 from m on, 0 never, None restores the default."""
     library().lutrt_set_i8act_min_m(-1 if m is None else int(m))
+
+
+def set_i8act_kernel(name: str | None) -> None:
+    """The int8-activation kernel: "avx512vnni", "avx2" or None (the best this CPU runs);
+    raises ValueError for one this CPU or build cannot run."""
+    _check(library().lutrt_set_i8act_kernel(None if name is None else name.encode()))
+
+
+def i8act_kernel_name() -> str:
+    """The int8-activation kernel in use: "avx512vnni", "avx2" or "none"."""
+    return library().lutrt_i8act_kernel_name().decode()
 
 
 def i8act_min_m(bits: int) -> int:
@@ -183,12 +196,13 @@ class Tables:
 
 def _desc(M: int, N: int, K: int, bits: int, group: int, mirrored: bool, table_i8: bool,
           scale_group: int, zimp: float = 0.0, threads: int | None = None,
-          strategy: str | None = None, tile: tuple[int, int, int] = (0, 0, 0)) -> Desc:
+          strategy: str | None = None, tile: tuple[int, int, int] = (0, 0, 0),
+          consumer_bits: int = 0) -> Desc:
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of per_token, vec_lut, auto, got {strategy!r}")
     return Desc(M, N, K, bits, group, int(mirrored), int(table_i8),
                 scale_group if table_i8 else 0, zimp, int(threads or 0), STRATEGIES[strategy],
-                *tile)
+                *tile, consumer_bits)
 
 
 def _f32_matrix(name: str, a: np.ndarray, shape: tuple[int, ...] | None = None) -> np.ndarray:
@@ -202,10 +216,12 @@ def _f32_matrix(name: str, a: np.ndarray, shape: tuple[int, ...] | None = None) 
 
 class PrecomputeCall:
     """lut.precompute of one activation buffer with its arguments bound: `call()` refills
-    `tables` from the current contents of `x` with little Python overhead."""
+    `tables` from the current contents of `x` with little Python overhead. `consumer_bits`
+    (lutrt.h): B promises that only per-token/auto lut.mma calls with B-bit weights read the
+    tables, which lets the runtime skip the entries where those take the int8-activation path."""
 
     def __init__(self, x: np.ndarray, *, group: int, entries: int = 16, table_i8: bool = True,
-                 scale_group: int = 32, threads: int | None = None):
+                 scale_group: int = 32, threads: int | None = None, consumer_bits: int = 0):
         x = _f32_matrix("x", x)
         if x.ndim != 2 or x.shape[1] % 4 or x.shape[0] < 1:
             raise ValueError(f"x must be [M, K] with K a multiple of 4, got shape {list(x.shape)}")
@@ -213,7 +229,8 @@ class PrecomputeCall:
             raise ValueError(f"entries must be 8 (mirrored) or 16, got {entries}")
         m, k = x.shape
         mirrored = entries == 8
-        self.desc = _desc(m, 1, k, 1, group, mirrored, table_i8, scale_group, threads=threads)
+        self.desc = _desc(m, 1, k, 1, group, mirrored, table_i8, scale_group, threads=threads,
+                          consumer_bits=consumer_bits)
         ng = -(-k // group) if group > 0 else 0
         ns = -(-k // scale_group) if table_i8 and scale_group > 0 else 0
         self.x = x
@@ -238,12 +255,14 @@ class PrecomputeCall:
 
 
 def precompute(x: np.ndarray, *, group: int, entries: int = 16, table_i8: bool = True,
-               scale_group: int = 32, threads: int | None = None) -> Tables:
+               scale_group: int = 32, threads: int | None = None,
+               consumer_bits: int = 0) -> Tables:
     """Tables of activations x f32 [M, K] (K % 4 == 0) with sums over weight groups `group`:
     entries 16 (plain) or 8 (mirrored), int8 with one scale per `scale_group` activations or
-    f32."""
+    f32. `consumer_bits`: see PrecomputeCall."""
     return PrecomputeCall(x, group=group, entries=entries, table_i8=table_i8,
-                          scale_group=scale_group, threads=threads)()
+                          scale_group=scale_group, threads=threads,
+                          consumer_bits=consumer_bits)()
 
 
 # ---- mma -----------------------------------------------------------------------------------

@@ -43,7 +43,7 @@
  *   Large M: int8 activations instead of int8 tables. A LUT kernel pays B lookups per weight
  *   and token; an int8 multiply-accumulate costs the same for any B, so from
  *   lutrt_i8act_min_m(B) tokens on (see below) lutrt_mma, for int8 tables with strategy AUTO
- *   or PER_TOKEN (what lut-tile emits), runs an AVX512-VNNI kernel (mma_i8act_avx512vnni.c)
+ *   or PER_TOKEN (what lut-tile emits), runs an AVX512-VNNI kernel (mma_i8act_avx512vnni.c; AVX2 CPUs: mma_i8act_avx2.c)
  *   on the two-pass ("int16-equivalent") int8 activations that lut.precompute stores after
  *   each int8 table row, one scale per ACTIVATION group t of AG activations, AG =
  *   lutrt_act_group: the largest multiple of 4 that is <= 32 and divides G (32 when G >= K),
@@ -127,6 +127,13 @@ typedef struct lutrt_mma_desc {
     int32_t tile_n;      /* Vec-LUT: weight rows per unit of work (and thread grain), rounded
                             up to a multiple of 32 (0: 256) */
     int32_t tile_k;      /* reserved: both kernels step K by table scale groups (0) */
+    /* Precompute only (lutrt_mma ignores it). 0: the tables' readers are unknown, every entry
+     * is written. B in 1..8: the caller promises that every lutrt_mma reading these int8
+     * tables has bits = B and strategy AUTO or PER_TOKEN; from M >= lutrt_i8act_min_m(B) > 0
+     * tokens on those calls run the int8-activation kernel, which reads only tscale and the
+     * activation section, so precompute then leaves the table entries unwritten (the prefill
+     * cost of building tables nobody reads). lutrt_i8act_min_m must not change in between. */
+    int32_t consumer_bits;
 } lutrt_mma_desc;
 
 enum {
@@ -212,13 +219,24 @@ int lutrt_kernel_available(const char *name); /* 1 if compiled in and supported 
  * so both thresholds are 3; the narrow one (B <= 2, the cheapest LUT kernel) stays separate. */
 #define LUTRT_I8ACT_MIN_M 3
 #define LUTRT_I8ACT_MIN_M_NARROW 3 /* B <= 2 */
+/* CPUs with AVX2 but no AVX512-VNNI run mma_i8act_avx2.c (vpmaddwd on xq = 128 hi + lo, the
+ * same formula; lutrt_i8act_kernel_name says which) from these thresholds on. Measured on one
+ * Zen 3 core (2026-12-01, interleaved medians, LUT / int8-activation time at M = 4, 8, 16,
+ * 128): N=1536 K=576 w4 0.80 1.03 1.30 1.35, w8 0.98 1.56 1.88 2.39, w2 0.81 0.90 0.90 1.04;
+ * N=K=4096 w4 128 tokens 190 / 127 ms. */
+#define LUTRT_I8ACT_MIN_M_AVX2 8
+#define LUTRT_I8ACT_MIN_M_AVX2_NARROW 16 /* B <= 2 */
 /* The threshold in force for B-bit weights, 0 = never: lutrt_set_i8act_min_m's value if set,
  * else $LUTRT_I8ACT_MIN_M if set (0 disables), else 0 when the LUT kernel was forced
  * (LUTRT_KERNEL or lutrt_set_kernel with a name: a forced kernel runs at every M), else the
- * defaults above; always 0 without AVX512-VNNI. Strategy VEC_LUT forces the Vec-LUT kernel
+ * defaults above; always 0 without AVX512-VNNI or AVX2. Strategy VEC_LUT forces the Vec-LUT kernel
  * (and thus the tables) too. */
 int lutrt_i8act_min_m(int bits);
 void lutrt_set_i8act_min_m(int m); /* m >= 1: from m tokens on; 0: never; < 0: unset */
+/* The int8-activation kernel in use: "avx512vnni", "avx2" or "none"; lutrt_set_i8act_kernel
+ * picks one this CPU runs (NULL or "auto": the best), else fails with lutrt_last_error. */
+const char *lutrt_i8act_kernel_name(void);
+int lutrt_set_i8act_kernel(const char *name);
 
 /* ---- the large-M f32 path of the lossless mode (mma_f32dq_avx512.c) ------------------ */
 /* Tokens from which lutrt_mma on f32 tables (strategy AUTO or PER_TOKEN) multiplies

@@ -78,7 +78,10 @@ extern const int lutrt_avx512vbmi_emulated;
 /* Large-M path (mma_i8act_avx512vnni.c): the whole int8-table call from the rows' int8
  * activations, threads included; NULL unless compiled with AVX512-VNNI (never emulated). */
 typedef int (*lutrt_mma_call_fn)(const lutrt_mma_args *a);
-extern const lutrt_mma_call_fn lutrt_mma_i8act_ptr;
+extern const lutrt_mma_call_fn lutrt_mma_i8act_ptr;      /* AVX512-VNNI, NULL if not compiled */
+extern const lutrt_mma_call_fn lutrt_mma_i8act_avx2_ptr; /* AVX2 + FMA (mma_i8act_avx2.c) */
+/* the one this CPU runs (lutrt_set_i8act_kernel), NULL if none */
+lutrt_mma_call_fn lutrt_i8act_kernel(void);
 /* Large-M path of f32 tables (mma_f32dq_avx512.c): dequantized weights x activations, threads
  * included; NULL unless compiled with AVX-512BW (never emulated). */
 extern const lutrt_mma_call_fn lutrt_mma_f32dq_ptr;
@@ -155,6 +158,14 @@ static inline float lutrt_act_scale(float mx, int finite) {
  * non-finite row poisons this path exactly like the tables; 0 below LUTRT_TINY_SCALE), hi, lo
  * and their integer sums shi, slo. Portable version (precompute.c); precompute_avx2.c has a
  * bit-identical AVX2 one. */
+/* Whether a precompute may leave the int8 table entries unwritten: its consumers (desc
+ * consumer_bits, lutrt.h) take the int8-activation kernel at this M and read no entry. */
+static inline int lutrt_entries_unread(const lutrt_mma_desc *d) {
+    if (!d->table_i8 || d->consumer_bits == 0) return 0;
+    const int m = lutrt_i8act_min_m(d->consumer_bits);
+    return m > 0 && d->M >= m;
+}
+
 void lutrt_precompute_acts_ref(const lutrt_mma_desc *d, const float *x, const float *tscale,
                                void *tables_row);
 

@@ -103,6 +103,22 @@ int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, 
         .zimp = d->zimp,
         .out = out,
     };
+    const lutrt_kernel *k = lutrt_current_kernel();
+#ifdef LUTRT_X86
+    /* (per-token is what lut-tile writes for every GEMM: it picks among the LUT kernels and
+     * leaves this choice, which depends on M only, to the runtime) */
+    int i8act_m = d->table_i8 && d->strategy != LUTRT_STRATEGY_VEC_LUT ? lutrt_i8act_min_m(d->bits) : 0;
+    int f32dq_m = !d->table_i8 && d->strategy != LUTRT_STRATEGY_VEC_LUT ? lutrt_f32dq_min_m(d->bits) : 0;
+    if (f32dq_m > 0 && a.M >= f32dq_m) {
+        /* lossless mode at large M: dequantized weights x activations in f32 (lutrt.h) */
+        return lutrt_mma_f32dq_ptr(&a);
+    }
+    if (i8act_m > 0 && a.M >= i8act_m) {
+        /* large M: int8 activations x unpacked weights (lutrt.h), no table entry read (the
+         * precompute may have left them unwritten: lutrt_mma_desc.consumer_bits) */
+        return lutrt_i8act_kernel()(&a);
+    }
+#endif
     /* zero-point term of int8 tables from the tables themselves (lutrt.h) */
     float tsum_stack[1024], *tsum = NULL;
     if (d->table_i8) {
@@ -112,19 +128,7 @@ int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, 
         table_full_sums(&a, tsum);
         a.tsum = tsum;
     }
-    const lutrt_kernel *k = lutrt_current_kernel();
 #ifdef LUTRT_X86
-    /* (per-token is what lut-tile writes for every GEMM: it picks among the LUT kernels and
-     * leaves this choice, which depends on M only, to the runtime) */
-    int i8act_m = d->table_i8 && d->strategy != LUTRT_STRATEGY_VEC_LUT ? lutrt_i8act_min_m(d->bits) : 0;
-    int f32dq_m = !d->table_i8 && d->strategy != LUTRT_STRATEGY_VEC_LUT ? lutrt_f32dq_min_m(d->bits) : 0;
-    if (f32dq_m > 0 && a.M >= f32dq_m) {
-        /* lossless mode at large M: dequantized weights x activations in f32 (lutrt.h) */
-        rc = lutrt_mma_f32dq_ptr(&a);
-    } else if (i8act_m > 0 && a.M >= i8act_m) {
-        /* large M: int8 activations x unpacked weights (lutrt.h), no tables read */
-        rc = lutrt_mma_i8act_ptr(&a);
-    } else
     /* Vec-LUT: int8 tables on the SIMD kernels, when asked for or from the crossover on */
     /* (its int16 Horner accumulation over planes holds for B <= 4 only; wider codes always
      * take the per-token kernel, which splits planes 0..3 / 4..B-1) */

@@ -93,6 +93,7 @@ void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x, void *tab
     }
     int8_t *tq = (int8_t *)tables_row;
     int jt = d->scale_group / 4, ns = lutrt_num_scale_groups(d);
+    const int entries = !lutrt_entries_unread(d); /* else tscale and the activations only */
     if (jt == 1) { /* per-table scales on the grid of lutrt_grid_scales, 1 / tscale per entry */
         for (int b0 = 0; b0 < J; b0 += LUTRT_GRID_TABLES) {
             const int b1 = min_int(J, b0 + LUTRT_GRID_TABLES);
@@ -102,7 +103,7 @@ void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x, void *tab
                 tscale[j] = lutrt_table_scale(a, a <= FLT_MAX);
             }
             lutrt_grid_scales(tscale + b0, b1 - b0);
-            for (int j = b0; j < b1; j++) {
+            for (int j = b0; j < b1 && entries; j++) {
                 if (!(tscale[j] > 0.0f)) {
                     memset(tq + (size_t)j * E, 0, (size_t)E);
                     continue;
@@ -135,12 +136,12 @@ void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x, void *tab
         float scale = lutrt_table_scale(mx, finite);
         if (!(scale > 0.0f)) {
             tscale[s] = scale;
-            memset(tq + (size_t)j0 * E, 0, (size_t)(j1 - j0) * E);
+            if (entries) memset(tq + (size_t)j0 * E, 0, (size_t)(j1 - j0) * E);
             continue;
         }
         float inv = 127.0f / mx;
         tscale[s] = scale;
-        for (int j = j0; j < j1; j++) {
+        for (int j = j0; j < j1 && entries; j++) {
             float t[16];
             table_f32(x + 4 * j, d->mirrored, t);
             for (int p = 0; p < E; p++) {

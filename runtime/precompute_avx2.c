@@ -189,6 +189,7 @@ void lutrt_precompute_row_avx2(const lutrt_mma_desc *d, const float *x, void *ta
     }
     /* chunks of whole scale groups, at most 64 tables */
     const int jt = d->scale_group / 4, per_chunk = jt * (64 / jt);
+    const int entries = !lutrt_entries_unread(d); /* else tscale and the activations only */
     float asum[64], inv[64];
     for (int c0 = 0; c0 < J; c0 += per_chunk) {
         const int c1 = min_int(J, c0 + per_chunk);
@@ -213,6 +214,7 @@ void lutrt_precompute_row_avx2(const lutrt_mma_desc *d, const float *x, void *ta
                 lutrt_grid_scales(tscale + b0, b1 - b0);
                 for (int j = b0; j < b1; j++) inv[j - c0] = tscale[j] > 0.0f ? 1.0f / tscale[j] : 0.0f;
             }
+        if (!entries) continue;
         tables_i8(x, c0, c1, inv, mirrored, &pt, (int8_t *)tables_row);
         /* groups with inv 0 (non-finite, tiny or zero): entries 0, whatever the SIMD path
          * computed from their inf / NaN (cvtps of NaN is INT_MIN, a defined -128 after packs) */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "lutrt_internal.h"
+#include "unpack_scratch.h"
 
 /* lut[b] lane c: the 4 bytes of a code c of plane b, byte i = bit i of the pattern << b; a
  * mirrored code c >= 8 stands for pattern 8 | (~c & 7) (packing.mirror_codes). */
@@ -85,37 +86,6 @@ static inline void lutrt_store_block_row(float *o, int rows_n, __m512 lo, __m512
     }
 }
 
-/* Each thread keeps its unpack buffer between blocks and calls: a fresh 128 KiB allocation per
- * block is an mmap + page faults. Freed when the thread exits (pool workers are joined by
- * lutrt_shutdown). n must be a multiple of 64. */
-typedef struct {
-    uint8_t *p;
-    size_t cap;
-} scratch_buf;
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-
-static inline void scratch_free(void *v) {
-    scratch_buf *s = (scratch_buf *)v;
-    free(s->p);
-    free(s);
-}
-static inline void scratch_make_key(void) { pthread_key_create(&scratch_key, scratch_free); }
-
-static inline uint8_t *lutrt_unpack_scratch(size_t n) {
-    pthread_once(&scratch_once, scratch_make_key);
-    scratch_buf *s = (scratch_buf *)pthread_getspecific(scratch_key);
-    if (!s) {
-        if (!(s = (scratch_buf *)calloc(1, sizeof *s))) return NULL;
-        pthread_setspecific(scratch_key, s);
-    }
-    if (s->cap < n) {
-        free(s->p);
-        s->p = (uint8_t *)aligned_alloc(64, n); /* n = 128 J: a multiple of 64 */
-        s->cap = s->p ? n : 0;
-    }
-    return s->p;
-}
 
 
 #endif

@@ -1,4 +1,5 @@
-"""The large-M int8-activation path of lut.mma (runtime/mma_i8act_avx512vnni.c, lutrt.h).
+"""The large-M int8-activation path of lut.mma (runtime/mma_i8act_avx512vnni.c and
+runtime/mma_i8act_avx2.c, lutrt.h); every test runs once per kernel this CPU has.
 
 lut.precompute stores each int8 table row's activations in two passes, xq = 128 hi + lo
 (|xq| <= 16256, one scale max|x| / 16256 per activation group of act_group(K, G) activations,
@@ -29,22 +30,31 @@ from test_kernels import (HERE, _bits, _nonfinite_rows, _python, make_case, run_
                           seed, write_case, zero_weight_case)
 
 
-def _has_vnni() -> bool:
-    kernels.set_i8act_min_m(1)
-    try:
-        return kernels.i8act_min_m(4) == 1
-    finally:
-        kernels.set_i8act_min_m(None)
+def _available() -> list[str]:
+    names = []
+    for name in ("avx512vnni", "avx2"):
+        try:
+            kernels.set_i8act_kernel(name)
+            names.append(name)
+        except ValueError:
+            pass
+    kernels.set_i8act_kernel(None)
+    return names
 
 
-pytestmark = pytest.mark.skipif(not _has_vnni(), reason="needs AVX512-VNNI")
+I8ACT_KERNELS = _available()
+pytestmark = pytest.mark.skipif(not I8ACT_KERNELS, reason="needs AVX512-VNNI or AVX2")
 
 
-@pytest.fixture(autouse=True)
-def restore_defaults():
-    yield
+@pytest.fixture(autouse=True, params=I8ACT_KERNELS or ["none"])
+def i8act_kernel(request):
+    """Each test on each int8-activation kernel this CPU runs."""
+    if request.param != "none":
+        kernels.set_i8act_kernel(request.param)
+    yield request.param
     kernels.set_kernel(None)
     kernels.set_i8act_min_m(None)
+    kernels.set_i8act_kernel(None)
 
 
 def i8act(c, bits, group, mirrored, threads, scale_group=4, min_m=1):
@@ -215,20 +225,31 @@ def test_nonfinite_activations_poison_their_row(bits, mirrored):
 
 # ---- dispatch -------------------------------------------------------------------------------
 
-def test_default_threshold_and_overrides():
-    assert kernels.i8act_min_m(4) == abi.I8ACT_MIN_M and kernels.i8act_min_m(2) == abi.I8ACT_MIN_M_NARROW
+def test_default_threshold_and_overrides(i8act_kernel):
+    wide, narrow = ((abi.I8ACT_MIN_M, abi.I8ACT_MIN_M_NARROW) if i8act_kernel == "avx512vnni"
+                    else (abi.I8ACT_MIN_M_AVX2, abi.I8ACT_MIN_M_AVX2_NARROW))
+    assert kernels.i8act_kernel_name() == i8act_kernel
+    assert kernels.i8act_min_m(4) == wide and kernels.i8act_min_m(2) == narrow
     kernels.set_i8act_min_m(0)
     assert kernels.i8act_min_m(4) == 0
     kernels.set_i8act_min_m(None)
-    kernels.set_kernel("avx512")  # a forced kernel runs at every M
+    lut_kernel = kernels.kernel_name()  # the automatic LUT kernel
+    kernels.set_kernel(lut_kernel)  # a forced kernel runs at every M
     assert kernels.i8act_min_m(4) == 0
     kernels.set_i8act_min_m(7)  # unless the threshold is set explicitly
     assert kernels.i8act_min_m(4) == 7
+    # a fresh process runs the best int8-activation kernel of the CPU
+    auto = abi.I8ACT_MIN_M if "avx512vnni" in I8ACT_KERNELS else abi.I8ACT_MIN_M_AVX2
     code = "from lutc.runtime import kernels as k; print(k.kernel_name(), k.i8act_min_m(4))"
-    assert _python(code, LUTRT_KERNEL="avx512")[0] == "avx512 0"
-    assert _python(code, LUTRT_KERNEL="auto")[0] == f"avx512 {abi.I8ACT_MIN_M}"
-    assert _python(code, LUTRT_I8ACT_MIN_M="0")[0] == "avx512 0"
+    assert _python(code, LUTRT_KERNEL=lut_kernel)[0] == f"{lut_kernel} 0"
+    assert _python(code, LUTRT_KERNEL="auto")[0] == f"{lut_kernel} {auto}"
+    assert _python(code, LUTRT_I8ACT_MIN_M="0")[0] == f"{lut_kernel} 0"
     assert _python(code, LUTRT_I8ACT_MIN_M="3", LUTRT_KERNEL="avx2")[0] == "avx2 3"
+
+
+def test_unknown_or_unavailable_kernel_is_an_error():
+    with pytest.raises(ValueError, match="unknown int8-activation kernel 'avx9'"):
+        kernels.set_i8act_kernel("avx9")
 
 
 def test_vec_lut_and_f32_tables_ignore_the_path():
