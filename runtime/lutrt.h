@@ -30,7 +30,9 @@
  *   F[m, j] = the all-ones entry of table j as stored: plain T[m, j, 15], mirrored -T[m, j, 0]
  *   (= x[4j] + .. + x[4j+3] up to the table's rounding).
  *     out[m, n] = sum_g s[n, g] * sum_{j in g} ( sum_b 2^b L(m, j, c[b, n, j]) - z[n, g] F[m, j] )
- *   f32 tables: the inner term is formed per table in double (lmma_ref.c).
+ *   f32 tables: the inner term is formed per table in double (lmma_ref.c); the vpermps kernels
+ *   (lmma_f32_*.c, B <= 4) sum it in float per plane pair and take z F from sums of the same
+ *   F in the same order (equal up to float32 rounding).
  *   int8 tables: each scale group t contributes tscale[m, t] * fma(-z, S[m, t], I), I the
  *   integer lookup sum, S[m, t] = sum_{j in t} Fq[m, j] (integers; lutrt_mma derives them from
  *   the tables). I is accumulated in int16 (see lmma_avx2.c for the bound; B > 4 keeps planes
@@ -185,13 +187,13 @@ int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, 
 
 /* ---- kernel selection (dispatch.c) ----------------------------------------------------- */
 /* Kernels: "ref" (portable C), "avx2" (AVX2+FMA), "avx512" (AVX-512BW); they differ for int8
- * tables (the fast path) and precompute. f32 tables (lossless) always use the scalar reference
- * lookups, whatever the kernel. Kernels agree up to float summation order; precomputed tables
- * and tscales are bit-identical across kernels (group sums may differ in rounding). The default
- * is the
- * best one the CPU supports, unless the environment variable LUTRT_KERNEL names one.
- * lutrt_set_kernel(NULL or "auto") restores the default. Returns LUTRT_OK, or LUTRT_EINVAL if
- * the name is unknown, the kernel was not compiled in, or the CPU lacks its instructions. */
+ * tables (the fast path) and precompute. f32 tables (lossless): vpermps kernels on avx2 and
+ * avx512 for B <= 4, the scalar reference otherwise. Kernels agree up to float summation
+ * order; precomputed tables and tscales are bit-identical across kernels (group sums may
+ * differ in rounding). The default is the best one the CPU supports, unless the environment
+ * variable LUTRT_KERNEL names one. lutrt_set_kernel(NULL or "auto") restores the default.
+ * Returns LUTRT_OK, or LUTRT_EINVAL if the name is unknown, the kernel was not compiled in, or
+ * the CPU lacks its instructions. */
 int lutrt_set_kernel(const char *name);
 const char *lutrt_kernel_name(void);
 int lutrt_kernel_available(const char *name); /* 1 if compiled in and supported by this CPU */

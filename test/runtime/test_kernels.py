@@ -257,20 +257,13 @@ def zero_weight_case(rng, m, n, k, bits, group, mirrored, ternary, zeros):
                 z_arg=z_arg, zimp_arg=zimp_arg)
 
 
-def _f32_simd_pending(kernel, bits, table_i8):
-    """The f32-table SIMD kernels (lmma_f32_*.c, B <= 4) still apply z * sums per weight group."""
-    return not table_i8 and kernel != "ref" and (bits == "ternary" or bits <= 4)
-
-
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("bits", BITS)
 @pytest.mark.parametrize("mirrored", [False, True])
 @pytest.mark.parametrize("table_i8", [True, False])
-def test_zero_weights_give_exact_zero(kernel, bits, mirrored, table_i8, request):
+def test_zero_weights_give_exact_zero(kernel, bits, mirrored, table_i8):
     """W = 0 (every code equal to its integer zero point, implicit or explicit) gives exactly 0:
     the zero-point term is computed from the same (rounded) table entries the lookups read."""
-    if _f32_simd_pending(kernel, bits, table_i8):
-        request.applymarker(pytest.mark.xfail(reason="lmma_f32_*.c: per-table z * F pending"))
     kernels.set_kernel(kernel)
     nbits, ternary = _bits(bits)
     rng = np.random.default_rng(seed("w0", kernel, str(bits), mirrored, table_i8))
@@ -280,6 +273,48 @@ def test_zero_weights_give_exact_zero(kernel, bits, mirrored, table_i8, request)
             for threads, sg in ((1, 32), (2, 32), (1, 4), (2, 4)):
                 _, out = run_mma(c, nbits, group, mirrored, table_i8, threads, sg)
                 assert not out.any(), (m, zeros, k, threads, sg, np.abs(out).max())
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("bits", [1, 2, 3, 4, "ternary"])
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_f32_zero_points_off_the_codes(kernel, bits, mirrored):
+    """f32 tables, zero points that are no code: halfway and other non-integers, negative, above
+    2^B - 1, huge, explicit and implicit. The SIMD kernels (lmma_f32_*.c) subtract the nearest
+    code's term exactly and the rest times S1; the output still equals the float64 formula on
+    the same tables (1e-5 of max |out|) and the scalar kernel (1e-6)."""
+    nbits, ternary = _bits(bits)
+    top = (1 << nbits) - 1
+    rng = np.random.default_rng(seed("zoff", kernel, str(bits), mirrored))
+    n, k, group = 200, 512, 64
+    edges = np.array([-0.5, 0.5, 1.5, top - 0.5, top + 0.5, -1.0, top + 1.0, 16.0, 17.25], np.float32)
+    for m in (1, 5):
+        for span in ("near", "far"):
+            c = make_case(rng, m, n, k, nbits, group, mirrored, ternary, True)
+            ng = k // group
+            if span == "near":
+                z = (rng.random((n, ng)) * (top + 4) - 2).astype(np.float32)
+                z.flat[: edges.size * 7 : 7] = edges
+                zimp = top + 0.5
+            else:
+                z = (rng.choice([-1.0, 1.0], (n, ng)) * 10.0 ** rng.uniform(1, 6, (n, ng))).astype(np.float32)
+                zimp = -1000.25
+            for zeros, zimp_ in ((z, 0.0), (None, zimp)):
+                s_arg, z_arg, zimp_arg = c["s"], zeros, zimp_
+                if mirrored:
+                    s_arg, z_sym = packing.mirror_scales(c["s"], zeros if zeros is not None else zimp_, nbits)
+                    z_arg, zimp_arg = (z_sym, 0.0) if zeros is not None else (None, float(z_sym))
+                case = dict(c, s_arg=s_arg, z_arg=z_arg, zimp_arg=zimp_arg)
+                kernels.set_kernel("ref")
+                t, scalar = run_mma(case, nbits, group, mirrored, False, 1)
+                want = reference.mma_from_tables(t.entries, None, t.sums, c["codes"], s_arg, z_arg,
+                                                 zimp_arg, group, mirrored)
+                kernels.set_kernel(kernel)
+                for threads in (1, 2):
+                    _, out = run_mma(case, nbits, group, mirrored, False, threads)
+                    where = (m, span, zeros is None, threads)
+                    assert np.abs(out - want).max() <= 1e-5 * np.abs(want).max(), where
+                    assert np.abs(out - scalar).max() <= 1e-6 * np.abs(scalar).max(), where
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
