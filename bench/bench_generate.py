@@ -1,7 +1,9 @@
 """Generation speed on the real model: SmolLM2-135M-Instruct (Q4_1 GGUF, exact codes) in lutc
 against torch eager (transformers on the same GGUF, float weights), same run, interleaved.
 
-Prefill: tokens/s of one forward pass over P prompt tokens (P = 16, 128). Decode: tokens/s of
+Prefill: tokens/s of one forward pass over P prompt tokens (P = 16, 128) as generation runs it,
+logits of the last prompt row only (lutc: logit_rows = 1; torch: logits_to_keep=1), and lutc's
+time with the logits of every row (`LLM.logits`, what perplexity needs). Decode: tokens/s of
 single-token steps with a KV cache at context ~128, also as a share of the weight-streaming
 floor (issue 9: bytes of the LUT GEMM weights read per token — the weights file less the float
 embedding table, of which a step reads one row — divided by the streaming read bandwidth
@@ -46,18 +48,22 @@ def main() -> None:
         torch.set_num_threads(threads)
         for p in (16, 128):
             ids = rng.integers(0, 49152, size=p + 1)
-            times = {"lutc": [], "torch": []}
+            times = {"lutc": [], "torch": [], "lutc_all": []}
             for _ in range(args.repeats):
                 t = time.perf_counter()
-                llm._forward(ids[:p], 0)
+                llm._forward(ids[:p], 0, last_only=True)
                 times["lutc"].append(time.perf_counter() - t)
                 with torch.no_grad():
                     t = time.perf_counter()
-                    ref(torch.tensor(ids[:p])[None])
+                    ref(torch.tensor(ids[:p])[None], logits_to_keep=1)
                     times["torch"].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                llm._forward(ids[:p], 0)
+                times["lutc_all"].append(time.perf_counter() - t)
             med = {k: statistics.median(v) for k, v in times.items()}
             rows.append({"workload": f"prefill {p}", "threads": threads,
-                         "lutc_tok_s": p / med["lutc"], "torch_tok_s": p / med["torch"]})
+                         "lutc_tok_s": p / med["lutc"], "torch_tok_s": p / med["torch"],
+                         "lutc_all_rows_tok_s": p / med["lutc_all"]})
         # decode at context 128: one step after a 128-token prefill
         ids = rng.integers(0, 49152, size=130)
         llm._forward(ids[:128], 0)
@@ -67,7 +73,7 @@ def main() -> None:
         times = {"lutc": [], "torch": []}
         for _ in range(args.repeats * 4):
             t = time.perf_counter()
-            llm._forward(ids[128:129], 128)
+            llm._forward(ids[128:129], 128, last_only=True)
             times["lutc"].append(time.perf_counter() - t)
             with torch.no_grad():
                 t = time.perf_counter()
@@ -93,13 +99,15 @@ def main() -> None:
     print(f"SmolLM2-135M-Instruct Q4_1 (compile {compile_s:.1f} s{' cached' if llm.cached else ''}); "
           f"decode reads {step_bytes / 1e6:.1f} MB of weights per token; read bandwidth "
           f"{bw[1] / 1e9:.1f} GB/s (1 thread), {bw[2] / 1e9:.1f} GB/s (2)")
-    print(f"{'workload':<14}{'threads':>8}{'lutc tok/s':>12}{'torch tok/s':>13}{'ratio':>8}")
+    print(f"{'workload':<14}{'threads':>8}{'lutc tok/s':>12}{'torch tok/s':>13}{'ratio':>8}"
+          f"{'lutc, all-row logits':>22}")
     for r in rows:
         r["ratio"] = r["lutc_tok_s"] / r["torch_tok_s"]
         floor = f"  {100 * r['floor_share']:.0f}% of the weight-streaming floor" \
             if "floor_share" in r else ""
+        every = f"{r['lutc_all_rows_tok_s']:>22.1f}" if "lutc_all_rows_tok_s" in r else ""
         print(f"{r['workload']:<14}{r['threads']:>8}{r['lutc_tok_s']:>12.1f}"
-              f"{r['torch_tok_s']:>13.1f}{r['ratio']:>8.2f}{floor}")
+              f"{r['torch_tok_s']:>13.1f}{r['ratio']:>8.2f}{every}{floor}")
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / "generate.json").write_text(json.dumps({"date": time.strftime("%Y-%m-%d"),

@@ -112,6 +112,8 @@ def _numel(shape) -> int:
 # function attributes of a decoder chunk function (lutc/compiler/llm/decoder_graph.py)
 ROWS_ARG_ATTR = "lutc.rows_arg"
 ROW_ARGS_ATTR = "lutc.row_args"
+# [count arg, index arg]: the rows a gather selects by the index input, `MS` of them at run time
+SELECT_ROWS_ATTR = "lutc.select_rows"
 # op attribute: the decoder layer an op belongs to (emitted as a shared layer body)
 LAYER_ATTR = "lutc.layer"
 
@@ -141,6 +143,8 @@ class CEmitter:
         # runtime value `M` <= the static size (see `_find_row_values`)
         self.rows_max: int | None = None
         self.row_values: set[SSAValue] = set()
+        # values computed from the selected rows' index (lutc.select_rows): `MS` real rows
+        self.select_values: set[SSAValue] = set()
         # inside a layer run: the byte offsets its text reads as o[0], o[1], ...
         self.run_offsets: list[int] | None = None
         self.constant_names: dict[str, str] = {}  # constant array literal -> its static name
@@ -327,7 +331,8 @@ class CEmitter:
         saved = self.lines, self.names, self.counter, self.indent, self.param_types
         self.lines, self.counter, self.indent, self.run_offsets = [], 0, 1, []
         self.names = {arg: f"in{i}" for i, arg in enumerate(fn.body.block.args)}
-        self.param_types = {**self.param_types, "M": "int64_t", "o": "const int64_t *"}
+        self.param_types = {**self.param_types, "M": "int64_t", "MS": "int64_t",
+                            "o": "const int64_t *"}
         for op in ops:
             self.emit_op(op)
         text, offsets = "\n".join(self.lines), self.run_offsets
@@ -336,15 +341,15 @@ class CEmitter:
         return text, offsets
 
     def _body_args(self, fn: func.FuncOp, text: str) -> list[str]:
-        """The parameters a body's text uses: W, A, the inputs it reads, M."""
-        names = ["W", "A"] + [f"in{i}" for i in range(len(fn.body.block.args))] + ["M"]
+        """The parameters a body's text uses: W, A, the inputs it reads, M, MS."""
+        names = ["W", "A"] + [f"in{i}" for i in range(len(fn.body.block.args))] + ["M", "MS"]
         return [n for n in names if n in ("W", "A") or re.search(rf"\b{n}\b", text)]
 
     def _add_body(self, fn: func.FuncOp, index: int, text: str,
                   users: list[tuple[int, list[int]]]) -> None:
         args = fn.body.block.args
         params = {"W": "const uint8_t *restrict W", "A": "uint8_t *restrict A",
-                  "M": "const int64_t M",
+                  "M": "const int64_t M", "MS": "const int64_t MS",
                   **{f"in{i}": f"const {c_type(a.type)} *restrict in{i}" for i, a in enumerate(args)}}
         layers = [layer for layer, _ in users]
         count = len(users[0][1])
@@ -376,7 +381,14 @@ class CEmitter:
         in their leading dim C. Every value computed from them that keeps C as its leading
         dim is row-wise too, so its loops, LUT calls and copies cover `M` rows, not C.
         Row-major layout keeps every stride independent of the leading dim, so only loop
-        bounds change. Rows M..C-1 of such values are left unspecified."""
+        bounds change. Rows M..C-1 of such values are left unspecified.
+
+        `lutc.select_rows = [j, k]` adds a second count: input k (i64[C]) holds row indices
+        (a gather by it picks rows of a row-wise value), input j (i64[1]) how many of them are
+        real, `MS` (clamped to 1..C). Values computed from input k have `MS` real rows; an op
+        that reads both kinds (the gather: k as its operand, the row-wise value inside its
+        body) follows the one among its direct operands. Generation uses it to compute the
+        logits of the last prompt row only."""
         args = fn.body.block.args
         row_args = [int(a.value.data) for a in fn.attributes[ROW_ARGS_ATTR].data]
         c = _shape(args[row_args[0]])[0]
@@ -384,20 +396,37 @@ class CEmitter:
         self.row_values = {args[i] for i in row_args}
         self.line(f"const int64_t M = in{rows_arg}[0] < 1 ? 1 : (in{rows_arg}[0] > {c} ? {c} "
                   f": in{rows_arg}[0]);  /* real rows of this call */")
+        select = fn.attributes.get(SELECT_ROWS_ATTR)
+        if select is not None:
+            count, index = (int(a.value.data) for a in select.data)
+            if not _shape(args[index]) or _shape(args[index])[0] != c:
+                raise LutcError(f"lutc.select_rows: input {index} must have {c} rows, like the "
+                                f"row inputs", node="func.func")
+            self.select_values = {args[index]}
+            self.line(f"const int64_t MS = in{count}[0] < 1 ? 1 : (in{count}[0] > {c} ? {c} "
+                      f": in{count}[0]);  /* selected rows of this call */")
         for op in fn.walk():
             if isinstance(op, linalg.TransposeOp) and list(op.permutation.get_values())[:1] != [0]:
                 continue
             inner = [o for region in op.regions for nested in region.walk() for o in nested.operands]
-            if not any(o in self.row_values for o in [*op.operands, *inner]):
+            if any(o in self.select_values for o in op.operands):
+                group = self.select_values
+            elif any(o in self.row_values or o in self.select_values for o in [*op.operands, *inner]):
+                group = (self.row_values if any(o in self.row_values for o in [*op.operands, *inner])
+                         else self.select_values)
+            else:
                 continue
             for r in op.results:
                 typ = r.type
                 shape = typ.get_shape() if isinstance(typ, TensorType) else getattr(typ, "shape", ())
                 if len(shape) and shape[0] == c:
-                    self.row_values.add(r)
+                    group.add(r)
 
     def rows(self, value: SSAValue, static: int) -> str | int:
-        """The leading-dim extent to loop over: `M` for row-wise values, else static."""
+        """The leading-dim extent to loop over: `M` for row-wise values, `MS` for selected
+        rows, else static."""
+        if value in self.select_values:
+            return "MS"
         return "M" if value in self.row_values else static
 
     def emit_op(self, op: Operation) -> None:
@@ -600,7 +629,8 @@ class CEmitter:
     def emit_ReturnOp(self, op: func.ReturnOp) -> None:
         for i, value in enumerate(op.arguments):
             shape = _shape(value)
-            count = (f"M * {_numel(shape[1:])}" if value in self.row_values else _numel(shape))
+            rows = self.rows(value, shape[0] if shape else 1)
+            count = f"{rows} * {_numel(shape[1:])}" if isinstance(rows, str) else _numel(shape)
             self._copy_into(f"out{i}", self.ptr(value), count, c_type(value.type))
 
     # -- linalg.generic -------------------------------------------------------------
@@ -619,8 +649,10 @@ class CEmitter:
                     sizes[expr.position] = _shape(value)[axis]
         n_in = len(op.inputs)
         lead = maps[n_in].results[0] if maps[n_in].results else None
-        if op.results and op.results[0] in self.row_values and isinstance(lead, AffineDimExpr):
-            sizes[lead.position] = "M"
+        if op.results and isinstance(lead, AffineDimExpr):
+            rows = self.rows(op.results[0], sizes[lead.position])
+            if isinstance(rows, str):
+                sizes[lead.position] = rows
         out_args = op.body.block.args[n_in:]
         outs = [self._init_from(r, init) if arg.uses else self.define(r)
                 for r, init, arg in zip(op.results, op.outputs, out_args)]

@@ -60,7 +60,7 @@ def body_cost(block: Block, operands: int) -> int:
 
 
 # names a nest may read from its enclosing scope (emit_c.py's generated identifiers)
-_NAME = re.compile(r"\b([tvda]\d+|in\d+|out\d+|W|A|M|o)\b")
+_NAME = re.compile(r"\b([tvda]\d+|in\d+|out\d+|W|A|M|MS|o)\b")
 # an address `ptr` builds from storage: arena slot or weight at a byte offset
 _ADDRESS = re.compile(r"\(\((const )?(\w+) \*\)\((?:A|W) \+ (?:o\[\d+\]|\d+)\)\)")
 # the runtime's pool, not in lutrt.h (runtime/lutrt_internal.h): emitted once by emit_c.py when

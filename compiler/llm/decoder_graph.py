@@ -1,12 +1,16 @@
 """The IR of one decoder chunk: C token rows in, C rows of logits out, the KV cache updated.
 
-    @main(tokens: i64[C], positions: i64[C], rows: i64[1], kv_cache: f32[L, 2, KVH, T, D])
-        -> logits f32[C, V]
+    @main(tokens: i64[C], positions: i64[C], rows: i64[1], kv_cache: f32[L, 2, KVH, T, D],
+          logit_rows: i64[1], logit_index: i64[C]) -> logits f32[C, V]
 
 One compiled function serves every prompt length and every decode step (docs/design.md,
 "Generation"): `rows[0]` = R <= C says how many rows are real, and the generated C loops,
 LUT GEMMs and attention cover R rows only (the function carries `lutc.rows_arg` /
-`lutc.row_args`, read by the C emitter). A prompt longer than C runs as several calls. The KV
+`lutc.row_args`, read by the C emitter). The final norm and the LM head run on
+`logit_rows[0]` = S <= C rows only: logits row i is that of token row `logit_index[i]`
+(clamped to 0..C-1; `lutc.select_rows`). Generation asks for the last row alone (S = 1,
+index R - 1), so a 128-token prefill does not pay 128 rows of the vocabulary-sized head;
+perplexity asks for all R. A prompt longer than C runs as several calls. The KV
 cache is an argument the caller owns and keeps between calls; `lut.kv_attention` appends each
 chunk's keys/values in place, so nothing is copied per step and attention work follows the
 current context length.
@@ -25,7 +29,7 @@ from collections.abc import Mapping
 import numpy as np
 from xdsl.dialects.builtin import ArrayAttr, IntegerAttr, ModuleOp, f32, i64
 
-from lutc.compiler.codegen.emit_c import ROW_ARGS_ATTR, ROWS_ARG_ATTR, tag_layer
+from lutc.compiler.codegen.emit_c import ROW_ARGS_ATTR, ROWS_ARG_ATTR, SELECT_ROWS_ATTR, tag_layer
 from lutc.compiler.frontends.graph_builder import GraphBuilder
 from lutc.compiler.frontends.quantize import QuantizedWeight, WeightSpec, quantize
 from lutc.compiler.imported_model import ImportedModel, TensorSpec
@@ -345,6 +349,8 @@ class DecoderGraph:
         positions = gb.add_input((c,), np.int64)
         rows = gb.add_input((1,), np.int64)
         cache = gb.add_input(cache_shape, np.float32)
+        gb.add_input((1,), np.int64)  # logit_rows: read by the C emitter (lutc.select_rows)
+        logit_index = gb.add_input((c,), np.int64)
 
         self._cache, self._positions, self._rows = cache, positions, rows
 
@@ -395,7 +401,11 @@ class DecoderGraph:
             x = self.sublayer(x, self.mlp(h, p + "mlp."), p + "post_feedforward_layernorm.weight")
             tag_layer(gb.block, start, layer)
 
-        x = self.norm(x, "model.norm.weight", hid)
+        last = c - 1  # an index outside 0..C-1 must not read outside x
+        logit_index = gb.map(lambda s, v: s.select(
+            s.cmp("lt", v, s.const(0, i64)), s.const(0, i64),
+            s.select(s.cmp("gt", v, s.const(last, i64)), s.const(last, i64), v)), [logit_index])
+        x = self.norm(gb.gather(x, logit_index, 0), "model.norm.weight", hid)
         head = "model.embed_tokens" if cfg.tie_word_embeddings or "lm_head.weight" not in \
             self.weights else "lm_head"
         logits = self.scaled(self.linear(x, head, cfg.vocab_size, hid), 1.0 / cfg.logits_scaling)
@@ -407,10 +417,13 @@ class DecoderGraph:
         fn = next(iter(module.ops))
         fn.attributes[ROWS_ARG_ATTR] = IntegerAttr(2, i64)
         fn.attributes[ROW_ARGS_ATTR] = ArrayAttr([IntegerAttr(0, i64), IntegerAttr(1, i64)])
+        fn.attributes[SELECT_ROWS_ATTR] = ArrayAttr([IntegerAttr(4, i64), IntegerAttr(5, i64)])
         inputs = [TensorSpec("tokens", (c,), np.dtype(np.int64)),
                   TensorSpec("positions", (c,), np.dtype(np.int64)),
                   TensorSpec("rows", (1,), np.dtype(np.int64)),
-                  TensorSpec("kv_cache", cache_shape, np.dtype(np.float32))]
+                  TensorSpec("kv_cache", cache_shape, np.dtype(np.float32)),
+                  TensorSpec("logit_rows", (1,), np.dtype(np.int64)),
+                  TensorSpec("logit_index", (c,), np.dtype(np.int64))]
         outputs = [TensorSpec("logits", (c, cfg.vocab_size), np.dtype(np.float32))]
         return ImportedModel(module, gb.weights, inputs, outputs, self.quantization_report)
 

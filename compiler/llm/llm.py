@@ -162,14 +162,15 @@ class LLM:
             raise LutcError(f"token id {bad} is outside the vocabulary (0..{self.config.vocab_size - 1})")
         return arr
 
-    def _forward(self, ids: np.ndarray, start: int) -> np.ndarray:
+    def _forward(self, ids: np.ndarray, start: int, last_only: bool = False) -> np.ndarray:
         """Run ids (consecutive positions from `start`) through the model in chunks, appending
-        to the KV cache; returns their logits f32 [len(ids), V]."""
+        to the KV cache; returns their logits f32 [len(ids), V], or with `last_only` those of
+        the last token alone, f32 [1, V] (the LM head then runs on one row per chunk)."""
         n = len(ids)
         if start + n > self.max_context:
             raise LutcError(f"{start + n} tokens do not fit the context of {self.max_context} "
                             f"(compile with a larger max_context)")
-        out = np.empty((n, self.config.vocab_size), np.float32)
+        out = np.empty((1 if last_only else n, self.config.vocab_size), np.float32)
         c = self.chunk
         for begin in range(0, n, c):
             rows = min(c, n - begin)
@@ -177,8 +178,16 @@ class LLM:
             tokens[:rows] = ids[begin:begin + rows]
             p0 = start + begin
             positions = np.minimum(np.arange(p0, p0 + c, dtype=np.int64), self.max_context - 1)
-            (logits,) = self.model(tokens, positions, np.array([rows], np.int64), self.kv_cache)
-            out[begin:begin + rows] = logits[:rows]
+            if last_only:  # earlier chunks' logits are not needed: one row, the cheapest
+                select, index = 1, np.full(c, rows - 1, np.int64)
+            else:
+                select, index = rows, np.arange(c, dtype=np.int64)
+            (logits,) = self.model(tokens, positions, np.array([rows], np.int64), self.kv_cache,
+                                   np.array([select], np.int64), index)
+            if last_only:
+                out[0] = logits[0]
+            else:
+                out[begin:begin + rows] = logits[:rows]
         return out
 
     def logits(self, token_ids: Sequence[int]) -> np.ndarray:
@@ -253,7 +262,7 @@ class LLM:
         self.last_stats = stats
         eos = set(self.config.eos_token_ids)
         t0 = time.perf_counter()
-        logits = self._forward(ids, 0)[-1]
+        logits = self._forward(ids, 0, last_only=True)[0]
         new: list[int] = []
         text = ""
         t_first = None
@@ -281,7 +290,7 @@ class LLM:
             if len(new) == max_new_tokens or pos + 1 > self.max_context:
                 break
             t = time.perf_counter()
-            logits = self._forward(np.array([tok], np.int64), pos)[0]
+            logits = self._forward(np.array([tok], np.int64), pos, last_only=True)[0]
             t_decode += time.perf_counter() - t
             pos += 1
         steps = max(len(new) - 1, 0)

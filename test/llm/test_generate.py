@@ -89,6 +89,41 @@ def test_prefill_then_decode_match_eager(llama, llama_llm, length):
         assert rel(step, ref[length + i]) <= 1e-4, f"decode step {i}"
 
 
+@pytest.mark.parametrize("length", [1, 32, 45])
+def test_last_row_logits_match_all_rows(llama, llama_llm, length):
+    """Generation's prefill computes the head on the prompt's last row only (logit_rows = 1,
+    lutc.select_rows): its logits equal that row of the all-rows call and eager's, for a
+    prompt inside one chunk, exactly one chunk and over a chunk boundary."""
+    ids = np.random.default_rng(10 + length).integers(0, VOCAB, size=length)
+    ref = eager_logits(llama, ids)[-1]
+    all_rows = llama_llm.logits(ids)
+    last = llama_llm._forward(ids, 0, last_only=True)
+    assert last.shape == (1, VOCAB)
+    assert rel(last[0], ref) <= 1e-4
+    assert rel(last[0], all_rows[-1]) <= 1e-5
+
+
+def test_selected_rows_any_order_and_out_of_range_index(llama, llama_llm):
+    """The compiled function's logit_index picks rows in any order, repeats allowed; indices
+    outside 0..C-1 are clamped (no read outside the activations: 10^12 reads row C-1, whose
+    contents past the real rows are unspecified but in bounds)."""
+    c, length = llama_llm.chunk, 20
+    ids = np.random.default_rng(3).integers(0, VOCAB, size=length)
+    full = llama_llm.logits(ids)
+    tokens = np.zeros(c, np.int64)
+    tokens[:length] = ids
+    positions = np.arange(c, dtype=np.int64)
+    index = np.full(c, 10**12, np.int64)
+    index[:4] = [7, 0, 7, 19]
+    index[4] = -(10**12)
+    (logits,) = llama_llm.model(tokens, positions, np.array([length], np.int64),
+                                llama_llm.kv_cache, np.array([6], np.int64), index)
+    for i, row in enumerate([7, 0, 7, 19, 0]):  # index -10^12 clamped to row 0
+        assert rel(logits[i], full[row]) <= 1e-5, i
+    c_text = (llama_llm.directory / "model.c").read_text()
+    assert "const int64_t MS = in4[0]" in c_text
+
+
 @pytest.mark.parametrize("family", ["llama", "qwen2", "qwen3"])
 def test_greedy_generation_is_token_identical(family, tmp_path):
     model = tiny(family)

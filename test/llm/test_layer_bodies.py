@@ -50,7 +50,8 @@ def run(model: CompiledModel) -> np.ndarray:
         tokens = np.zeros(CHUNK, np.int64)
         tokens[:rows] = ids[start:start + rows]
         positions = np.minimum(np.arange(start, start + CHUNK), CONTEXT - 1).astype(np.int64)
-        (logits,) = model(tokens, positions, np.array([rows], np.int64), cache)
+        (logits,) = model(tokens, positions, np.array([rows], np.int64), cache,
+                          np.array([rows], np.int64), np.arange(CHUNK, dtype=np.int64))
         out.append(logits[:rows].copy())
     return np.concatenate(out)
 
