@@ -329,6 +329,9 @@ ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int 
 
     for (int g = 0; g < a->NG; g++) {
         const int j0 = g * a->jg, j1 = min_int(J, j0 + a->jg);
+        /* a weight group inside one grid block (groups of <= 32 activations, the common case)
+         * skips facc: its scale s[n, g] multiplies the block's unit once */
+        const int whole_group = j1 <= (j0 / LUTRT_GRID_TABLES + 1) * LUTRT_GRID_TABLES;
         for (int js = j0; js < j1;) {
             const int ub = js / LUTRT_GRID_TABLES, je = min_int(j1, (ub + 1) * LUTRT_GRID_TABLES);
             __m512i I[2][2][2][2][2]; /* [r][pi][half][unpacklo / unpackhi][mult, or mh / ml] */
@@ -397,6 +400,12 @@ ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int 
                                 d = _mm512_fmadd_ps(d, _mm512_set1_ps(128.0f), dl);
                             }
                             const __m512 v = _mm512_fnmadd_ps(rest, Z, d);
+                            if (whole_group) { /* straight into oacc */
+                                float *o = oacc[r][2 * pi + e] + 16 * h;
+                                const __m512 w = _mm512_mul_ps(_mm512_loadu_ps(a->scales + si), U);
+                                _mm512_store_ps(o, _mm512_fmadd_ps(v, w, _mm512_load_ps(o)));
+                                continue;
+                            }
                             float *f = facc[r][2 * pi + e] + 16 * h;
                             _mm512_store_ps(f, js == j0 ? _mm512_mul_ps(v, U)
                                                         : _mm512_fmadd_ps(v, U, _mm512_load_ps(f)));
@@ -406,7 +415,7 @@ ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int 
             }
             js = je;
         }
-        group_done(a, blk0, g, MT, NBK, facc, oacc);
+        if (!whole_group) group_done(a, blk0, g, MT, NBK, facc, oacc);
     }
     store_rows(a, m0, blk0, MT, NBK, oacc);
 }

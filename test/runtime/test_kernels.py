@@ -689,3 +689,20 @@ def test_per_table_scales_with_large_zero_points(kernel, bits):
     assert np.abs(out - want).max() <= 1e-5 * np.abs(want).max()
     # the output's size comes from z * sum(x): check each against its own error scale too
     assert np.median(np.abs(out - want) / np.maximum(np.abs(want), 1e-3 * np.abs(want).max())) <= 1e-5
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("group", [16, 48])
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_per_table_groups_across_grid_blocks(kernel, group, bits):
+    """Per-table scales with weight groups that fit one grid block of 8 tables (16: straight
+    into the output accumulators) and groups that straddle two (48: tables 12..23 span the
+    blocks 8..15 and 16..23, through facc): both equal the int8 formula."""
+    kernels.set_kernel(kernel)
+    rng = np.random.default_rng(seed(kernel, group, bits))
+    c = make_case(rng, 1, 200, 480, bits, group, True, False, True)
+    for threads in (1, 2):
+        t, out = run_mma(c, bits, group, True, True, threads, 4)
+        want = reference.mma_from_tables(t.entries, t.tscale, t.sums, c["codes"], c["s_arg"],
+                                         c["z_arg"], c["zimp_arg"], group, True, scale_group=4)
+        assert np.abs(out - want).max() <= 1e-5 * np.abs(want).max(), f"{threads} threads"
