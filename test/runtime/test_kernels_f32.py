@@ -4,9 +4,9 @@ Every kernel this CPU runs (ref, avx2, avx512, avx512vbmi — the last two share
 kernel) is checked on f32 tables against
   * the numpy formula on the same tables (float64): max |out - want| <= 1e-5 max |want|, and
   * the scalar kernel lutrt_mma_f32_ref (LUTRT_KERNEL=ref) on the same tables: max |out - ref|
-    <= 1e-6 max |ref|. (The vpermps kernels perform the float32 operations of the sums-based
-    scalar kernel in its order, so against that one they are bit-identical; a scalar kernel
-    that sums differently, e.g. in double, differs by float32 rounding only);
+    <= 1e-6 max |ref|. (The vpermps kernels keep per plane-pair accumulators and take the
+    zero-point term from the tables' all-ones sums, so W = 0 gives exactly 0; the scalar
+    kernel sums in another order, so the two differ by float32 rounding only);
 for bits 1..4 and ternary, plain and mirrored tables, explicit zeros (K=688, G=32: a partial
 last group) and the implicit zero point (K=256, G=K), M = 1, 3, 16, 33 (GEMV tiles and GEMM
 4-token tiles with leftover tokens), N = 200 (not a multiple of 32: 4-, 2- and 1-block tiles
