@@ -24,13 +24,15 @@ def llm(tmp_path_factory):
 
 def feed(llm):
     return {"tokens": np.array([1, 2, 3, 0]), "positions": np.arange(4),
-            "rows": np.array([3]), "kv_cache": np.zeros_like(llm.kv_cache)}
+            "rows": np.array([3]), "kv_cache": np.zeros_like(llm.kv_cache),
+            "logit_rows": np.array([3]), "logit_index": np.arange(4)}
 
 
 def test_by_position_dict_keywords_and_run_agree(llm):
     model = llm.model
     f = feed(llm)
-    (a,) = model(f["tokens"], f["positions"], f["rows"], np.zeros_like(llm.kv_cache))
+    (a,) = model(f["tokens"], f["positions"], f["rows"], np.zeros_like(llm.kv_cache),
+                 f["logit_rows"], f["logit_index"])
     (b,) = model(f)
     (c,) = model(**{**f, "kv_cache": np.zeros_like(llm.kv_cache)})
     (d,) = model.run(["logits"], {**f, "kv_cache": np.zeros_like(llm.kv_cache)})
