@@ -394,8 +394,7 @@ class CEmitter:
         c = _shape(args[row_args[0]])[0]
         self.rows_max = c
         self.row_values = {args[i] for i in row_args}
-        self.line(f"const int64_t M = in{rows_arg}[0] < 1 ? 1 : (in{rows_arg}[0] > {c} ? {c} "
-                  f": in{rows_arg}[0]);  /* real rows of this call */")
+        self._count("M", rows_arg, c, "real rows of this call")
         select = fn.attributes.get(SELECT_ROWS_ATTR)
         if select is not None:
             count, index = (int(a.value.data) for a in select.data)
@@ -403,17 +402,18 @@ class CEmitter:
                 raise LutcError(f"lutc.select_rows: input {index} must have {c} rows, like the "
                                 f"row inputs", node="func.func")
             self.select_values = {args[index]}
-            self.line(f"const int64_t MS = in{count}[0] < 1 ? 1 : (in{count}[0] > {c} ? {c} "
-                      f": in{count}[0]);  /* selected rows of this call */")
+            self._count("MS", count, c, "selected rows of this call")
         for op in fn.walk():
             if isinstance(op, linalg.TransposeOp) and list(op.permutation.get_values())[:1] != [0]:
                 continue
             inner = [o for region in op.regions for nested in region.walk() for o in nested.operands]
+            read = [*op.operands, *inner]
             if any(o in self.select_values for o in op.operands):
                 group = self.select_values
-            elif any(o in self.row_values or o in self.select_values for o in [*op.operands, *inner]):
-                group = (self.row_values if any(o in self.row_values for o in [*op.operands, *inner])
-                         else self.select_values)
+            elif any(o in self.row_values for o in read):
+                group = self.row_values
+            elif any(o in self.select_values for o in read):
+                group = self.select_values
             else:
                 continue
             for r in op.results:
@@ -421,6 +421,11 @@ class CEmitter:
                 shape = typ.get_shape() if isinstance(typ, TensorType) else getattr(typ, "shape", ())
                 if len(shape) and shape[0] == c:
                     group.add(r)
+
+    def _count(self, name: str, arg: int, most: int, what: str) -> None:
+        """`name` = input `arg`'s first element clamped to 1..most, declared in C."""
+        self.line(f"const int64_t {name} = in{arg}[0] < 1 ? 1 : (in{arg}[0] > {most} ? {most} "
+                  f": in{arg}[0]);  /* {what} */")
 
     def rows(self, value: SSAValue, static: int) -> str | int:
         """The leading-dim extent to loop over: `M` for row-wise values, `MS` for selected
