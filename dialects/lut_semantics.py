@@ -50,13 +50,16 @@ def group_sums(x: np.ndarray, group: int) -> np.ndarray:
 
 
 GRID_TABLES = 8  # LUTRT_GRID_TABLES (lutrt_internal.h)
-GRID_MAX_MULT = 16384  # LUTRT_GRID_MAX_MULT
+GRID_SHIFT = 6  # LUTRT_GRID_SHIFT
+GRID_MAX_MULT = 128  # LUTRT_GRID_MAX_MULT
 
 
 def grid_scales(scales: np.ndarray) -> np.ndarray:
     """Per-table scales [M, J] (f32) put on the runtime's grid (lutrt.h, lutrt_grid_scales):
-    in each aligned block of 8 tables, u = 2^(ilogb(max) - 13), doubled when ceil(max / u)
-    reaches 2^14, and every positive scale becomes ceil(scale / u) * u (all f32, exact)."""
+    in each aligned block of 8 tables, u = 2^(ilogb(max) - 6), doubled when ceil(max / u)
+    reaches 2^7, and every positive scale becomes ceil(scale / u) * u (all f32, exact): the
+    multipliers scale / u are 7-bit integers, and a scale grows by at most 2^-6 of the block's
+    largest one."""
     m, j = scales.shape
     nb = -(-j // GRID_TABLES)
     blocks = np.zeros((m, nb * GRID_TABLES), np.float32)
@@ -65,7 +68,7 @@ def grid_scales(scales: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         positive = blocks > 0  # NaN and 0 stay as they are
         mx = np.where(positive, blocks, np.float32(0)).max(axis=2)
-        exponent = np.frexp(np.where(mx > 0, mx, np.float32(1)))[1] - 14  # ilogb(mx) - 13
+        exponent = np.frexp(np.where(mx > 0, mx, np.float32(1)))[1] - 1 - GRID_SHIFT  # ilogb(mx) - 6
         unit = np.ldexp(np.float32(1), exponent).astype(np.float32)
         unit = np.where(np.ceil(mx / unit) >= GRID_MAX_MULT, unit * np.float32(2), unit)[:, :, None]
         graded = np.where(positive, np.ceil(blocks / unit) * unit, blocks)

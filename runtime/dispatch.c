@@ -37,6 +37,7 @@ static const lutrt_kernel *find(const char *name) {
             if (!lutrt_mma_i8_avx512_ptr) return NULL;
             avx512_kernel = kernels[i];
             avx512_kernel.mma_i8 = lutrt_mma_i8_avx512_ptr;
+            avx512_kernel.table_multipliers = 1;
             __builtin_cpu_init();
             if (lutrt_mma_i8_avx512vnni_ptr && __builtin_cpu_supports("avx512vnni"))
                 avx512_kernel.mma_i8 = lutrt_mma_i8_avx512vnni_ptr;
@@ -47,6 +48,7 @@ static const lutrt_kernel *find(const char *name) {
             if (!lutrt_mma_i8_avx512vbmi_ptr) return NULL;
             avx512vbmi_kernel = kernels[i];
             avx512vbmi_kernel.mma_i8 = lutrt_mma_i8_avx512vbmi_ptr;
+            avx512vbmi_kernel.table_multipliers = 1;
             if (lutrt_mma_f32_avx512_ptr) avx512vbmi_kernel.mma_f32 = lutrt_mma_f32_avx512_ptr;
             return &avx512vbmi_kernel;
         }
@@ -78,11 +80,37 @@ int lutrt_kernel_available(const char *name) {
     return name && find(name) != NULL && cpu_supports(name);
 }
 
+/* The automatic "avx512" kernel on CPUs with AVX-512 VBMI + VNNI: per-table int8 tables run lmma_avx512vbmi.c's per-table tiles (vpdpbusd takes the table
+ * multipliers for free, where lmma_avx512.c spends an unpack and a vpdpwssd per table pair),
+ * everything else the avx512 kernel. Forcing "avx512" (LUTRT_KERNEL, lutrt_set_kernel) runs
+ * lmma_avx512.c alone. */
+static lutrt_kernel avx512_auto_kernel;
+static lutrt_mma_fn avx512_mma_i8;
+
+static void avx512_auto_mma_i8(const lutrt_mma_args *a, int b0, int b1) {
+    if (lutrt_pt_vbmi_applies(a))
+        lutrt_mma_i8_pt_vbmi_ptr(a, b0, b1);
+    else
+        avx512_mma_i8(a, b0, b1);
+}
+
 static const lutrt_kernel *best(void) {
     /* "avx512vbmi" is deliberately not in the automatic order */
     static const char *order[] = {"avx512", "avx2", "ref"};
-    for (int i = 0; i < 3; i++)
-        if (lutrt_kernel_available(order[i])) return find(order[i]);
+    for (int i = 0; i < 3; i++) {
+        if (!lutrt_kernel_available(order[i])) continue;
+        const lutrt_kernel *k = find(order[i]);
+#ifdef LUTRT_X86
+        if (i == 0 && lutrt_mma_i8_pt_vbmi_ptr && !lutrt_avx512vbmi_emulated &&
+            lutrt_kernel_available("avx512vbmi")) {
+            avx512_auto_kernel = *k;
+            avx512_mma_i8 = k->mma_i8;
+            avx512_auto_kernel.mma_i8 = avx512_auto_mma_i8;
+            return &avx512_auto_kernel;
+        }
+#endif
+        return k;
+    }
     return &kernels[0];
 }
 

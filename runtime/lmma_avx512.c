@@ -50,6 +50,8 @@ const int lutrt_avx512_emulated = 0;
 #ifdef LUTRT_HAVE_AVX512
 #include <string.h>
 
+#include "pt_zero_avx512.h"
+
 /* facc is written by the first scale group of each weight group before it is read; gcc cannot
  * see that through the js == j0 flag. */
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -277,29 +279,14 @@ ALWAYS_INLINE __m512i dot_words(__m512i acc, __m512i x, __m512i m) {
 #endif
 }
 
-/* z rounded to an integer (exact for integer z) within +-2^B, and the rest z - zi */
-ALWAYS_INLINE __m512i int_zero(__m512 z, const int BITS, __m512 *rest) {
-    const __m512 lim = _mm512_set1_ps((float)(1 << BITS));
-    const __m512i zi = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(z, _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim));
-    *rest = _mm512_sub_ps(z, _mm512_cvtepi32_ps(zi));
-    return zi;
-}
-
-/* Per-table int8 scales (jt == 1; lutrt.h): on the scale grid, tscale[m, j] = unit[m, b] *
- * mult[m, j] with integer mult < 2^14 (lutrt_grid_scales), so a block of <= 8 tables needs no
+/* Per-table int8 scales (jt == 1; lutrt.h), for the CPUs without AVX-512 VBMI (those run
+ * lmma_avx512vbmi.c's per-table tiles): on the scale grid, tscale[m, j] = unit[m, b] *
+ * mult[m, j] with integer mult < 2^7 (lutrt_grid_scales), so a block of <= 8 tables needs no
  * float work per table: vpmaddwd (vpdpwssd) multiplies the int16 lookup sums of tables j and
  * j+1 (interleaved per row by vpunpck{l,h}wd) by (mult_j, mult_j+1) into int32, and the block
  * is converted once: unit * (sum_j mult_j I_j - z sum_j mult_j S_j).
- *   B <= 4: |I| <= 8 * 16383 * 15 * 127 < 2^28: one int32 sum.
- *   B > 4 (SPLIT): |I_j| reaches 255 * 127, so mult = 128 mh + ml (mh, ml < 128) and two int32
- *   sums, each below 8 * 127 * 32385 < 2^25, combined in float as 128 D_h + D_l.
- * The zero-point term is taken in int32 for the integer part zi of z (|zi| <= 2^B, every int32
- * product and difference below 2^31 by the bounds above) and in float for z - zi only, so codes
- * that all equal an integer zero point give exactly 0; sum_j mult_j S_j < 8 * 16383 * 127 < 2^24
- * is exact in float. A z far outside the code range (GGUF Q4_1: -m/d) cannot cancel against I
- * (I - z S is then dominated by (q - z) x with |q - z| large), so the one rounding of I - zi S
- * stays relative to the result. (Doing the subtraction in double instead was measured 5-10%
- * slower on the GEMV for the same logits NMSE on SmolLM2.) The result is the per-table
+ *   |I_j| <= 255 * 127 (B = 8), so |sum_j mult_j I_j| <= 8 * 127 * 32385 < 2^25: one int32 sum;
+ *   the zero-point term: pt_zero_avx512.h. The result is the per-table
  * formula's up to float32 rounding. The unpacked
  * dword order (per lane 4 words of unpacklo, then 4 of unpackhi) is undone by two vpermt2d. */
 static const int32_t pt_idx_a[16] __attribute__((aligned(64))) = {
@@ -309,7 +296,7 @@ static const int32_t pt_idx_b[16] __attribute__((aligned(64))) = {
 
 ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int MT, const int NP,
                            const int MIR, const int BITS) {
-    const int J = a->J, E = MIR ? 8 : 16, NBK = 2 * NP, SPLIT = BITS > 4, NI = SPLIT ? 2 : 1;
+    const int J = a->J, E = MIR ? 8 : 16, NBK = 2 * NP;
     const int nub = (J + LUTRT_GRID_TABLES - 1) / LUTRT_GRID_TABLES;
     const __m512i ia = _mm512_load_si512(pt_idx_a), ib = _mm512_load_si512(pt_idx_b);
     const uint8_t *wb[4];
@@ -334,25 +321,19 @@ ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int 
         const int whole_group = j1 <= (j0 / LUTRT_GRID_TABLES + 1) * LUTRT_GRID_TABLES;
         for (int js = j0; js < j1;) {
             const int ub = js / LUTRT_GRID_TABLES, je = min_int(j1, (ub + 1) * LUTRT_GRID_TABLES);
-            __m512i I[2][2][2][2][2]; /* [r][pi][half][unpacklo / unpackhi][mult, or mh / ml] */
+            __m512i I[2][2][2][2]; /* [r][pi][half][unpacklo / unpackhi] */
             UNROLL for (int r = 0; r < MT; r++)
                 UNROLL for (int pi = 0; pi < NP; pi++)
                     UNROLL for (int h = 0; h < 2; h++)
-                        UNROLL for (int u = 0; u < 2; u++)
-                            UNROLL for (int s = 0; s < NI; s++) I[r][pi][h][u][s] = _mm512_setzero_si512();
+                        UNROLL for (int u = 0; u < 2; u++) I[r][pi][h][u] = _mm512_setzero_si512();
             for (int j = js; j < je; j += 2) {
                 const int two = j + 1 < je;
-                __m512i tab[2][2], P0[2][2][2], P1[2][2][2], mm[2][2];
+                __m512i tab[2][2], P0[2][2][2], P1[2][2][2], mm[2];
                 UNROLL for (int r = 0; r < MT; r++) {
                     tab[0][r] = load_table(tb[r] + (size_t)j * E, MIR);
                     tab[1][r] = two ? load_table(tb[r] + (size_t)(j + 1) * E, MIR) : _mm512_setzero_si512();
                     const uint32_t m0 = (uint16_t)mb[r][j], m1 = two ? (uint16_t)mb[r][j + 1] : 0u;
-                    if (SPLIT) {
-                        mm[r][0] = _mm512_set1_epi32((int)((m0 >> 7) | (m1 >> 7) << 16));
-                        mm[r][1] = _mm512_set1_epi32((int)((m0 & 127) | (m1 & 127) << 16));
-                    } else {
-                        mm[r][0] = _mm512_set1_epi32((int)(m0 | m1 << 16));
-                    }
+                    mm[r] = _mm512_set1_epi32((int)(m0 | m1 << 16));
                 }
                 lookups_pt(a, wb, tab[0], (size_t)j, MT, NP, BITS, P0);
                 lookups_pt(a, wb, tab[1], (size_t)(two ? j + 1 : j), MT, NP, BITS, P1);
@@ -361,45 +342,23 @@ ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int 
                         UNROLL for (int h = 0; h < 2; h++) {
                             const __m512i lo = _mm512_unpacklo_epi16(P0[r][pi][h], P1[r][pi][h]);
                             const __m512i hi = _mm512_unpackhi_epi16(P0[r][pi][h], P1[r][pi][h]);
-                            UNROLL for (int s = 0; s < NI; s++) {
-                                I[r][pi][h][0][s] = dot_words(I[r][pi][h][0][s], lo, mm[r][s]);
-                                I[r][pi][h][1][s] = dot_words(I[r][pi][h][1][s], hi, mm[r][s]);
-                            }
+                            I[r][pi][h][0] = dot_words(I[r][pi][h][0], lo, mm[r]);
+                            I[r][pi][h][1] = dot_words(I[r][pi][h][1], hi, mm[r]);
                         }
             }
             UNROLL for (int r = 0; r < MT; r++) {
                 const size_t m = (size_t)(m0 + r);
-                int zs[2] = {0, 0}; /* sum_j mult_j S_j (or its mh / ml parts) */
-                for (int j = js; j < je; j++) {
-                    const int S = (int)a->tsum[m * a->NS + j];
-                    if (SPLIT) {
-                        zs[0] += (mb[r][j] >> 7) * S;
-                        zs[1] += (mb[r][j] & 127) * S;
-                    } else {
-                        zs[0] += mb[r][j] * S;
-                    }
-                }
+                const int zs = lutrt_pt_zs(a, m, js, je); /* sum_j mult_j S_j */
                 const __m512 U = _mm512_set1_ps(a->tunit[m * nub + ub]);
-                const __m512 Z = _mm512_set1_ps((float)(SPLIT ? 128 * zs[0] + zs[1] : zs[0]));
-                const __m512i Zi0 = _mm512_set1_epi32(zs[0]), Zi1 = _mm512_set1_epi32(zs[1]);
+                const __m512 Z = _mm512_set1_ps((float)zs);
+                const __m512i Zi = _mm512_set1_epi32(zs);
                 UNROLL for (int pi = 0; pi < NP; pi++) {
                     UNROLL for (int h = 0; h < 2; h++) {
                         UNROLL for (int e = 0; e < 2; e++) { /* block a / b */
                             const size_t si = ((size_t)(blk0 + 2 * pi + e) * a->NG + g) * LUTRT_BLOCK_N + 16 * h;
                             const __m512 z = a->zeros ? _mm512_loadu_ps(a->zeros + si) : _mm512_set1_ps(a->zimp);
-                            __m512 rest;
-                            const __m512i zi = int_zero(z, BITS, &rest);
-                            const __m512i ix = e ? ib : ia;
-                            __m512 d = _mm512_cvtepi32_ps(_mm512_sub_epi32(
-                                _mm512_permutex2var_epi32(I[r][pi][h][0][0], ix, I[r][pi][h][1][0]),
-                                _mm512_mullo_epi32(zi, Zi0)));
-                            if (SPLIT) {
-                                const __m512 dl = _mm512_cvtepi32_ps(_mm512_sub_epi32(
-                                    _mm512_permutex2var_epi32(I[r][pi][h][0][1], ix, I[r][pi][h][1][1]),
-                                    _mm512_mullo_epi32(zi, Zi1)));
-                                d = _mm512_fmadd_ps(d, _mm512_set1_ps(128.0f), dl);
-                            }
-                            const __m512 v = _mm512_fnmadd_ps(rest, Z, d);
+                            const __m512i Ib = _mm512_permutex2var_epi32(I[r][pi][h][0], e ? ib : ia, I[r][pi][h][1]);
+                            const __m512 v = lutrt_pt_zero_point(Ib, z, Zi, Z, BITS);
                             if (whole_group) { /* straight into oacc */
                                 float *o = oacc[r][2 * pi + e] + 16 * h;
                                 const __m512 w = _mm512_mul_ps(_mm512_loadu_ps(a->scales + si), U);
@@ -440,16 +399,11 @@ static const tile_fn tiles[2][LUTRT_MAX_BITS][3] = {
      SHAPES(1, 5), SHAPES(1, 6), SHAPES(1, 7), SHAPES(1, 8)},
 };
 
-/* Per-table tiles; B > 4 keeps twice the int32 sums, so its "1x2" tile is two 1x1 tiles. */
+/* Per-table tiles. */
 #define TILE_PT(MT, NP, MIR, BITS)                                                   \
     static __attribute__((noinline)) void pt_##MT##x##NP##_##MIR##_##BITS(          \
         const lutrt_mma_args *a, int m0, int blk0) {                                 \
-        if (BITS > 4 && NP == 2) {                                                   \
-            tile_pt(a, m0, blk0, MT, 1, MIR, BITS);                                  \
-            tile_pt(a, m0, blk0 + 2, MT, 1, MIR, BITS);                              \
-        } else {                                                                     \
-            tile_pt(a, m0, blk0, MT, NP, MIR, BITS);                                 \
-        }                                                                            \
+        tile_pt(a, m0, blk0, MT, NP, MIR, BITS);                                     \
     }
 #define TILES_PT(MIR, BITS) TILE_PT(1, 2, MIR, BITS) TILE_PT(1, 1, MIR, BITS) TILE_PT(2, 1, MIR, BITS)
 #define SHAPES_PT(MIR, BITS) {pt_1x2_##MIR##_##BITS, pt_1x1_##MIR##_##BITS, pt_2x1_##MIR##_##BITS}

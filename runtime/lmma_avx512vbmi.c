@@ -59,6 +59,8 @@ const int lutrt_avx512vbmi_emulated = 0;
 #ifdef LUTRT_HAVE_VBMI
 #include <string.h>
 
+#include "pt_zero_avx512.h"
+
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
@@ -296,6 +298,196 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
         }
 }
 
+/* ---- per-table scales (jt == 1) ----------------------------------------------------------
+ * On the scale grid (lutrt_grid_scales) tscale[m, j] = unit[m, b] * mult[m, j] with integer
+ * mult < 2^7, constant over each aligned block b of LUTRT_GRID_TABLES tables. The tiles above
+ * already multiply every lookup byte by a u8 plane weight in vpdpbusd; here that weight is
+ * mult_j * (1, 2) for the two planes of a pair (<= 254), so a table's scale costs nothing per
+ * lookup and I = sum_j mult_j sum_b 2^b L_b is summed exactly in int32 over a grid block:
+ *   pairs (B = 2): X = tables (j | j+1), Y = (j+2 | j+3) as in PAIR_STEP, dword lanes 0-1 hold
+ *     tables (j, j+2), lanes 2-3 (j+1, j+3): multipliers (m_j, 2m_j, m_j+2, 2m_j+2) | (m_j+1, ..).
+ *   B = 4: X = table j's whole chunk (pairs 0 | 1), Y = table j+1's: lanes 0-1 hold plane pair 0
+ *     and lanes 2-3 pair 1 of tables (j, j+1), both with multipliers (m_j, 2m_j, m_j+1, 2m_j+1);
+ *     the flush weighs lanes 2-3 by 4. B = 8 does the same for pairs 2 | 3 into four more
+ *     accumulators weighed by 16.
+ *   B = 1: the odd-plane regrouping (dword k = byte k of tables j..j+3), multipliers m_j..m_j+3.
+ * Bounds: one vpdpbusd adds <= 2 * 381 * 128 < 2^17 to a dword, a grid block 4 of them, times
+ * <= 64 (B = 8, pair 3) after weighting, and in all |I| < 2^25 (the bound of pt_zero_avx512.h,
+ * which takes the zero-point term). The result equals lmma_avx512.c's tile_pt up to float32
+ * rounding. These tiles need whole steps of four tables:
+ * J and the weight group a multiple of 4 tables, and B in {1, 2, 4, 8} (lutrt_pt_vbmi_applies;
+ * the rest runs tile_i8 with one flush per table). */
+/* vpshufb selectors of the multiplier bytes from 8 bytes = mult[j..j+3] (int16, low bytes 0,
+ * 2, 4, 6); the odd bytes of each pair are doubled afterwards */
+static const int8_t pt_sel_pair[64] __attribute__((aligned(64))) = {
+    0, 0, 4, 4, 0, 0, 4, 4, 0, 0, 4, 4, 0, 0, 4, 4, 0, 0, 4, 4, 0, 0, 4, 4, 0, 0, 4, 4, 0, 0, 4, 4,
+    2, 2, 6, 6, 2, 2, 6, 6, 2, 2, 6, 6, 2, 2, 6, 6, 2, 2, 6, 6, 2, 2, 6, 6, 2, 2, 6, 6, 2, 2, 6, 6};
+static const int8_t pt_sel_01[64] __attribute__((aligned(64))) = {
+    0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2,
+    0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2};
+static const int8_t pt_sel_23[64] __attribute__((aligned(64))) = {
+    4, 4, 6, 6, 4, 4, 6, 6, 4, 4, 6, 6, 4, 4, 6, 6, 4, 4, 6, 6, 4, 4, 6, 6, 4, 4, 6, 6, 4, 4, 6, 6,
+    4, 4, 6, 6, 4, 4, 6, 6, 4, 4, 6, 6, 4, 4, 6, 6, 4, 4, 6, 6, 4, 4, 6, 6, 4, 4, 6, 6, 4, 4, 6, 6};
+static const int8_t pt_sel_odd[64] __attribute__((aligned(64))) = {
+    0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6,
+    0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6};
+
+/* multipliers of tables j..j+3 of one row through selector sel; pairs: (m, 2m) */
+ALWAYS_INLINE __m512i pt_mults(const int16_t *mult, __m512i sel, const int PAIRS) {
+    int64_t v;
+    memcpy(&v, mult, 8);
+    const __m512i m = _mm512_shuffle_epi8(_mm512_set1_epi64(v), sel);
+    return PAIRS ? _mm512_mask_add_epi8(m, (__mmask64)0xAAAAAAAAAAAAAAAAull, m, m) : m;
+}
+
+/* Rows m0..m0+MT-1 for blocks blk0..blk0+NBK-1, per-table scales. */
+ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int MT, const int NBK,
+                           const int MIR, const int BITS) {
+    const int J = a->J, E = MIR ? 8 : 16, NQ = BITS == 8 ? 8 : 4;
+    const int nub = (J + LUTRT_GRID_TABLES - 1) / LUTRT_GRID_TABLES;
+    const size_t chunk = a->chunk;
+    const __m512i m0f = _mm512_set1_epi8(0x0f), m16 = _mm512_set1_epi32(0xFFFF);
+
+    const uint8_t *wb[4];
+    const int8_t *tb[2];
+    const int16_t *mb[2];
+    UNROLL for (int bi = 0; bi < NBK; bi++) wb[bi] = a->w + (size_t)(blk0 + bi) * J * chunk;
+    UNROLL for (int r = 0; r < MT; r++) {
+        tb[r] = (const int8_t *)a->tables + (size_t)(m0 + r) * a->row_bytes;
+        mb[r] = a->tmult + (size_t)(m0 + r) * J;
+    }
+
+    float facc[2][4][32] __attribute__((aligned(64)));
+    float oacc[2][4][32] __attribute__((aligned(64)));
+    UNROLL for (int r = 0; r < MT; r++)
+        UNROLL for (int bi = 0; bi < NBK; bi++)
+            UNROLL for (int q = 0; q < 32; q += 16) _mm512_store_ps(oacc[r][bi] + q, _mm512_setzero_ps());
+
+/* tables X, Y of block bi into accumulators Q..Q+3 with multipliers MULT[r] */
+#define PT_PAIR(X, Y, OFF, MULT, Q)                                                              \
+    do {                                                                                         \
+        const __m512i ze = _mm512_ternarylogic_epi32((X), _mm512_slli_epi32((Y), 16), m16, 0xEC); \
+        const __m512i zo = _mm512_ternarylogic_epi32((Y), _mm512_srli_epi32((X), 16), m16, 0xDC); \
+        const __m512i iel = nib(ze, m0f, (OFF)), ieh = nib(_mm512_srli_epi16(ze, 4), m0f, (OFF)); \
+        const __m512i iol = nib(zo, m0f, (OFF)), ioh = nib(_mm512_srli_epi16(zo, 4), m0f, (OFF)); \
+        UNROLL for (int r = 0; r < MT; r++) {                                                    \
+            acc[r][bi][(Q)] = _mm512_dpbusd_epi32(acc[r][bi][(Q)], MULT[r], _mm512_permutexvar_epi8(iel, tab[r])); \
+            acc[r][bi][(Q) + 1] = _mm512_dpbusd_epi32(acc[r][bi][(Q) + 1], MULT[r], _mm512_permutexvar_epi8(iol, tab[r])); \
+            acc[r][bi][(Q) + 2] = _mm512_dpbusd_epi32(acc[r][bi][(Q) + 2], MULT[r], _mm512_permutexvar_epi8(ieh, tab[r])); \
+            acc[r][bi][(Q) + 3] = _mm512_dpbusd_epi32(acc[r][bi][(Q) + 3], MULT[r], _mm512_permutexvar_epi8(ioh, tab[r])); \
+        }                                                                                        \
+    } while (0)
+
+    const __m512i offp = ld64(off_pair), o01 = ld64(off_01), o23 = ld64(off_23);
+    const __m512i permo = ld64(perm_odd), offo = ld64(off_odd);
+    const __m512i sp = ld64(pt_sel_pair), s01 = ld64(pt_sel_01), s23 = ld64(pt_sel_23), so = ld64(pt_sel_odd);
+    for (int g = 0; g < a->NG; g++) {
+        const int j0 = g * a->jg, j1 = min_int(J, j0 + a->jg);
+        const int whole_group = j1 <= (j0 / LUTRT_GRID_TABLES + 1) * LUTRT_GRID_TABLES;
+        for (int js = j0; js < j1;) {
+            const int ub = js / LUTRT_GRID_TABLES, je = min_int(j1, (ub + 1) * LUTRT_GRID_TABLES);
+            __m512i acc[2][4][8];
+            UNROLL for (int r = 0; r < MT; r++)
+                UNROLL for (int bi = 0; bi < NBK; bi++)
+                    UNROLL for (int q = 0; q < NQ; q++) acc[r][bi][q] = _mm512_setzero_si512();
+            for (int j = js; j < je; j += 4) {
+                __m512i tab[2], mA[2], mB[2];
+                UNROLL for (int r = 0; r < MT; r++) {
+                    tab[r] = load_tables(tb[r] + (size_t)j * E, MIR, 1, 4);
+                    if (BITS == 1) {
+                        mA[r] = pt_mults(mb[r] + j, so, 0);
+                    } else if (BITS == 2) {
+                        mA[r] = pt_mults(mb[r] + j, sp, 1);
+                    } else {
+                        mA[r] = pt_mults(mb[r] + j, s01, 1);
+                        mB[r] = pt_mults(mb[r] + j, s23, 1);
+                    }
+                }
+                UNROLL for (int bi = 0; bi < NBK; bi++) {
+                    const uint8_t *p0 = wb[bi] + (size_t)j * chunk;
+                    if (BITS == 1) {
+                        const __m512i R = _mm512_permutexvar_epi8(permo, ld64(p0));
+                        const __m512i il = nib(R, m0f, offo), ih = nib(_mm512_srli_epi16(R, 4), m0f, offo);
+                        UNROLL for (int r = 0; r < MT; r++) {
+                            acc[r][bi][0] = _mm512_dpbusd_epi32(acc[r][bi][0], mA[r], _mm512_permutexvar_epi8(il, tab[r]));
+                            acc[r][bi][1] = _mm512_dpbusd_epi32(acc[r][bi][1], mA[r], _mm512_permutexvar_epi8(ih, tab[r]));
+                        }
+                    } else if (BITS == 2) {
+                        PT_PAIR(ld64(p0), ld64(p0 + 64), offp, mA, 0);
+                    } else if (BITS == 4) {
+                        PT_PAIR(ld64(p0), ld64(p0 + 64), o01, mA, 0);
+                        PT_PAIR(ld64(p0 + 128), ld64(p0 + 192), o23, mB, 0);
+                    } else { /* 8: pairs 0 | 1 and 2 | 3 of tables (j, j+1), then (j+2, j+3) */
+                        PT_PAIR(ld64(p0), ld64(p0 + 128), o01, mA, 0);
+                        PT_PAIR(ld64(p0 + 64), ld64(p0 + 192), o01, mA, 4);
+                        PT_PAIR(ld64(p0 + 256), ld64(p0 + 384), o23, mB, 0);
+                        PT_PAIR(ld64(p0 + 320), ld64(p0 + 448), o23, mB, 4);
+                    }
+                }
+            }
+            UNROLL for (int r = 0; r < MT; r++) {
+                const size_t m = (size_t)(m0 + r);
+                const int zs = lutrt_pt_zs(a, m, js, je); /* sum_j mult_j S_j */
+                const __m512 U = _mm512_set1_ps(a->tunit[m * nub + ub]);
+                const __m512 Z = _mm512_set1_ps((float)zs);
+                const __m512i Zi = _mm512_set1_epi32(zs);
+                UNROLL for (int bi = 0; bi < NBK; bi++) {
+                    const size_t si = ((size_t)(blk0 + bi) * a->NG + g) * LUTRT_BLOCK_N;
+                    __m512i I[2];
+                    if (BITS == 1) {
+                        I[0] = _mm512_permutex2var_epi32(acc[r][bi][0], ld64(fl_c), acc[r][bi][1]);
+                        I[1] = _mm512_permutex2var_epi32(acc[r][bi][0], ld64(fl_d), acc[r][bi][1]);
+                    } else {
+                        const __m512i A = ld64(fl_a), B = ld64(fl_b);
+                        const int sh = BITS == 2 ? 0 : 2; /* lanes 2-3: other tables, or pair 1 */
+                        UNROLL for (int h = 0; h < 2; h++) {
+                            const __m512i e = acc[r][bi][2 * h], o = acc[r][bi][2 * h + 1];
+                            I[h] = _mm512_add_epi32(_mm512_permutex2var_epi32(e, A, o),
+                                                    _mm512_slli_epi32(_mm512_permutex2var_epi32(e, B, o), sh));
+                            if (BITS == 8) {
+                                const __m512i e2 = acc[r][bi][4 + 2 * h], o2 = acc[r][bi][5 + 2 * h];
+                                const __m512i hi = _mm512_add_epi32(_mm512_permutex2var_epi32(e2, A, o2),
+                                                                    _mm512_slli_epi32(_mm512_permutex2var_epi32(e2, B, o2), 2));
+                                I[h] = _mm512_add_epi32(I[h], _mm512_slli_epi32(hi, 4));
+                            }
+                        }
+                    }
+                    UNROLL for (int h = 0; h < 2; h++) {
+                        const __m512 z = a->zeros ? _mm512_loadu_ps(a->zeros + si + 16 * h) : _mm512_set1_ps(a->zimp);
+                        const __m512 v = lutrt_pt_zero_point(I[h], z, Zi, Z, BITS);
+                        if (whole_group) { /* straight into oacc */
+                            float *o = oacc[r][bi] + 16 * h;
+                            const __m512 w = _mm512_mul_ps(_mm512_loadu_ps(a->scales + si + 16 * h), U);
+                            _mm512_store_ps(o, _mm512_fmadd_ps(v, w, _mm512_load_ps(o)));
+                        } else {
+                            float *f = facc[r][bi] + 16 * h;
+                            _mm512_store_ps(f, js == j0 ? _mm512_mul_ps(v, U) : _mm512_fmadd_ps(v, U, _mm512_load_ps(f)));
+                        }
+                    }
+                }
+            }
+            js = je;
+        }
+        if (!whole_group) { /* end of a weight group: out += s * F */
+            UNROLL for (int bi = 0; bi < NBK; bi++) {
+                const size_t si = ((size_t)(blk0 + bi) * a->NG + g) * LUTRT_BLOCK_N;
+                UNROLL for (int r = 0; r < MT; r++)
+                    UNROLL for (int q = 0; q < 32; q += 16) {
+                        const __m512 s = _mm512_loadu_ps(a->scales + si + q);
+                        const __m512 f = _mm512_load_ps(facc[r][bi] + q);
+                        _mm512_store_ps(oacc[r][bi] + q, _mm512_fmadd_ps(s, f, _mm512_load_ps(oacc[r][bi] + q)));
+                    }
+            }
+        }
+    }
+#undef PT_PAIR
+    UNROLL for (int r = 0; r < MT; r++)
+        UNROLL for (int bi = 0; bi < NBK; bi++) {
+            const int n0 = (blk0 + bi) * LUTRT_BLOCK_N, rows = min_int(LUTRT_BLOCK_N, a->N - n0);
+            memcpy(a->out + (size_t)(m0 + r) * a->N + n0, oacc[r][bi], (size_t)rows * sizeof(float));
+        }
+}
+
 typedef void (*tile_fn)(const lutrt_mma_args *, int, int);
 
 /* Shapes (rows x blocks): GEMV 1xNV, GEMM 2xNM, and 1x1, 2x1 for the rest; NV = 4 and NM = 2
@@ -321,10 +513,31 @@ static const tile_fn tiles[2][LUTRT_MAX_BITS][4] = {
      SHAPES(1, 5), SHAPES(1, 6), SHAPES(1, 7), SHAPES(1, 8)},
 };
 
-static void mma_i8_avx512vbmi(const lutrt_mma_args *a, int b0, int b1) {
-    const tile_fn *t = tiles[a->mirrored][a->bits - 1];
+/* Per-table tiles: GEMV 1 x PV, GEMM 2 x PM, 1x1 and 2x1 (B = 8 keeps 8 accumulators per row
+ * and block, the others 4 or 2). */
+#define PV(BITS) ((BITS) == 8 ? 2 : 4)
+#define PM(BITS) ((BITS) == 8 ? 1 : 2)
+#define TILE_PT(NAME, MT, NBK, MIR, BITS)                                             \
+    static __attribute__((noinline)) void NAME##_##MIR##_##BITS(                      \
+        const lutrt_mma_args *a, int m0, int blk0) {                                  \
+        tile_pt(a, m0, blk0, MT, NBK, MIR, BITS);                                     \
+    }
+#define TILES_PT(MIR, BITS)                                                           \
+    TILE_PT(pv, 1, PV(BITS), MIR, BITS) TILE_PT(pm, 2, PM(BITS), MIR, BITS)           \
+    TILE_PT(p11, 1, 1, MIR, BITS) TILE_PT(p21, 2, 1, MIR, BITS)
+#define SHAPES_PT(MIR, BITS) \
+    {pv_##MIR##_##BITS, pm_##MIR##_##BITS, p11_##MIR##_##BITS, p21_##MIR##_##BITS}
+TILES_PT(0, 1) TILES_PT(0, 2) TILES_PT(0, 4) TILES_PT(0, 8)
+TILES_PT(1, 1) TILES_PT(1, 2) TILES_PT(1, 4) TILES_PT(1, 8)
+static const tile_fn tiles_pt[2][4][4] = { /* [mirrored][B = 1, 2, 4, 8] */
+    {SHAPES_PT(0, 1), SHAPES_PT(0, 2), SHAPES_PT(0, 4), SHAPES_PT(0, 8)},
+    {SHAPES_PT(1, 1), SHAPES_PT(1, 2), SHAPES_PT(1, 4), SHAPES_PT(1, 8)},
+};
+
+/* The walk of both tile sets: GEMV runs nv-block tiles, GEMM 2-row tiles of nm blocks over
+ * super blocks that stay in L2. */
+static void walk(const lutrt_mma_args *a, int b0, int b1, const tile_fn *t, int nv, int nm) {
     const tile_fn tv = t[0], tm = t[1], t11 = t[2], t21 = t[3];
-    const int nv = NV(a->bits), nm = NM(a->bits);
     if (a->M == 1) {
         int blk = b0;
         for (; blk + nv <= b1; blk += nv) tv(a, 0, blk);
@@ -345,7 +558,27 @@ static void mma_i8_avx512vbmi(const lutrt_mma_args *a, int b0, int b1) {
     }
 }
 
+static void mma_pt_avx512vbmi(const lutrt_mma_args *a, int b0, int b1) {
+    const int bi = a->bits == 8 ? 3 : a->bits == 4 ? 2 : a->bits - 1;
+    walk(a, b0, b1, tiles_pt[a->mirrored][bi], PV(a->bits), PM(a->bits));
+}
+
+static void mma_i8_avx512vbmi(const lutrt_mma_args *a, int b0, int b1) {
+    if (lutrt_pt_vbmi_applies(a)) {
+        mma_pt_avx512vbmi(a, b0, b1);
+        return;
+    }
+    walk(a, b0, b1, tiles[a->mirrored][a->bits - 1], NV(a->bits), NM(a->bits));
+}
+
 const lutrt_mma_fn lutrt_mma_i8_avx512vbmi_ptr = mma_i8_avx512vbmi;
+const lutrt_mma_fn lutrt_mma_i8_pt_vbmi_ptr = mma_pt_avx512vbmi;
 #else
 const lutrt_mma_fn lutrt_mma_i8_avx512vbmi_ptr = 0;
+const lutrt_mma_fn lutrt_mma_i8_pt_vbmi_ptr = 0;
 #endif
+
+int lutrt_pt_vbmi_applies(const lutrt_mma_args *a) {
+    const int b = a->bits;
+    return a->tmult && (b == 1 || b == 2 || b == 4 || b == 8) && a->J % 4 == 0 && a->jg % 4 == 0;
+}

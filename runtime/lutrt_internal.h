@@ -29,8 +29,11 @@ typedef struct lutrt_mma_args {
                            of F[m, j], the all-ones entry (plain Tq[j][15], mirrored -Tq[j][0]),
                            so that the zero-point term uses the lookups' own rounding */
     const int16_t *tmult; /* per-table int8 scales (jt == 1): [M, J] tscale / unit, the
-                             integer multiplier of lutrt_grid_scales; NULL otherwise */
-    const float *tunit;   /* [M, ceil(J / LUTRT_GRID_TABLES)] the grid unit 2^(ilogb(max) - 13) */
+                             integer multiplier of lutrt_grid_scales (0..127); NULL otherwise */
+    const float *tunit;   /* [M, ceil(J / LUTRT_GRID_TABLES)] the grid unit
+                             2^(ilogb(max) - LUTRT_GRID_SHIFT) */
+    const int32_t *tzs;   /* [M, J] sum of mult * S over the tables of j's grid block up to and
+                             including j (lutrt_pt_zs); S the all-ones entry (tsum, jt == 1) */
     const uint8_t *w;
     const float *scales;
     const float *zeros; /* NULL: zimp */
@@ -49,6 +52,7 @@ typedef struct lutrt_kernel {
     lutrt_mma_fn mma_i8;                 /* int8 tables */
     lutrt_mma_fn mma_f32;                /* f32 tables */
     lutrt_precompute_row_fn precompute_row;
+    int table_multipliers; /* mma_i8 reads tmult / tunit for per-table int8 tables (mma.c) */
 } lutrt_kernel;
 
 /* The kernel chosen by dispatch.c (never NULL). */
@@ -75,6 +79,10 @@ extern const lutrt_mma_fn lutrt_mma_i8_avx512vnni_ptr;
 /* NULL unless lmma_avx512vbmi.c was compiled with AVX-512 VBMI + VNNI (or SIMDe emulation). */
 extern const lutrt_mma_fn lutrt_mma_i8_avx512vbmi_ptr;
 extern const int lutrt_avx512vbmi_emulated;
+/* Its per-table tiles alone (lutrt_pt_vbmi_applies must hold), which the automatic "avx512"
+ * kernel runs on CPUs with VBMI + VNNI (dispatch.c); NULL like the kernel. */
+extern const lutrt_mma_fn lutrt_mma_i8_pt_vbmi_ptr;
+int lutrt_pt_vbmi_applies(const lutrt_mma_args *a);
 /* Large-M path (mma_i8act_avx512vnni.c): the whole int8-table call from the rows' int8
  * activations, threads included; NULL unless compiled with AVX512-VNNI (never emulated). */
 typedef int (*lutrt_mma_call_fn)(const lutrt_mma_args *a);
@@ -104,20 +112,28 @@ static inline float lutrt_table_scale(float mx, int finite) {
 }
 
 /* Per-table int8 scales (scale_group == 4) lie on a grid (lutrt.h): within each aligned block
- * of LUTRT_GRID_TABLES tables, tscale = M * u with u = 2^(ilogb(max) - 13) (doubled when the
- * largest M would reach 2^14) and the integer M = ceil(tscale / u) < 2^14, so that a kernel may
- * sum M * I in int32 and convert once per block (lmma_avx512.c). Rounding up keeps every entry
+ * of LUTRT_GRID_TABLES tables, tscale = M * u with u = 2^(ilogb(max) - LUTRT_GRID_SHIFT)
+ * (doubled when the largest M would reach 2^7) and the integer M = ceil(tscale / u) < 2^7, so
+ * that a kernel may use M as an unsigned byte multiplier of vpdpbusd (lmma_avx512vbmi.c) or sum
+ * M * I in int32 and convert once per block (lmma_avx512.c). Rounding up keeps every entry
  * within +-127. n <= LUTRT_GRID_TABLES scales; NaN and 0 stay as they are. */
 #define LUTRT_GRID_TABLES 8
-#define LUTRT_GRID_MAX_MULT 16384.0f
+#define LUTRT_GRID_SHIFT 6
+#define LUTRT_GRID_MAX_MULT 128.0f
 static inline void lutrt_grid_scales(float *ts, int n) {
     float mx = 0.0f;
     for (int j = 0; j < n; j++) mx = ts[j] > mx ? ts[j] : mx; /* NaN compares false */
     if (!(mx > 0.0f)) return;
-    float u = ldexpf(1.0f, ilogbf(mx) - 13);
+    float u = ldexpf(1.0f, ilogbf(mx) - LUTRT_GRID_SHIFT);
     if (ceilf(mx / u) >= LUTRT_GRID_MAX_MULT) u *= 2.0f;
     for (int j = 0; j < n; j++)
         if (ts[j] > 0.0f) ts[j] = ceilf(ts[j] / u) * u;
+}
+
+/* sum_{j in [j0, j1)} mult[m, j] S[m, j] of row m (tables j0..j1-1 inside one grid block) */
+static inline int lutrt_pt_zs(const lutrt_mma_args *a, size_t m, int j0, int j1) {
+    const int32_t *z = a->tzs + m * (size_t)a->J;
+    return z[j1 - 1] - (j0 % LUTRT_GRID_TABLES ? z[j0 - 1] : 0);
 }
 
 /* The activation group of the int8-activation path (lutrt.h): the largest multiple of 4 that

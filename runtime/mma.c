@@ -20,8 +20,9 @@ static void table_full_sums(const lutrt_mma_args *a, float *tsum) {
 }
 
 /* Per-table scales (lutrt_grid_scales): unit[m, b] of each block of LUTRT_GRID_TABLES tables
- * and the integer multipliers mult[m, j] = tscale / unit (< 2^14; 0 when unit is 0 or NaN).
- * unit = 2^(ilogb(max) - 13) (undoing lutrt_grid_scales' rounding up) and 1 / unit are built from the exponent bits
+ * and the integer multipliers mult[m, j] = tscale / unit (< 2^7; 0 when unit is 0 or NaN).
+ * unit = 2^(ilogb(max) - LUTRT_GRID_SHIFT) (undoing lutrt_grid_scales' rounding up) and
+ * 1 / unit are built from the exponent bits
  * of the block's largest scale (a normal float, >= 2^-107 / 127), so mult = tscale * (1 /
  * unit) is exact; this runs once per call before the threads start, so it is kept cheap. */
 static float float_of_bits(uint32_t b) {
@@ -30,7 +31,7 @@ static float float_of_bits(uint32_t b) {
     return f;
 }
 
-static void table_multipliers(const lutrt_mma_args *a, int16_t *mult, float *unit) {
+static void table_multipliers(const lutrt_mma_args *a, int16_t *mult, float *unit, int32_t *zs) {
     const int nb = (a->J + LUTRT_GRID_TABLES - 1) / LUTRT_GRID_TABLES;
     for (int m = 0; m < a->M; m++) {
         const float *ts = a->tscale + (size_t)m * a->NS;
@@ -51,11 +52,16 @@ static void table_multipliers(const lutrt_mma_args *a, int16_t *mult, float *uni
                 uint32_t bits;
                 memcpy(&bits, &mx, sizeof bits);
                 const uint32_t e = (bits >> 23) & 0xffu; /* ilogb(mx) + 127 */
-                u = float_of_bits((e - 13u) << 23);
-                inv = float_of_bits((267u - e) << 23);
+                u = float_of_bits((e - LUTRT_GRID_SHIFT) << 23);
+                inv = float_of_bits((254u + LUTRT_GRID_SHIFT - e) << 23);
             }
             unit[(size_t)m * nb + b] = u;
-            for (int j = j0; j < j0 + n; j++) mu[j] = (int16_t)(nan ? 0 : ts[j] * inv);
+            int32_t run = 0; /* lutrt_pt_zs: |sum| <= 8 * 127 * 127 */
+            for (int j = j0; j < j0 + n; j++) {
+                mu[j] = (int16_t)(nan ? 0 : ts[j] * inv);
+                run += mu[j] * (int32_t)a->tsum[(size_t)m * a->NS + j];
+                zs[(size_t)m * a->J + j] = run;
+            }
         }
     }
 }
@@ -140,36 +146,35 @@ int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, 
     } else
 #endif
     {
-        /* per-table scales: integer multipliers for the AVX-512 kernel's int32 sums */
+        /* per-table scales: integer multipliers for the AVX-512 kernels' int32 sums */
         int16_t mult_stack[4096], *mult = NULL;
+        int32_t zs_stack[4096], *zs = NULL;
         float unit_stack[512], *unit = NULL;
-#ifdef LUTRT_X86
-        const int int_multipliers = d->table_i8 && a.jt == 1 &&
-                                    k->mma_i8 && (k->mma_i8 == lutrt_mma_i8_avx512_ptr ||
-                                                  k->mma_i8 == lutrt_mma_i8_avx512vnni_ptr);
-#else
-        const int int_multipliers = 0;
-#endif
+        const int int_multipliers = d->table_i8 && a.jt == 1 && k->table_multipliers;
         if (int_multipliers) {
             const size_t nb = (size_t)(a.J + LUTRT_GRID_TABLES - 1) / LUTRT_GRID_TABLES;
             const size_t nm = (size_t)a.M * (size_t)a.J, nu = (size_t)a.M * nb;
             mult = nm <= 4096 ? mult_stack : malloc(nm * sizeof(int16_t));
+            zs = nm <= 4096 ? zs_stack : malloc(nm * sizeof(int32_t));
             unit = nu <= 512 ? unit_stack : malloc(nu * sizeof(float));
-            if (!mult || !unit) {
+            if (!mult || !zs || !unit) {
                 if (mult != mult_stack) free(mult);
+                if (zs != zs_stack) free(zs);
                 if (unit != unit_stack) free(unit);
                 if (tsum != tsum_stack) free(tsum);
                 return lutrt_fail("lutrt_mma: out of memory");
             }
-            table_multipliers(&a, mult, unit);
+            table_multipliers(&a, mult, unit, zs);
             a.tmult = mult;
             a.tunit = unit;
+            a.tzs = zs;
         }
         mma_job job = {&a, d->table_i8 ? k->mma_i8 : k->mma_f32};
         /* chunks: one GEMV tile (4 blocks = 4 memory streams) or one GEMM super-block */
         int grain = a.M == 1 ? 4 : lutrt_super_blocks(&a);
         lutrt_parallel_for(d->num_threads, a.NB, grain, mma_task, &job);
         if (mult != mult_stack) free(mult);
+        if (zs != zs_stack) free(zs);
         if (unit != unit_stack) free(unit);
     }
     if (tsum != tsum_stack) free(tsum);

@@ -70,7 +70,7 @@ def tables_reference(x: np.ndarray, entries: int, table_i8: bool, scale_group: i
 
 def _graded(scale: np.ndarray) -> np.ndarray:
     """lutrt.h's grid for per-table scales, one aligned block of 8 tables at a time: unit
-    u = 2^(floor(log2 max) - 13), twice that if ceil(max / u) would be 16384; scale -> ceil(scale / u) u."""
+    u = 2^(floor(log2 max) - 6), twice that if ceil(max / u) would be 128; scale -> ceil(scale / u) u."""
     out = scale.astype(np.float32).copy()
     for row in out:
         for b in range(0, row.size, 8):
@@ -79,8 +79,8 @@ def _graded(scale: np.ndarray) -> np.ndarray:
             if not live.any():
                 continue
             top = float(blk[live].max())
-            u = 2.0 ** (math.frexp(top)[1] - 14)  # frexp: top = f 2^e, 1/2 <= f < 1
-            if math.ceil(top / u) >= 16384:
+            u = 2.0 ** (math.frexp(top)[1] - 7)  # frexp: top = f 2^e, 1/2 <= f < 1
+            if math.ceil(top / u) >= 128:
                 u *= 2
             blk[live] = np.ceil(blk[live].astype(np.float64) / u) * u
     return out
