@@ -131,8 +131,10 @@ class PrecomputeOp(IRDLOperation):
     int8 tables: scale[m, t] = max_{j in t} (sum_i |x[m, 4j+i]|) / 127 over each group of
                  `sg` activations, entries round_half_even(T / scale). With sg = 4 (one
                  scale per table) the scales are then rounded up onto a power-of-two grid
-                 per 8 tables, scale = mult * 2^e with integer mult < 2^14 (runtime/lutrt.h;
-                 lut_semantics.grid_scales), so kernels can sum mult * lookups in int32.
+                 per 8 tables, scale = mult * 2^e with integer mult < 2^7 (runtime/lutrt.h;
+                 lut_semantics.grid_scales), so kernels can multiply lookups by mult as a
+                 byte and sum in int32; a table's step is then at most (1 + 1/mult) x its
+                 own max / 127, and an entry's error at most half a step.
     sums[m, g] = sum_{k in group g} x[m, k], groups of `sum_group` activations, used by the
     zero-point term of `lut.mma`.
     """

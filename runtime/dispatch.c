@@ -80,15 +80,21 @@ int lutrt_kernel_available(const char *name) {
     return name && find(name) != NULL && cpu_supports(name);
 }
 
-/* The automatic "avx512" kernel on CPUs with AVX-512 VBMI + VNNI: per-table int8 tables run lmma_avx512vbmi.c's per-table tiles (vpdpbusd takes the table
- * multipliers for free, where lmma_avx512.c spends an unpack and a vpdpwssd per table pair),
- * everything else the avx512 kernel. Forcing "avx512" (LUTRT_KERNEL, lutrt_set_kernel) runs
- * lmma_avx512.c alone. */
+/* The automatic "avx512" kernel on CPUs with AVX-512 VBMI + VNNI: per-table int8 tables of 1, 4
+ * and 8 bits run lmma_avx512vbmi.c's per-table tiles (vpdpbusd takes the table multipliers for
+ * free), everything else the avx512 kernel, whose VNNI build multiplies 2-bit lookups by the
+ * table multipliers with vpdpbusd too. GEMV per-table / scale-group-32 time, N = K = 4096,
+ * 1 thread (bench/bench_table_scales.py and A/B runs, 2026-12-02), VBMI tiles vs avx512 tiles:
+ *   AMD Zen 4:     1 bit 0.84-0.93 vs 1.12-1.32; 2 bits 1.24-1.26 vs 1.11; 4 bits 1.08-1.11
+ *                  vs 1.13; 8 bits 0.94-1.03 vs 1.08-1.18.
+ *   Intel Xeon (Sapphire Rapids-class, 16 cores): 1 bit 0.85 vs 1.11; 4 bits 1.02-1.06 vs 1.08;
+ *                  8 bits 1.00-1.04 vs 1.05.
+ * Forcing "avx512" (LUTRT_KERNEL, lutrt_set_kernel) runs lmma_avx512.c alone. */
 static lutrt_kernel avx512_auto_kernel;
 static lutrt_mma_fn avx512_mma_i8;
 
 static void avx512_auto_mma_i8(const lutrt_mma_args *a, int b0, int b1) {
-    if (lutrt_pt_vbmi_applies(a))
+    if (a->bits != 2 && lutrt_pt_vbmi_applies(a))
         lutrt_mma_i8_pt_vbmi_ptr(a, b0, b1);
     else
         avx512_mma_i8(a, b0, b1);

@@ -270,6 +270,34 @@ ALWAYS_INLINE void lookups_pt(const lutrt_mma_args *a, const uint8_t *const *wb,
     }
 }
 
+/* Plane pair pp of table j, unweighted: S[r][pi][0] = the lookup bytes (plane 2pp, 2pp+1) of
+ * rows 0..15 of blocks a | b as words, S[r][pi][1] rows 16..31 (per-table tiles with byte
+ * multipliers). */
+ALWAYS_INLINE void lookups_pair(const lutrt_mma_args *a, const uint8_t *const *wb, const __m512i *tab,
+                                size_t j, const int MT, const int NP, int pp, __m512i S[2][2][2]) {
+    const __m512i m0f = _mm512_set1_epi8(0x0f);
+    UNROLL for (int pi = 0; pi < NP; pi++) {
+        const uint8_t *pa = wb[2 * pi] + j * a->chunk + 32 * pp, *pb = wb[2 * pi + 1] + j * a->chunk + 32 * pp;
+        const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)pa)),
+                                             _mm256_loadu_si256((const __m256i *)pb), 1);
+        const __m512i lo = _mm512_and_si512(v, m0f);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m0f);
+        UNROLL for (int r = 0; r < MT; r++) {
+            S[r][pi][0] = _mm512_shuffle_epi8(tab[r], lo);
+            S[r][pi][1] = _mm512_shuffle_epi8(tab[r], hi);
+        }
+    }
+}
+
+/* acc + (u8 x s8 products, four per dword): vpdpbusd, AVX512-VNNI builds only */
+#if defined(__AVX512VNNI__) && !defined(LUTRT_AVX512_SIMDE)
+#define PT_BYTE_MULT 1
+ALWAYS_INLINE __m512i dot_bytes(__m512i acc, __m512i u8, __m512i s8) { return _mm512_dpbusd_epi32(acc, u8, s8); }
+#else
+#define PT_BYTE_MULT 0
+ALWAYS_INLINE __m512i dot_bytes(__m512i acc, __m512i u8, __m512i s8) { (void)u8; (void)s8; return acc; }
+#endif
+
 /* acc + (pairs of int16 products summed): one vpdpwssd with AVX512-VNNI */
 ALWAYS_INLINE __m512i dot_words(__m512i acc, __m512i x, __m512i m) {
 #if defined(__AVX512VNNI__) && !defined(LUTRT_AVX512_SIMDE)
@@ -279,12 +307,16 @@ ALWAYS_INLINE __m512i dot_words(__m512i acc, __m512i x, __m512i m) {
 #endif
 }
 
-/* Per-table int8 scales (jt == 1; lutrt.h), for the CPUs without AVX-512 VBMI (those run
- * lmma_avx512vbmi.c's per-table tiles): on the scale grid, tscale[m, j] = unit[m, b] *
- * mult[m, j] with integer mult < 2^7 (lutrt_grid_scales), so a block of <= 8 tables needs no
- * float work per table: vpmaddwd (vpdpwssd) multiplies the int16 lookup sums of tables j and
- * j+1 (interleaved per row by vpunpck{l,h}wd) by (mult_j, mult_j+1) into int32, and the block
- * is converted once: unit * (sum_j mult_j I_j - z sum_j mult_j S_j).
+/* Per-table int8 scales (jt == 1; lutrt.h; on VBMI + VNNI CPUs the automatic kernel runs
+ * lmma_avx512vbmi.c's per-table tiles for 1, 4 and 8 bits, dispatch.c): on the scale grid,
+ * tscale[m, j] = unit[m, b] * mult[m, j] with integer mult < 2^7 (lutrt_grid_scales), so a block
+ * of <= 8 tables needs no float work per table:
+ *   VNNI builds, B = 2 and 4 (BYTES): the lookup bytes (L_2p, L_2p+1) of tables j and j+1 are
+ *     interleaved per row (vpunpck{l,h}wd) and one vpdpbusd multiplies them by (mult_j,
+ *     2 mult_j, mult_j+1, 2 mult_j+1) into int32, plane pair 1 into its own sums weighed 4.
+ *   otherwise: vpmaddwd (vpdpwssd) multiplies the int16 lookup sums of tables j and j+1
+ *     (interleaved per row) by (mult_j, mult_j+1) into int32.
+ * The block is converted once: unit * (sum_j mult_j I_j - z sum_j mult_j S_j).
  *   |I_j| <= 255 * 127 (B = 8), so |sum_j mult_j I_j| <= 8 * 127 * 32385 < 2^25: one int32 sum;
  *   the zero-point term: pt_zero_avx512.h. The result is the per-table
  * formula's up to float32 rounding. The unpacked
@@ -296,7 +328,7 @@ static const int32_t pt_idx_b[16] __attribute__((aligned(64))) = {
 
 ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int MT, const int NP,
                            const int MIR, const int BITS) {
-    const int J = a->J, E = MIR ? 8 : 16, NBK = 2 * NP;
+    const int J = a->J, E = MIR ? 8 : 16, NBK = 2 * NP, BYTES = PT_BYTE_MULT && (BITS == 2 || BITS == 4);
     const int nub = (J + LUTRT_GRID_TABLES - 1) / LUTRT_GRID_TABLES;
     const __m512i ia = _mm512_load_si512(pt_idx_a), ib = _mm512_load_si512(pt_idx_b);
     const uint8_t *wb[4];
@@ -321,11 +353,12 @@ ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int 
         const int whole_group = j1 <= (j0 / LUTRT_GRID_TABLES + 1) * LUTRT_GRID_TABLES;
         for (int js = j0; js < j1;) {
             const int ub = js / LUTRT_GRID_TABLES, je = min_int(j1, (ub + 1) * LUTRT_GRID_TABLES);
-            __m512i I[2][2][2][2]; /* [r][pi][half][unpacklo / unpackhi] */
+            /* [r][pi][half][unpacklo / unpackhi]; I4: plane pair 1 of BYTES B = 4, weighed 4 */
+            __m512i I[2][2][2][2], I4[2][2][2][2];
             UNROLL for (int r = 0; r < MT; r++)
                 UNROLL for (int pi = 0; pi < NP; pi++)
                     UNROLL for (int h = 0; h < 2; h++)
-                        UNROLL for (int u = 0; u < 2; u++) I[r][pi][h][u] = _mm512_setzero_si512();
+                        UNROLL for (int u = 0; u < 2; u++) I[r][pi][h][u] = I4[r][pi][h][u] = _mm512_setzero_si512();
             for (int j = js; j < je; j += 2) {
                 const int two = j + 1 < je;
                 __m512i tab[2][2], P0[2][2][2], P1[2][2][2], mm[2];
@@ -333,7 +366,25 @@ ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int 
                     tab[0][r] = load_table(tb[r] + (size_t)j * E, MIR);
                     tab[1][r] = two ? load_table(tb[r] + (size_t)(j + 1) * E, MIR) : _mm512_setzero_si512();
                     const uint32_t m0 = (uint16_t)mb[r][j], m1 = two ? (uint16_t)mb[r][j + 1] : 0u;
-                    mm[r] = _mm512_set1_epi32((int)(m0 | m1 << 16));
+                    mm[r] = BYTES ? _mm512_set1_epi32((int)(m0 | m0 << 9 | m1 << 16 | m1 << 25))
+                                  : _mm512_set1_epi32((int)(m0 | m1 << 16));
+                }
+                if (BYTES) { /* bytes (L_2pp, L_2pp+1) of tables j, j+1 per row: one vpdpbusd */
+                    UNROLL for (int pp = 0; pp < (BITS >> 1); pp++) {
+                        __m512i S0[2][2][2], S1[2][2][2];
+                        lookups_pair(a, wb, tab[0], (size_t)j, MT, NP, pp, S0);
+                        lookups_pair(a, wb, tab[1], (size_t)(two ? j + 1 : j), MT, NP, pp, S1);
+                        UNROLL for (int r = 0; r < MT; r++)
+                            UNROLL for (int pi = 0; pi < NP; pi++)
+                                UNROLL for (int h = 0; h < 2; h++) {
+                                    const __m512i lo = _mm512_unpacklo_epi16(S0[r][pi][h], S1[r][pi][h]);
+                                    const __m512i hi = _mm512_unpackhi_epi16(S0[r][pi][h], S1[r][pi][h]);
+                                    __m512i *acc = pp ? I4[r][pi][h] : I[r][pi][h];
+                                    acc[0] = dot_bytes(acc[0], mm[r], lo);
+                                    acc[1] = dot_bytes(acc[1], mm[r], hi);
+                                }
+                    }
+                    continue;
                 }
                 lookups_pt(a, wb, tab[0], (size_t)j, MT, NP, BITS, P0);
                 lookups_pt(a, wb, tab[1], (size_t)(two ? j + 1 : j), MT, NP, BITS, P1);
@@ -357,7 +408,10 @@ ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int 
                         UNROLL for (int e = 0; e < 2; e++) { /* block a / b */
                             const size_t si = ((size_t)(blk0 + 2 * pi + e) * a->NG + g) * LUTRT_BLOCK_N + 16 * h;
                             const __m512 z = a->zeros ? _mm512_loadu_ps(a->zeros + si) : _mm512_set1_ps(a->zimp);
-                            const __m512i Ib = _mm512_permutex2var_epi32(I[r][pi][h][0], e ? ib : ia, I[r][pi][h][1]);
+                            __m512i Ib = _mm512_permutex2var_epi32(I[r][pi][h][0], e ? ib : ia, I[r][pi][h][1]);
+                            if (BYTES && BITS == 4)
+                                Ib = _mm512_add_epi32(Ib, _mm512_slli_epi32(_mm512_permutex2var_epi32(
+                                    I4[r][pi][h][0], e ? ib : ia, I4[r][pi][h][1]), 2));
                             const __m512 v = lutrt_pt_zero_point(Ib, z, Zi, Z, BITS);
                             if (whole_group) { /* straight into oacc */
                                 float *o = oacc[r][2 * pi + e] + 16 * h;

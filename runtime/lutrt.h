@@ -10,12 +10,15 @@
  *                t of `scale_group` activations (the last one may be partial);
  *                Tq = round_half_even(T * (127 / max)) as int8 (0 when max == 0).
  *                Per-table scales (scale_group == 4, the default) lie on a grid instead: in
- *                each aligned block of 8 tables, u = 2^(ilogb(m) - 13) for the block's largest
- *                scale m = max|sum| / 127 (2u when ceil(m / u) would reach 2^14), every scale
- *                is rounded UP to a multiple of u, tscale = mult * u with integer mult < 2^14,
- *                and Tq = round_half_even(T / tscale) (still within +-127). The AVX-512 kernel
- *                then sums mult * I in int32 and converts once per block (lmma_avx512.c); the
- *                rounding up costs at most 2^-13 of the block's largest scale.
+ *                each aligned block of 8 tables, u = 2^(ilogb(m) - 6) for the block's largest
+ *                scale m = max|sum| / 127 (2u when ceil(m / u) would reach 2^7), every scale
+ *                is rounded UP to a multiple of u, tscale = mult * u with integer mult < 2^7,
+ *                and Tq = round_half_even(T / tscale) (still within +-127). The AVX-512
+ *                kernels then multiply the lookup bytes by mult (a u8 operand of vpdpbusd),
+ *                sum in int32 and convert once per block (lmma_avx512vbmi.c, lmma_avx512.c);
+ *                the rounding up adds at most 2^-6 of the block's largest scale to a scale,
+ *                i.e. a table's quantization step is at most (1 + 1/mult) times its own
+ *                max|sum| / 127 (the error bound of one table: half that step per lookup).
  *                Non-finite inputs (issue 11.4): a scale group holding +-inf or NaN, or whose
  *                sum_i |x| overflows float (e.g. 4 x 3e38), gets tscale = NaN and entries 0 (no
  *                float -> int8 cast of inf / NaN ever happens), so every output of that row is

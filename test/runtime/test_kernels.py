@@ -713,9 +713,9 @@ def test_per_table_groups_across_grid_blocks(kernel, group, bits):
 @pytest.mark.parametrize("m", [1, 3])
 def test_default_kernel_runs_vbmi_per_table_tiles(bits, m):
     """The automatic kernel on a VBMI + VNNI CPU runs lmma_avx512vbmi.c's per-table tiles for
-    per-table int8 tables of 1, 2, 4 and 8 bits with whole steps of four tables (bit for bit
-    what the forced avx512vbmi kernel gives) and lmma_avx512.c for the rest (3 bits; a weight
-    group of 24 activations, i.e. 6 tables): both equal the int8 formula. (The int8-activation
+    per-table int8 tables of 1, 4 and 8 bits with whole steps of four tables (bit for bit
+    what the forced avx512vbmi kernel gives) and lmma_avx512.c for the rest (2 and 3 bits; a
+    weight group of 24 activations, i.e. 6 tables): all equal the int8 formula. (The int8-activation
     path, which the automatic kernel takes from a few tokens on, is off here.)"""
     rng = np.random.default_rng(seed("route", bits, m))
     for k, group in ((512, 32), (480, 24)):
@@ -733,7 +733,7 @@ def test_default_kernel_runs_vbmi_per_table_tiles(bits, m):
                                          c["z_arg"], c["zimp_arg"], group, True, scale_group=4)
         for kernel, out in outs.items():
             assert np.abs(out - want).max() <= 1e-5 * np.abs(want).max(), (kernel, k, group)
-        vbmi_tiles = bits in (1, 2, 4, 8) and group % 16 == 0
+        vbmi_tiles = bits in (1, 4, 8) and group % 16 == 0
         assert np.array_equal(outs[None], outs["avx512vbmi" if vbmi_tiles else "avx512"]), (k, group)
-        if vbmi_tiles:  # different tiles: same formula, other float rounding order
+        if bits != 2 and group % 16 == 0:  # other tiles: same formula, other rounding order
             assert not np.array_equal(outs["avx512vbmi"], outs["avx512"]), (k, group)
