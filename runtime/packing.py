@@ -49,14 +49,19 @@ def codes_from_q(q: np.ndarray, bits: int) -> np.ndarray:
     if q.size and (q.min() < 0 or q.max() >= 1 << bits):
         raise ValueError(f"q values must lie in [0, {(1 << bits) - 1}] for {bits}-bit weights")
     n, k = q.shape
-    q4 = q.astype(np.uint8).reshape(n, k // 4, 4)
-    cols = [np.ascontiguousarray(q4[:, :, i]) for i in range(4)]
+    # the 4 codes of a table as one little-endian uint32 (code i in byte i); for plane b,
+    # x = (v >> b) & 0x01010101 holds bit b of code i at bit 8i, and x * 0x204081 moves those
+    # four bits to bits 21..24 (bit i of the pattern at 21 + i) with no other partial product
+    # landing there or carrying (all 16 products sit at distinct bit positions)
+    v = np.ascontiguousarray(q, dtype=np.uint8).reshape(n, k // 4, 4).view("<u4")[:, :, 0]
     out = np.empty((bits, n, k // 4), np.uint8)
+    x = np.empty_like(v)
     for b in range(bits):  # bit i of pattern = bit b of q[n, 4j + i]
-        plane = out[b]
-        np.bitwise_and(np.right_shift(cols[0], b), 1, out=plane)
-        for i in range(1, 4):
-            plane |= ((cols[i] >> b) & 1) << i
+        np.right_shift(v, b, out=x)
+        x &= np.uint32(0x01010101)
+        x *= np.uint32(0x204081)
+        x >>= np.uint32(21)
+        np.bitwise_and(x, 15, out=out[b], casting="unsafe")
     return out
 
 

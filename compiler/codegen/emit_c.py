@@ -138,6 +138,7 @@ class CEmitter:
         self.indent = 1
         self.constants: list[str] = []
         self.plan: BufferPlan | None = None
+        self.counts: set[str] = set()  # run-time row counts declared (_count): M, MS
         self.weight_offsets: dict[str, int] = {}
         # dynamic rows (generation): values whose leading dim is the chunk's row count, a
         # runtime value `M` <= the static size (see `_find_row_values`)
@@ -341,8 +342,10 @@ class CEmitter:
         return text, offsets
 
     def _body_args(self, fn: func.FuncOp, text: str) -> list[str]:
-        """The parameters a body's text uses: W, A, the inputs it reads, M, MS."""
-        names = ["W", "A"] + [f"in{i}" for i in range(len(fn.body.block.args))] + ["M", "MS"]
+        """The parameters a body's text uses: W, A, the inputs it reads, M, MS (the run-time
+        counts this function declares; a static-shape one has none)."""
+        counts = [n for n in ("M", "MS") if n in self.counts]
+        names = ["W", "A"] + [f"in{i}" for i in range(len(fn.body.block.args))] + counts
         return [n for n in names if n in ("W", "A") or re.search(rf"\b{n}\b", text)]
 
     def _add_body(self, fn: func.FuncOp, index: int, text: str,
@@ -424,6 +427,7 @@ class CEmitter:
 
     def _count(self, name: str, arg: int, most: int, what: str) -> None:
         """`name` = input `arg`'s first element clamped to 1..most, declared in C."""
+        self.counts.add(name)
         self.line(f"const int64_t {name} = in{arg}[0] < 1 ? 1 : (in{arg}[0] > {most} ? {most} "
                   f": in{arg}[0]);  /* {what} */")
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from lutc.compiler.frontends import weight_recovery
-from lutc.compiler.frontends.quantize import QuantizedWeight, WeightSpec, quantize, relative_error
+from lutc.compiler.frontends.quantize import QuantizedWeight, WeightSpec, quantize_with_error
 from lutc.runtime.errors import LutcError
 
 
@@ -38,6 +38,6 @@ def low_bit_weight(w_nk: np.ndarray, spec: WeightSpec | None, hint: str,
     k = w_nk.shape[1]
     if k % 4:
         raise error(f"low-bit weights need K (input features) to be a multiple of 4, got K = {k}")
-    qw = quantize(w_nk, spec)
-    report.append((hint, relative_error(w_nk, qw)))
+    qw, err = quantize_with_error(w_nk, spec)
+    report.append((hint, err))
     return qw

@@ -11,7 +11,9 @@ one scale per tensor, or `ternaryg128` per group).
 
 from __future__ import annotations
 
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -127,8 +129,48 @@ def _grouped(w: np.ndarray, group: int) -> tuple[np.ndarray, bool]:
     return padded.reshape(n, ng, group), True
 
 
+# Rows per chunk of quantize / relative_error: ~2^20 weights (8 MiB of float64 temporaries),
+# so every pass over a chunk stays in cache; chunks run on a thread pool (numpy's ufuncs and
+# reductions release the GIL). Rows are independent, so the result is that of one pass.
+CHUNK_WEIGHTS = 1 << 20
+
+
+def _row_chunks(n: int, k: int) -> list[slice]:
+    rows = max(1, CHUNK_WEIGHTS // max(k, 1))
+    return [slice(i, min(n, i + rows)) for i in range(0, n, rows)]
+
+
+def _map_chunks(fn, chunks: list[slice]) -> list:
+    if len(chunks) == 1:
+        return [fn(chunks[0])]
+    with ThreadPoolExecutor(max_workers=min(len(chunks), os.cpu_count() or 1, 8)) as pool:
+        return list(pool.map(fn, chunks))
+
+
 def quantize(w: np.ndarray, spec: WeightSpec) -> QuantizedWeight:
-    """Quantize a float [N, K] weight (rows are output features)."""
+    """Quantize a float [N, K] weight (rows are output features), in row chunks on threads
+    (identical to one pass: every group lies within a row)."""
+    return quantize_with_error(w, spec)[0]
+
+
+def quantize_with_error(w: np.ndarray, spec: WeightSpec) -> tuple[QuantizedWeight, float]:
+    """quantize(w, spec) and its relative error ||w - s (q - z)|| / ||w|| (float64, summed
+    over the same chunks: the per-layer figure the driver reports)."""
+    n, k = np.shape(w)
+    parts = _map_chunks(lambda rows: _quantize_rows(w[rows], spec), _row_chunks(n, k))
+    num, den = sum(p[1] for p in parts), sum(p[2] for p in parts)
+    err = float(np.sqrt(num / den)) if den else 0.0
+    if len(parts) == 1:
+        return parts[0][0], err
+    qws = [p[0] for p in parts]
+    zeros = None if qws[0].zeros is None else np.concatenate([q.zeros for q in qws])
+    return QuantizedWeight(np.concatenate([q.codes for q in qws]),
+                           np.concatenate([q.scales for q in qws]), zeros, spec.bits,
+                           qws[0].group, spec.ternary), err
+
+
+def _quantize_rows(w: np.ndarray, spec: WeightSpec) -> tuple[QuantizedWeight, float, float]:
+    """One chunk: its QuantizedWeight, sum (w - dequant)^2 and sum w^2."""
     w = np.asarray(w, dtype=np.float64)
     n, k = w.shape
     group = spec.group or k
@@ -162,11 +204,28 @@ def quantize(w: np.ndarray, spec: WeightSpec) -> QuantizedWeight:
     if padded:
         q = np.nan_to_num(q)
     codes = q.reshape(n, -1)[:, :k].astype(np.uint8)
-    return QuantizedWeight(codes, s.astype(np.float32), zeros, spec.bits, group, spec.ternary)
+    qw = QuantizedWeight(codes, s.astype(np.float32), zeros, spec.bits, group, spec.ternary)
+    # the error of what is stored: float32 scales and zero points, as dequantize() uses them
+    zf = qw.zeros[..., None] if zeros is not None else qw.implicit_zero
+    d = np.nan_to_num(g - qw.scales[..., None] * (q - zf)) if padded else \
+        g - qw.scales[..., None] * (q - zf)
+    wf = np.nan_to_num(g) if padded else g
+    return qw, float(np.vdot(d, d)), float(np.vdot(wf, wf))
 
 
 def relative_error(w: np.ndarray, qw: QuantizedWeight) -> float:
-    """||w - dequant(q)|| / ||w||: the per-layer quantization error the driver reports."""
-    num = np.linalg.norm(w - qw.dequantize())
-    den = np.linalg.norm(w)
-    return float(num / den) if den else 0.0
+    """||w - dequant(q)|| / ||w||: the per-layer quantization error the driver reports
+    (squared norms summed over row chunks, on threads)."""
+    n, k = np.shape(w)
+
+    def sums(rows: slice) -> tuple[float, float]:
+        part = QuantizedWeight(qw.codes[rows], qw.scales[rows],
+                               None if qw.zeros is None else qw.zeros[rows], qw.bits, qw.group,
+                               qw.ternary)
+        wr = np.asarray(w[rows], dtype=np.float64)
+        d = wr - part.dequantize()
+        return float(np.vdot(d, d)), float(np.vdot(wr, wr))
+
+    parts = _map_chunks(sums, _row_chunks(n, k))
+    num, den = sum(p[0] for p in parts), sum(p[1] for p in parts)
+    return float(np.sqrt(num / den)) if den else 0.0

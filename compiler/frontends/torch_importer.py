@@ -35,6 +35,7 @@ from torch.fx import Node
 from xdsl.ir import SSAValue
 
 from lutc.runtime.errors import LutcError
+from lutc.compiler.codegen.emit_c import tag_layer
 from lutc.compiler.frontends import weight_recovery
 from lutc.compiler.frontends.torch_ops import (
     HANDLERS,
@@ -49,6 +50,9 @@ from lutc.compiler.imported_model import ImportedModel, TensorSpec
 from lutc.compiler.frontends.linear_policy import low_bit_weight
 from lutc.compiler.frontends.quantize import WeightSpec
 from lutc.compiler.weight_store import WeightStore, sanitize
+
+# a module path inside a ModuleList: (container, index), e.g. "model.layers.3.mlp"
+_LAYER_PATH = re.compile(r"^(.*?)\.(\d+)(?:\.|$)")
 
 
 def load_exported_program(path: str | Path) -> ExportedProgram:
@@ -186,7 +190,13 @@ class _TorchImporter:
             d = t.detach().cpu()
             if d.dtype.is_floating_point and d.dtype != torch.float32:
                 d = d.float()
-            self._numpy[key] = (t, canonical_array(d.contiguous().numpy()))
+            if d.dim() == 2 and not d.is_contiguous() and d.t().is_contiguous():
+                # a transposed weight (aten.t of a Linear's parameter): a view, not a strided
+                # copy of the whole matrix (the frontends transpose it back: no copy at all)
+                arr = d.t().numpy().T
+            else:
+                arr = d.contiguous().numpy()
+            self._numpy[key] = (t, canonical_array(arr))
         return self._numpy[key][1]
 
     def value(self, arg):
@@ -223,9 +233,27 @@ class _TorchImporter:
             return type(arg)(self.torch_arg(a, node) for a in arg)
         return arg
 
+    # -- repeated layers -----------------------------------------------------------------
+    def _layers(self) -> dict[Node, int]:
+        """The decoder layer of each node: the index in the module path of the ModuleList that
+        holds the most nodes (`model.layers.3.mlp` -> 3), from torch.export's nn_module_stack.
+        The C emitter then compiles one body for layers whose code is the same (emit_c.py)."""
+        found: dict[Node, tuple[str, int]] = {}
+        for node in self.ep.graph.nodes:
+            stack = node.meta.get("nn_module_stack") if node.op == "call_function" else None
+            path = list(stack.values())[-1][0] if stack else ""
+            m = _LAYER_PATH.match(path if isinstance(path, str) else "")
+            if m:
+                found[node] = (m.group(1), int(m.group(2)))
+        if not found:
+            return {}
+        container = Counter(c for c, _ in found.values()).most_common(1)[0][0]
+        return {n: i for n, (c, i) in found.items() if c == container}
+
     # -- translation ---------------------------------------------------------------------
     def run(self) -> ImportedModel:
         ep = self.ep
+        layers = self._layers()
         specs = {s.arg.name: s for s in ep.graph_signature.input_specs}
         state = _state_inputs(ep)
 
@@ -247,7 +275,10 @@ class _TorchImporter:
             if node.op == "placeholder":
                 continue
             elif node.op == "call_function":
+                last = self.gb.block.last_op
                 self._call(node)
+                if node in layers and self.gb.block.last_op is not last:
+                    tag_layer(self.gb.block, last, layers[node])
             elif node.op == "output":
                 return self._finish(node)
             else:

@@ -31,7 +31,7 @@ from xdsl.dialects.builtin import ArrayAttr, IntegerAttr, ModuleOp, f32, i64
 
 from lutc.compiler.codegen.emit_c import ROW_ARGS_ATTR, ROWS_ARG_ATTR, SELECT_ROWS_ATTR, tag_layer
 from lutc.compiler.frontends.graph_builder import GraphBuilder
-from lutc.compiler.frontends.quantize import QuantizedWeight, WeightSpec, quantize
+from lutc.compiler.frontends.quantize import QuantizedWeight, WeightSpec, quantize_with_error
 from lutc.compiler.imported_model import ImportedModel, TensorSpec
 from lutc.compiler.llm.config import DecoderConfig
 from lutc.compiler.weight_store import WeightStore
@@ -228,10 +228,8 @@ class DecoderGraph:
         bias = self.weights.get(name + ".bias")
         b = None if bias is None else self.gb.weight(np.asarray(bias, np.float32), name + ".bias")
         if isinstance(w, np.ndarray) and self.spec is not None:
-            qw = quantize(np.asarray(w, np.float32), self.spec)
-            from lutc.compiler.frontends.quantize import relative_error
-
-            self.quantization_report.append((name, relative_error(np.asarray(w), qw)))
+            qw, err = quantize_with_error(np.asarray(w, np.float32), self.spec)
+            self.quantization_report.append((name, err))
             w = qw
         if isinstance(w, QuantizedWeight):
             return self.gb.quantized_linear(x, w, b, hint=name, node=name)

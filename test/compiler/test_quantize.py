@@ -50,3 +50,24 @@ def test_bad_specs():
     for bad in ["w9", "w0", "w2g6", "ternarysym", "q4"]:
         with pytest.raises(LutcError):
             WeightSpec.parse(bad)
+
+
+@pytest.mark.parametrize("spec", ["w4g32", "w3g64asym", "w2g64", "ternary", "w1g128"])
+@pytest.mark.parametrize("k", [256, 200])
+def test_row_chunks_give_one_pass_result(spec, k, monkeypatch):
+    """quantize runs in row chunks on threads; every group lies in a row, so the codes, scales
+    and zero points equal those of one pass, and quantize_with_error's figure equals
+    relative_error's."""
+    from lutc.compiler.frontends import quantize as q
+
+    w = np.random.default_rng(2).standard_normal((37, k)).astype(np.float32)
+    parsed = WeightSpec.parse(spec)
+    one = q.quantize(w, parsed)
+    monkeypatch.setattr(q, "CHUNK_WEIGHTS", 3 * k)  # 3 rows per chunk, 13 chunks
+    chunked, err = q.quantize_with_error(w, parsed)
+    assert np.array_equal(one.codes, chunked.codes)
+    assert np.array_equal(one.scales, chunked.scales)
+    assert (one.zeros is None) == (chunked.zeros is None)
+    if one.zeros is not None:
+        assert np.array_equal(one.zeros, chunked.zeros)
+    assert err == pytest.approx(relative_error(w, one), rel=1e-5)
