@@ -51,6 +51,7 @@ const int lutrt_avx512_emulated = 0;
 #include <string.h>
 
 #include "pt_zero_avx512.h"
+#include "tile_io_avx512.h"
 
 /* facc is written by the first scale group of each weight group before it is read; gcc cannot
  * see that through the js == j0 flag. */
@@ -118,30 +119,6 @@ ALWAYS_INLINE __m512i odd_plane_index(const uint8_t *pa, const uint8_t *pb, __m5
                                    _mm512_and_si512(_mm512_srli_epi16(v, 4), m0f));
 }
 
-/* End of weight group g: oacc[r][bi] += s[n, g] * facc[r][bi] (both tile kernels). */
-ALWAYS_INLINE void group_done(const lutrt_mma_args *a, int blk0, int g, const int MT, const int NBK,
-                              float facc[2][4][32], float oacc[2][4][32]) {
-    UNROLL for (int bi = 0; bi < NBK; bi++) {
-        const size_t si = ((size_t)(blk0 + bi) * a->NG + g) * LUTRT_BLOCK_N;
-        UNROLL for (int r = 0; r < MT; r++)
-            UNROLL for (int q = 0; q < 32; q += 16) {
-                const __m512 s = _mm512_loadu_ps(a->scales + si + q);
-                const __m512 f = _mm512_load_ps(facc[r][bi] + q);
-                _mm512_store_ps(oacc[r][bi] + q, _mm512_fmadd_ps(s, f, _mm512_load_ps(oacc[r][bi] + q)));
-            }
-    }
-}
-
-/* The tile's output rows m0.. into out (a partial last block writes its rows only). */
-ALWAYS_INLINE void store_rows(const lutrt_mma_args *a, int m0, int blk0, const int MT, const int NBK,
-                              float oacc[2][4][32]) {
-    UNROLL for (int r = 0; r < MT; r++)
-        UNROLL for (int bi = 0; bi < NBK; bi++) {
-            const int n0 = (blk0 + bi) * LUTRT_BLOCK_N, rows = min_int(LUTRT_BLOCK_N, a->N - n0);
-            memcpy(a->out + (size_t)(m0 + r) * a->N + n0, oacc[r][bi], (size_t)rows * sizeof(float));
-        }
-}
-
 /* Rows m0..m0+MT-1 for blocks blk0..blk0+2*NP-1; acc[r][pi][h][half] as in lmma_avx2.c. */
 ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int MT, const int NP,
                            const int MIR, const int BITS) {
@@ -160,9 +137,7 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
 
     float facc[2][4][32] __attribute__((aligned(64)));
     float oacc[2][4][32] __attribute__((aligned(64)));
-    UNROLL for (int r = 0; r < MT; r++)
-        UNROLL for (int bi = 0; bi < NBK; bi++)
-            UNROLL for (int q = 0; q < 32; q += 16) _mm512_store_ps(oacc[r][bi] + q, _mm512_setzero_ps());
+    lutrt_tile_zero(MT, NBK, oacc);
 
     for (int g = 0; g < a->NG; g++) {
         const int j0 = g * a->jg, j1 = min_int(J, j0 + a->jg);
@@ -225,9 +200,9 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
                 }
             }
         }
-        group_done(a, blk0, g, MT, NBK, facc, oacc);
+        lutrt_group_done(a, blk0, g, MT, NBK, facc, oacc);
     }
-    store_rows(a, m0, blk0, MT, NBK, oacc);
+    lutrt_store_rows(a, m0, blk0, MT, NBK, oacc);
 }
 
 /* Lookup sums of table j (int16 words, no accumulation across tables): P[r][pi][0] rows
@@ -302,6 +277,8 @@ ALWAYS_INLINE __m512i dot_bytes(__m512i acc, __m512i u8, __m512i s8) { (void)u8;
 ALWAYS_INLINE __m512i dot_words(__m512i acc, __m512i x, __m512i m) {
 #if defined(__AVX512VNNI__) && !defined(LUTRT_AVX512_SIMDE)
     return _mm512_dpwssd_epi32(acc, x, m);
+#elif defined(LUTRT_AVX512_SIMDE) /* SIMDe 0.7's _mm512_madd_epi16 alias takes 4 arguments */
+    return _mm512_add_epi32(acc, simde_mm512_madd_epi16(x, m));
 #else
     return _mm512_add_epi32(acc, _mm512_madd_epi16(x, m));
 #endif
@@ -334,17 +311,11 @@ ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int 
     const uint8_t *wb[4];
     const int8_t *tb[2];
     const int16_t *mb[2];
-    UNROLL for (int bi = 0; bi < NBK; bi++) wb[bi] = a->w + (size_t)(blk0 + bi) * J * a->chunk;
-    UNROLL for (int r = 0; r < MT; r++) {
-        tb[r] = (const int8_t *)a->tables + (size_t)(m0 + r) * a->row_bytes;
-        mb[r] = a->tmult + (size_t)(m0 + r) * J;
-    }
+    lutrt_tile_inputs(a, m0, blk0, MT, NBK, wb, tb, mb);
 
     float facc[2][4][32] __attribute__((aligned(64)));
     float oacc[2][4][32] __attribute__((aligned(64)));
-    UNROLL for (int r = 0; r < MT; r++)
-        UNROLL for (int bi = 0; bi < NBK; bi++)
-            UNROLL for (int q = 0; q < 32; q += 16) _mm512_store_ps(oacc[r][bi] + q, _mm512_setzero_ps());
+    lutrt_tile_zero(MT, NBK, oacc);
 
     for (int g = 0; g < a->NG; g++) {
         const int j0 = g * a->jg, j1 = min_int(J, j0 + a->jg);
@@ -428,9 +399,9 @@ ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int 
             }
             js = je;
         }
-        if (!whole_group) group_done(a, blk0, g, MT, NBK, facc, oacc);
+        if (!whole_group) lutrt_group_done(a, blk0, g, MT, NBK, facc, oacc);
     }
-    store_rows(a, m0, blk0, MT, NBK, oacc);
+    lutrt_store_rows(a, m0, blk0, MT, NBK, oacc);
 }
 
 typedef void (*tile_fn)(const lutrt_mma_args *, int, int);

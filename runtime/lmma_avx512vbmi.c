@@ -60,6 +60,7 @@ const int lutrt_avx512vbmi_emulated = 0;
 #include <string.h>
 
 #include "pt_zero_avx512.h"
+#include "tile_io_avx512.h"
 
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
@@ -170,9 +171,7 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
 
     float facc[2][4][32] __attribute__((aligned(64)));
     float oacc[2][4][32] __attribute__((aligned(64)));
-    UNROLL for (int r = 0; r < MT; r++)
-        UNROLL for (int bi = 0; bi < NBK; bi++)
-            UNROLL for (int q = 0; q < 32; q += 16) _mm512_store_ps(oacc[r][bi] + q, _mm512_setzero_ps());
+    lutrt_tile_zero(MT, NBK, oacc);
 
 /* one (X, Y) pair combination into the four pair accumulators of block bi */
 #define PAIR_STEP(X, Y, OFF, MULT)                                                               \
@@ -278,24 +277,11 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
                 }
             }
         }
-        UNROLL for (int bi = 0; bi < NBK; bi++) { /* end of a weight group: out += s * F */
-            const size_t si = ((size_t)(blk0 + bi) * a->NG + g) * LUTRT_BLOCK_N;
-            UNROLL for (int r = 0; r < MT; r++) {
-                UNROLL for (int q = 0; q < 32; q += 16) {
-                    const __m512 s = _mm512_loadu_ps(a->scales + si + q);
-                    const __m512 f = _mm512_load_ps(facc[r][bi] + q);
-                    _mm512_store_ps(oacc[r][bi] + q, _mm512_fmadd_ps(s, f, _mm512_load_ps(oacc[r][bi] + q)));
-                }
-            }
-        }
+        lutrt_group_done(a, blk0, g, MT, NBK, facc, oacc); /* end of a weight group */
     }
 #undef STEP
 #undef PAIR_STEP
-    UNROLL for (int r = 0; r < MT; r++)
-        UNROLL for (int bi = 0; bi < NBK; bi++) {
-            const int n0 = (blk0 + bi) * LUTRT_BLOCK_N, rows = min_int(LUTRT_BLOCK_N, a->N - n0);
-            memcpy(a->out + (size_t)(m0 + r) * a->N + n0, oacc[r][bi], (size_t)rows * sizeof(float));
-        }
+    lutrt_store_rows(a, m0, blk0, MT, NBK, oacc);
 }
 
 /* ---- per-table scales (jt == 1) ----------------------------------------------------------
@@ -351,17 +337,11 @@ ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int 
     const uint8_t *wb[4];
     const int8_t *tb[2];
     const int16_t *mb[2];
-    UNROLL for (int bi = 0; bi < NBK; bi++) wb[bi] = a->w + (size_t)(blk0 + bi) * J * chunk;
-    UNROLL for (int r = 0; r < MT; r++) {
-        tb[r] = (const int8_t *)a->tables + (size_t)(m0 + r) * a->row_bytes;
-        mb[r] = a->tmult + (size_t)(m0 + r) * J;
-    }
+    lutrt_tile_inputs(a, m0, blk0, MT, NBK, wb, tb, mb);
 
     float facc[2][4][32] __attribute__((aligned(64)));
     float oacc[2][4][32] __attribute__((aligned(64)));
-    UNROLL for (int r = 0; r < MT; r++)
-        UNROLL for (int bi = 0; bi < NBK; bi++)
-            UNROLL for (int q = 0; q < 32; q += 16) _mm512_store_ps(oacc[r][bi] + q, _mm512_setzero_ps());
+    lutrt_tile_zero(MT, NBK, oacc);
 
 /* tables X, Y of block bi into accumulators Q..Q+3 with multipliers MULT[r] */
 #define PT_PAIR(X, Y, OFF, MULT, Q)                                                              \
@@ -468,70 +448,53 @@ ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int 
             }
             js = je;
         }
-        if (!whole_group) { /* end of a weight group: out += s * F */
-            UNROLL for (int bi = 0; bi < NBK; bi++) {
-                const size_t si = ((size_t)(blk0 + bi) * a->NG + g) * LUTRT_BLOCK_N;
-                UNROLL for (int r = 0; r < MT; r++)
-                    UNROLL for (int q = 0; q < 32; q += 16) {
-                        const __m512 s = _mm512_loadu_ps(a->scales + si + q);
-                        const __m512 f = _mm512_load_ps(facc[r][bi] + q);
-                        _mm512_store_ps(oacc[r][bi] + q, _mm512_fmadd_ps(s, f, _mm512_load_ps(oacc[r][bi] + q)));
-                    }
-            }
-        }
+        if (!whole_group) lutrt_group_done(a, blk0, g, MT, NBK, facc, oacc);
     }
 #undef PT_PAIR
-    UNROLL for (int r = 0; r < MT; r++)
-        UNROLL for (int bi = 0; bi < NBK; bi++) {
-            const int n0 = (blk0 + bi) * LUTRT_BLOCK_N, rows = min_int(LUTRT_BLOCK_N, a->N - n0);
-            memcpy(a->out + (size_t)(m0 + r) * a->N + n0, oacc[r][bi], (size_t)rows * sizeof(float));
-        }
+    lutrt_store_rows(a, m0, blk0, MT, NBK, oacc);
 }
 
 typedef void (*tile_fn)(const lutrt_mma_args *, int, int);
 
-/* Shapes (rows x blocks): GEMV 1xNV, GEMM 2xNM, and 1x1, 2x1 for the rest; NV = 4 and NM = 2
- * for even bits (4 accumulators per row and block), 2 and 1 for odd bits (6). */
+/* Shapes (rows x blocks): GEMV 1xNV, GEMM 2xNM, and 1x1, 2x1 for the rest; one instantiation
+ * per (shape, mirrored, bits) of tile function FN, named P{v,m,11,21}_MIR_BITS. */
+#define TILE(FN, NAME, MT, NBK, MIR, BITS)                                            \
+    static __attribute__((noinline)) void NAME##_##MIR##_##BITS(                      \
+        const lutrt_mma_args *a, int m0, int blk0) {                                  \
+        FN(a, m0, blk0, MT, NBK, MIR, BITS);                                          \
+    }
+#define TILES(FN, P, NVB, NMB, MIR, BITS)                                             \
+    TILE(FN, P##v, 1, NVB, MIR, BITS) TILE(FN, P##m, 2, NMB, MIR, BITS)               \
+    TILE(FN, P##11, 1, 1, MIR, BITS) TILE(FN, P##21, 2, 1, MIR, BITS)
+#define SHAPES(P, MIR, BITS) \
+    {P##v_##MIR##_##BITS, P##m_##MIR##_##BITS, P##11_##MIR##_##BITS, P##21_##MIR##_##BITS}
+
+/* Shared-scale tiles: NV = 4 and NM = 2 blocks for even bits (4 accumulators per row and
+ * block), 2 and 1 for odd bits (6). */
 #define NV(BITS) ((BITS) & 1 ? 2 : 4)
 #define NM(BITS) ((BITS) & 1 ? 1 : 2)
-#define TILE(NAME, MT, NBK, MIR, BITS)                                                \
-    static __attribute__((noinline)) void NAME##_##MIR##_##BITS(                      \
-        const lutrt_mma_args *a, int m0, int blk0) {                                  \
-        tile_i8(a, m0, blk0, MT, NBK, MIR, BITS);                                     \
-    }
-#define TILES(MIR, BITS)                                                              \
-    TILE(tv, 1, NV(BITS), MIR, BITS) TILE(tm, 2, NM(BITS), MIR, BITS)                 \
-    TILE(t11, 1, 1, MIR, BITS) TILE(t21, 2, 1, MIR, BITS)
-#define SHAPES(MIR, BITS) \
-    {tv_##MIR##_##BITS, tm_##MIR##_##BITS, t11_##MIR##_##BITS, t21_##MIR##_##BITS}
-TILES(0, 1) TILES(0, 2) TILES(0, 3) TILES(0, 4) TILES(0, 5) TILES(0, 6) TILES(0, 7) TILES(0, 8)
-TILES(1, 1) TILES(1, 2) TILES(1, 3) TILES(1, 4) TILES(1, 5) TILES(1, 6) TILES(1, 7) TILES(1, 8)
+#define TILES_I8(MIR, BITS) TILES(tile_i8, t, NV(BITS), NM(BITS), MIR, BITS)
+TILES_I8(0, 1) TILES_I8(0, 2) TILES_I8(0, 3) TILES_I8(0, 4)
+TILES_I8(0, 5) TILES_I8(0, 6) TILES_I8(0, 7) TILES_I8(0, 8)
+TILES_I8(1, 1) TILES_I8(1, 2) TILES_I8(1, 3) TILES_I8(1, 4)
+TILES_I8(1, 5) TILES_I8(1, 6) TILES_I8(1, 7) TILES_I8(1, 8)
 static const tile_fn tiles[2][LUTRT_MAX_BITS][4] = {
-    {SHAPES(0, 1), SHAPES(0, 2), SHAPES(0, 3), SHAPES(0, 4),
-     SHAPES(0, 5), SHAPES(0, 6), SHAPES(0, 7), SHAPES(0, 8)},
-    {SHAPES(1, 1), SHAPES(1, 2), SHAPES(1, 3), SHAPES(1, 4),
-     SHAPES(1, 5), SHAPES(1, 6), SHAPES(1, 7), SHAPES(1, 8)},
+    {SHAPES(t, 0, 1), SHAPES(t, 0, 2), SHAPES(t, 0, 3), SHAPES(t, 0, 4),
+     SHAPES(t, 0, 5), SHAPES(t, 0, 6), SHAPES(t, 0, 7), SHAPES(t, 0, 8)},
+    {SHAPES(t, 1, 1), SHAPES(t, 1, 2), SHAPES(t, 1, 3), SHAPES(t, 1, 4),
+     SHAPES(t, 1, 5), SHAPES(t, 1, 6), SHAPES(t, 1, 7), SHAPES(t, 1, 8)},
 };
 
-/* Per-table tiles: GEMV 1 x PV, GEMM 2 x PM, 1x1 and 2x1 (B = 8 keeps 8 accumulators per row
- * and block, the others 4 or 2). */
+/* Per-table tiles: PV = 4 and PM = 2 blocks (4 or 2 accumulators per row and block), B = 8:
+ * 2 and 1 (8). */
 #define PV(BITS) ((BITS) == 8 ? 2 : 4)
 #define PM(BITS) ((BITS) == 8 ? 1 : 2)
-#define TILE_PT(NAME, MT, NBK, MIR, BITS)                                             \
-    static __attribute__((noinline)) void NAME##_##MIR##_##BITS(                      \
-        const lutrt_mma_args *a, int m0, int blk0) {                                  \
-        tile_pt(a, m0, blk0, MT, NBK, MIR, BITS);                                     \
-    }
-#define TILES_PT(MIR, BITS)                                                           \
-    TILE_PT(pv, 1, PV(BITS), MIR, BITS) TILE_PT(pm, 2, PM(BITS), MIR, BITS)           \
-    TILE_PT(p11, 1, 1, MIR, BITS) TILE_PT(p21, 2, 1, MIR, BITS)
-#define SHAPES_PT(MIR, BITS) \
-    {pv_##MIR##_##BITS, pm_##MIR##_##BITS, p11_##MIR##_##BITS, p21_##MIR##_##BITS}
+#define TILES_PT(MIR, BITS) TILES(tile_pt, p, PV(BITS), PM(BITS), MIR, BITS)
 TILES_PT(0, 1) TILES_PT(0, 2) TILES_PT(0, 4) TILES_PT(0, 8)
 TILES_PT(1, 1) TILES_PT(1, 2) TILES_PT(1, 4) TILES_PT(1, 8)
 static const tile_fn tiles_pt[2][4][4] = { /* [mirrored][B = 1, 2, 4, 8] */
-    {SHAPES_PT(0, 1), SHAPES_PT(0, 2), SHAPES_PT(0, 4), SHAPES_PT(0, 8)},
-    {SHAPES_PT(1, 1), SHAPES_PT(1, 2), SHAPES_PT(1, 4), SHAPES_PT(1, 8)},
+    {SHAPES(p, 0, 1), SHAPES(p, 0, 2), SHAPES(p, 0, 4), SHAPES(p, 0, 8)},
+    {SHAPES(p, 1, 1), SHAPES(p, 1, 2), SHAPES(p, 1, 4), SHAPES(p, 1, 8)},
 };
 
 /* The walk of both tile sets: GEMV runs nv-block tiles, GEMM 2-row tiles of nm blocks over

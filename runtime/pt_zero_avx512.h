@@ -17,11 +17,22 @@
 #ifndef LUTRT_PT_ZERO_AVX512_H
 #define LUTRT_PT_ZERO_AVX512_H
 
+#if defined(LUTRT_AVX512_SIMDE) /* SIMDe 0.7 has no emulated _mm512_cvtps_epi32: two halves */
+static inline __m512i lutrt_cvtps_epi32(__m512 a) {
+    const __m512i b = _mm512_castps_si512(a);
+    const __m256i lo = _mm256_cvtps_epi32(_mm256_castsi256_ps(_mm512_castsi512_si256(b)));
+    const __m256i hi = _mm256_cvtps_epi32(_mm256_castsi256_ps(_mm512_extracti64x4_epi64(b, 1)));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+#else
+#define lutrt_cvtps_epi32 _mm512_cvtps_epi32
+#endif
+
 static inline __attribute__((always_inline)) __m512 lutrt_pt_zero_point(__m512i I, __m512 z, __m512i Zi,
                                                                         __m512 Z, const int BITS) {
     if (BITS <= 7) return _mm512_fnmadd_ps(z, Z, _mm512_cvtepi32_ps(I));
     const __m512 lim = _mm512_set1_ps((float)(1 << BITS));
-    const __m512i zi = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(z, _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim));
+    const __m512i zi = lutrt_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(z, _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim));
     const __m512 rest = _mm512_sub_ps(z, _mm512_cvtepi32_ps(zi));
     return _mm512_fnmadd_ps(rest, Z, _mm512_cvtepi32_ps(_mm512_sub_epi32(I, _mm512_mullo_epi32(zi, Zi))));
 }

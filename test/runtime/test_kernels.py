@@ -624,7 +624,10 @@ def test_runtime_clean_under_asan_ubsan(tmp_path):
 
 # (m, n, bits, mirrored, (K, G, explicit zeros), scale_group)
 EMULATION_CASES = [(1, 200, 2, True, SHAPES[0], 32), (3, 200, 3, False, SHAPES[1], 32),
-                   (16, 100, 1, True, SHAPES[0], 32), (33, 72, 4, False, SHAPES[0], 32)]
+                   (16, 100, 1, True, SHAPES[0], 32), (33, 72, 4, False, SHAPES[0], 32),
+                   # per-table scales: the vpdpbusd tiles (2, 4 bits), the others (3, 8)
+                   (1, 200, 2, True, SHAPES[0], 4), (3, 200, 4, False, SHAPES[0], 4),
+                   (1, 200, 3, True, SHAPES[1], 4), (2, 100, 8, True, SHAPES[0], 4)]
 # avx512vbmi looks up four tables at once: every bit width both ways, GEMV (4- and 2-block
 # tiles plus single blocks) and GEMM (odd M), and scale groups that are not a multiple of four
 # tables (remainders of 1..3 tables, a partial last weight group of K = 688, G = 48).
