@@ -270,6 +270,7 @@ ALWAYS_INLINE void lookups_pair(const lutrt_mma_args *a, const uint8_t *const *w
 ALWAYS_INLINE __m512i dot_bytes(__m512i acc, __m512i u8, __m512i s8) { return _mm512_dpbusd_epi32(acc, u8, s8); }
 #else
 #define PT_BYTE_MULT 0
+/* never called: BYTES tiles exist only in VNNI builds (PT_BYTE_MULT) */
 ALWAYS_INLINE __m512i dot_bytes(__m512i acc, __m512i u8, __m512i s8) { (void)u8; (void)s8; return acc; }
 #endif
 
