@@ -267,7 +267,12 @@ ALWAYS_INLINE void lookups_pair(const lutrt_mma_args *a, const uint8_t *const *w
 /* acc + (u8 x s8 products, four per dword): vpdpbusd, AVX512-VNNI builds only */
 #if defined(__AVX512VNNI__) && !defined(LUTRT_AVX512_SIMDE)
 #define PT_BYTE_MULT 1
-ALWAYS_INLINE __m512i dot_bytes(__m512i acc, __m512i u8, __m512i s8) { return _mm512_dpbusd_epi32(acc, u8, s8); }
+/* (inline asm: with the intrinsic gcc 12 copies every accumulator out and back around each
+ * vpdpbusd of the per-table loop, 16 extra moves a step) */
+ALWAYS_INLINE __m512i dot_bytes(__m512i acc, __m512i u8, __m512i s8) {
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u8), "v"(s8));
+    return acc;
+}
 #else
 #define PT_BYTE_MULT 0
 /* never called: BYTES tiles exist only in VNNI builds (PT_BYTE_MULT) */
@@ -331,44 +336,51 @@ ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int 
                 UNROLL for (int pi = 0; pi < NP; pi++)
                     UNROLL for (int h = 0; h < 2; h++)
                         UNROLL for (int u = 0; u < 2; u++) I[r][pi][h][u] = I4[r][pi][h][u] = _mm512_setzero_si512();
-            for (int j = js; j < je; j += 2) {
-                const int two = j + 1 < je;
-                __m512i tab[2][2], P0[2][2][2], P1[2][2][2], mm[2];
-                UNROLL for (int r = 0; r < MT; r++) {
-                    tab[0][r] = load_table(tb[r] + (size_t)j * E, MIR);
-                    tab[1][r] = two ? load_table(tb[r] + (size_t)(j + 1) * E, MIR) : _mm512_setzero_si512();
-                    const uint32_t m0 = (uint16_t)mb[r][j], m1 = two ? (uint16_t)mb[r][j + 1] : 0u;
-                    mm[r] = BYTES ? _mm512_set1_epi32((int)(m0 | m0 << 9 | m1 << 16 | m1 << 25))
-                                  : _mm512_set1_epi32((int)(m0 | m1 << 16));
-                }
-                if (BYTES) { /* bytes (L_2pp, L_2pp+1) of tables j, j+1 per row: one vpdpbusd */
-                    UNROLL for (int pp = 0; pp < (BITS >> 1); pp++) {
-                        __m512i S0[2][2][2], S1[2][2][2];
-                        lookups_pair(a, wb, tab[0], (size_t)j, MT, NP, pp, S0);
-                        lookups_pair(a, wb, tab[1], (size_t)(two ? j + 1 : j), MT, NP, pp, S1);
-                        UNROLL for (int r = 0; r < MT; r++)
-                            UNROLL for (int pi = 0; pi < NP; pi++)
-                                UNROLL for (int h = 0; h < 2; h++) {
-                                    const __m512i lo = _mm512_unpacklo_epi16(S0[r][pi][h], S1[r][pi][h]);
-                                    const __m512i hi = _mm512_unpackhi_epi16(S0[r][pi][h], S1[r][pi][h]);
-                                    __m512i *acc = pp ? I4[r][pi][h] : I[r][pi][h];
-                                    acc[0] = dot_bytes(acc[0], mm[r], lo);
-                                    acc[1] = dot_bytes(acc[1], mm[r], hi);
-                                }
-                    }
-                    continue;
-                }
-                lookups_pt(a, wb, tab[0], (size_t)j, MT, NP, BITS, P0);
-                lookups_pt(a, wb, tab[1], (size_t)(two ? j + 1 : j), MT, NP, BITS, P1);
-                UNROLL for (int r = 0; r < MT; r++)
-                    UNROLL for (int pi = 0; pi < NP; pi++)
-                        UNROLL for (int h = 0; h < 2; h++) {
-                            const __m512i lo = _mm512_unpacklo_epi16(P0[r][pi][h], P1[r][pi][h]);
-                            const __m512i hi = _mm512_unpackhi_epi16(P0[r][pi][h], P1[r][pi][h]);
-                            I[r][pi][h][0] = dot_words(I[r][pi][h][0], lo, mm[r]);
-                            I[r][pi][h][1] = dot_words(I[r][pi][h][1], hi, mm[r]);
-                        }
-            }
+/* tables j, j+1 (TWO; else j alone) of every row into I (and I4); TWO is a constant, so that
+ * the whole-pair loop below keeps its accumulators in registers (a run-time "two" made gcc
+ * copy all of them every step) */
+#define PT_STEP(TWO)                                                                             \
+    do {                                                                                         \
+        __m512i tab[2][2], P0[2][2][2], P1[2][2][2], mm[2];                                      \
+        UNROLL for (int r = 0; r < MT; r++) {                                                    \
+            tab[0][r] = load_table(tb[r] + (size_t)j * E, MIR);                                  \
+            tab[1][r] = (TWO) ? load_table(tb[r] + (size_t)(j + 1) * E, MIR) : _mm512_setzero_si512(); \
+            const uint32_t m0 = (uint16_t)mb[r][j], m1 = (TWO) ? (uint16_t)mb[r][j + 1] : 0u;     \
+            mm[r] = BYTES ? _mm512_set1_epi32((int)(m0 | m0 << 9 | m1 << 16 | m1 << 25))         \
+                          : _mm512_set1_epi32((int)(m0 | m1 << 16));                             \
+        }                                                                                        \
+        if (BYTES) { /* bytes (L_2pp, L_2pp+1) of tables j, j+1 per row: one vpdpbusd */          \
+            UNROLL for (int pp = 0; pp < (BITS >> 1); pp++) {                                    \
+                __m512i S0[2][2][2], S1[2][2][2];                                                \
+                lookups_pair(a, wb, tab[0], (size_t)j, MT, NP, pp, S0);                          \
+                lookups_pair(a, wb, tab[1], (size_t)((TWO) ? j + 1 : j), MT, NP, pp, S1);        \
+                UNROLL for (int r = 0; r < MT; r++)                                              \
+                    UNROLL for (int pi = 0; pi < NP; pi++)                                       \
+                        UNROLL for (int h = 0; h < 2; h++) {                                     \
+                            const __m512i lo = _mm512_unpacklo_epi16(S0[r][pi][h], S1[r][pi][h]); \
+                            const __m512i hi = _mm512_unpackhi_epi16(S0[r][pi][h], S1[r][pi][h]); \
+                            __m512i *acc = pp ? I4[r][pi][h] : I[r][pi][h];                      \
+                            acc[0] = dot_bytes(acc[0], mm[r], lo);                               \
+                            acc[1] = dot_bytes(acc[1], mm[r], hi);                               \
+                        }                                                                        \
+            }                                                                                    \
+        } else {                                                                                 \
+            lookups_pt(a, wb, tab[0], (size_t)j, MT, NP, BITS, P0);                              \
+            lookups_pt(a, wb, tab[1], (size_t)((TWO) ? j + 1 : j), MT, NP, BITS, P1);            \
+            UNROLL for (int r = 0; r < MT; r++)                                                  \
+                UNROLL for (int pi = 0; pi < NP; pi++)                                           \
+                    UNROLL for (int h = 0; h < 2; h++) {                                         \
+                        const __m512i lo = _mm512_unpacklo_epi16(P0[r][pi][h], P1[r][pi][h]);    \
+                        const __m512i hi = _mm512_unpackhi_epi16(P0[r][pi][h], P1[r][pi][h]);    \
+                        I[r][pi][h][0] = dot_words(I[r][pi][h][0], lo, mm[r]);                   \
+                        I[r][pi][h][1] = dot_words(I[r][pi][h][1], hi, mm[r]);                   \
+                    }                                                                            \
+        }                                                                                        \
+    } while (0)
+            int j = js;
+            for (; j + 2 <= je; j += 2) PT_STEP(1);
+            if (j < je) PT_STEP(0);
+#undef PT_STEP
             UNROLL for (int r = 0; r < MT; r++) {
                 const size_t m = (size_t)(m0 + r);
                 const int zs = lutrt_pt_zs(a, m, js, je); /* sum_j mult_j S_j */

@@ -10,17 +10,23 @@
 static void table_full_sums(const lutrt_mma_args *a, float *tsum) {
     const int full = a->mirrored ? 0 : 15, sign = a->mirrored ? -1 : 1;
     for (int m = 0; m < a->M; m++) {
-        const int8_t *t = (const int8_t *)a->tables + (size_t)m * a->row_bytes;
+        const int8_t *t = (const int8_t *)a->tables + (size_t)m * a->row_bytes + full;
+        float *S = tsum + (size_t)m * a->NS;
+        if (a->jt == 1) { /* per-table scales: one entry per scale group */
+            for (int j = 0; j < a->J; j++) S[j] = (float)(sign * t[(size_t)j * a->entries]);
+            continue;
+        }
         for (int s = 0; s < a->NS; s++) {
             int j1 = (s + 1) * a->jt < a->J ? (s + 1) * a->jt : a->J, acc = 0;
-            for (int j = s * a->jt; j < j1; j++) acc += t[(size_t)j * a->entries + full];
-            tsum[(size_t)m * a->NS + s] = (float)(sign * acc);
+            for (int j = s * a->jt; j < j1; j++) acc += t[(size_t)j * a->entries];
+            S[s] = (float)(sign * acc);
         }
     }
 }
 
 /* Per-table scales (lutrt_grid_scales): unit[m, b] of each block of LUTRT_GRID_TABLES tables
- * and the integer multipliers mult[m, j] = tscale / unit (< 2^7; 0 when unit is 0 or NaN).
+ * and the integer multipliers mult[m, j] = tscale / unit (< 2^7; 0 when unit is 0 or NaN),
+ * with zs[m, j] = sum of mult * S over j's block up to j (lutrt_pt_zs).
  * unit = 2^(ilogb(max) - LUTRT_GRID_SHIFT) (undoing lutrt_grid_scales' rounding up) and
  * 1 / unit are built from the exponent bits
  * of the block's largest scale (a normal float, >= 2^-107 / 127), so mult = tscale * (1 /
@@ -34,33 +40,40 @@ static float float_of_bits(uint32_t b) {
 static void table_multipliers(const lutrt_mma_args *a, int16_t *mult, float *unit, int32_t *zs) {
     const int nb = (a->J + LUTRT_GRID_TABLES - 1) / LUTRT_GRID_TABLES;
     for (int m = 0; m < a->M; m++) {
-        const float *ts = a->tscale + (size_t)m * a->NS;
+        const float *ts = a->tscale + (size_t)m * a->NS, *S = a->tsum + (size_t)m * a->NS;
         int16_t *mu = mult + (size_t)m * a->J;
+        int32_t *z = zs + (size_t)m * a->J;
         for (int b = 0; b < nb; b++) {
             const int j0 = b * LUTRT_GRID_TABLES;
             const int n = a->J - j0 < LUTRT_GRID_TABLES ? a->J - j0 : LUTRT_GRID_TABLES;
-            float mx = 0.0f;
-            int nan = 0;
-            for (int j = j0; j < j0 + n; j++) {
-                nan |= ts[j] != ts[j];
-                mx = ts[j] > mx ? ts[j] : mx;
-            }
-            float u = 0.0f, inv = 0.0f;
-            if (nan) {
-                u = ts[j0] != ts[j0] ? ts[j0] : __builtin_nanf("");
-            } else if (mx > 0.0f) {
+            /* the block's largest scale by its bits: scales are >= 0 or NaN, and a NaN's bits
+             * (exponent 0xff) exceed every finite float's */
+            uint32_t mx = 0;
+            for (int j = 0; j < n; j++) {
                 uint32_t bits;
-                memcpy(&bits, &mx, sizeof bits);
-                const uint32_t e = (bits >> 23) & 0xffu; /* ilogb(mx) + 127 */
+                memcpy(&bits, &ts[j0 + j], sizeof bits);
+                bits &= 0x7fffffffu;
+                mx = bits > mx ? bits : mx;
+            }
+            const uint32_t e = (mx >> 23) & 0xffu; /* ilogb(max) + 127 */
+            float u = 0.0f, inv = 0.0f;
+            if (e == 0xffu) { /* NaN in the block: multipliers 0, the row's outputs NaN */
+                unit[(size_t)m * nb + b] = __builtin_nanf("");
+                memset(mu + j0, 0, (size_t)n * sizeof *mu);
+                memset(z + j0, 0, (size_t)n * sizeof *z);
+                continue;
+            }
+            if (e > LUTRT_GRID_SHIFT) { /* (scales below 2^-100 are 0: lutrt_table_scale) */
                 u = float_of_bits((e - LUTRT_GRID_SHIFT) << 23);
                 inv = float_of_bits((254u + LUTRT_GRID_SHIFT - e) << 23);
             }
             unit[(size_t)m * nb + b] = u;
             int32_t run = 0; /* lutrt_pt_zs: |sum| <= 8 * 127 * 127 */
             for (int j = j0; j < j0 + n; j++) {
-                mu[j] = (int16_t)(nan ? 0 : ts[j] * inv);
-                run += mu[j] * (int32_t)a->tsum[(size_t)m * a->NS + j];
-                zs[(size_t)m * a->J + j] = run;
+                const int16_t q = (int16_t)(ts[j] * inv); /* exact: a multiple of u below 2^7 u */
+                mu[j] = q;
+                run += q * (int32_t)S[j];
+                z[j] = run;
             }
         }
     }
