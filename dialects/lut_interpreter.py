@@ -70,10 +70,13 @@ class LutFunctions(InterpreterFunctions):
 
     @impl(BitPlanesOp)
     def run_bitplanes(self, interpreter: Interpreter, op: BitPlanesOp, args: PythonValues):
-        planes = packing.codes_from_q(np.asarray(args[0]).astype(np.uint8), op.format.nbits)
-        if op.format.is_mirrored:
-            planes = packing.mirror_codes(planes)
-        return (planes.astype(np.int8),)
+        q = np.asarray(args[0]).astype(np.uint8)
+        planes = packing.bit_planes_fast(q, op.format.nbits, op.format.is_mirrored)
+        if planes is None:  # (the numpy reference; it also words the error of a bad code)
+            planes = packing.codes_from_q(q, op.format.nbits)
+            if op.format.is_mirrored:
+                planes = packing.mirror_codes(planes)
+        return (planes.view(np.int8),)
 
     # -- ops added by the optimization passes (mirror_ops.py, packed_ops.py,
     #    fused_precompute.py) --------------------------------------------------------

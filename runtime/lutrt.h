@@ -327,6 +327,28 @@ int lutrt_attention_kv(const lutrt_attn_desc *d, const float *q, const float *k_
 int lutrt_attention(const lutrt_attn_desc *d, const float *q, const float *k, const float *v,
                     int32_t Sq, int32_t Skv, int32_t causal, const float *mask, float *out);
 
+/* ---- weight quantization for the compiler (quantize_rtn.c) ---------------------------- */
+/* Round-to-nearest quantization of rows x k float weights in groups of `group` along k
+ * (k % group == 0), as lutc.compiler.frontends.quantize defines it: mode 0 asym (bits 2..8,
+ * writes zeros), 1 sym (bits 2..8, implicit zero 2^(bits-1)), 2 ternary (bits 2, the group's
+ * scale mean|w|, summed in NumPy's pairwise order). Writes codes uint8 [rows, k],
+ * scales f32 [rows, k / group] and err[0] = sum (w - s (q - z))^2, err[1] = sum w^2.
+ * Returns 0, 1 when a weight is not finite (nothing meaningful written), -1 on bad arguments. */
+int lutrt_quantize_rtn(const float *w, int64_t rows, int64_t k, int64_t group, int bits, int mode,
+                       uint8_t *codes, float *scales, float *zeros, double *err);
+
+/* The packed weights of lutrt_mma (packed_w above) from bit-plane codes uint8 [bits, n, J]
+ * (values 0..15; lutc.runtime.packing.pack_weights documents the byte order and is the numpy
+ * reference); out holds NB * J * 16 * bits bytes. Returns 0, or -1 on bad arguments or a
+ * code above 15 (nothing meaningful written). */
+int lutrt_pack_weights(const uint8_t *codes, int bits, int64_t n, int64_t J, uint8_t *out);
+
+/* Bit-plane codes uint8 [bits, n, k/4] of unsigned codes q uint8 [n, k] (k % 4 == 0, values
+ * < 2^bits): bit i of codes[b, r, j] = bit b of q[r, 4j + i]; mirrored re-encodes patterns with
+ * bit 3 set as 8 | (~p & 7) (lutc.runtime.packing.codes_from_q and mirror_codes, the numpy
+ * reference). Returns 0, or -1 on bad arguments or a q value out of range. */
+int lutrt_bit_planes(const uint8_t *q, int64_t n, int64_t k, int bits, int mirrored, uint8_t *codes);
+
 #ifdef __cplusplus
 }
 #endif

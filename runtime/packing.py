@@ -1,4 +1,4 @@
-"""Offline weight packing for the lutrt kernels (numpy only; docs/design.md §3.6).
+"""Offline weight packing for the lutrt kernels (numpy, with C fast paths; docs/design.md §3.6).
 
 Inputs are the canonical bit-plane codes of `lut.mma`: uint8 [B, N, K/4], c[b, n, j] = the 4-bit
 pattern whose bit i is bit b of q[n, 4j+i] (`codes_from_q`), re-encoded by `mirror_codes` for
@@ -46,8 +46,31 @@ def codes_from_q(q: np.ndarray, bits: int) -> np.ndarray:
         raise ValueError(f"codes_from_q expects q of shape [N, K] with K % 4 == 0, got {q.shape}")
     if not 1 <= bits <= MAX_BITS:
         raise ValueError(f"bits must be 1..{MAX_BITS}, got {bits}")
+    if q.dtype == np.uint8:
+        fast = bit_planes_fast(q, bits, mirrored=False)
+        if fast is not None:
+            return fast
     if q.size and (q.min() < 0 or q.max() >= 1 << bits):
         raise ValueError(f"q values must lie in [0, {(1 << bits) - 1}] for {bits}-bit weights")
+    return codes_from_q_numpy(q, bits)
+
+
+def bit_planes_fast(q: np.ndarray, bits: int, mirrored: bool) -> np.ndarray | None:
+    """codes_from_q (then mirror_codes when mirrored) in the C runtime, lutrt_bit_planes, for
+    uint8 q [N, K]; None without a runtime or on input it rejects (the numpy path then decides)."""
+    try:
+        from lutc.runtime.build import RuntimeBuildError
+        from lutc.runtime.kernels import bit_planes_c
+    except ImportError:
+        return None
+    try:
+        return bit_planes_c(q, bits, mirrored)
+    except (RuntimeBuildError, OSError):
+        return None
+
+
+def codes_from_q_numpy(q: np.ndarray, bits: int) -> np.ndarray:
+    """codes_from_q in numpy (the reference of lutrt_bit_planes)."""
     n, k = q.shape
     # the 4 codes of a table as one little-endian uint32 (code i in byte i); for plane b,
     # x = (v >> b) & 0x01010101 holds bit b of code i at bit 8i, and x * 0x204081 moves those
@@ -108,6 +131,30 @@ def pack_weights(codes: np.ndarray) -> np.ndarray:
     bits, n, j = c.shape
     if not 1 <= bits <= MAX_BITS:
         raise ValueError(f"pack_weights: 1..{MAX_BITS} bit planes expected, got {bits}")
+    fast = _pack_weights_c(c)
+    if fast is not None:
+        return fast
+    return pack_weights_numpy(c)
+
+
+def _pack_weights_c(c: np.ndarray) -> np.ndarray | None:
+    """The C runtime's lutrt_pack_weights (the same bytes, ~20x faster: packing was a large
+    part of a big model's compile), or None without a runtime or on codes it rejects."""
+    try:
+        from lutc.runtime.build import RuntimeBuildError
+        from lutc.runtime.kernels import pack_weights_c
+    except ImportError:  # the runtime's Python side used without its package
+        return None
+    try:
+        return pack_weights_c(c)
+    except (RuntimeBuildError, OSError):
+        return None
+
+
+def pack_weights_numpy(codes: np.ndarray) -> np.ndarray:
+    """pack_weights in numpy: the reference of the byte order (and of lutrt_pack_weights)."""
+    c = np.asarray(codes)
+    bits, n, j = c.shape
     if c.size and c.max() > 15:
         raise ValueError("pack_weights: codes must be 4-bit patterns (0..15)")
     nb = _cdiv(n, BLOCK_N)

@@ -82,7 +82,7 @@ class WeightBlob:
         with open(path, "wb") as f:
             for array, offset in zip(self.arrays, self.offsets):
                 f.seek(offset)
-                f.write(array.tobytes())
+                f.write(array.reshape(-1))  # the buffer itself: no bytes copy
             f.truncate(max(self.size, 1))
 
 

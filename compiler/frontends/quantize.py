@@ -157,7 +157,27 @@ def quantize_with_error(w: np.ndarray, spec: WeightSpec) -> tuple[QuantizedWeigh
     """quantize(w, spec) and its relative error ||w - s (q - z)|| / ||w|| (float64, summed
     over the same chunks: the per-layer figure the driver reports)."""
     n, k = np.shape(w)
-    parts = _map_chunks(lambda rows: _quantize_rows(w[rows], spec), _row_chunks(n, k))
+    chunks = _row_chunks(n, k)
+    if len(chunks) > 1 and _c_applies(w, spec):
+        # whole outputs up front: each chunk writes its rows in place (no concatenation)
+        group = spec.group or k
+        out = (np.empty((n, k), np.uint8), np.empty((n, k // group), np.float32),
+               np.empty((n, k // group), np.float32) if spec.asym else None)
+
+        def chunk(rows):
+            views = tuple(None if a is None else a[rows] for a in out)
+            qw, num, den = _quantize_rows(w[rows], spec, views)
+            if qw.codes is not views[0]:  # the numpy path ran (a non-finite weight)
+                views[0][...], views[1][...] = qw.codes, qw.scales
+                if views[2] is not None:
+                    views[2][...] = qw.zeros
+            return num, den
+
+        sums = _map_chunks(chunk, chunks)
+        num, den = sum(p[0] for p in sums), sum(p[1] for p in sums)
+        err = float(np.sqrt(num / den)) if den else 0.0
+        return QuantizedWeight(out[0], out[1], out[2], spec.bits, group, spec.ternary), err
+    parts = _map_chunks(lambda rows: _quantize_rows(w[rows], spec), chunks)
     num, den = sum(p[1] for p in parts), sum(p[2] for p in parts)
     err = float(np.sqrt(num / den)) if den else 0.0
     if len(parts) == 1:
@@ -169,8 +189,12 @@ def quantize_with_error(w: np.ndarray, spec: WeightSpec) -> tuple[QuantizedWeigh
                            qws[0].group, spec.ternary), err
 
 
-def _quantize_rows(w: np.ndarray, spec: WeightSpec) -> tuple[QuantizedWeight, float, float]:
-    """One chunk: its QuantizedWeight, sum (w - dequant)^2 and sum w^2."""
+def _quantize_rows(w: np.ndarray, spec: WeightSpec, out=None) -> tuple[QuantizedWeight, float, float]:
+    """One chunk: its QuantizedWeight, sum (w - dequant)^2 and sum w^2. `out` (codes, scales,
+    zeros or None): arrays the C path writes into (the numpy path ignores them)."""
+    fast = _quantize_rows_c(w, spec, out)
+    if fast is not None:
+        return fast
     w = np.asarray(w, dtype=np.float64)
     n, k = w.shape
     group = spec.group or k
@@ -211,6 +235,37 @@ def _quantize_rows(w: np.ndarray, spec: WeightSpec) -> tuple[QuantizedWeight, fl
         g - qw.scales[..., None] * (q - zf)
     wf = np.nan_to_num(g) if padded else g
     return qw, float(np.vdot(d, d)), float(np.vdot(wf, wf))
+
+
+def _c_applies(w: np.ndarray, spec: WeightSpec) -> bool:
+    """Whether lutrt_quantize_rtn computes this quantization: float32 / float16 weights
+    (float64 would lose bits), whole groups, and no 1-bit format (asym takes the half means)."""
+    n, k = np.shape(w)
+    group = spec.group or k
+    return (np.asarray(w).dtype in (np.float32, np.float16) and n > 0 and k > 0
+            and k % group == 0 and (spec.ternary or spec.bits > 1))
+
+
+def _quantize_rows_c(w: np.ndarray, spec: WeightSpec, out=None) -> tuple[QuantizedWeight, float, float] | None:
+    """_quantize_rows in the C runtime (lutrt_quantize_rtn: the same double-precision formulas,
+    bit-identical codes, scales and zero points), or None where it does not apply
+    (`_c_applies`), on a non-finite weight, or without a runtime library."""
+    if not _c_applies(w, spec):
+        return None
+    from lutc.runtime.build import RuntimeBuildError
+    from lutc.runtime.kernels import quantize_rtn
+
+    n, k = np.shape(w)
+    group = spec.group or k
+    mode = 2 if spec.ternary else (0 if spec.asym else 1)
+    try:
+        res = quantize_rtn(np.ascontiguousarray(w, dtype=np.float32), group, spec.bits, mode, out)
+    except (RuntimeBuildError, OSError):  # no C compiler: the numpy path is complete on its own
+        return None
+    if res is None:
+        return None
+    codes, scales, zeros, num, den = res
+    return QuantizedWeight(codes, scales, zeros, spec.bits, group, spec.ternary), num, den
 
 
 def relative_error(w: np.ndarray, qw: QuantizedWeight) -> float:

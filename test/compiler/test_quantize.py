@@ -71,3 +71,72 @@ def test_row_chunks_give_one_pass_result(spec, k, monkeypatch):
     if one.zeros is not None:
         assert np.array_equal(one.zeros, chunked.zeros)
     assert err == pytest.approx(relative_error(w, one), rel=1e-5)
+
+
+def _numpy_path(w, spec):
+    """_quantize_rows on float64 weights: the C runtime declines them, so this is the numpy
+    reference of the same formulas."""
+    from lutc.compiler.frontends import quantize as q
+
+    assert q._quantize_rows_c(np.asarray(w, np.float64), spec) is None
+    return q._quantize_rows(np.asarray(w, np.float64), spec)
+
+
+@pytest.mark.parametrize("spec", ["w2g64", "w4g32", "w3g64", "w8g64", "w4g32sym", "w2g64sym",
+                                  "ternary", "ternaryg4", "ternaryg12", "ternaryg136"])
+@pytest.mark.parametrize("shape", [(40, 2176), (3, 20000), (9, 408)])
+def test_c_quantizer_is_bit_identical_to_numpy(spec, shape):
+    """lutrt_quantize_rtn (the compile-time fast path) gives exactly the numpy path's codes,
+    scales and zero points; ternary's mean|w| follows NumPy's pairwise summation (groups of
+    4 .. 20000 weights cover its < 8, <= 128 and halving branches), and its error sums agree
+    to rounding. Constant, zero and two-valued groups are included."""
+    from lutc.compiler.frontends import quantize as q
+
+    parsed = WeightSpec.parse(spec)
+    group = parsed.group or shape[1]
+    if shape[1] % group:
+        pytest.skip("a partial last group takes the numpy path")
+    rng = np.random.default_rng(7)
+    w = (rng.standard_normal(shape) * rng.random((shape[0], 1)) * 3).astype(np.float32)
+    w[0, :group] = 0.0
+    w[1, :group] = 0.75
+    w[2, :group] = np.where(np.arange(group) % 2, 0.5, -0.25)
+    fast = q._quantize_rows_c(w, parsed)
+    assert fast is not None
+    ref = _numpy_path(w, parsed)
+    np.testing.assert_array_equal(fast[0].codes, ref[0].codes)
+    np.testing.assert_array_equal(fast[0].scales, ref[0].scales)
+    if ref[0].zeros is None:
+        assert fast[0].zeros is None
+    else:
+        np.testing.assert_array_equal(fast[0].zeros, ref[0].zeros)
+    np.testing.assert_allclose(fast[1:], ref[1:], rtol=1e-9)
+
+
+def test_c_quantizer_leaves_non_finite_weights_to_numpy():
+    """A NaN or inf weight makes lutrt_quantize_rtn decline (return None): the numpy path
+    keeps defining that case."""
+    from lutc.compiler.frontends import quantize as q
+
+    for bad in (np.nan, np.inf, -np.inf):
+        w = np.ones((4, 64), np.float32)
+        w[2, 17] = bad
+        assert q._quantize_rows_c(w, WeightSpec.parse("w4g32")) is None
+
+
+def test_chunked_c_path_takes_numpy_rows_for_non_finite_chunks(monkeypatch):
+    """In a chunked quantization that writes in place, a chunk holding a NaN is quantized by
+    the numpy path and its rows land in the same outputs: the codes of the other rows equal
+    those of quantizing them alone."""
+    from lutc.compiler.frontends import quantize as q
+
+    w = np.random.default_rng(3).standard_normal((12, 128)).astype(np.float32)
+    w[5, 7] = np.nan
+    parsed = WeightSpec.parse("w4g32")
+    monkeypatch.setattr(q, "CHUNK_WEIGHTS", 4 * 128)  # 3 chunks, the middle one with the NaN
+    qw, _ = q.quantize_with_error(w, parsed)
+    ref = q._quantize_rows(w[4:8].astype(np.float64), parsed)[0]
+    np.testing.assert_array_equal(qw.codes[4:8], ref.codes)
+    np.testing.assert_array_equal(qw.scales[4:8], ref.scales)
+    clean = q.quantize(np.delete(w, slice(4, 8), axis=0), parsed)
+    np.testing.assert_array_equal(np.delete(qw.codes, slice(4, 8), axis=0), clean.codes)

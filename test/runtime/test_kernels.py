@@ -740,3 +740,19 @@ def test_default_kernel_runs_vbmi_per_table_tiles(bits, m):
         assert np.array_equal(outs[None], outs["avx512vbmi" if vbmi_tiles else "avx512"]), (k, group)
         if bits != 2 and group % 16 == 0:  # other tiles: same formula, other rounding order
             assert not np.array_equal(outs["avx512vbmi"], outs["avx512"]), (k, group)
+
+
+@pytest.mark.parametrize("bits", range(1, 9))
+def test_c_packing_equals_numpy_packing(bits):
+    """lutrt_pack_weights (what pack_weights runs) writes the numpy reference's bytes, padding
+    rows (N not a multiple of 32) included, and rejects codes above 15."""
+    rng = np.random.default_rng(bits)
+    for n, j in [(1, 1), (33, 7), (64, 16), (100, 3)]:
+        c = rng.integers(0, 16, (bits, n, j)).astype(np.uint8)
+        fast = packing._pack_weights_c(c)
+        assert fast is not None
+        np.testing.assert_array_equal(fast, packing.pack_weights_numpy(c))
+    c[0, 0, 0] = 16
+    assert packing._pack_weights_c(c) is None
+    with pytest.raises(ValueError, match="4-bit patterns"):
+        packing.pack_weights(c)
