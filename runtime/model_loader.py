@@ -266,8 +266,27 @@ class CompiledModel:
             inputs = tuple(self._by_name(named))
         if len(inputs) != len(self.inputs):
             raise LutcError(f"the model takes {len(self.inputs)} inputs, got {len(inputs)}")
-        arrays = [self._check(i, spec, v) for i, (spec, v) in enumerate(zip(self.inputs, inputs))]
         outputs = [np.empty(spec["shape"], dtype=spec["dtype"]) for spec in self.outputs]
+        return self.run_into(outputs, *inputs)
+
+    def run_into(self, outputs: list[np.ndarray], *inputs) -> list[np.ndarray]:
+        """Like calling the model with inputs in signature order, but writing into `outputs`:
+        C-contiguous arrays of the outputs' shapes and dtypes, reused across calls (a decode
+        loop then does not fault in fresh pages for its logits every step). Returns outputs.
+        Raises LutcError when an output array does not match."""
+        if len(outputs) != len(self.outputs):
+            raise LutcError(f"the model has {len(self.outputs)} outputs, got {len(outputs)} arrays")
+        for spec, o in zip(self.outputs, outputs):
+            if (not isinstance(o, np.ndarray) or list(o.shape) != list(spec["shape"])
+                    or o.dtype != np.dtype(spec["dtype"]) or not o.flags.c_contiguous
+                    or not o.flags.writeable):
+                raise LutcError(f"output '{spec['name']}' needs a writable C-contiguous "
+                                f"{spec['dtype']} array of shape {tuple(spec['shape'])}")
+        if len(inputs) != len(self.inputs):
+            raise LutcError(f"the model takes {len(self.inputs)} inputs, got {len(inputs)}")
+        arrays = [self._check(i, spec, v) for i, (spec, v) in enumerate(zip(self.inputs, inputs))]
+        if any(np.may_share_memory(o, a) for o in outputs for a in arrays):
+            raise LutcError("an output array overlaps an input array")
         self.entry(ctypes.c_void_p(self.weights.ctypes.data), ctypes.c_void_p(self._arena()),
                    *[ctypes.c_void_p(a.ctypes.data) for a in arrays],
                    *[ctypes.c_void_p(o.ctypes.data) for o in outputs])

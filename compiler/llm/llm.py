@@ -115,6 +115,7 @@ class LLM:
         self.compile_s = time.perf_counter() - t0
         self.chunk, self.max_context = chunk, max_context
         cfg = self.config
+        self._logits = None  # the model's output buffer, made on first use (_forward)
         self.kv_cache = np.zeros((cfg.num_layers, 2, cfg.num_kv_heads, max_context, cfg.head_dim),
                                  np.float32)
         self.tokenizer = self.source.tokenizer
@@ -182,8 +183,11 @@ class LLM:
                 select, index = 1, np.full(c, rows - 1, np.int64)
             else:
                 select, index = rows, np.arange(c, dtype=np.int64)
-            (logits,) = self.model(tokens, positions, np.array([rows], np.int64), self.kv_cache,
-                                   np.array([select], np.int64), index)
+            if self._logits is None:  # one buffer for every call: no fresh pages per step
+                self._logits = [np.empty(spec["shape"], spec["dtype"]) for spec in self.model.outputs]
+            (logits,) = self.model.run_into(self._logits, tokens, positions,
+                                            np.array([rows], np.int64), self.kv_cache,
+                                            np.array([select], np.int64), index)
             if last_only:
                 out[0] = logits[0]
             else:

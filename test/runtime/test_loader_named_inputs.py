@@ -52,3 +52,46 @@ def test_bad_names_are_user_errors(llm):
         llm.model(feed(llm)["tokens"], rows=np.array([1]))
     with pytest.raises(LutcError, match="no output named"):
         llm.model.run(["probs"], feed(llm))
+
+
+def test_run_into_reuses_output_arrays(llm):
+    """run_into writes the outputs into the caller's arrays (what LLM's decode loop reuses
+    every step) and gives what a plain call gives, call after call."""
+    model = llm.model
+    args = lambda f: (f["tokens"], f["positions"], f["rows"], f["kv_cache"],  # noqa: E731
+                      f["logit_rows"], f["logit_index"])
+    (ref,) = model(*args(feed(llm)))
+    out = [np.full(spec["shape"], np.nan, spec["dtype"]) for spec in model.outputs]
+    for _ in range(2):
+        got = model.run_into(out, *args(feed(llm)))
+        assert got[0] is out[0]
+        np.testing.assert_array_equal(out[0][:3], ref[:3])
+
+
+def test_run_into_rejects_wrong_outputs(llm):
+    model = llm.model
+    f = feed(llm)
+    args = (f["tokens"], f["positions"], f["rows"], f["kv_cache"], f["logit_rows"],
+            f["logit_index"])
+    shape, dtype = model.outputs[0]["shape"], model.outputs[0]["dtype"]
+    bad = [[], [np.empty(shape, np.float64)], [np.empty([shape[0] + 1, *shape[1:]], dtype)],
+           [np.empty(shape[::-1], dtype).T], [np.empty(shape, dtype)] * 2]
+    for outputs in bad:
+        with pytest.raises(LutcError, match="output|outputs"):
+            model.run_into(outputs, *args)
+    alias = f["kv_cache"].reshape(-1)[:int(np.prod(shape))].reshape(shape)
+    if alias.dtype == np.dtype(dtype):
+        with pytest.raises(LutcError, match="overlaps an input"):
+            model.run_into([alias], *args)
+
+
+def test_decode_steps_reuse_one_logits_buffer(llm):
+    """LLM keeps one output buffer for every forward step; logits it returns are copies, so a
+    later step does not change an earlier step's result."""
+    llm.kv_cache[...] = 0
+    first = llm._forward(np.array([1, 2, 3]), 0, last_only=True)
+    keep = first.copy()
+    buf = llm._logits[0]
+    llm._forward(np.array([4]), 3, last_only=True)
+    assert llm._logits[0] is buf
+    np.testing.assert_array_equal(first, keep)
