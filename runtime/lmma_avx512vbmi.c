@@ -465,9 +465,11 @@ typedef void (*tile_fn)(const lutrt_mma_args *, int, int);
     }
 #define TILES(FN, P, NVB, NMB, MIR, BITS)                                             \
     TILE(FN, P##v, 1, NVB, MIR, BITS) TILE(FN, P##m, 2, NMB, MIR, BITS)               \
-    TILE(FN, P##11, 1, 1, MIR, BITS) TILE(FN, P##21, 2, 1, MIR, BITS)
-#define SHAPES(P, MIR, BITS) \
-    {P##v_##MIR##_##BITS, P##m_##MIR##_##BITS, P##11_##MIR##_##BITS, P##21_##MIR##_##BITS}
+    TILE(FN, P##11, 1, 1, MIR, BITS) TILE(FN, P##21, 2, 1, MIR, BITS)                 \
+    TILE(FN, P##12, 1, 2, MIR, BITS)
+#define SHAPES(P, MIR, BITS)                                                            \
+    {P##v_##MIR##_##BITS, P##m_##MIR##_##BITS, P##11_##MIR##_##BITS, P##21_##MIR##_##BITS, \
+     P##12_##MIR##_##BITS}
 
 /* Shared-scale tiles: NV = 4 and NM = 2 blocks for even bits (4 accumulators per row and
  * block), 2 and 1 for odd bits (6). */
@@ -478,7 +480,7 @@ TILES_I8(0, 1) TILES_I8(0, 2) TILES_I8(0, 3) TILES_I8(0, 4)
 TILES_I8(0, 5) TILES_I8(0, 6) TILES_I8(0, 7) TILES_I8(0, 8)
 TILES_I8(1, 1) TILES_I8(1, 2) TILES_I8(1, 3) TILES_I8(1, 4)
 TILES_I8(1, 5) TILES_I8(1, 6) TILES_I8(1, 7) TILES_I8(1, 8)
-static const tile_fn tiles[2][LUTRT_MAX_BITS][4] = {
+static const tile_fn tiles[2][LUTRT_MAX_BITS][5] = {
     {SHAPES(t, 0, 1), SHAPES(t, 0, 2), SHAPES(t, 0, 3), SHAPES(t, 0, 4),
      SHAPES(t, 0, 5), SHAPES(t, 0, 6), SHAPES(t, 0, 7), SHAPES(t, 0, 8)},
     {SHAPES(t, 1, 1), SHAPES(t, 1, 2), SHAPES(t, 1, 3), SHAPES(t, 1, 4),
@@ -492,18 +494,21 @@ static const tile_fn tiles[2][LUTRT_MAX_BITS][4] = {
 #define TILES_PT(MIR, BITS) TILES(tile_pt, p, PV(BITS), PM(BITS), MIR, BITS)
 TILES_PT(0, 1) TILES_PT(0, 2) TILES_PT(0, 4) TILES_PT(0, 8)
 TILES_PT(1, 1) TILES_PT(1, 2) TILES_PT(1, 4) TILES_PT(1, 8)
-static const tile_fn tiles_pt[2][4][4] = { /* [mirrored][B = 1, 2, 4, 8] */
+static const tile_fn tiles_pt[2][4][5] = { /* [mirrored][B = 1, 2, 4, 8] */
     {SHAPES(p, 0, 1), SHAPES(p, 0, 2), SHAPES(p, 0, 4), SHAPES(p, 0, 8)},
     {SHAPES(p, 1, 1), SHAPES(p, 1, 2), SHAPES(p, 1, 4), SHAPES(p, 1, 8)},
 };
 
-/* The walk of both tile sets: GEMV runs nv-block tiles, GEMM 2-row tiles of nm blocks over
- * super blocks that stay in L2. */
+/* The walk of both tile sets: GEMV runs nv-block tiles (a rest of 2 or 3 blocks one 2-block
+ * tile: small projections, N = 576 or 192, leave such rests), GEMM 2-row tiles of nm blocks
+ * over super blocks that stay in L2. */
 static void walk(const lutrt_mma_args *a, int b0, int b1, const tile_fn *t, int nv, int nm) {
-    const tile_fn tv = t[0], tm = t[1], t11 = t[2], t21 = t[3];
+    const tile_fn tv = t[0], tm = t[1], t11 = t[2], t21 = t[3], t12 = t[4];
     if (a->M == 1) {
         int blk = b0;
         for (; blk + nv <= b1; blk += nv) tv(a, 0, blk);
+        if (nv > 2)
+            for (; blk + 2 <= b1; blk += 2) t12(a, 0, blk);
         for (; blk < b1; blk++) t11(a, 0, blk);
         return;
     }

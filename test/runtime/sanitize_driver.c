@@ -93,8 +93,47 @@ static int run_case(const char *dir) {
     return failures;
 }
 
-int main(int argc, char **argv) {
+/* The compiler's C helpers (quantize_rtn.c, pack_weights.c) on exactly sized buffers: every
+ * mode and width, a padded last block, odd planes, and the rejections (bad codes, bad
+ * arguments, a NaN weight). Their values are checked against numpy in the pytest suite. */
+static int compile_helpers(void) {
     int failures = 0;
+    enum { ROWS = 5, K = 96, GROUP = 32 };
+    float *w = malloc(sizeof(float) * ROWS * K);
+    uint8_t *codes = malloc(ROWS * K), *planes = malloc(8 * ROWS * (K / 4));
+    float *scales = malloc(sizeof(float) * ROWS * (K / GROUP)), *zeros = malloc(sizeof(float) * ROWS * (K / GROUP));
+    double err[2];
+    for (int i = 0; i < ROWS * K; i++) w[i] = (float)((i * 37 % 101) - 50) / 17.0f;
+    for (int mode = 0; mode < 3; mode++)
+        for (int bits = 2; bits <= 8; bits++) {
+            if (mode == 2 && bits != 2) continue;
+            if (lutrt_quantize_rtn(w, ROWS, K, GROUP, bits, mode, codes, scales, mode == 0 ? zeros : NULL, err))
+                failures++, fprintf(stderr, "quantize_rtn mode %d bits %d failed\n", mode, bits);
+            for (int i = 0; i < ROWS * K; i++)
+                if (codes[i] >> bits) failures++, fprintf(stderr, "code out of range\n");
+            if (lutrt_bit_planes(codes, ROWS, K, bits, bits & 1, planes))
+                failures++, fprintf(stderr, "bit_planes bits %d failed\n", bits);
+            const size_t nb = (ROWS + 31) / 32, bytes = nb * (K / 4) * 16 * (size_t)bits;
+            uint8_t *packed = malloc(bytes);
+            if (lutrt_pack_weights(planes, bits, ROWS, K / 4, packed))
+                failures++, fprintf(stderr, "pack_weights bits %d failed\n", bits);
+            free(packed);
+        }
+    w[7] = NAN;
+    if (lutrt_quantize_rtn(w, ROWS, K, GROUP, 4, 0, codes, scales, zeros, err) != 1)
+        failures++, fprintf(stderr, "quantize_rtn took a NaN\n");
+    if (lutrt_quantize_rtn(w, ROWS, K, 40, 4, 0, codes, scales, zeros, err) != -1)
+        failures++, fprintf(stderr, "quantize_rtn took k %% group != 0\n");
+    codes[3] = 200;
+    if (lutrt_bit_planes(codes, ROWS, K, 4, 0, planes) != -1) failures++, fprintf(stderr, "bit_planes took 200\n");
+    planes[1] = 16;
+    if (lutrt_pack_weights(planes, 1, ROWS, K / 4, codes) != -1) failures++, fprintf(stderr, "pack took 16\n");
+    free(w), free(codes), free(planes), free(scales), free(zeros);
+    return failures;
+}
+
+int main(int argc, char **argv) {
+    int failures = compile_helpers();
     for (int i = 1; i < argc; i++) failures += run_case(argv[i]);
     lutrt_shutdown(); /* join the pool so LeakSanitizer sees a clean exit */
     if (!failures) printf("OK %d cases\n", argc - 1);
