@@ -69,69 +69,12 @@ def use_library(path) -> ctypes.CDLL:
     lib.lutrt_i8act_kernel_name.restype = ctypes.c_char_p
     lib.lutrt_set_f32dq_min_m.argtypes = [ctypes.c_int]
     lib.lutrt_f32dq_min_m.argtypes = [ctypes.c_int]
-    i64 = ctypes.c_int64
-    lib.lutrt_quantize_rtn.argtypes = [_vp, i64, i64, i64, ctypes.c_int, ctypes.c_int, _vp, _vp,
-                                       _vp, _vp]
-    lib.lutrt_quantize_rtn.restype = ctypes.c_int
-    lib.lutrt_pack_weights.argtypes = [_vp, ctypes.c_int, i64, i64, _vp]
-    lib.lutrt_pack_weights.restype = ctypes.c_int
-    lib.lutrt_bit_planes.argtypes = [_vp, i64, i64, ctypes.c_int, ctypes.c_int, _vp]
-    lib.lutrt_bit_planes.restype = ctypes.c_int
     for name in ("lutrt_precompute", "lutrt_precompute_row", "lutrt_mma", "lutrt_set_kernel",
                  "lutrt_kernel_available", "lutrt_get_num_threads", "lutrt_i8act_min_m",
                  "lutrt_f32dq_min_m", "lutrt_set_i8act_kernel"):
         getattr(lib, name).restype = ctypes.c_int
     _lib = lib
     return lib
-
-
-def quantize_rtn(w: np.ndarray, group: int, bits: int, mode: int, out=None):
-    """lutrt_quantize_rtn (lutrt.h) on float32 w[n, k]: (codes uint8 [n, k], scales f32
-    [n, k/group], zeros f32 [n, k/group] or None, sum of squared errors, sum w^2), or None
-    when a weight is not finite. Mode 0 asym, 1 sym, 2 ternary. `out`: optional (codes,
-    scales, zeros) arrays of those shapes (C-contiguous) to write into instead of new ones.
-    Raises ValueError on arguments the C function rejects."""
-    w = np.ascontiguousarray(w, dtype=np.float32)
-    n, k = w.shape
-    ng = k // group if group else 0
-    if out is not None:
-        codes, scales, zeros = out
-        assert codes.flags.c_contiguous and scales.flags.c_contiguous and codes.shape == (n, k)
-        assert scales.shape == (n, ng) and (zeros is None) == (mode != 0)
-    else:
-        codes = np.empty((n, k), np.uint8)
-        scales = np.empty((n, ng), np.float32)
-        zeros = np.empty((n, ng), np.float32) if mode == 0 else None
-    err = np.zeros(2, np.float64)
-    ptr = lambda a: None if a is None else a.ctypes.data  # noqa: E731
-    rc = library().lutrt_quantize_rtn(ptr(w), n, k, group, bits, mode, ptr(codes),
-                                      ptr(scales), ptr(zeros), ptr(err))
-    if rc == 1:
-        return None
-    if rc != 0:
-        raise ValueError(f"lutrt_quantize_rtn: invalid arguments (shape {w.shape}, group "
-                         f"{group}, bits {bits}, mode {mode})")
-    return codes, scales, zeros, float(err[0]), float(err[1])
-
-
-def pack_weights_c(codes: np.ndarray) -> np.ndarray | None:
-    """lutrt_pack_weights on uint8 codes [B, N, J]: packing.pack_weights' bytes, or None when
-    the C function rejects them (the numpy path then raises its precise error)."""
-    codes = np.ascontiguousarray(codes, dtype=np.uint8)
-    bits, n, j = codes.shape
-    out = np.empty(packing.packed_nbytes(bits, n, 4 * j), np.uint8)
-    rc = library().lutrt_pack_weights(codes.ctypes.data, bits, n, j, out.ctypes.data)
-    return out if rc == 0 else None
-
-
-def bit_planes_c(q: np.ndarray, bits: int, mirrored: bool) -> np.ndarray | None:
-    """lutrt_bit_planes on uint8 q [N, K]: packing.codes_from_q (then mirror_codes when
-    mirrored) as uint8 [bits, N, K/4], or None when the C function rejects the input."""
-    q = np.ascontiguousarray(q, dtype=np.uint8)
-    n, k = q.shape
-    out = np.empty((bits, n, k // 4), np.uint8)
-    rc = library().lutrt_bit_planes(q.ctypes.data, n, k, bits, int(mirrored), out.ctypes.data)
-    return out if rc == 0 else None
 
 
 def _check(rc: int) -> None:

@@ -59,12 +59,12 @@ def bit_planes_fast(q: np.ndarray, bits: int, mirrored: bool) -> np.ndarray | No
     """codes_from_q (then mirror_codes when mirrored) in the C runtime, lutrt_bit_planes, for
     uint8 q [N, K]; None without a runtime or on input it rejects (the numpy path then decides)."""
     try:
+        from lutc.runtime import weight_prep
         from lutc.runtime.build import RuntimeBuildError
-        from lutc.runtime.kernels import bit_planes_c
     except ImportError:
         return None
     try:
-        return bit_planes_c(q, bits, mirrored)
+        return weight_prep.bit_planes(q, bits, mirrored)
     except (RuntimeBuildError, OSError):
         return None
 
@@ -141,12 +141,12 @@ def _pack_weights_c(c: np.ndarray) -> np.ndarray | None:
     """The C runtime's lutrt_pack_weights (the same bytes, ~20x faster: packing was a large
     part of a big model's compile), or None without a runtime or on codes it rejects."""
     try:
+        from lutc.runtime import weight_prep
         from lutc.runtime.build import RuntimeBuildError
-        from lutc.runtime.kernels import pack_weights_c
     except ImportError:  # the runtime's Python side used without its package
         return None
     try:
-        return pack_weights_c(c)
+        return weight_prep.pack_weights(c)
     except (RuntimeBuildError, OSError):
         return None
 

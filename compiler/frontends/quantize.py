@@ -253,7 +253,7 @@ def _quantize_rows_c(w: np.ndarray, spec: WeightSpec, out=None) -> tuple[Quantiz
     if not _c_applies(w, spec):
         return None
     from lutc.runtime.build import RuntimeBuildError
-    from lutc.runtime.kernels import quantize_rtn
+    from lutc.runtime.weight_prep import quantize_rtn
 
     n, k = np.shape(w)
     group = spec.group or k
