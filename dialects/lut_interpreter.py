@@ -70,12 +70,8 @@ class LutFunctions(InterpreterFunctions):
 
     @impl(BitPlanesOp)
     def run_bitplanes(self, interpreter: Interpreter, op: BitPlanesOp, args: PythonValues):
-        q = np.asarray(args[0]).astype(np.uint8)
-        planes = packing.bit_planes_fast(q, op.format.nbits, op.format.is_mirrored)
-        if planes is None:  # (the numpy reference; it also words the error of a bad code)
-            planes = packing.codes_from_q(q, op.format.nbits)
-            if op.format.is_mirrored:
-                planes = packing.mirror_codes(planes)
+        planes = packing.bit_planes(np.asarray(args[0]).astype(np.uint8), op.format.nbits,
+                                    op.format.is_mirrored)
         return (planes.view(np.int8),)
 
     # -- ops added by the optimization passes (mirror_ops.py, packed_ops.py,

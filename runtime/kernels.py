@@ -12,7 +12,6 @@ a crash inside C.
 from __future__ import annotations
 
 import ctypes
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,16 +35,10 @@ _lib: ctypes.CDLL | None = None
 _vp = ctypes.c_void_p
 
 
-_lib_lock = threading.Lock()
-
-
 def library() -> ctypes.CDLL:
-    """The loaded runtime (built and cached on first use; one build when threads race here,
-    e.g. the quantizer's row chunks)."""
+    """The loaded runtime (built and cached on first use)."""
     if _lib is None:
-        with _lib_lock:
-            if _lib is None:
-                use_library(build.runtime_library())
+        use_library(build.runtime_library())
     return _lib
 
 

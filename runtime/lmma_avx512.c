@@ -336,9 +336,8 @@ ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int 
                 UNROLL for (int pi = 0; pi < NP; pi++)
                     UNROLL for (int h = 0; h < 2; h++)
                         UNROLL for (int u = 0; u < 2; u++) I[r][pi][h][u] = I4[r][pi][h][u] = _mm512_setzero_si512();
-/* tables j, j+1 (TWO; else j alone) of every row into I (and I4); TWO is a constant, so that
- * the whole-pair loop below keeps its accumulators in registers (a run-time "two" made gcc
- * copy all of them every step) */
+/* tables j, j+1 (TWO; else j alone) of every row into I (and I4); TWO is a constant: the
+ * whole-pair loop below has no per-step test, and a lone last table is one step after it */
 #define PT_STEP(TWO)                                                                             \
     do {                                                                                         \
         __m512i tab[2][2], P0[2][2][2], P1[2][2][2], mm[2];                                      \

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lutc.runtime import weight_prep
 from lutc.runtime.abi import BLOCK_N, MAX_BITS, packed_weight_bytes
 
 
@@ -41,35 +42,28 @@ def _cdiv(a: int, b: int) -> int:
 
 def codes_from_q(q: np.ndarray, bits: int) -> np.ndarray:
     """Unsigned codes q[N, K] in [0, 2^bits - 1] -> bit-plane patterns uint8 [bits, N, K/4]."""
+    return bit_planes(q, bits, mirrored=False)
+
+
+def bit_planes(q: np.ndarray, bits: int, mirrored: bool) -> np.ndarray:
+    """codes_from_q, then mirror_codes when `mirrored`: in the C runtime (lutrt_bit_planes) for
+    uint8 q, else (or where C declines) in numpy, which words the errors."""
     q = np.asarray(q)
     if q.ndim != 2 or q.shape[1] % 4:
         raise ValueError(f"codes_from_q expects q of shape [N, K] with K % 4 == 0, got {q.shape}")
     if not 1 <= bits <= MAX_BITS:
         raise ValueError(f"bits must be 1..{MAX_BITS}, got {bits}")
     if q.dtype == np.uint8:
-        fast = bit_planes_fast(q, bits, mirrored=False)
+        fast = weight_prep.bit_planes(q, bits, mirrored)
         if fast is not None:
             return fast
     if q.size and (q.min() < 0 or q.max() >= 1 << bits):
         raise ValueError(f"q values must lie in [0, {(1 << bits) - 1}] for {bits}-bit weights")
-    return codes_from_q_numpy(q, bits)
+    planes = _codes_from_q_numpy(q, bits)
+    return mirror_codes(planes) if mirrored else planes
 
 
-def bit_planes_fast(q: np.ndarray, bits: int, mirrored: bool) -> np.ndarray | None:
-    """codes_from_q (then mirror_codes when mirrored) in the C runtime, lutrt_bit_planes, for
-    uint8 q [N, K]; None without a runtime or on input it rejects (the numpy path then decides)."""
-    try:
-        from lutc.runtime import weight_prep
-        from lutc.runtime.build import RuntimeBuildError
-    except ImportError:
-        return None
-    try:
-        return weight_prep.bit_planes(q, bits, mirrored)
-    except (RuntimeBuildError, OSError):
-        return None
-
-
-def codes_from_q_numpy(q: np.ndarray, bits: int) -> np.ndarray:
+def _codes_from_q_numpy(q: np.ndarray, bits: int) -> np.ndarray:
     """codes_from_q in numpy (the reference of lutrt_bit_planes)."""
     n, k = q.shape
     # the 4 codes of a table as one little-endian uint32 (code i in byte i); for plane b,
@@ -131,24 +125,10 @@ def pack_weights(codes: np.ndarray) -> np.ndarray:
     bits, n, j = c.shape
     if not 1 <= bits <= MAX_BITS:
         raise ValueError(f"pack_weights: 1..{MAX_BITS} bit planes expected, got {bits}")
-    fast = _pack_weights_c(c)
+    fast = weight_prep.pack_weights(c)  # C, the same bytes; None without a runtime or on bad codes
     if fast is not None:
         return fast
     return pack_weights_numpy(c)
-
-
-def _pack_weights_c(c: np.ndarray) -> np.ndarray | None:
-    """The C runtime's lutrt_pack_weights (the same bytes, ~20x faster: packing was a large
-    part of a big model's compile), or None without a runtime or on codes it rejects."""
-    try:
-        from lutc.runtime import weight_prep
-        from lutc.runtime.build import RuntimeBuildError
-    except ImportError:  # the runtime's Python side used without its package
-        return None
-    try:
-        return weight_prep.pack_weights(c)
-    except (RuntimeBuildError, OSError):
-        return None
 
 
 def pack_weights_numpy(codes: np.ndarray) -> np.ndarray:

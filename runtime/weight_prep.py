@@ -19,14 +19,18 @@ _lib: ctypes.CDLL | None = None
 _lock = threading.Lock()
 
 
-def _library() -> ctypes.CDLL:
+def _library() -> ctypes.CDLL | None:
     """liblutrt with the helpers' signatures (built on first use; one build when threads race,
-    e.g. the quantizer's row chunks). Raises build.RuntimeBuildError without a C compiler."""
+    e.g. the quantizer's row chunks), or None when it cannot be built or loaded (no C compiler):
+    every helper then returns None and its caller takes the numpy path."""
     global _lib
     if _lib is None:
         with _lock:
             if _lib is None:
-                lib = ctypes.CDLL(str(build.runtime_library()))
+                try:
+                    lib = ctypes.CDLL(str(build.runtime_library()))
+                except (build.RuntimeBuildError, OSError):
+                    return None
                 vp, i64, cint = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
                 lib.lutrt_quantize_rtn.argtypes = [vp, i64, i64, i64, cint, cint, vp, vp, vp, vp]
                 lib.lutrt_pack_weights.argtypes = [vp, cint, i64, i64, vp]
@@ -40,9 +44,12 @@ def _library() -> ctypes.CDLL:
 def quantize_rtn(w: np.ndarray, group: int, bits: int, mode: int, out=None):
     """lutrt_quantize_rtn (lutrt.h) on float32 w[n, k]: (codes uint8 [n, k], scales f32
     [n, k/group], zeros f32 [n, k/group] or None, sum of squared errors, sum w^2), or None
-    when a weight is not finite. Mode 0 asym, 1 sym, 2 ternary. `out`: optional (codes,
+    when a weight is not finite or there is no runtime. Mode 0 asym, 1 sym, 2 ternary. `out`: optional (codes,
     scales, zeros) arrays of those shapes (C-contiguous) to write into instead of new ones.
     Raises ValueError on arguments the C function rejects."""
+    lib = _library()
+    if lib is None:
+        return None
     w = np.ascontiguousarray(w, dtype=np.float32)
     n, k = w.shape
     ng = k // group if group else 0
@@ -55,7 +62,7 @@ def quantize_rtn(w: np.ndarray, group: int, bits: int, mode: int, out=None):
         scales = np.empty((n, ng), np.float32)
         zeros = np.empty((n, ng), np.float32) if mode == 0 else None
     err = np.zeros(2, np.float64)
-    rc = _library().lutrt_quantize_rtn(
+    rc = lib.lutrt_quantize_rtn(
         w.ctypes.data, n, k, group, bits, mode, codes.ctypes.data, scales.ctypes.data,
         None if zeros is None else zeros.ctypes.data, err.ctypes.data)
     if rc == 1:
@@ -68,19 +75,27 @@ def quantize_rtn(w: np.ndarray, group: int, bits: int, mode: int, out=None):
 
 def pack_weights(codes: np.ndarray) -> np.ndarray | None:
     """lutrt_pack_weights on uint8 codes [B, N, J]: packing.pack_weights' bytes, or None when
-    the C function rejects them (the numpy path then raises its precise error)."""
+    the C function rejects them (the numpy path then raises its precise error) or there is no
+    runtime."""
+    lib = _library()
+    if lib is None:
+        return None
     codes = np.ascontiguousarray(codes, dtype=np.uint8)
     bits, n, j = codes.shape
     out = np.empty(packed_weight_bytes(bits, n, 4 * j), np.uint8)
-    rc = _library().lutrt_pack_weights(codes.ctypes.data, bits, n, j, out.ctypes.data)
+    rc = lib.lutrt_pack_weights(codes.ctypes.data, bits, n, j, out.ctypes.data)
     return out if rc == 0 else None
 
 
 def bit_planes(q: np.ndarray, bits: int, mirrored: bool) -> np.ndarray | None:
     """lutrt_bit_planes on uint8 q [N, K]: packing.codes_from_q (then mirror_codes when
-    mirrored) as uint8 [bits, N, K/4], or None when the C function rejects the input."""
+    mirrored) as uint8 [bits, N, K/4], or None when the C function rejects the input or there
+    is no runtime."""
+    lib = _library()
+    if lib is None:
+        return None
     q = np.ascontiguousarray(q, dtype=np.uint8)
     n, k = q.shape
     out = np.empty((bits, n, k // 4), np.uint8)
-    rc = _library().lutrt_bit_planes(q.ctypes.data, n, k, bits, int(mirrored), out.ctypes.data)
+    rc = lib.lutrt_bit_planes(q.ctypes.data, n, k, bits, int(mirrored), out.ctypes.data)
     return out if rc == 0 else None

@@ -252,17 +252,13 @@ def _quantize_rows_c(w: np.ndarray, spec: WeightSpec, out=None) -> tuple[Quantiz
     (`_c_applies`), on a non-finite weight, or without a runtime library."""
     if not _c_applies(w, spec):
         return None
-    from lutc.runtime.build import RuntimeBuildError
     from lutc.runtime.weight_prep import quantize_rtn
 
     n, k = np.shape(w)
     group = spec.group or k
     mode = 2 if spec.ternary else (0 if spec.asym else 1)
-    try:
-        res = quantize_rtn(np.ascontiguousarray(w, dtype=np.float32), group, spec.bits, mode, out)
-    except (RuntimeBuildError, OSError):  # no C compiler: the numpy path is complete on its own
-        return None
-    if res is None:
+    res = quantize_rtn(np.ascontiguousarray(w, dtype=np.float32), group, spec.bits, mode, out)
+    if res is None:  # a non-finite weight, or no C compiler: the numpy path decides
         return None
     codes, scales, zeros, num, den = res
     return QuantizedWeight(codes, scales, zeros, spec.bits, group, spec.ternary), num, den

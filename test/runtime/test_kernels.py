@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lutc.runtime import build, kernels, packing, reference
+from lutc.runtime import build, kernels, packing, reference, weight_prep
 
 HERE = Path(__file__).resolve().parent
 KERNELS = [k for k in ("ref", "avx2", "avx512", "avx512vbmi") if kernels.kernel_available(k)]
@@ -749,10 +749,10 @@ def test_c_packing_equals_numpy_packing(bits):
     rng = np.random.default_rng(bits)
     for n, j in [(1, 1), (33, 7), (64, 16), (100, 3)]:
         c = rng.integers(0, 16, (bits, n, j)).astype(np.uint8)
-        fast = packing._pack_weights_c(c)
+        fast = weight_prep.pack_weights(c)
         assert fast is not None
         np.testing.assert_array_equal(fast, packing.pack_weights_numpy(c))
     c[0, 0, 0] = 16
-    assert packing._pack_weights_c(c) is None
+    assert weight_prep.pack_weights(c) is None
     with pytest.raises(ValueError, match="4-bit patterns"):
         packing.pack_weights(c)
