@@ -438,6 +438,11 @@ class CEmitter:
             return "MS"
         return "M" if value in self.row_values else static
 
+    def lead_rows(self, value: SSAValue, shape) -> int | str:
+        """The trip count of `value`'s first dim: `rows` of it (a decode step's row values
+        loop over M = 1, not the compiled row capacity)."""
+        return self.rows(value, shape[0]) if shape else 1
+
     def emit_op(self, op: Operation) -> None:
         handler = getattr(self, f"emit_{type(op).__name__}", None)
         if handler is not None:
@@ -514,20 +519,32 @@ class CEmitter:
         dst = self.define(result)
         if isinstance(init.owner, tensor.EmptyOp):
             return dst
-        self._copy_into(dst, self.ptr(init), _numel(_shape(result)), c_type(result.type))
+        shape = _shape(result)
+        rows = self.lead_rows(result, shape)
+        count = f"{rows} * {_numel(shape[1:])}" if isinstance(rows, str) else _numel(shape)
+        self._copy_into(dst, self.ptr(init), count, c_type(result.type))
         return dst
 
     def emit_FillOp(self, op: linalg.FillOp) -> None:
         if self.blas.skips_fill(op):
             return
         dst = self.define(op.results[0])
-        n = _numel(_shape(op.results[0]))
+        shape = _shape(op.results[0])
+        rows = self.lead_rows(op.results[0], shape)
         value = self.scalar(op.inputs[0])
+        if isinstance(rows, int):
+            def nest(begin: str, end: str) -> None:
+                self.line(f"for (int64_t i = {begin}; i < {end}; ++i) {dst}[i] = {value};")
 
-        def nest(begin: str, end: str) -> None:
-            self.line(f"for (int64_t i = {begin}; i < {end}; ++i) {dst}[i] = {value};")
+            self.tasks.emit(_numel(shape), 1, nest)
+            return
+        row = _numel(shape[1:])
 
-        self.tasks.emit(n, 1, nest)
+        def row_nest(begin: str, end: str) -> None:
+            self.line(f"for (int64_t i = ({begin}) * {row}; i < ({end}) * {row}; ++i) "
+                      f"{dst}[i] = {value};")
+
+        self.tasks.emit(rows, row, row_nest)
 
     def emit_MatmulOp(self, op: linalg.MatmulOp) -> None:
         if self.blas.emit_matmul(op):
@@ -563,7 +580,7 @@ class CEmitter:
             self.line(f"{dst}[{dst_index}] = {src}[{src_index}];")
             self._close(len(dst_shape))
 
-        self._outline_copy(dst_shape, nest)
+        self._outline_copy(dst_shape, nest, op.results[0])
 
     def emit_BroadcastOp(self, op: linalg.BroadcastOp) -> None:
         dims = list(op.dimensions.get_values())
@@ -580,25 +597,32 @@ class CEmitter:
                       f"{src}[{self._linear([idx[d] for d in kept], src_shape)}];")
             self._close(len(dst_shape))
 
-        self._outline_copy(dst_shape, nest)
+        self._outline_copy(dst_shape, nest, op.results[0] if 0 not in dims else None)
 
-    def _outline_copy(self, shape, nest: Callable[[str, str], None]) -> None:
-        """A copy's loop nest (split over its first dim, whose rows it writes disjointly)."""
+    def _outline_copy(self, shape, nest: Callable[[str, str], None],
+                      result: SSAValue | None = None) -> None:
+        """A copy's loop nest (split over its first dim, whose rows it writes disjointly);
+        a row-valued `result` copies only the call's rows."""
         if not shape:
             nest("0", "1")
             return
-        self.tasks.emit(shape[0], 2 * _numel(shape[1:]), nest)
+        rows = shape[0] if result is None else self.lead_rows(result, shape)
+        self.tasks.emit(rows, 2 * _numel(shape[1:]), nest)
 
     def emit_ExtractSliceOp(self, op: tensor.ExtractSliceOp) -> None:
         dst = self.define(op.result)
-        self._copy_slice(op, self.ptr(op.source), _shape(op.source), dst, into_slice=False)
+        self._copy_slice(op, self.ptr(op.source), _shape(op.source), dst, into_slice=False,
+                         rows_of=op.result)
 
     def emit_InsertSliceOp(self, op: tensor.InsertSliceOp) -> None:
         dst = self._init_from(op.result, op.dest)
-        self._copy_slice(op, dst, _shape(op.dest), self.ptr(op.source), into_slice=True)
+        self._copy_slice(op, dst, _shape(op.dest), self.ptr(op.source), into_slice=True,
+                         rows_of=op.result)
 
-    def _copy_slice(self, op, whole: str, whole_shape, part: str, into_slice: bool) -> None:
-        """Copy between a strided window of `whole` and the dense buffer `part`."""
+    def _copy_slice(self, op, whole: str, whole_shape, part: str, into_slice: bool,
+                    rows_of: SSAValue) -> None:
+        """Copy between a strided window of `whole` and the dense buffer `part`; a window
+        over all rows of a row value (`rows_of`) copies only the call's rows."""
         offsets = op.static_offsets.get_values()
         sizes = op.static_sizes.get_values()
         strides = op.static_strides.get_values()
@@ -617,8 +641,9 @@ class CEmitter:
             self._close(len(sizes))
 
         # distinct rows of the window when the first dim's stride is nonzero
+        all_rows = sizes and (offsets[0], sizes[0], strides[0]) == (0, whole_shape[0], 1)
         if sizes and strides[0] != 0:
-            self._outline_copy(sizes, nest)
+            self._outline_copy(sizes, nest, rows_of if all_rows else None)
         else:
             nest("0", str(sizes[0]) if sizes else "1")
 
@@ -626,7 +651,10 @@ class CEmitter:
         axis = op.dim.value.data
         dst_shape = _shape(op.result)
         dst = self.define(op.result)
-        outer = _numel(dst_shape[:axis])
+        outer: int | str = _numel(dst_shape[:axis])
+        rows = self.lead_rows(op.result, dst_shape)
+        if axis > 0 and isinstance(rows, str):
+            outer = f"{rows} * {_numel(dst_shape[1:axis])}"
         inner_dst = _numel(dst_shape[axis:])
         offset = 0
         for src in op.inputs:

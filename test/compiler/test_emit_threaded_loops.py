@@ -117,6 +117,54 @@ def test_dynamic_rows_split_only_the_real_rows(tmp_path):
                                    rtol=1e-5, atol=1e-6)
 
 
+def _rope_like_rows(c: int, heads: int, dim: int):
+    """Row values through every copy op a decoder's RoPE and head split emit: reshape,
+    slices of all rows, concat on an inner axis, transpose keeping rows first, insert_slice,
+    fill (via full) and a broadcast."""
+    gb = GraphBuilder()
+    x = gb.add_input((c, heads * dim), np.float32)
+    gb.add_input((1,), np.int64)
+    h = gb.reshape(x, [c, heads, dim])
+    lo = gb.slice(h, [0, 0, 0], [c, heads, dim // 2])
+    hi = gb.slice(h, [0, 0, dim // 2], [c, heads, dim // 2])
+    rot = gb.concat([gb.unary("neg", hi), lo], 2)
+    t = gb.transpose(rot, [0, 2, 1])
+    base = gb.full((c, dim, heads + 1), 0.5, t.type.get_element_type())
+    ins = gb.insert_slice(t, base, [0, 0, 1])
+    bias = gb.broadcast_to(gb.reshape(gb.slice(x, [0, 0], [c, 1]), [c, 1, 1]), [c, dim, heads + 1])
+    module = gb.finish([gb.binary("add", ins, bias)])
+    fn = next(iter(module.ops))
+    fn.attributes[ROWS_ARG_ATTR] = IntegerAttr(1, i64)
+    fn.attributes[ROW_ARGS_ATTR] = ArrayAttr([IntegerAttr(0, i64)])
+    return module
+
+
+def _rope_like_reference(x: np.ndarray, heads: int, dim: int) -> np.ndarray:
+    h = x.reshape(len(x), heads, dim)
+    rot = np.concatenate([-h[..., dim // 2:], h[..., :dim // 2]], 2).transpose(0, 2, 1)
+    out = np.full((len(x), dim, heads + 1), 0.5, np.float32)
+    out[..., 1:] = rot
+    return out + x[:, :1, None]
+
+
+def test_row_copies_loop_over_the_real_rows_only(tmp_path):
+    """A decode step (M = 1) of a model compiled for chunks of 32 rows must not copy 32 rows
+    in its slices, concats, transposes, fills and broadcasts: every copy is bounded by M, and
+    the real rows equal numpy's at 1 and 2 threads."""
+    c, heads, dim = 32, 3, 8
+    module = _rope_like_rows(c, heads, dim)
+    main = _main(_c_text(module))
+    bounds = re.findall(r"for \(int64_t \w+ = 0; \w+ < (\w+);", main)
+    assert bounds and str(c) not in bounds, bounds  # no loop over the static row capacity
+    assert not re.search(rf"o < {c * heads}\b|o < {c * dim}\b", main)  # concat: M * ...
+    model = compile_and_load(module, {}, tmp_path)
+    xs = RNG.standard_normal((c, heads * dim)).astype(np.float32)
+    for rows in (1, 5, 32):
+        one, two = _run_both(model, xs, np.array([rows], np.int64))
+        np.testing.assert_array_equal(one[0][:rows], two[0][:rows])
+        np.testing.assert_array_equal(one[0][:rows], _rope_like_reference(xs[:rows], heads, dim))
+
+
 def test_layer_bodies_share_their_tasks():
     gb = GraphBuilder()
     h = gb.binary("mul", gb.add_input((64, 1024), np.float32), 0.5)  # layers read the arena
