@@ -6,7 +6,7 @@ from lutc.dialects.attention_ops import AttentionOp, KvAttentionOp
 from lutc.dialects.fused_precompute import FusedPrecomputeOp, YieldOp
 from lutc.dialects.lut_ops import BitPlanesOp, DequantizeOp, MmaOp, PrecomputeOp, WeightOp
 from lutc.dialects.mirror_ops import MirrorCodesOp, MirrorScalesOp, MirrorZerosOp
-from lutc.dialects.packed_ops import PackedMmaOp, PackOp, PackScalesOp
+from lutc.dialects.packed_ops import PackCodeBytesOp, PackedMmaOp, PackOp, PackScalesOp
 from lutc.dialects.table_type import TableType
 from lutc.dialects.tile_attr import TileAttr
 from lutc.dialects.weight_format import WeightFormatAttr
@@ -16,7 +16,7 @@ LUT = Dialect(
     [WeightOp, DequantizeOp, BitPlanesOp, PrecomputeOp, MmaOp,
      # added by the optimization passes (lutc/passes/)
      MirrorScalesOp, MirrorZerosOp, MirrorCodesOp, FusedPrecomputeOp, YieldOp,
-     PackOp, PackScalesOp, PackedMmaOp,
+     PackOp, PackCodeBytesOp, PackScalesOp, PackedMmaOp,
      # generation: attention over the KV cache the compiled model owns
      KvAttentionOp,
      # lut-fuse-attention: attention on whole sequences

@@ -21,7 +21,7 @@ from lutc.dialects.attention_ops import AttentionOp, attention_reference
 from lutc.dialects.fused_precompute import FusedPrecomputeOp, YieldOp
 from lutc.dialects.lut_ops import BitPlanesOp, DequantizeOp, MmaOp, PrecomputeOp, WeightOp
 from lutc.dialects.mirror_ops import MirrorCodesOp, MirrorScalesOp, MirrorZerosOp
-from lutc.dialects.packed_ops import PackedMmaOp, PackOp, PackScalesOp
+from lutc.dialects.packed_ops import PackCodeBytesOp, PackedMmaOp, PackOp, PackScalesOp
 from lutc.dialects.table_type import TableType
 from lutc.dialects.tile_attr import TileAttr
 from lutc.runtime import packing
@@ -93,6 +93,11 @@ class LutFunctions(InterpreterFunctions):
     def run_pack(self, interpreter: Interpreter, op: PackOp, args: PythonValues):
         return (sem.pack_planes(np.asarray(args[0]).astype(np.uint8)).view(np.int8),)
 
+    @impl(PackCodeBytesOp)
+    def run_pack_code_bytes(self, interpreter: Interpreter, op: PackCodeBytesOp, args: PythonValues):
+        return (sem.pack_code_bytes(np.asarray(args[0]).astype(np.uint8),
+                                    op.format.is_mirrored).view(np.int8),)
+
     @impl(PackScalesOp)
     def run_pack_scales(self, interpreter: Interpreter, op: PackScalesOp, args: PythonValues):
         return (sem.pack_group_values(args[0]),)
@@ -102,6 +107,11 @@ class LutFunctions(InterpreterFunctions):
         fmt, n = op.format, op.n
         tables, sums, packed, scales = args[:4]
         zeros = sem.unpack_group_values(args[4], n) if len(args) > 4 else None
+        if op.code_bytes is not None:
+            codes = sem.unpack_code_bytes(np.asarray(packed), n, fmt.nbits, fmt.is_mirrored)
+            return (sem.mma_int8_activations(tables, codes, sem.unpack_group_values(scales, n),
+                                             zeros, fmt.group_size, fmt.implicit_zero(),
+                                             fmt.is_mirrored),)
         codes = sem.unpack_planes(np.asarray(packed), n)
         return (sem.mma(tables, sums, codes, sem.unpack_group_values(scales, n), zeros,
                         fmt.group_size, fmt.implicit_zero(), fmt.is_mirrored, _strategy(op)),)

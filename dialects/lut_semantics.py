@@ -270,6 +270,23 @@ def unpack_planes(packed: np.ndarray, n: int) -> np.ndarray:
     return unpack_weights(np.asarray(packed).view(np.uint8).reshape(-1), bits, n, 4 * j)
 
 
+def pack_code_bytes(codes: np.ndarray, mirrored: bool) -> np.ndarray:
+    """Bit-plane codes [B, N, K/4] -> the code-byte layout [NB, K/4, 128] (uint8)."""
+    from lutc.runtime.packing import pack_code_bytes, q_from_planes
+
+    b, n, j = codes.shape
+    return pack_code_bytes(q_from_planes(codes, mirrored)).reshape(num_blocks(n), j, -1)
+
+
+def unpack_code_bytes(packed: np.ndarray, n: int, bits: int, mirrored: bool) -> np.ndarray:
+    """Inverse of `pack_code_bytes` for N = n weight rows -> bit-plane codes [B, N, K/4]."""
+    from lutc.runtime.packing import bit_planes, unpack_code_bytes
+
+    nb, j, _ = packed.shape
+    q = unpack_code_bytes(np.asarray(packed).view(np.uint8).reshape(-1), n, 4 * j)
+    return bit_planes(q, bits, mirrored)
+
+
 def pack_group_values(values: np.ndarray) -> np.ndarray:
     """Scales or zeros [N, NG] -> [NB, NG, 32] in weight-block order (padding rows 0)."""
     from lutc.runtime.packing import pack_scales

@@ -23,6 +23,9 @@ ENTRIES_MIRRORED = 8  # 2^(g-1) entries of a symmetrized table (sign bit in the 
 
 # LUTRT_STRATEGY_*: the descriptor's `strategy` field (lut-tile's #lut.tile strategy word)
 STRATEGY_CODES: dict[str, int] = {"auto": 0, "per_token": 1, "vec_lut": 2}
+# lutrt_mma_desc.layout: LUTRT_LAYOUT_BIT_PLANES / LUTRT_LAYOUT_CODE_BYTES
+LAYOUT_CODES: dict[str, int] = {"bit_planes": 0, "code_bytes": 1}
+CODE_BYTES_CHUNK = 128  # bytes per (block, table) of the code-byte layout: 32 rows x 4 codes
 # LUTRT_VEC_LUT_MIN_M: tokens from which strategy auto runs Vec-LUT; 0 = never (measured
 # 2026-11-22 on the 2-core AVX2 EPYC: no crossover at M = 16..256; lutrt.h has the numbers)
 VEC_LUT_MIN_M = 0
@@ -58,6 +61,7 @@ MMA_DESC_FIELDS: tuple[tuple[str, str], ...] = (
     ("tile_n", "int32_t"),
     ("tile_k", "int32_t"),
     ("consumer_bits", "int32_t"),
+    ("layout", "int32_t"),
 )
 
 
@@ -126,9 +130,10 @@ def num_act_groups(k: int, group: int, table_i8: bool = True) -> int:
     return _cdiv(k, act_group(k, group)) if table_i8 else 0
 
 
-def packed_weight_bytes(bits: int, n: int, k: int) -> int:
-    """lutrt_packed_weight_bytes: NB * J * 16 * B."""
-    return num_blocks(n) * num_tables(k) * 16 * bits
+def packed_weight_bytes(bits: int, n: int, k: int, layout: str = "bit_planes") -> int:
+    """lutrt_packed_weight_bytes: NB * J * 16 * B; the code-byte layout NB * J * 128."""
+    chunk = CODE_BYTES_CHUNK if layout == "code_bytes" else 16 * bits
+    return num_blocks(n) * num_tables(k) * chunk
 
 
 def packed_scale_count(n: int, k: int, group: int) -> int:

@@ -47,6 +47,11 @@ int lutrt_check_desc(const lutrt_mma_desc *d, int for_mma) {
                               "got %d", d->strategy);
         if (d->tile_m < 0 || d->tile_n < 0 || d->tile_k < 0)
             return lutrt_fail("lutrt: tile sizes must be >= 0 (0: runtime decides)");
+        if (d->layout != LUTRT_LAYOUT_BIT_PLANES && d->layout != LUTRT_LAYOUT_CODE_BYTES)
+            return lutrt_fail("lutrt: layout must be 0 (bit planes) or 1 (code bytes), got %d",
+                              d->layout);
+        if (d->layout == LUTRT_LAYOUT_CODE_BYTES && !d->table_i8)
+            return lutrt_fail("lutrt: the code-byte layout needs int8 tables (table_i8 = 1)");
     }
     return LUTRT_OK;
 }
@@ -71,7 +76,8 @@ size_t lutrt_table_row_bytes(const lutrt_mma_desc *d) {
 }
 
 size_t lutrt_packed_weight_bytes(const lutrt_mma_desc *d) {
-    return (size_t)lutrt_num_blocks(d) * (size_t)(d->K / 4) * 16u * (size_t)d->bits;
+    const size_t chunk = d->layout == LUTRT_LAYOUT_CODE_BYTES ? 128u : 16u * (size_t)d->bits;
+    return (size_t)lutrt_num_blocks(d) * (size_t)(d->K / 4) * chunk;
 }
 
 size_t lutrt_packed_scale_count(const lutrt_mma_desc *d) {

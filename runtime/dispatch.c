@@ -170,8 +170,9 @@ static atomic_int i8act_set = -1; /* lutrt_set_i8act_min_m; -1: not set */
 void lutrt_set_i8act_min_m(int m) { atomic_store(&i8act_set, m < 0 ? -1 : m); }
 
 /* The int8-activation kernel this CPU runs: AVX512-VNNI (mma_i8act_avx512vnni.c), else AVX2
- * (mma_i8act_avx2.c); lutrt_set_i8act_kernel picks one explicitly. */
-static atomic_int i8act_choice = 0; /* 0 auto, 1 avx512vnni, 2 avx2 */
+ * (mma_i8act_avx2.c); lutrt_set_i8act_kernel picks one explicitly (also the portable C one,
+ * mma_i8act_c.c, which auto never picks for bit planes: the LUT kernels beat it). */
+static atomic_int i8act_choice = 0; /* 0 auto, 1 avx512vnni, 2 avx2, 3 portable C */
 
 static int cpu_has_vnni(void) {
 #ifdef LUTRT_X86
@@ -194,8 +195,9 @@ static int cpu_has_avx2(void) {
 }
 
 lutrt_mma_call_fn lutrt_i8act_kernel(void) {
-#ifdef LUTRT_X86
     const int c = atomic_load(&i8act_choice);
+    if (c == 3) return lutrt_mma_i8act_c;
+#ifdef LUTRT_X86
     if (c == 1 || (c == 0 && cpu_has_vnni())) return cpu_has_vnni() ? lutrt_mma_i8act_ptr : 0;
     /* auto: the AVX2 kernel only where the LUT kernels are AVX2 too; it loses to the AVX-512
      * LUT kernel (measured on a 16-core Xeon, N=K=4096 w4 128 tokens: 99.8 vs 60.1 ms) */
@@ -211,21 +213,39 @@ int lutrt_set_i8act_kernel(const char *name) {
         atomic_store(&i8act_choice, 0);
         return LUTRT_OK;
     }
-    const int c = !strcmp(name, "avx512vnni") ? 1 : !strcmp(name, "avx2") ? 2 : -1;
+    const int c = !strcmp(name, "avx512vnni") ? 1 : !strcmp(name, "avx2") ? 2
+                : !strcmp(name, "c") ? 3 : -1;
     if (c < 0) return lutrt_fail("lutrt: unknown int8-activation kernel '%s'", name);
-    if (!(c == 1 ? cpu_has_vnni() : cpu_has_avx2()))
+    if (c != 3 && !(c == 1 ? cpu_has_vnni() : cpu_has_avx2()))
         return lutrt_fail("lutrt: this CPU cannot run int8-activation kernel '%s'", name);
     atomic_store(&i8act_choice, c);
     return LUTRT_OK;
 }
 
-const char *lutrt_i8act_kernel_name(void) {
-    const lutrt_mma_call_fn f = lutrt_i8act_kernel();
+static const char *i8act_name(lutrt_mma_call_fn f) {
+    if (!f) return "none";
+    if (f == lutrt_mma_i8act_c) return "c";
 #ifdef LUTRT_X86
-    if (f && f == lutrt_mma_i8act_ptr) return "avx512vnni";
+    if (f == lutrt_mma_i8act_ptr) return "avx512vnni";
 #endif
-    return f ? "avx2" : "none";
+    return "avx2";
 }
+
+const char *lutrt_i8act_kernel_name(void) { return i8act_name(lutrt_i8act_kernel()); }
+
+/* Code bytes always run the int8-activation formula: the chosen kernel, else the fastest this
+ * CPU runs (VNNI, then AVX2: with no unpacking the AVX2 kernel is not behind the LUT kernels
+ * here), else portable C. */
+lutrt_mma_call_fn lutrt_code_bytes_kernel(void) {
+#ifdef LUTRT_X86
+    const int c = atomic_load(&i8act_choice);
+    if ((c == 0 || c == 1) && cpu_has_vnni()) return lutrt_mma_i8act_ptr;
+    if ((c == 0 || c == 2) && cpu_has_avx2()) return lutrt_mma_i8act_avx2_ptr;
+#endif
+    return lutrt_mma_i8act_c;
+}
+
+const char *lutrt_code_bytes_kernel_name(void) { return i8act_name(lutrt_code_bytes_kernel()); }
 
 int lutrt_i8act_min_m(int bits) {
     const lutrt_mma_call_fn f = lutrt_i8act_kernel();

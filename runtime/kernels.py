@@ -60,6 +60,7 @@ def use_library(path) -> ctypes.CDLL:
     lib.lutrt_i8act_min_m.argtypes = [ctypes.c_int]
     lib.lutrt_set_i8act_kernel.argtypes = [ctypes.c_char_p]
     lib.lutrt_i8act_kernel_name.restype = ctypes.c_char_p
+    lib.lutrt_code_bytes_kernel_name.restype = ctypes.c_char_p
     lib.lutrt_set_f32dq_min_m.argtypes = [ctypes.c_int]
     lib.lutrt_f32dq_min_m.argtypes = [ctypes.c_int]
     for name in ("lutrt_precompute", "lutrt_precompute_row", "lutrt_mma", "lutrt_set_kernel",
@@ -107,14 +108,19 @@ def set_i8act_min_m(m: int | None) -> None:
 
 
 def set_i8act_kernel(name: str | None) -> None:
-    """The int8-activation kernel: "avx512vnni", "avx2" or None (the best this CPU runs);
-    raises ValueError for one this CPU or build cannot run."""
+    """The int8-activation kernel: "avx512vnni", "avx2", "c" (portable) or None (the best this
+    CPU runs); raises ValueError for one this CPU or build cannot run."""
     _check(library().lutrt_set_i8act_kernel(None if name is None else name.encode()))
 
 
 def i8act_kernel_name() -> str:
-    """The int8-activation kernel in use: "avx512vnni", "avx2" or "none"."""
+    """The int8-activation kernel in use: "avx512vnni", "avx2", "c" or "none"."""
     return library().lutrt_i8act_kernel_name().decode()
+
+
+def code_bytes_kernel_name() -> str:
+    """The kernel code-byte weights run on: "avx512vnni", "avx2" or "c"."""
+    return library().lutrt_code_bytes_kernel_name().decode()
 
 
 def i8act_min_m(bits: int) -> int:
@@ -197,12 +203,14 @@ class Tables:
 def _desc(M: int, N: int, K: int, bits: int, group: int, mirrored: bool, table_i8: bool,
           scale_group: int, zimp: float = 0.0, threads: int | None = None,
           strategy: str | None = None, tile: tuple[int, int, int] = (0, 0, 0),
-          consumer_bits: int = 0) -> Desc:
+          consumer_bits: int = 0, layout: str = "bit_planes") -> Desc:
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of per_token, vec_lut, auto, got {strategy!r}")
+    if layout not in abi.LAYOUT_CODES:
+        raise ValueError(f"layout must be one of {', '.join(abi.LAYOUT_CODES)}, got {layout!r}")
     return Desc(M, N, K, bits, group, int(mirrored), int(table_i8),
                 scale_group if table_i8 else 0, zimp, int(threads or 0), STRATEGIES[strategy],
-                *tile, consumer_bits)
+                *tile, consumer_bits, abi.LAYOUT_CODES[layout])
 
 
 def _f32_matrix(name: str, a: np.ndarray, shape: tuple[int, ...] | None = None) -> np.ndarray:
@@ -286,7 +294,8 @@ class MmaCall:
     def __init__(self, tables: Tables, packed_w: np.ndarray, scales: np.ndarray,
                  zeros: np.ndarray | None = None, *, n: int, bits: int, zimp: float = 0.0,
                  threads: int | None = None, out: np.ndarray | None = None,
-                 strategy: str | None = None, tile: tuple[int, int, int] = (0, 0, 0)):
+                 strategy: str | None = None, tile: tuple[int, int, int] = (0, 0, 0),
+                 layout: str = "bit_planes"):
         if not 1 <= bits <= packing.MAX_BITS:
             raise ValueError(f"bits must be 1..{packing.MAX_BITS}, got {bits}")
         if n < 1:
@@ -294,11 +303,12 @@ class MmaCall:
         k, m = tables.K, tables.M
         ng = tables.sums.shape[1]
         packed_w = np.asarray(packed_w)
-        want = packing.packed_nbytes(bits, n, k)
+        want = packing.packed_nbytes(bits, n, k, layout)
         if packed_w.dtype != np.uint8 or packed_w.size != want or not packed_w.flags.c_contiguous:
+            made_by = (f"pack_code_bytes of [{n}, {k}] codes" if layout == "code_bytes" else
+                       f"pack_weights of [{bits}, {n}, {k // 4}] codes")
             raise ValueError(f"packed_w must be a contiguous uint8 array of {want} bytes "
-                             f"(pack_weights of [{bits}, {n}, {k // 4}] codes), got "
-                             f"{packed_w.dtype} of {packed_w.size}")
+                             f"({made_by}), got {packed_w.dtype} of {packed_w.size}")
         self.scales = _block_scales("scales", scales, n, ng)
         self.zeros = _block_scales("zeros", zeros, n, ng)
         self.tables, self.packed_w = tables, packed_w
@@ -306,7 +316,7 @@ class MmaCall:
         if self.out.shape != (m, n) or self.out.dtype != np.float32 or not self.out.flags.c_contiguous:
             raise ValueError(f"out must be a contiguous float32 [{m}, {n}] array")
         self.desc = _desc(m, n, k, bits, tables.group, tables.mirrored, tables.table_i8,
-                          tables.scale_group, zimp, threads, strategy, tile)
+                          tables.scale_group, zimp, threads, strategy, tile, layout=layout)
         self._fn = library().lutrt_mma
         if tables.rows is None:
             raise ValueError("tables must come from precompute (the runtime's row layout)")
@@ -323,10 +333,12 @@ class MmaCall:
 
 def mma(tables: Tables, packed_w: np.ndarray, scales: np.ndarray, zeros: np.ndarray | None = None,
         *, n: int, bits: int, zimp: float = 0.0, threads: int | None = None,
-        strategy: str | None = None, tile: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+        strategy: str | None = None, tile: tuple[int, int, int] = (0, 0, 0),
+        layout: str = "bit_planes") -> np.ndarray:
     """out f32 [M, n] of lut.mma. scales/zeros: f32 [n, NG] or packed [NB, NG, 32]; zeros None
     uses the scalar zero point `zimp` (symmetrized values for mirrored formats). `strategy`
     ("per_token", "vec_lut"; None: the runtime picks by M) and `tile` (m, n, k; 0 = runtime
-    decides) fill the descriptor's tile fields (lutrt.h)."""
+    decides) fill the descriptor's tile fields (lutrt.h). `layout` "code_bytes": packed_w is
+    `packing.pack_code_bytes` of the unsigned codes (int8 tables only)."""
     return MmaCall(tables, packed_w, scales, zeros, n=n, bits=bits, zimp=zimp, threads=threads,
-                   strategy=strategy, tile=tile)()
+                   strategy=strategy, tile=tile, layout=layout)()

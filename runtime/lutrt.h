@@ -139,7 +139,21 @@ typedef struct lutrt_mma_desc {
      * activation section, so precompute then leaves the table entries unwritten (the prefill
      * cost of building tables nobody reads). lutrt_i8act_min_m must not change in between. */
     int32_t consumer_bits;
+    /* lutrt_mma only: the packed weights' layout (lutrt_packed_weight_bytes).
+     * LUTRT_LAYOUT_BIT_PLANES (0): B bit planes of 4-bit patterns, read by the LUT kernels.
+     * LUTRT_LAYOUT_CODE_BYTES (1): one byte per unsigned code q (mirrored formats: the code
+     *   before mirroring, s = 2 s', z = (z' + 2^B - 1) / 2), block-major like the planes:
+     *   block nb, table j holds bytes [2][16 rows][4 activations] (rows 16h + r), 128 bytes per
+     *   (block, table) whatever B. Needs int8 tables; every M then runs the int8-activation
+     *   formula ("Large M" below) on these bytes, with no unpacking: at B = 8 a lookup costs
+     *   more than the multiply it replaces (8 bit planes, 8 lookups per 4 weights). */
+    int32_t layout;
 } lutrt_mma_desc;
+
+enum {
+    LUTRT_LAYOUT_BIT_PLANES = 0,
+    LUTRT_LAYOUT_CODE_BYTES = 1,
+};
 
 enum {
     LUTRT_STRATEGY_AUTO = 0,
@@ -169,7 +183,8 @@ int lutrt_num_act_groups(const lutrt_mma_desc *d);   /* NA = ceil(K/AG), AG the 
                                                         group (large M), 0 for f32 */
 int lutrt_num_blocks(const lutrt_mma_desc *d);       /* NB = ceil(N/32) */
 size_t lutrt_table_row_bytes(const lutrt_mma_desc *d);  /* f32: J*E*4; int8: J*E + 2K + 12J */
-size_t lutrt_packed_weight_bytes(const lutrt_mma_desc *d); /* NB * J * 16 * B */
+size_t lutrt_packed_weight_bytes(const lutrt_mma_desc *d); /* NB * J * 16 * B; code bytes:
+                                                              NB * J * 128 */
 size_t lutrt_packed_scale_count(const lutrt_mma_desc *d);  /* NB * NG * 32 floats */
 
 /* ---- lut.precompute ------------------------------------------------------------------- */
@@ -238,10 +253,15 @@ int lutrt_kernel_available(const char *name); /* 1 if compiled in and supported 
  * (and thus the tables) too. */
 int lutrt_i8act_min_m(int bits);
 void lutrt_set_i8act_min_m(int m); /* m >= 1: from m tokens on; 0: never; < 0: unset */
-/* The int8-activation kernel in use: "avx512vnni", "avx2" or "none"; lutrt_set_i8act_kernel
- * picks one this CPU runs (NULL or "auto": the best), else fails with lutrt_last_error. */
+/* The int8-activation kernel in use: "avx512vnni", "avx2", "c" or "none"; lutrt_set_i8act_kernel
+ * picks one this CPU runs (NULL or "auto": the best), else fails with lutrt_last_error. "c"
+ * is the portable C kernel (mma_i8act_c.c: slow, bit-identical to "avx512vnni"), which auto
+ * picks only for code bytes on CPUs without AVX2. */
 const char *lutrt_i8act_kernel_name(void);
 int lutrt_set_i8act_kernel(const char *name);
+/* The kernel code-byte weights (LUTRT_LAYOUT_CODE_BYTES) run on: "avx512vnni", "avx2" or "c"
+ * (portable; every CPU), following lutrt_set_i8act_kernel; auto: the fastest this CPU runs. */
+const char *lutrt_code_bytes_kernel_name(void);
 
 /* ---- the large-M f32 path of the lossless mode (mma_f32dq_avx512.c) ------------------ */
 /* Tokens from which lutrt_mma on f32 tables (strategy AUTO or PER_TOKEN) multiplies

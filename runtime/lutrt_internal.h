@@ -21,7 +21,9 @@ typedef struct lutrt_mma_args {
     int entries;      /* 8 or 16 */
     int mirrored;
     size_t row_bytes; /* bytes of one row of tables */
-    size_t chunk;     /* bytes of packed weights per (block, table) = 16 * bits */
+    size_t chunk;     /* bytes of packed weights per (block, table) = 16 * bits (bit planes)
+                         or 128 (code bytes) */
+    int code_bytes;   /* layout LUTRT_LAYOUT_CODE_BYTES: w holds [NB][J][2][16][4] codes */
     const void *tables;
     const float *tscale;
     const float *sums;  /* f32 group sums: not read by the LUT kernels (see lutrt.h) */
@@ -58,7 +60,16 @@ typedef struct lutrt_kernel {
 /* The kernel chosen by dispatch.c (never NULL). */
 const lutrt_kernel *lutrt_current_kernel(void);
 
+/* A whole lutrt_mma call (int8 tables), threads included. */
+typedef int (*lutrt_mma_call_fn)(const lutrt_mma_args *a);
+
 /* Kernel implementations. */
+/* The int8-activation formula in portable C (mma_i8act_c.c), either weight layout: a whole
+ * call, or weight blocks [blk_begin, blk_end) on the calling thread. */
+int lutrt_mma_i8act_c(const lutrt_mma_args *a);
+void lutrt_mma_i8act_c_blocks(const lutrt_mma_args *a, int blk_begin, int blk_end);
+/* The kernel code-byte weights run on (dispatch.c; never NULL). */
+lutrt_mma_call_fn lutrt_code_bytes_kernel(void);
 void lutrt_mma_i8_ref(const lutrt_mma_args *a, int blk_begin, int blk_end);
 void lutrt_mma_f32_ref(const lutrt_mma_args *a, int blk_begin, int blk_end);
 void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x_row, void *tables_row,
@@ -85,7 +96,6 @@ extern const lutrt_mma_fn lutrt_mma_i8_pt_vbmi_ptr;
 int lutrt_pt_vbmi_applies(const lutrt_mma_args *a);
 /* Large-M path (mma_i8act_avx512vnni.c): the whole int8-table call from the rows' int8
  * activations, threads included; NULL unless compiled with AVX512-VNNI (never emulated). */
-typedef int (*lutrt_mma_call_fn)(const lutrt_mma_args *a);
 extern const lutrt_mma_call_fn lutrt_mma_i8act_ptr;      /* AVX512-VNNI, NULL if not compiled */
 extern const lutrt_mma_call_fn lutrt_mma_i8act_avx2_ptr; /* AVX2 + FMA (mma_i8act_avx2.c) */
 /* the one this CPU runs (lutrt_set_i8act_kernel), NULL if none */

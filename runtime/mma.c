@@ -112,7 +112,8 @@ int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, 
         .entries = d->mirrored ? 8 : 16,
         .mirrored = d->mirrored,
         .row_bytes = lutrt_table_row_bytes(d),
-        .chunk = 16u * (size_t)d->bits,
+        .chunk = d->layout == LUTRT_LAYOUT_CODE_BYTES ? 128u : 16u * (size_t)d->bits,
+        .code_bytes = d->layout == LUTRT_LAYOUT_CODE_BYTES,
         .tables = tables,
         .tscale = tscale,
         .sums = sums,
@@ -122,6 +123,8 @@ int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, 
         .zimp = d->zimp,
         .out = out,
     };
+    /* code bytes: the int8-activation formula at every M (no tables read, nothing unpacked) */
+    if (a.code_bytes) return lutrt_code_bytes_kernel()(&a);
     const lutrt_kernel *k = lutrt_current_kernel();
 #ifdef LUTRT_X86
     /* (per-token is what lut-tile writes for every GEMM: it picks among the LUT kernels and

@@ -14,6 +14,7 @@
  * integer z the value equals the VNNI kernel's 128 (I_hi - z S_hi) + (I_lo - z S_lo) before
  * the same single rounding to float.
  *
+ * Code-byte weights (LUTRT_LAYOUT_CODE_BYTES) are only widened to int16 (rows in order).
  * Work: a thread takes one block of 32 weight rows at a time and unpacks its codes once into
  * int16 [J][32 rows][4 k] (the bit planes of lutrt_internal.h's layout, mirrored patterns
  * mapped back to unsigned codes: s = 2 s', z = (z' + 2^B - 1) / 2), then runs every token
@@ -62,6 +63,13 @@ ALWAYS_INLINE __m256i plane_bits(__m256i nib, __m256i ctl, __m256i bit) {
  * (4-7, 12-15), (16-19, 24-27), (20-23, 28-31); mirrored patterns are mapped back first
  * (packing.mirror_codes is an involution). */
 static void unpack_block(const lutrt_mma_args *a, int blk, int16_t *q16) {
+    if (a->code_bytes) { /* [J][2][16][4] bytes: rows already in order, widened to int16 */
+        const uint8_t *src = a->w + (size_t)blk * a->J * 128;
+        for (size_t i = 0; i < (size_t)a->J * 128; i += 16)
+            _mm256_store_si256((__m256i *)(q16 + i),
+                               _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(src + i))));
+        return;
+    }
     const int B = a->bits, npairs = B / 2;
     const uint8_t *wb = a->w + (size_t)blk * a->J * a->chunk;
     const __m256i low4 = _mm256_set1_epi8(15);
@@ -200,8 +208,8 @@ static void blocks_task(void *ctx, int b0, int b1) {
     const job_t *job = (const job_t *)ctx;
     const lutrt_mma_args *a = job->a;
     int16_t *q16 = (int16_t *)lutrt_unpack_scratch((size_t)a->J * 256);
-    if (!q16) { /* out of memory: the LUT kernel needs no scratch */
-        lutrt_current_kernel()->mma_i8(a, b0, b1);
+    if (!q16) { /* out of memory */
+        lutrt_mma_i8act_c_blocks(a, b0, b1); /* the same formula, no scratch */
         return;
     }
     for (int blk = b0; blk < b1; blk++) {

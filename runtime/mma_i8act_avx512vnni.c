@@ -16,6 +16,7 @@
  * activations and every term is an integer below 2^24, so codes equal to an integer zero
  * point give exactly 0.
  *
+ * Code-byte weights (LUTRT_LAYOUT_CODE_BYTES) are that unpacked layout already: read in place.
  * Work: a thread takes one block of 32 weight rows at a time, unpacks its bit planes once
  * into uint8 [J][2][16 rows][4] (vpdpbusd layout: one zmm = 16 rows x 4 consecutive k; one
  * vpermd per plane and 16 rows maps a 4-bit code to 4 bytes, mirroring included) and runs
@@ -69,8 +70,8 @@ ALWAYS_INLINE void dot_act_group(const uint8_t *q, const act_row *rows, int js, 
                                  const int MR, __m512i ih[][2], __m512i il[][2]) {
     UNROLL for (int r = 0; r < MR; r++) ih[r][0] = ih[r][1] = il[r][0] = il[r][1] = _mm512_setzero_si512();
     for (int j = js; j < je; j++) {
-        const __m512i w0 = _mm512_load_si512(q + (size_t)j * 128);
-        const __m512i w1 = _mm512_load_si512(q + (size_t)j * 128 + 64);
+        const __m512i w0 = _mm512_loadu_si512(q + (size_t)j * 128);
+        const __m512i w1 = _mm512_loadu_si512(q + (size_t)j * 128 + 64);
         UNROLL for (int r = 0; r < MR; r++) {
             const __m512i xh = bcast4(rows[r].hi + 4 * j), xl = bcast4(rows[r].lo + 4 * j);
             ih[r][0] = dpbusd(ih[r][0], w0, xh);
@@ -127,25 +128,34 @@ TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6)
 typedef void (*tile_fn)(const lutrt_mma_args *, const uint8_t *, int, int);
 static const tile_fn tiles[7] = {NULL, tile_1, tile_2, tile_3, tile_4, tile_5, tile_6};
 
+static void run_block(const lutrt_mma_args *a, const uint8_t *q, int blk) {
+    int m = 0;
+    for (; m + MR_MAX <= a->M; m += MR_MAX) tiles[MR_MAX](a, q, blk, m);
+    if (m < a->M) tiles[a->M - m](a, q, blk, m);
+}
+
 static void blocks_task(void *ctx, int b0, int b1) {
     const lutrt_mma_args *a = (const lutrt_mma_args *)ctx;
+    if (a->code_bytes) { /* the weights are the unpacked layout already */
+        for (int blk = b0; blk < b1; blk++) run_block(a, a->w + (size_t)blk * a->J * 128, blk);
+        return;
+    }
     uint8_t *q = lutrt_unpack_scratch((size_t)a->J * 128);
-    if (!q) { /* out of memory: the LUT kernel needs no scratch */
-        lutrt_current_kernel()->mma_i8(a, b0, b1);
+    if (!q) { /* out of memory */
+        lutrt_mma_i8act_c_blocks(a, b0, b1); /* the same formula, no scratch */
         return;
     }
     __m512i lut[LUTRT_MAX_BITS];
     lutrt_spread_luts(a->bits, a->mirrored, lut);
     for (int blk = b0; blk < b1; blk++) {
         lutrt_unpack_block(a, blk, lut, q);
-        int m = 0;
-        for (; m + MR_MAX <= a->M; m += MR_MAX) tiles[MR_MAX](a, q, blk, m);
-        if (m < a->M) tiles[a->M - m](a, q, blk, m);
+        run_block(a, q, blk);
     }
 }
 
 static int mma_i8act(const lutrt_mma_args *a) {
-    lutrt_parallel_for(a->d->num_threads, a->NB, 1, blocks_task, (void *)a);
+    /* few token rows: runs of blocks per claim keep each thread streaming its weights */
+    lutrt_parallel_for(a->d->num_threads, a->NB, a->M <= 4 ? 8 : 1, blocks_task, (void *)a);
     return LUTRT_OK;
 }
 

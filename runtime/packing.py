@@ -112,9 +112,47 @@ def mirror_scales(scales: np.ndarray, zeros: np.ndarray | float, bits: int):
     return mirror_scale(scales), mirror_zero(zeros, bits)
 
 
-def packed_nbytes(bits: int, n: int, k: int) -> int:
-    """Bytes of `pack_weights` output for an [n, k] weight of `bits` bits."""
-    return packed_weight_bytes(bits, n, k)
+def packed_nbytes(bits: int, n: int, k: int, layout: str = "bit_planes") -> int:
+    """Bytes of `pack_weights` (or, layout "code_bytes", `pack_code_bytes`) output for an
+    [n, k] weight of `bits` bits."""
+    return packed_weight_bytes(bits, n, k, layout)
+
+
+def q_from_planes(codes: np.ndarray, mirrored: bool) -> np.ndarray:
+    """Inverse of `bit_planes`: bit-plane patterns uint8 [B, N, K/4] (mirrored convention when
+    `mirrored`) -> unsigned codes q uint8 [N, K]."""
+    c = np.asarray(codes, np.uint8)
+    if c.ndim != 3:
+        raise ValueError(f"q_from_planes expects codes [B, N, K/4], got shape {c.shape}")
+    if mirrored:  # the sign-bit convention is an involution
+        c = mirror_codes(c)
+    bits, n, j = c.shape
+    q = np.zeros((n, j, 4), np.uint8)
+    for b in range(bits):
+        q |= (((c[b][:, :, None] >> np.arange(4, dtype=np.uint8)) & 1) << b).astype(np.uint8)
+    return q.reshape(n, 4 * j)
+
+
+def pack_code_bytes(q: np.ndarray) -> np.ndarray:
+    """Unsigned codes q uint8 [N, K] (K % 4 == 0) -> the code-byte layout (lutrt.h,
+    LUTRT_LAYOUT_CODE_BYTES): uint8 [NB, K/4, 2, 16, 4] flattened, byte [blk, j, h, r, i] =
+    q[32 blk + 16 h + r, 4 j + i]; rows >= N are 0. 128 bytes per (block, table)."""
+    q = np.asarray(q)
+    if q.ndim != 2 or q.shape[1] % 4 or q.dtype != np.uint8:
+        raise ValueError(f"pack_code_bytes expects uint8 q [N, K] with K % 4 == 0, got "
+                         f"{q.dtype} {q.shape}")
+    n, k = q.shape
+    nb = _cdiv(n, BLOCK_N)
+    padded = np.zeros((nb * BLOCK_N, k), np.uint8)
+    padded[:n] = q
+    return np.ascontiguousarray(padded.reshape(nb, 2, 16, k // 4, 4).transpose(0, 3, 1, 2, 4)).reshape(-1)
+
+
+def unpack_code_bytes(packed: np.ndarray, n: int, k: int) -> np.ndarray:
+    """Inverse of `pack_code_bytes` -> q uint8 [n, k]."""
+    nb = _cdiv(n, BLOCK_N)
+    p = np.asarray(packed, np.uint8).reshape(nb, k // 4, 2, 16, 4)
+    return np.ascontiguousarray(p.transpose(0, 2, 3, 1, 4)).reshape(nb * BLOCK_N, k)[:n]
 
 
 def pack_weights(codes: np.ndarray) -> np.ndarray:

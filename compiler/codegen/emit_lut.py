@@ -4,7 +4,8 @@
 - `lut.fused_precompute` -> the producer's loop nest (a row-wise linalg.generic) with a
   lutrt_precompute_row call after the loops that finish each row: the row is still in L1.
 - `lut.packed_mma`       -> lutrt_mma on weights `lut-pack-weights` packed (folded into the
-  weight store by the driver): the pointers pass straight through.
+  weight store by the driver): the pointers pass straight through; `code_bytes` sets the
+  descriptor's layout to LUTRT_LAYOUT_CODE_BYTES.
 - `lut.kv_attention`     -> lutrt_attention_kv on the layer's slice of the cache argument.
 - `lut.attention`        -> lutrt_attention once per batch element; a constant boolean mask is
   read here: a causal one becomes the call's causal mode, any other an additive f32 mask in the
@@ -192,7 +193,7 @@ class LutEmitter:
         return dict(strategy=f"LUTRT_STRATEGY_{tile.strategy_name.upper()}", tile_m=m, tile_n=n,
                     tile_k=k)
 
-    def _mma_desc(self, op: MmaOp | PackedMmaOp, n: int) -> str:
+    def _mma_desc(self, op: MmaOp | PackedMmaOp, n: int, **extra: str) -> str:
         fmt = op.format
         typ = op.table.type
         assert isinstance(typ, TableType)
@@ -201,7 +202,7 @@ class LutEmitter:
                           mirrored=int(fmt.is_mirrored), table_i8=int(typ.is_quantized),
                           scale_group=typ.scale_group.data or 4,
                           zimp=f"{fmt.implicit_zero()!r}f", num_threads=self._threads(op, n),
-                          **self._tile_fields(op))
+                          **self._tile_fields(op), **extra)
 
     def emit_packed_mma(self, op: PackedMmaOp) -> None:
         """The weights are folded `lut.pack`/`lut.pack_scales` results: bytes as stored."""
@@ -214,7 +215,8 @@ class LutEmitter:
         if op.zeros is not None:
             zeros = f"(const float *)(W + {offset(op.zeros, 'zeros')})"
         out = self.e.define(op.result)
-        d = self._mma_desc(op, op.n)
+        layout = {"layout": "LUTRT_LAYOUT_CODE_BYTES"} if op.code_bytes is not None else {}
+        d = self._mma_desc(op, op.n, **layout)
         entries, tscale = self._table_parts(op.table, self.e.ptr(op.table))
         self.e.line(f"lutrt_mma(&{d}, {entries}, {tscale}, {self.e.ptr(op.sums)}, "
                     f"W + {packed}, {scales}, {zeros}, {out});")

@@ -16,12 +16,12 @@ from lutc.compiler.interp.interpret import make_interpreter
 from lutc.compiler.weight_store import WeightStore
 from lutc.dialects.lut_ops import BitPlanesOp, WeightOp
 from lutc.dialects.mirror_ops import MirrorCodesOp, MirrorScalesOp, MirrorZerosOp
-from lutc.dialects.packed_ops import PackOp, PackScalesOp
+from lutc.dialects.packed_ops import PackCodeBytesOp, PackOp, PackScalesOp
 from lutc.passes.tensor_dce import erase_dead_tensor_ops
 
 # Weight-only ops: bit planes, the symmetrization re-encodings, the runtime's packed layout.
 FOLDABLE: tuple[type[Operation], ...] = (
-    BitPlanesOp, MirrorCodesOp, MirrorScalesOp, MirrorZerosOp, PackOp, PackScalesOp,
+    BitPlanesOp, MirrorCodesOp, MirrorScalesOp, MirrorZerosOp, PackOp, PackCodeBytesOp, PackScalesOp,
     linalg.TransposeOp, tensor.EmptyOp,
 )
 

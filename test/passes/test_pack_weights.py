@@ -7,7 +7,7 @@ import pytest
 from lutc.compiler.codegen.fold_weights import fold_weights
 from lutc.compiler.interp.interpret import run_module
 from lutc.dialects.lut_ops import MmaOp
-from lutc.dialects.packed_ops import PackedMmaOp, PackOp, PackScalesOp
+from lutc.dialects.packed_ops import PackCodeBytesOp, PackedMmaOp, PackOp, PackScalesOp
 from lutc.passes.lower_mpgemm import LowerMpGemmPass
 from lutc.passes.pack_weights import PackWeightsPass
 from lutc.passes.symmetrize import SymmetrizePass
@@ -70,3 +70,38 @@ def test_c_with_and_without_the_pass(tmp_path):
         assert ("lut.packed_mma" not in source) and "lutrt_mma(" in source
     np.testing.assert_array_equal(outputs[0], outputs[1])
     assert sizes[0] <= sizes[1]
+
+
+@pytest.mark.parametrize("spec", ["w8g32", "w8g32sym", "w8g64"])
+@pytest.mark.parametrize("m", [1, 2, 8])
+def test_8bit_code_bytes_match_the_interpreter_and_compiled_c(spec, m, tmp_path):
+    """8-bit codes on int8 tables take the code-byte layout: the folded bytes are
+    packing.pack_code_bytes of the codes, the interpreter computes the int8-activation formula
+    at every M, within the int8-table error of the bit-plane GEMM before packing and tighter to
+    the float reference, and the compiled C (lutrt's int8-activation kernel) agrees with it."""
+    module, weights, x, reference, qw = quantized_linear(m, 256, 72, spec, seed=m)  # 72: padding
+    pipeline(module, disabled=("lut-pack-weights",))
+    (before,) = run_module(module, weights, [x])
+    PackWeightsPass().apply(None, module)
+    module.verify()
+    (mma,) = ops_of(module, PackedMmaOp)
+    assert mma.code_bytes is not None and ops_of(module, PackCodeBytesOp)
+    (after,) = run_module(module, weights, [x])
+    assert rel_max_err(after, reference) <= 2e-4
+    assert rel_max_err(after, before) <= 1e-2  # the int8 tables' error (M < 3: tables before)
+    assert rel_max_err(after, reference) <= rel_max_err(before, reference) + 1e-7
+    store = store_of(weights)
+    model, source = compile_module(module, store, tmp_path)
+    assert "LUTRT_LAYOUT_CODE_BYTES" in source
+    (mma,) = ops_of(module, PackedMmaOp)
+    np.testing.assert_array_equal(store[mma.packed.owner.weight_name.data].view(np.uint8).reshape(-1),
+                                  packing.pack_code_bytes(qw.codes.astype(np.uint8)))
+    (y,) = model(x)
+    assert rel_max_err(y, after) <= 1e-6
+
+
+def test_code_bytes_option_off_keeps_bit_planes():
+    module, weights, x, _, _ = quantized_linear(2, 128, 40, "w8g32", seed=3)
+    pipeline(module, pass_options={"lut-pack-weights": "{code-bytes=false}"})
+    (mma,) = ops_of(module, PackedMmaOp)
+    assert mma.code_bytes is None and not ops_of(module, PackCodeBytesOp)

@@ -6,7 +6,9 @@
  *
  * Case directories as for sanitize_driver.c. Tables come from every available precompute
  * (ref, avx2), whole-matrix and per-row, into exact-size heap buffers; lut.mma runs with
- * strategy AUTO, 1 and 2 threads; exit status 1 on any mismatch. */
+ * strategy AUTO, 1 and 2 threads; exit status 1 on any mismatch. A case with code_bytes.bin
+ * (test_mma_code_bytes.py) also runs the code-byte layout on every int8-activation kernel,
+ * the portable C one included. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +46,7 @@ static int run_case(const char *dir) {
     float *x = read_file(dir, "x.bin"), *scales = read_file(dir, "scales.bin");
     float *expected = read_file(dir, "expected.bin");
     uint8_t *packed = read_file(dir, "packed.bin");
+    uint8_t *code_bytes = read_file(dir, "code_bytes.bin"); /* optional: the code-byte layout */
     float *zeros = has_zeros ? read_file(dir, "zeros.bin") : NULL;
     if (!x || !scales || !expected || !packed || (has_zeros && !zeros))
         return fprintf(stderr, "%s: missing arrays\n", dir), 1;
@@ -92,11 +95,30 @@ static int run_case(const char *dir) {
                 }
             }
             lutrt_set_i8act_kernel(NULL);
+            /* code bytes: every kernel that reads them, at every M (no threshold) */
+            const char *cb[] = {"avx512vnni", "avx2", "c"};
+            for (int v = 0; v < 3 && code_bytes && d.table_i8; v++) {
+                if (lutrt_set_i8act_kernel(cb[v])) continue;
+                lutrt_mma_desc db = d;
+                db.layout = LUTRT_LAYOUT_CODE_BYTES;
+                lutrt_set_i8act_min_m(0); /* the layout alone selects the path */
+                if (lutrt_mma(&db, tables, tscale, sums, code_bytes, scales, zeros, out))
+                    return fprintf(stderr, "%s\n", lutrt_last_error()), 1;
+                lutrt_set_i8act_min_m(1);
+                float err = 0.0f;
+                for (int i = 0; i < d.M * d.N; i++) err = fmaxf(err, fabsf(out[i] - expected[i]));
+                if (err > 1e-5f * mx) {
+                    fprintf(stderr, "%s: %s/code bytes %s x%d threads: max error %g\n", dir,
+                            names[k], cb[v], threads, err);
+                    failures++;
+                }
+            }
+            lutrt_set_i8act_kernel(NULL);
         }
     }
     lutrt_set_i8act_min_m(-1);
     lutrt_set_f32dq_min_m(-1);
-    free(x), free(scales), free(expected), free(packed), free(zeros), free(tables);
+    free(x), free(scales), free(expected), free(packed), free(code_bytes), free(zeros), free(tables);
     free(tables_row), free(tscale), free(tscale_row), free(sums), free(sums_row), free(out);
     return failures;
 }

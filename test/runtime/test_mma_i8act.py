@@ -1,5 +1,6 @@
-"""The large-M int8-activation path of lut.mma (runtime/mma_i8act_avx512vnni.c and
-runtime/mma_i8act_avx2.c, lutrt.h); every test runs once per kernel this CPU has.
+"""The large-M int8-activation path of lut.mma (runtime/mma_i8act_avx512vnni.c,
+runtime/mma_i8act_avx2.c and the portable runtime/mma_i8act_c.c, lutrt.h); every test runs
+once per kernel this CPU has.
 
 lut.precompute stores each int8 table row's activations in two passes, xq = 128 hi + lo
 (|xq| <= 16256, one scale max|x| / 16256 per activation group of act_group(K, G) activations,
@@ -32,7 +33,7 @@ from test_kernels import (HERE, _bits, _nonfinite_rows, _python, make_case, run_
 
 def _available() -> list[str]:
     names = []
-    for name in ("avx512vnni", "avx2"):
+    for name in ("avx512vnni", "avx2", "c"):
         try:
             kernels.set_i8act_kernel(name)
             names.append(name)
@@ -43,10 +44,9 @@ def _available() -> list[str]:
 
 
 I8ACT_KERNELS = _available()
-pytestmark = pytest.mark.skipif(not I8ACT_KERNELS, reason="needs AVX512-VNNI or AVX2")
 
 
-@pytest.fixture(autouse=True, params=I8ACT_KERNELS or ["none"])
+@pytest.fixture(autouse=True, params=I8ACT_KERNELS)
 def i8act_kernel(request):
     """Each test on each int8-activation kernel this CPU runs."""
     if request.param != "none":
@@ -226,8 +226,8 @@ def test_nonfinite_activations_poison_their_row(bits, mirrored):
 # ---- dispatch -------------------------------------------------------------------------------
 
 def test_default_threshold_and_overrides(i8act_kernel):
-    wide, narrow = ((abi.I8ACT_MIN_M, abi.I8ACT_MIN_M_NARROW) if i8act_kernel == "avx512vnni"
-                    else (abi.I8ACT_MIN_M_AVX2, abi.I8ACT_MIN_M_AVX2_NARROW))
+    wide, narrow = ((abi.I8ACT_MIN_M_AVX2, abi.I8ACT_MIN_M_AVX2_NARROW) if i8act_kernel == "avx2"
+                    else (abi.I8ACT_MIN_M, abi.I8ACT_MIN_M_NARROW))
     assert kernels.i8act_kernel_name() == i8act_kernel
     assert kernels.i8act_min_m(4) == wide and kernels.i8act_min_m(2) == narrow
     kernels.set_i8act_min_m(0)

@@ -33,3 +33,17 @@ func.func @formats(%q: tensor<8x64xi8>, %s: tensor<8x2xf32>, %s1: tensor<8x1xf32
   %c = lut.dequantize %q, %s1 as <ternary, g64> : tensor<8x64xi8>, tensor<8x1xf32> -> tensor<8x64xf32>
   func.return %a, %b, %c : tensor<8x64xf32>, tensor<8x64xf32>, tensor<8x64xf32>
 }
+
+// The packed-weight ops, the code-byte layout included, print and parse back (generic form too).
+// CHECK-LABEL: func.func @packed
+// CHECK:      %pp = lut.pack %p8 : tensor<8x40x16xi8> -> tensor<2x16x128xi8>
+// CHECK-NEXT: %pb = lut.pack_code_bytes %p8 as <w8, g32, mirrored> : tensor<8x40x16xi8> -> tensor<2x16x128xi8>
+// CHECK-NEXT: %ps = lut.pack_scales %s : tensor<40x2xf32> -> tensor<2x2x32xf32>
+// CHECK-NEXT: %y = lut.packed_mma %t, %sums, %pb, %ps as <w8, g32, mirrored> {code_bytes} : !lut.table<1x16x8xi8, sg4>, tensor<1x2xf32>, tensor<2x16x128xi8>, tensor<2x2x32xf32> -> tensor<1x40xf32>
+func.func @packed(%t: !lut.table<1x16x8xi8, sg4>, %sums: tensor<1x2xf32>, %p8: tensor<8x40x16xi8>, %s: tensor<40x2xf32>) -> (tensor<2x16x128xi8>, tensor<1x40xf32>) {
+  %pp = lut.pack %p8 : tensor<8x40x16xi8> -> tensor<2x16x128xi8>
+  %pb = lut.pack_code_bytes %p8 as <w8, g32, mirrored> : tensor<8x40x16xi8> -> tensor<2x16x128xi8>
+  %ps = lut.pack_scales %s : tensor<40x2xf32> -> tensor<2x2x32xf32>
+  %y = lut.packed_mma %t, %sums, %pb, %ps as <w8, g32, mirrored> {code_bytes} : !lut.table<1x16x8xi8, sg4>, tensor<1x2xf32>, tensor<2x16x128xi8>, tensor<2x2x32xf32> -> tensor<1x40xf32>
+  func.return %pp, %y : tensor<2x16x128xi8>, tensor<1x40xf32>
+}

@@ -113,3 +113,30 @@ func.func @packed_tile_not_a_tile(%t: !lut.table<1x64x16xf32>, %sums: tensor<1x4
   %o = lut.packed_mma %t, %sums, %p, %s as <w2, g64> {tile = "n64"} : !lut.table<1x64x16xf32>, tensor<1x4xf32>, tensor<2x64x32xi8>, tensor<2x4x32xf32> -> tensor<1x64xf32>
   func.return %o : tensor<1x64xf32>
 }
+
+// -----
+
+// Code bytes are read through int8 tables' activations only: f32 tables are rejected.
+func.func @code_bytes_needs_int8_tables(%t: !lut.table<1x16x16xf32>, %sums: tensor<1x2xf32>, %p: tensor<2x16x128xi8>, %s: tensor<2x2x32xf32>) -> tensor<1x40xf32> {
+  // CHECK: 'lut.packed_mma' op with code_bytes needs int8 tables, got !lut.table<1x16x16xf32>
+  %o = lut.packed_mma %t, %sums, %p, %s as <w8, g32> {code_bytes} : !lut.table<1x16x16xf32>, tensor<1x2xf32>, tensor<2x16x128xi8>, tensor<2x2x32xf32> -> tensor<1x40xf32>
+  func.return %o : tensor<1x40xf32>
+}
+
+// -----
+
+// 128 bytes per (block, table) whatever the width: a 4-bit GEMM's 64 are wrong.
+func.func @code_bytes_shape(%t: !lut.table<1x16x16xi8, sg4>, %sums: tensor<1x2xf32>, %p: tensor<2x16x64xi8>, %s: tensor<2x2x32xf32>) -> tensor<1x40xf32> {
+  // CHECK: 'lut.packed_mma' op expects code bytes of shape [2, 16, 128] but got [2, 16, 64]
+  %o = lut.packed_mma %t, %sums, %p, %s as <w4, g32> {code_bytes} : !lut.table<1x16x16xi8, sg4>, tensor<1x2xf32>, tensor<2x16x64xi8>, tensor<2x2x32xf32> -> tensor<1x40xf32>
+  func.return %o : tensor<1x40xf32>
+}
+
+// -----
+
+// lut.pack_code_bytes takes as many bit planes as its format's width.
+func.func @code_bytes_planes(%c: tensor<4x40x16xi8>) -> tensor<2x16x128xi8> {
+  // CHECK: 'lut.pack_code_bytes' op expects 8 bit planes (its format) but got 4
+  %p = lut.pack_code_bytes %c as <w8, g32> : tensor<4x40x16xi8> -> tensor<2x16x128xi8>
+  func.return %p : tensor<2x16x128xi8>
+}

@@ -5,8 +5,9 @@
 // CHECK-LABEL: func.func @q8_0
 // CHECK:         %table, %sums = lut.precompute %x sums 32 : tensor<2x128xf32> -> !lut.table<2x32x8xi8, sg4>, tensor<2x4xf32>
 // CHECK-NEXT:    %planes = lut.bitplanes %q as <w8, g32, mirrored> : tensor<64x128xi8> -> tensor<8x64x32xi8>
-// CHECK:         %planes_packed = lut.pack %planes : tensor<8x64x32xi8> -> tensor<2x32x128xi8>
-// CHECK:         %y = lut.packed_mma %table, %sums, %planes_packed, %s_sym_packed as <w8, g32, mirrored> : !lut.table<2x32x8xi8, sg4>, tensor<2x4xf32>, tensor<2x32x128xi8>, tensor<2x4x32xf32> -> tensor<2x64xf32>
+// 8-bit codes on int8 tables take the code-byte layout (lut-pack-weights).
+// CHECK:         %planes_packed = lut.pack_code_bytes %planes as <w8, g32, mirrored> : tensor<8x64x32xi8> -> tensor<2x32x128xi8>
+// CHECK:         %y = lut.packed_mma %table, %sums, %planes_packed, %s_sym_packed as <w8, g32, mirrored> {code_bytes} : !lut.table<2x32x8xi8, sg4>, tensor<2x4xf32>, tensor<2x32x128xi8>, tensor<2x4x32xf32> -> tensor<2x64xf32>
 func.func @q8_0(%x: tensor<2x128xf32>) -> tensor<2x64xf32> {
   %s = lut.weight "l0.s" : tensor<64x4xf32>
   %q = lut.weight "l0.q" : tensor<64x128xi8>
