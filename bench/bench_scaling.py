@@ -31,12 +31,12 @@ q = rng.integers(0, 4, (N, K)).astype(np.uint8)
 codes = packing.mirror_codes(packing.codes_from_q(q, 2))
 packed = packing.pack_weights(codes)
 s = rng.standard_normal((N, K // 64)).astype(np.float32)
-bw = read_bandwidth(THREADS)
+bw = read_bandwidth(THREADS, nbytes=1 << 30)  # past any last-level cache (300 MiB on the Xeon)
 print("read bandwidth GB/s:", {t: round(bw[t] / 1e9, 1) for t in THREADS})
 weight_bytes = packed.nbytes + s.nbytes
 # GEMV rotates over copies of the weights larger together than any last-level cache, so every
 # call streams from memory (one copy alone, 5 MB, stays in cache between calls)
-COPIES = [packed] + [packed.copy() for _ in range(47)]
+COPIES = [packed] + [packed.copy() for _ in range(127)]  # 660 MB
 rows = []
 for kern in [k for k in ("avx2", "avx512") if kernels.kernel_available(k)]:
     kernels.set_kernel(kern)
@@ -52,7 +52,7 @@ for kern in [k for k in ("avx2", "avx512") if kernels.kernel_available(k)]:
                          for w in (COPIES if M == 1 else COPIES[:1])]
                 calls[0]()
                 ts = []
-                for i in range(2 * len(COPIES) if M == 1 else 5):
+                for i in range(len(COPIES) if M == 1 else 5):
                     call = calls[i % len(calls)]
                     t0 = time.perf_counter(); call(); ts.append(time.perf_counter() - t0)
                 med = statistics.median(ts) * 1e6

@@ -10,9 +10,9 @@ per-token kernel beats its Vec-LUT kernel at every M (tile_cost.py has the numbe
 What the generated C does with it (compiler/emit_lut.py): the descriptor's `strategy` selects
 the runtime kernel (per-token or Vec-LUT), `tile_m` / `tile_n` are the Vec-LUT kernel's token
 tile and weight-row unit (the per-token kernel tiles internally: 1 x 4 blocks for a GEMV, 2 x 2
-blocks in ~256 KiB super-blocks otherwise), `tile_k` is recorded. The call's threads are capped
-at ceil(N / n), the number of weight tiles: a GEMM too small to amortize a thread hand-off runs
-on one thread.
+blocks in ~256 KiB super-blocks otherwise), `tile_k` is recorded. A GEMM of one weight tile
+(n >= N: too small to amortize a thread hand-off) runs on one thread; any other on all of the
+pool's threads, split by the runtime over weight blocks.
 
 Options: `m`, `n`, `k` force tile sizes (the others come from the model); `strategy` forces
 `per_token` or `vec_lut`; `vec_lut_min_m` turns Vec-LUT on from that many tokens;

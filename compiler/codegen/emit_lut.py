@@ -14,7 +14,7 @@
   zeros) are packed here into the runtime's block layout (lutc.runtime.packing) — the path
   taken with `--disable-pass lut-pack-weights`.
 A `tile` attribute (lut-tile) sets the descriptor's strategy (per-token / Vec-LUT kernel) and
-tile sizes (tile_m, tile_n, tile_k) and caps the call's threads at its number of weight tiles;
+tile sizes (tile_m, tile_n, tile_k), and a GEMM of a single weight tile runs on one thread;
 without one they stay 0 (the runtime decides).
 
 The CEmitter (emit_c.py) hands every op `handles` accepts to `emit`. The fused precompute
@@ -172,14 +172,14 @@ class LutEmitter:
     # -- mma ----------------------------------------------------------------------------
     @staticmethod
     def _threads(op: Operation, n: int) -> str:
-        """lut-tile's n: one thread per weight tile at most (0 = the runtime's default)."""
+        """lut-tile's n: a GEMM of one weight tile runs on one thread; others on the pool's
+        threads (0), which the runtime splits by weight blocks. (Capping them at their number
+        of tiles left N = 2048 GEMMs on 4 of a 16-core Xeon's threads: a 128-token prefill
+        scaled 2.4x from 1 to 16 threads.)"""
         tile = op.attributes.get("tile")
-        if not isinstance(tile, TileAttr):
-            return "0"
-        tiles = -(-n // tile.n.data)
-        if tiles == 1:
+        if isinstance(tile, TileAttr) and -(-n // tile.n.data) == 1:
             return "1"
-        return f"{tiles} < lutrt_get_num_threads() ? {tiles} : 0"
+        return "0"
 
 
     @classmethod

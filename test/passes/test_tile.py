@@ -101,11 +101,12 @@ def test_bad_options_are_user_errors(spec, message):
 
 def test_tiles_do_not_change_results(tmp_path, monkeypatch):
     """The tile is a schedule: interpreter and C results are the same whatever it is, and a
-    tile of n rows caps the call's threads at ceil(N / n). (At M = 5 >= lutrt_i8act_min_m the
+    GEMM of one weight tile runs on one thread, any other on the pool's. (At M = 5 >= lutrt_i8act_min_m the
     runtime multiplies int8 activations whatever the tile, except under vec_lut, which keeps
     the tables: that one is compared with the table kernels, LUTRT_I8ACT_MIN_M=0.)"""
     results, tables = [], {}
     for name, options in (("none", None), ("model", {}), ("n32", {"lut-tile": "{n=32}"}),
+                          ("n96", {"lut-tile": "{n=96}"}),
                           ("vec", {"lut-tile": "{strategy=vec_lut m=16 n=64}"})):
         module, weights, x, _, _ = quantized_linear(5, 256, 96, "w4g64", seed=8)
         if options is None:
@@ -126,9 +127,11 @@ def test_tiles_do_not_change_results(tmp_path, monkeypatch):
             (tables["y"],) = model(x)
             monkeypatch.delenv("LUTRT_I8ACT_MIN_M")
         if name == "n32":
-            assert "num_threads = 3 < lutrt_get_num_threads() ? 3 : 0" in source
+            assert ".num_threads = 0," in source  # 3 tiles: every thread of the pool
             assert ".strategy = LUTRT_STRATEGY_PER_TOKEN, .tile_m = " in source
             assert ".tile_n = 32, .tile_k = " in source
+        if name == "n96":
+            assert ".num_threads = 1," in source  # one tile: one thread
         if name == "none":
             assert ".strategy" not in source
         if name == "vec":  # the Vec-LUT kernel: same formula, another float summation order
