@@ -91,14 +91,60 @@ static int gemv_grain(int nb, int t) {
     return best;
 }
 
+/* Work of one call: weight blocks (GEMV; GEMM with mparts == 1), or GEMM tasks t = (super block
+ * t / mparts, token rows part t % mparts): splitting M too gives many-core machines enough tasks
+ * to balance (N = 4096 at 2 bits is 16 super blocks, one per thread of 16). */
 typedef struct {
     const lutrt_mma_args *args;
     lutrt_mma_fn fn;
+    int super, mparts, mrows;
 } mma_job;
+
+/* args for token rows [m0, m0 + rows): every per-row array starts at row m0 */
+static lutrt_mma_args row_slice(const lutrt_mma_args *a, int m0, int rows) {
+    lutrt_mma_args s = *a;
+    const size_t m = (size_t)m0;
+    const size_t nub = (size_t)(a->J + LUTRT_GRID_TABLES - 1) / LUTRT_GRID_TABLES;
+    s.M = rows;
+    s.tables = (const uint8_t *)a->tables + m * a->row_bytes;
+    if (a->tscale) s.tscale = a->tscale + m * (size_t)a->NS;
+    if (a->tsum) s.tsum = a->tsum + m * (size_t)a->NS;
+    if (a->sums) s.sums = a->sums + m * (size_t)a->NG;
+    if (a->tmult) s.tmult = a->tmult + m * (size_t)a->J;
+    if (a->tzs) s.tzs = a->tzs + m * (size_t)a->J;
+    if (a->tunit) s.tunit = a->tunit + m * nub;
+    s.out = a->out + m * (size_t)a->N;
+    return s;
+}
 
 static void mma_task(void *ctx, int begin, int end) {
     const mma_job *job = (const mma_job *)ctx;
-    job->fn(job->args, begin, end);
+    const lutrt_mma_args *a = job->args;
+    if (job->mparts <= 1) {
+        job->fn(a, begin, end);
+        return;
+    }
+    for (int t = begin; t < end; t++) {
+        const int b0 = t / job->mparts * job->super, m0 = t % job->mparts * job->mrows;
+        const int b1 = b0 + job->super < a->NB ? b0 + job->super : a->NB;
+        const int rows = m0 + job->mrows < a->M ? job->mrows : a->M - m0;
+        if (rows <= 0) continue;
+        const lutrt_mma_args s = row_slice(a, m0, rows);
+        job->fn(&s, b0, b1);
+    }
+}
+
+/* Token-row parts of a GEMM: enough tasks for 4 per thread, parts of >= 16 rows (each part
+ * reads its super block's weights again), an even row count (the GEMM tiles take 2 rows). */
+static void gemm_split(mma_job *job, int super, int threads) {
+    const lutrt_mma_args *a = job->args;
+    const int nsb = (a->NB + super - 1) / super;
+    int parts = (4 * threads + nsb - 1) / nsb;
+    if (parts > a->M / 16) parts = a->M / 16;
+    job->super = super;
+    job->mparts = parts > 1 ? parts : 1;
+    job->mrows = (a->M + job->mparts - 1) / job->mparts;
+    job->mrows += job->mrows & 1;
 }
 
 int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, const float *sums,
@@ -197,12 +243,21 @@ int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, 
             a.tunit = unit;
             a.tzs = zs;
         }
-        mma_job job = {&a, d->table_i8 ? k->mma_i8 : k->mma_f32};
-        /* chunks: GEMV tiles of up to 4 blocks, balanced over the threads, or one GEMM
-         * super-block */
+        mma_job job = {&a, d->table_i8 ? k->mma_i8 : k->mma_f32, 0, 1, a.M};
+        /* chunks: GEMV tiles of up to 4 blocks, balanced over the threads, or GEMM tasks of
+         * one super-block and a part of the token rows */
         const int threads = d->num_threads > 0 ? d->num_threads : lutrt_get_num_threads();
-        int grain = a.M == 1 ? gemv_grain(a.NB, threads) : lutrt_super_blocks(&a);
-        lutrt_parallel_for(d->num_threads, a.NB, grain, mma_task, &job);
+        if (a.M == 1) {
+            lutrt_parallel_for(d->num_threads, a.NB, gemv_grain(a.NB, threads), mma_task, &job);
+        } else {
+            gemm_split(&job, lutrt_super_blocks(&a), threads);
+            if (job.mparts > 1) {
+                const int nsb = (a.NB + job.super - 1) / job.super;
+                lutrt_parallel_for(d->num_threads, nsb * job.mparts, 1, mma_task, &job);
+            } else {
+                lutrt_parallel_for(d->num_threads, a.NB, job.super, mma_task, &job);
+            }
+        }
         if (mult != mult_stack) free(mult);
         if (zs != zs_stack) free(zs);
         if (unit != unit_stack) free(unit);

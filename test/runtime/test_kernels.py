@@ -756,3 +756,22 @@ def test_c_packing_equals_numpy_packing(bits):
     assert weight_prep.pack_weights(c) is None
     with pytest.raises(ValueError, match="4-bit patterns"):
         packing.pack_weights(c)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("bits,scale_group", [(2, 4), (4, 32), (3, 4), (8, 4)])
+def test_gemm_split_over_token_rows_changes_nothing(kernel, bits, scale_group):
+    """Many threads split a GEMM over super blocks and parts of the token rows (mma.c,
+    gemm_split): every output equals the one-thread call bit for bit (odd M included)."""
+    kernels.set_kernel(kernel)
+    kernels.set_i8act_min_m(0)  # the LUT kernels at every M
+    try:
+        rng = np.random.default_rng(seed("split", kernel, bits, scale_group))
+        for m in (64, 47):
+            c = make_case(rng, m, 700, 512, bits, 32, True)
+            one = run_mma(c, bits, 32, True, True, 1, scale_group)[1]
+            for threads in (3, 16, 64):
+                assert np.array_equal(run_mma(c, bits, 32, True, True, threads, scale_group)[1], one)
+    finally:
+        kernels.set_i8act_min_m(None)
+        kernels.set_kernel(None)
