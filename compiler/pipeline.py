@@ -22,6 +22,7 @@ DEFAULT_PASSES = (
     "lut-symmetrize",
     "lut-quantize-table",
     "lut-fuse-precompute",
+    "lut-fuse-siblings",
     "lut-tile",
     "lut-pack-weights",
 )

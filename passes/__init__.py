@@ -35,6 +35,12 @@ def _fuse_precompute():
     return FusePrecomputePass
 
 
+def _fuse_siblings():
+    from lutc.passes.fuse_siblings import FuseSiblingsPass
+
+    return FuseSiblingsPass
+
+
 def _tile():
     from lutc.passes.tile import TilePass
 
@@ -53,6 +59,7 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "lut-symmetrize": _symmetrize,
     "lut-quantize-table": _quantize_table,
     "lut-fuse-precompute": _fuse_precompute,
+    "lut-fuse-siblings": _fuse_siblings,
     "lut-tile": _tile,
     "lut-pack-weights": _pack_weights,
 }

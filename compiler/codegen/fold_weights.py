@@ -22,7 +22,7 @@ from lutc.passes.tensor_dce import erase_dead_tensor_ops
 # Weight-only ops: bit planes, the symmetrization re-encodings, the runtime's packed layout.
 FOLDABLE: tuple[type[Operation], ...] = (
     BitPlanesOp, MirrorCodesOp, MirrorScalesOp, MirrorZerosOp, PackOp, PackCodeBytesOp, PackScalesOp,
-    linalg.TransposeOp, tensor.EmptyOp,
+    linalg.TransposeOp, tensor.EmptyOp, tensor.ConcatOp,  # concat: lut-fuse-siblings
 )
 
 

@@ -36,8 +36,13 @@ def test_qkv_reuse():
     assert set(stats["weight_bytes"]) == {"w2", "ternary", "w4"}
 
     shared, weights, _, _ = rmsnorm_qkv(2, 128, 32)
-    pipeline(shared)
+    pipeline(shared, disabled=("lut-fuse-siblings",))
     assert collect_stats(shared, weights)["reuse"] == 3.0
+
+    merged, weights, _, _ = rmsnorm_qkv(2, 128, 32)  # lut-fuse-siblings: one GEMM, N = 96
+    pipeline(merged)
+    stats = collect_stats(merged, weights)
+    assert stats["gemms"] == 1 and stats["reuse"] == 1.0 and stats["precomputes"] == 1
 
     separate, weights, _, _ = rmsnorm_qkv(2, 128, 32)
     pipeline(separate, disabled=("lut-fuse-precompute",))

@@ -17,24 +17,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lutc.runtime import abi, build, kernels, packing, reference
+from lutc.runtime import build, kernels, packing, reference
 from test_kernels import (HERE, _bits, _nonfinite_rows, make_case, run_sanitized, seed,
                           write_case, zero_weight_case)
+from test_mma_i8act import I8ACT_KERNELS
 
 
-def _available() -> list[str]:
-    names = []
-    for name in ("avx512vnni", "avx2", "c"):
-        try:
-            kernels.set_i8act_kernel(name)
-            names.append(name)
-        except ValueError:
-            pass
-    kernels.set_i8act_kernel(None)
-    return names
-
-
-KERNELS = _available()
+KERNELS = I8ACT_KERNELS  # every int8-activation kernel this CPU runs, the C one included
 
 
 @pytest.fixture(autouse=True, params=KERNELS)
