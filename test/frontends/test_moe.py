@@ -101,12 +101,13 @@ def test_moe_quantized_experts_are_lut_gemms(moe, tmp_path):
     assert len(experts) == 2 * N_LAYERS * N_EXPERTS, quantized
     assert any(q.endswith("experts.gate_up_proj.3") for q in experts), experts
     # every expert is a LUT GEMM on the S = tokens * top-k routed rows, in --stats as
-    # "gemm i: MxNxK": gate_up [2F, H] and down [H, F], one per expert per layer
+    # "gemm i: MxNxK"; each layer's expert GEMMs read one table each for gate_up and down, so
+    # lut-fuse-siblings merges them: gate_up [E * 2F, H], down [E * H, F] per layer
     gemms = re.findall(r"gemm \d+: (\d+)x(\d+)x(\d+)", text)
     rows = ids.shape[1] * TOP_K
     shapes = [tuple(map(int, g)) for g in gemms]
-    assert shapes.count((rows, 2 * MOE_FFN, HIDDEN)) == N_LAYERS * N_EXPERTS, shapes
-    assert shapes.count((rows, HIDDEN, MOE_FFN)) == N_LAYERS * N_EXPERTS, shapes
+    assert shapes.count((rows, N_EXPERTS * 2 * MOE_FFN, HIDDEN)) == N_LAYERS, shapes
+    assert shapes.count((rows, N_EXPERTS * HIDDEN, MOE_FFN)) == N_LAYERS, shapes
     (got,) = CompiledModel(tmp_path / "w4")(ids.numpy())
     with torch.no_grad():
         want = Logits(dequantized(model, "w4g16"))(ids).numpy()
