@@ -1,10 +1,10 @@
 """Generation speed on the real model: SmolLM2-135M-Instruct (Q4_1 GGUF, exact codes) in lutc
 against torch eager (transformers on the same GGUF, float weights), same run, interleaved.
 
-Prefill: tokens/s of one forward pass over P prompt tokens (P = 16, 128) as generation runs it,
+Prefill: tokens/s of one forward pass over P prompt tokens (P = 16, 128, 512) as generation runs it,
 logits of the last prompt row only (lutc: logit_rows = 1; torch: logits_to_keep=1), and lutc's
 time with the logits of every row (`LLM.logits`, what perplexity needs). Decode: tokens/s of
-single-token steps with a KV cache at context ~128, also as a share of the weight-streaming
+single-token steps with a KV cache at context 128 and 1024, also as a share of the weight-streaming
 floor (issue 9: bytes of the LUT GEMM weights read per token — the weights file less the float
 embedding table, of which a step reads one row — divided by the streaming read bandwidth
 measured in the same run, bench_kernels.read_bandwidth). Threads 1 and 2. Medians of
@@ -36,7 +36,7 @@ def main() -> None:
 
     gguf = smollm2_gguf()
     t = time.perf_counter()
-    llm = LLM(gguf, max_context=512)
+    llm = LLM(gguf, max_context=1056)
     compile_s = time.perf_counter() - t
     transformers.utils.logging.disable_progress_bar()
     ref = transformers.AutoModelForCausalLM.from_pretrained(
@@ -46,7 +46,7 @@ def main() -> None:
     for threads in (1, 2):
         llm.model.set_num_threads(threads)
         torch.set_num_threads(threads)
-        for p in (16, 128):
+        for p in (16, 128, 512):
             ids = rng.integers(0, 49152, size=p + 1)
             times = {"lutc": [], "torch": [], "lutc_all": []}
             for _ in range(args.repeats):
@@ -64,25 +64,25 @@ def main() -> None:
             rows.append({"workload": f"prefill {p}", "threads": threads,
                          "lutc_tok_s": p / med["lutc"], "torch_tok_s": p / med["torch"],
                          "lutc_all_rows_tok_s": p / med["lutc_all"]})
-        # decode at context 128: one step after a 128-token prefill
-        ids = rng.integers(0, 49152, size=130)
-        llm._forward(ids[:128], 0)
-        with torch.no_grad():
-            out = ref(torch.tensor(ids[:128])[None], use_cache=True)
-        cache = out.past_key_values
-        times = {"lutc": [], "torch": []}
-        for _ in range(args.repeats * 4):
-            t = time.perf_counter()
-            llm._forward(ids[128:129], 128, last_only=True)
-            times["lutc"].append(time.perf_counter() - t)
+        for ctx in (128, 1024):  # decode: one step after a ctx-token prefill
+            ids = rng.integers(0, 49152, size=ctx + 2)
+            llm._forward(ids[:ctx], 0)
             with torch.no_grad():
+                out = ref(torch.tensor(ids[:ctx])[None], use_cache=True)
+            cache = out.past_key_values
+            times = {"lutc": [], "torch": []}
+            for _ in range(args.repeats * 4):
                 t = time.perf_counter()
-                ref(torch.tensor(ids[128:129])[None], past_key_values=cache, use_cache=True)
-                times["torch"].append(time.perf_counter() - t)
-                cache.crop(-1)  # drop the step just added: every step runs at context 128
-        med = {k: statistics.median(v) for k, v in times.items()}
-        rows.append({"workload": "decode @128", "threads": threads,
-                     "lutc_tok_s": 1 / med["lutc"], "torch_tok_s": 1 / med["torch"]})
+                llm._forward(ids[ctx:ctx + 1], ctx, last_only=True)
+                times["lutc"].append(time.perf_counter() - t)
+                with torch.no_grad():
+                    t = time.perf_counter()
+                    ref(torch.tensor(ids[ctx:ctx + 1])[None], past_key_values=cache, use_cache=True)
+                    times["torch"].append(time.perf_counter() - t)
+                    cache.crop(-1)  # drop the step just added: every step runs at context ctx
+            med = {k: statistics.median(v) for k, v in times.items()}
+            rows.append({"workload": f"decode @{ctx}", "threads": threads,
+                         "lutc_tok_s": 1 / med["lutc"], "torch_tok_s": 1 / med["torch"]})
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
