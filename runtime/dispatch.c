@@ -184,6 +184,21 @@ static int cpu_has_vnni(void) {
 #endif
 }
 
+int lutrt_cpu_has_avx2(void) {
+#ifdef LUTRT_X86
+    static atomic_int has = -1;
+    int h = atomic_load(&has);
+    if (h < 0) {
+        __builtin_cpu_init();
+        h = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        atomic_store(&has, h);
+    }
+    return h;
+#else
+    return 0;
+#endif
+}
+
 static int cpu_has_avx2(void) {
 #ifdef LUTRT_X86
     __builtin_cpu_init();

@@ -37,46 +37,64 @@ static float float_of_bits(uint32_t b) {
     return f;
 }
 
-static void table_multipliers(const lutrt_mma_args *a, int16_t *mult, float *unit, int32_t *zs) {
+/* Grid block b of row m (tables j0 = 8b .. j0 + n - 1): its all-ones entries S into tsum
+ * (table_full_sums at jt == 1) and its multipliers, unit and running sums. */
+void lutrt_table_prologue_block(const lutrt_mma_args *a, int m, int b, float *tsum,
+                                int16_t *mult, float *unit, int32_t *zs) {
     const int nb = (a->J + LUTRT_GRID_TABLES - 1) / LUTRT_GRID_TABLES;
-    for (int m = 0; m < a->M; m++) {
-        const float *ts = a->tscale + (size_t)m * a->NS, *S = a->tsum + (size_t)m * a->NS;
-        int16_t *mu = mult + (size_t)m * a->J;
-        int32_t *z = zs + (size_t)m * a->J;
-        for (int b = 0; b < nb; b++) {
-            const int j0 = b * LUTRT_GRID_TABLES;
-            const int n = a->J - j0 < LUTRT_GRID_TABLES ? a->J - j0 : LUTRT_GRID_TABLES;
-            /* the block's largest scale by its bits: scales are >= 0 or NaN, and a NaN's bits
-             * (exponent 0xff) exceed every finite float's */
-            uint32_t mx = 0;
-            for (int j = 0; j < n; j++) {
-                uint32_t bits;
-                memcpy(&bits, &ts[j0 + j], sizeof bits);
-                bits &= 0x7fffffffu;
-                mx = bits > mx ? bits : mx;
-            }
-            const uint32_t e = (mx >> 23) & 0xffu; /* ilogb(max) + 127 */
-            float u = 0.0f, inv = 0.0f;
-            if (e == 0xffu) { /* NaN in the block: multipliers 0, the row's outputs NaN */
-                unit[(size_t)m * nb + b] = __builtin_nanf("");
-                memset(mu + j0, 0, (size_t)n * sizeof *mu);
-                memset(z + j0, 0, (size_t)n * sizeof *z);
-                continue;
-            }
-            if (e > LUTRT_GRID_SHIFT) { /* (scales below 2^-100 are 0: lutrt_table_scale) */
-                u = float_of_bits((e - LUTRT_GRID_SHIFT) << 23);
-                inv = float_of_bits((254u + LUTRT_GRID_SHIFT - e) << 23);
-            }
-            unit[(size_t)m * nb + b] = u;
-            int32_t run = 0; /* lutrt_pt_zs: |sum| <= 8 * 127 * 127 */
-            for (int j = j0; j < j0 + n; j++) {
-                const int16_t q = (int16_t)(ts[j] * inv); /* exact: a multiple of u below 2^7 u */
-                mu[j] = q;
-                run += q * (int32_t)S[j];
-                z[j] = run;
-            }
-        }
+    const int j0 = b * LUTRT_GRID_TABLES;
+    const int n = a->J - j0 < LUTRT_GRID_TABLES ? a->J - j0 : LUTRT_GRID_TABLES;
+    const float *ts = a->tscale + (size_t)m * a->NS;
+    float *S = tsum + (size_t)m * a->NS;
+    int16_t *mu = mult + (size_t)m * a->J;
+    int32_t *z = zs + (size_t)m * a->J;
+    const int8_t *t = (const int8_t *)a->tables + (size_t)m * a->row_bytes + (a->mirrored ? 0 : 15);
+    const int sign = a->mirrored ? -1 : 1;
+    for (int j = j0; j < j0 + n; j++) S[j] = (float)(sign * t[(size_t)j * a->entries]);
+    /* the block's largest scale by its bits: scales are >= 0 or NaN, and a NaN's bits
+     * (exponent 0xff) exceed every finite float's */
+    uint32_t mx = 0;
+    for (int j = 0; j < n; j++) {
+        uint32_t bits;
+        memcpy(&bits, &ts[j0 + j], sizeof bits);
+        bits &= 0x7fffffffu;
+        mx = bits > mx ? bits : mx;
     }
+    const uint32_t e = (mx >> 23) & 0xffu; /* ilogb(max) + 127 */
+    float u = 0.0f, inv = 0.0f;
+    if (e == 0xffu) { /* NaN in the block: multipliers 0, the row's outputs NaN */
+        unit[(size_t)m * nb + b] = __builtin_nanf("");
+        memset(mu + j0, 0, (size_t)n * sizeof *mu);
+        memset(z + j0, 0, (size_t)n * sizeof *z);
+        return;
+    }
+    if (e > LUTRT_GRID_SHIFT) { /* (scales below 2^-100 are 0: lutrt_table_scale) */
+        u = float_of_bits((e - LUTRT_GRID_SHIFT) << 23);
+        inv = float_of_bits((254u + LUTRT_GRID_SHIFT - e) << 23);
+    }
+    unit[(size_t)m * nb + b] = u;
+    int32_t run = 0; /* lutrt_pt_zs: |sum| <= 8 * 127 * 127 */
+    for (int j = j0; j < j0 + n; j++) {
+        const int16_t q = (int16_t)(ts[j] * inv); /* exact: a multiple of u below 2^7 u */
+        mu[j] = q;
+        run += q * (int32_t)S[j];
+        z[j] = run;
+    }
+}
+
+/* The per-call prologue of per-table scales (jt == 1): tsum, mult, unit and zs of every row,
+ * with AVX2 where the kernel has it (table_prologue_avx2.c, bit-identical). */
+static void table_prologue(const lutrt_mma_args *a, float *tsum, int16_t *mult, float *unit,
+                           int32_t *zs) {
+#ifdef LUTRT_X86
+    if (lutrt_cpu_has_avx2()) {
+        lutrt_table_prologue_avx2(a, tsum, mult, unit, zs);
+        return;
+    }
+#endif
+    const int nb = (a->J + LUTRT_GRID_TABLES - 1) / LUTRT_GRID_TABLES;
+    for (int m = 0; m < a->M; m++)
+        for (int b = 0; b < nb; b++) lutrt_table_prologue_block(a, m, b, tsum, mult, unit, zs);
 }
 
 /* Blocks per claim of a GEMV: up to 4 (a GEMV tile walks 4 blocks = 4 memory streams), chosen
@@ -199,32 +217,36 @@ int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, 
         return lutrt_i8act_kernel()(&a);
     }
 #endif
+    /* Vec-LUT: int8 tables on the SIMD kernels, when asked for or from the crossover on */
+    /* (its int16 Horner accumulation over planes holds for B <= 4 only; wider codes always
+     * take the per-token kernel, which splits planes 0..3 / 4..B-1) */
+    int vec_lut = 0;
+#ifdef LUTRT_X86
+    vec_lut = d->table_i8 && d->bits <= 4 && k->mma_i8 != lutrt_mma_i8_ref &&
+              (d->strategy == LUTRT_STRATEGY_VEC_LUT ||
+               (d->strategy == LUTRT_STRATEGY_AUTO && LUTRT_VEC_LUT_MIN_M > 0 &&
+                a.M >= LUTRT_VEC_LUT_MIN_M));
+#endif
+    /* per-table scales: integer multipliers for the AVX-512 kernels' int32 sums */
+    const int int_multipliers = !vec_lut && d->table_i8 && a.jt == 1 && k->table_multipliers;
     /* zero-point term of int8 tables from the tables themselves (lutrt.h) */
     float tsum_stack[1024], *tsum = NULL;
     if (d->table_i8) {
         size_t n = (size_t)a.M * (size_t)a.NS;
         tsum = n <= 1024 ? tsum_stack : malloc(n * sizeof(float));
         if (!tsum) return lutrt_fail("lutrt_mma: out of memory");
-        table_full_sums(&a, tsum);
+        if (!int_multipliers) table_full_sums(&a, tsum); /* else in table_prologue */
         a.tsum = tsum;
     }
 #ifdef LUTRT_X86
-    /* Vec-LUT: int8 tables on the SIMD kernels, when asked for or from the crossover on */
-    /* (its int16 Horner accumulation over planes holds for B <= 4 only; wider codes always
-     * take the per-token kernel, which splits planes 0..3 / 4..B-1) */
-    if (d->table_i8 && d->bits <= 4 && k->mma_i8 != lutrt_mma_i8_ref &&
-        (d->strategy == LUTRT_STRATEGY_VEC_LUT ||
-         (d->strategy == LUTRT_STRATEGY_AUTO && LUTRT_VEC_LUT_MIN_M > 0 &&
-          a.M >= LUTRT_VEC_LUT_MIN_M))) {
+    if (vec_lut) {
         rc = lutrt_mma_i8_vlut_avx2(&a);
     } else
 #endif
     {
-        /* per-table scales: integer multipliers for the AVX-512 kernels' int32 sums */
         int16_t mult_stack[4096], *mult = NULL;
         int32_t zs_stack[4096], *zs = NULL;
         float unit_stack[512], *unit = NULL;
-        const int int_multipliers = d->table_i8 && a.jt == 1 && k->table_multipliers;
         if (int_multipliers) {
             const size_t nb = (size_t)(a.J + LUTRT_GRID_TABLES - 1) / LUTRT_GRID_TABLES;
             const size_t nm = (size_t)a.M * (size_t)a.J, nu = (size_t)a.M * nb;
@@ -238,7 +260,7 @@ int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, 
                 if (tsum != tsum_stack) free(tsum);
                 return lutrt_fail("lutrt_mma: out of memory");
             }
-            table_multipliers(&a, mult, unit, zs);
+            table_prologue(&a, tsum, mult, unit, zs);
             a.tmult = mult;
             a.tunit = unit;
             a.tzs = zs;

@@ -142,7 +142,30 @@ static void acts_i8(const lutrt_mma_desc *d, const float *x, const float *tscale
         const __m128 inv = _mm_set1_ps(LUTRT_ACT_QMAX / mx), r128 = _mm_set1_ps(1.0f / 128.0f);
         const __m128i lim = _mm_set1_epi32(16256), nlim = _mm_set1_epi32(-16256);
         __m128i acc_hi = _mm_setzero_si128(), acc_lo = _mm_setzero_si128();
-        for (k = k0; k + 4 <= k1; k += 4) {
+        k = k0;
+        if (k + 8 <= k1) { /* 8 activations per step, then the 4-wide loop for a rest of 4 */
+            const __m256 inv8 = _mm256_set1_ps(LUTRT_ACT_QMAX / mx);
+            const __m256 r256 = _mm256_set1_ps(1.0f / 128.0f);
+            const __m256i lim8 = _mm256_set1_epi32(16256), nlim8 = _mm256_set1_epi32(-16256);
+            const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 3, 6, 7);
+            __m256i ah = _mm256_setzero_si256(), al = _mm256_setzero_si256();
+            for (; k + 8 <= k1; k += 8) {
+                __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + k), inv8));
+                q = _mm256_max_epi32(_mm256_min_epi32(q, lim8), nlim8);
+                const __m256i h = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_cvtepi32_ps(q), r256));
+                const __m256i l = _mm256_sub_epi32(q, _mm256_slli_epi32(h, 7));
+                ah = _mm256_add_epi32(ah, h);
+                al = _mm256_add_epi32(al, l);
+                /* bytes per lane: h0-3 l0-3 | h4-7 l4-7, then dwords 0 4 1 5: h0-7 l0-7 */
+                const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(h, l), _mm256_setzero_si256());
+                const __m128i hl = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(b, order));
+                _mm_storel_epi64((__m128i *)(a.hi + k), hl);
+                _mm_storel_epi64((__m128i *)(a.lo + k), _mm_unpackhi_epi64(hl, hl));
+            }
+            acc_hi = _mm_add_epi32(_mm256_castsi256_si128(ah), _mm256_extracti128_si256(ah, 1));
+            acc_lo = _mm_add_epi32(_mm256_castsi256_si128(al), _mm256_extracti128_si256(al, 1));
+        }
+        for (; k + 4 <= k1; k += 4) {
             __m128i q = _mm_cvtps_epi32(_mm_mul_ps(_mm_loadu_ps(x + k), inv));
             q = _mm_max_epi32(_mm_min_epi32(q, lim), nlim);
             const __m128i h = _mm_cvtps_epi32(_mm_mul_ps(_mm_cvtepi32_ps(q), r128));
@@ -166,6 +189,34 @@ static void acts_i8(const lutrt_mma_desc *d, const float *x, const float *tscale
     memset(a.ascale + na, 0, unused);
     memset(a.shi + na, 0, unused);
     memset(a.slo + na, 0, unused);
+}
+
+/* Per-table scales of one whole grid block of 8 tables from their sums of |x| (asum):
+ * tscale = lutrt_table_scale then lutrt_grid_scales, inv = 1 / tscale (0 where tscale is 0
+ * or NaN); bit-identical to the scalar code (correctly rounded divisions, ceil, one unit
+ * from libm per block). */
+static void grid_block(const float *asum, float *tscale, float *inv) {
+    const __m256 a = _mm256_loadu_ps(asum), zero = _mm256_setzero_ps();
+    const __m256 finite = _mm256_cmp_ps(a, _mm256_set1_ps(FLT_MAX), _CMP_LE_OQ);
+    const __m256 tiny = _mm256_cmp_ps(a, _mm256_set1_ps(LUTRT_TINY_SCALE), _CMP_LT_OQ);
+    __m256 ts = _mm256_blendv_ps(_mm256_div_ps(a, _mm256_set1_ps(127.0f)), zero, tiny);
+    ts = _mm256_blendv_ps(_mm256_set1_ps(__builtin_nanf("")), ts, finite);
+    const __m256 pos = _mm256_cmp_ps(ts, zero, _CMP_GT_OQ); /* NaN: false */
+    __m256 m8 = _mm256_and_ps(ts, pos);
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps(m8, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+    const float mx = _mm_cvtss_f32(m4);
+    if (mx > 0.0f) { /* lutrt_grid_scales */
+        float u = ldexpf(1.0f, ilogbf(mx) - LUTRT_GRID_SHIFT);
+        if (ceilf(mx / u) >= LUTRT_GRID_MAX_MULT) u *= 2.0f;
+        const __m256 U = _mm256_set1_ps(u);
+        const __m256 c = _mm256_round_ps(_mm256_div_ps(ts, U), _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC);
+        const __m256 g = _mm256_mul_ps(c, U);
+        ts = _mm256_blendv_ps(ts, g, pos);
+    }
+    _mm256_storeu_ps(tscale, ts);
+    _mm256_storeu_ps(inv, _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(1.0f), ts), pos));
 }
 
 void lutrt_precompute_row_avx2(const lutrt_mma_desc *d, const float *x, void *tables_row,
@@ -194,7 +245,11 @@ void lutrt_precompute_row_avx2(const lutrt_mma_desc *d, const float *x, void *ta
     for (int c0 = 0; c0 < J; c0 += per_chunk) {
         const int c1 = min_int(J, c0 + per_chunk);
         abs_sums(x, c0, c1, asum);
-        for (int s0 = c0; s0 < c1; s0 += jt) {
+        int s0 = c0;
+        if (jt == 1) /* per-table scales, a grid block per ymm (c0 is a multiple of 64) */
+            for (; s0 + LUTRT_GRID_TABLES <= c1; s0 += LUTRT_GRID_TABLES)
+                grid_block(asum + (s0 - c0), tscale + s0, inv + (s0 - c0));
+        for (; s0 < c1; s0 += jt) {
             const int s1 = min_int(c1, s0 + jt);
             /* table quantization (§3.4): scale = max_j sum_i |x_i| / 127 */
             float mx = 0.0f;
@@ -208,8 +263,9 @@ void lutrt_precompute_row_avx2(const lutrt_mma_desc *d, const float *x, void *ta
             tscale[s0 / jt] = scale;
             for (int j = s0; j < s1; j++) inv[j - c0] = iv;
         }
-        if (jt == 1) /* per-table scales: on the grid, 1 / tscale per entry (precompute.c) */
-            for (int b0 = c0; b0 < c1; b0 += LUTRT_GRID_TABLES) {
+        if (jt == 1) /* a partial last block: on the grid, 1 / tscale per entry (precompute.c) */
+            for (int b0 = c0 + (c1 - c0) / LUTRT_GRID_TABLES * LUTRT_GRID_TABLES; b0 < c1;
+                 b0 += LUTRT_GRID_TABLES) {
                 const int b1 = min_int(c1, b0 + LUTRT_GRID_TABLES);
                 lutrt_grid_scales(tscale + b0, b1 - b0);
                 for (int j = b0; j < b1; j++) inv[j - c0] = tscale[j] > 0.0f ? 1.0f / tscale[j] : 0.0f;

@@ -142,16 +142,32 @@ def test_precompute(kernel, entries, scale_group):
     assert np.array_equal(row, ti.rows[2]) and np.array_equal(ts, ti.tscale[2])
 
 
-def test_precompute_portable_and_avx2_identical():
+@pytest.mark.parametrize("scale_group", [4, 16])
+@pytest.mark.parametrize("entries", [8, 16])
+@pytest.mark.parametrize("k", [1024, 1000])  # J = 256, 250 (a partial grid block)
+def test_precompute_portable_and_avx2_identical(scale_group, entries, k):
+    """Whole rows (entries, tscale, the int8 activation section) bit for bit, with rows of
+    zeros, tiny, huge, subnormal, inf and NaN activations among heavy-tailed ones."""
     if "avx2" not in KERNELS:
         pytest.skip("no AVX2")
-    x = np.random.default_rng(5).standard_t(3, (4, 1024)).astype(np.float32)
+    x = np.random.default_rng(5).standard_t(3, (9, k)).astype(np.float32)
+    x[1] = 0.0
+    x[2] *= np.float32(1e-33)
+    x[3] *= np.float32(1e36)
+    x[4, ::3] = np.float32(1e-41)
+    x[5, 17] = np.inf
+    x[6, 100:140] = np.nan
+    x[7, :64] = 0.0
     out = []
-    for k in ("ref", "avx2"):
-        kernels.set_kernel(k)
-        out.append(kernels.precompute(x, group=128, entries=16, table_i8=True, scale_group=16))
-    assert np.array_equal(out[0].entries, out[1].entries)
-    assert np.array_equal(out[0].tscale, out[1].tscale)
+    try:
+        for kern in ("ref", "avx2"):
+            kernels.set_kernel(kern)
+            out.append(kernels.precompute(x, group=80 if k == 1000 else 128, entries=entries,
+                                          table_i8=True, scale_group=scale_group))
+    finally:
+        kernels.set_kernel(None)
+    assert np.array_equal(out[0].rows, out[1].rows)
+    assert np.array_equal(out[0].tscale, out[1].tscale, equal_nan=True)
 
 
 # ---- mma -----------------------------------------------------------------------------------
