@@ -75,15 +75,15 @@ void lutrt_mma_f32_ref(const lutrt_mma_args *a, int blk_begin, int blk_end);
 void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x_row, void *tables_row,
                               float *tscale_row, float *sums_row);
 /* lut.mma's per-call prologue of per-table int8 tables (jt == 1) for grid block b of row m:
- * tsum (the all-ones entries S), mult, unit and zs (mma.c); lutrt_table_prologue_avx2 does all
- * rows with AVX2 (table_prologue_avx2.c, bit-identical; x86 where lutrt_cpu_has_avx2). */
+ * tsum (the all-ones entries S), mult, unit and zs (mma.c); lutrt_table_prologue_avx2 does
+ * a range of rows with AVX2 (table_prologue_avx2.c, bit-identical; x86 where lutrt_cpu_has_avx2). */
 void lutrt_table_prologue_block(const lutrt_mma_args *a, int m, int b, float *tsum,
                                 int16_t *mult, float *unit, int32_t *zs);
 int lutrt_cpu_has_avx2(void); /* 0 off x86 */
 #if defined(__x86_64__) || defined(_M_X64)
 #define LUTRT_X86 1
 void lutrt_table_prologue_avx2(const lutrt_mma_args *a, float *tsum, int16_t *mult, float *unit,
-                               int32_t *zs);
+                               int32_t *zs, int m0, int m1); /* rows [m0, m1) */
 void lutrt_mma_i8_avx2(const lutrt_mma_args *a, int blk_begin, int blk_end);
 void lutrt_precompute_row_avx2(const lutrt_mma_desc *d, const float *x_row, void *tables_row,
                                float *tscale_row, float *sums_row);

@@ -58,9 +58,9 @@ static int block_avx2(const lutrt_mma_args *a, int m, int b, float *tsum, int16_
 }
 
 void lutrt_table_prologue_avx2(const lutrt_mma_args *a, float *tsum, int16_t *mult, float *unit,
-                               int32_t *zs) {
+                               int32_t *zs, int m0, int m1) {
     const int nb = (a->J + LUTRT_GRID_TABLES - 1) / LUTRT_GRID_TABLES;
-    for (int m = 0; m < a->M; m++)
+    for (int m = m0; m < m1; m++)
         for (int b = 0; b < nb; b++)
             if (!block_avx2(a, m, b, tsum, mult, unit, zs))
                 lutrt_table_prologue_block(a, m, b, tsum, mult, unit, zs);

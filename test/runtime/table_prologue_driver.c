@@ -66,7 +66,8 @@ int main(void) {
             mult[v] = calloc((size_t)M * J, sizeof(int16_t));
             zs[v] = calloc((size_t)M * J, sizeof(int32_t));
         }
-        lutrt_table_prologue_avx2(&a, tsum[0], mult[0], unit[0], zs[0]);
+        lutrt_table_prologue_avx2(&a, tsum[0], mult[0], unit[0], zs[0], 0, 1); /* in two calls */
+        lutrt_table_prologue_avx2(&a, tsum[0], mult[0], unit[0], zs[0], 1, M);
         for (int m = 0; m < M; m++)
             for (int b = 0; b < nb; b++) lutrt_table_prologue_block(&a, m, b, tsum[1], mult[1], unit[1], zs[1]);
         if (memcmp(tsum[0], tsum[1], (size_t)M * J * sizeof(float)) ||
