@@ -25,9 +25,29 @@ static inline __m256 hsum8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 a4
     return _mm256_add_ps(_mm256_permute2f128_ps(h0, h1, 0x20), _mm256_permute2f128_ps(h0, h1, 0x31));
 }
 
+/* 8 keys of a head dimension that is a multiple of 16 (64, 128: no masks, unrolled) */
+static inline __m256 dot8_d16(const float *q, const float *kj, const int D) {
+    __m512 a[8];
+    for (int i = 0; i < 8; i++) a[i] = _mm512_setzero_ps();
+    for (int d = 0; d < D; d += 16) {
+        const __m512 qv = _mm512_loadu_ps(q + d);
+        for (int i = 0; i < 8; i++)
+            a[i] = _mm512_fmadd_ps(qv, _mm512_loadu_ps(kj + (size_t)i * D + d), a[i]);
+    }
+    return hsum8(fold(a[0]), fold(a[1]), fold(a[2]), fold(a[3]), fold(a[4]), fold(a[5]),
+                 fold(a[6]), fold(a[7]));
+}
+
 static void scores_avx512(const float *q, const float *k, int n, int D, float scale, float *s) {
     const __m256 vscale = _mm256_set1_ps(scale);
     int j = 0;
+    if (D == 64 || D == 128) {
+        for (; j + 8 <= n; j += 8) {
+            const float *kj = k + (size_t)j * D;
+            const __m256 r = D == 64 ? dot8_d16(q, kj, 64) : dot8_d16(q, kj, 128);
+            _mm256_storeu_ps(s + j, _mm256_mul_ps(vscale, r));
+        }
+    }
     for (; j + 8 <= n; j += 8) {
         const float *kj = k + (size_t)j * D;
         __m512 a[8];
