@@ -28,9 +28,9 @@ static void table_full_sums(const lutrt_mma_args *a, float *tsum) {
  * and the integer multipliers mult[m, j] = tscale / unit (< 2^7; 0 when unit is 0 or NaN),
  * with zs[m, j] = sum of mult * S over j's block up to j (lutrt_pt_zs).
  * unit = 2^(ilogb(max) - LUTRT_GRID_SHIFT) (undoing lutrt_grid_scales' rounding up) and
- * 1 / unit are built from the exponent bits
- * of the block's largest scale (a normal float, >= 2^-107 / 127), so mult = tscale * (1 /
- * unit) is exact; this runs once per call before the threads start, so it is kept cheap. */
+ * 1 / unit are built from the exponent bits of the block's largest scale (a normal float,
+ * >= 2^-107 / 127), so mult = tscale * (1 / unit) is exact; this runs once per call (on the
+ * pool's threads for GEMMs, table_prologue), so it is kept cheap. */
 static float float_of_bits(uint32_t b) {
     float f;
     memcpy(&f, &b, sizeof f);
