@@ -9,6 +9,10 @@
  * With split-K, each split leaves (m, l, acc) in scratch and the merge combines them with
  * weights exp(m_split - max m). Unnormalized accumulators live in `out` itself (no scratch)
  * unless the context is split.
+ *
+ * f16 KV cache (lutrt_attention_kv_f16): a task widens each key block's K and V rows to f32 in
+ * a stack buffer once (ops->widen) and every query of the task reads them from there, so the
+ * f32 kernels serve both caches and the cache is read from memory at half the bytes.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -22,6 +26,51 @@
 #define MAX_GROUP 64         /* larger groups run as several tasks of MAX_GROUP heads */
 #define MAX_QUERIES (MAX_GROUP > TILE_QUERIES ? MAX_GROUP : TILE_QUERIES)
 #define MIN_SPLIT_KEYS 256   /* split-K only gives each thread at least this many keys */
+#define MAX_F16_HEAD_DIM KV_BLOCK_FLOATS /* f16 cache: one widened key row fits the buffer */
+
+/* ---- IEEE binary16 <-> f32 (F. Giesen's float_to_half_fast3_rtne / half_to_float) -------- */
+
+uint16_t lutrt_f32_to_f16(float value) {
+    const uint32_t f16max = (127u + 16u) << 23, denorm_magic = ((127u - 15u) + (23u - 10u) + 1u) << 23;
+    uint32_t f;
+    memcpy(&f, &value, 4);
+    const uint32_t sign = f & 0x80000000u;
+    f ^= sign;
+    uint16_t o;
+    if (f >= f16max) { /* inf, NaN (quiet) or too large: inf */
+        o = f > 0x7f800000u ? 0x7e00 : 0x7c00;
+    } else if (f < (113u << 23)) { /* subnormal or zero: the float adder rounds (to even) */
+        float ff, dm;
+        memcpy(&ff, &f, 4);
+        memcpy(&dm, &denorm_magic, 4);
+        ff += dm;
+        uint32_t r;
+        memcpy(&r, &ff, 4);
+        o = (uint16_t)(r - denorm_magic);
+    } else { /* normal: rebias, round to nearest even on the 13 dropped bits */
+        const uint32_t mant_odd = (f >> 13) & 1;
+        f += ((uint32_t)(15 - 127) << 23) + 0xfff + mant_odd;
+        o = (uint16_t)(f >> 13);
+    }
+    return (uint16_t)(o | (sign >> 16));
+}
+
+float lutrt_f16_to_f32(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    uint32_t x;
+    if (e == 31) {
+        x = sign | 0x7f800000u | (m << 13);
+    } else if (e == 0) { /* zero or subnormal: m * 2^-24 is exact in f32 */
+        const float f = (float)m * 0x1p-24f;
+        memcpy(&x, &f, 4);
+        x |= sign;
+    } else {
+        x = sign | ((e + 112) << 23) | (m << 13);
+    }
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}
 
 /* ---- portable kernels (plain C that gcc vectorizes with the baseline ISA) -------------- */
 
@@ -65,8 +114,12 @@ static void accumulate_ref(float *restrict acc, float alpha, const float *restri
     }
 }
 
+static void widen_ref(const uint16_t *h, float *f, size_t n) {
+    for (size_t i = 0; i < n; i++) f[i] = lutrt_f16_to_f32(h[i]);
+}
+
 const lutrt_attn_ops lutrt_attn_ops_ref = {"ref", scores_ref, max_ref, exp_sum_ref,
-                                            accumulate_ref};
+                                            accumulate_ref, widen_ref};
 
 /* The attention kernels follow lut.mma's choice (dispatch.c). */
 static const lutrt_attn_ops *current_ops(void) {
@@ -83,6 +136,7 @@ static const lutrt_attn_ops *current_ops(void) {
 typedef struct attn_job {
     const lutrt_attn_ops *ops;
     const float *q, *k, *v, *mask;
+    const uint16_t *kh, *vh; /* f16 cache (k, v NULL), else NULL */
     float *out;
     size_t q_head, q_row;  /* element strides of q and out: vector (h, r) at h*q_head + r*q_row */
     size_t kv_head;        /* element stride between kv heads (rows are D apart) */
@@ -119,6 +173,7 @@ static void attn_task(void *ctx, int begin, int end) {
     int lo[MAX_QUERIES], hi[MAX_QUERIES];
     float *acc[MAX_QUERIES];
     const float *qv[MAX_QUERIES];
+    float kbuf[KV_BLOCK_FLOATS], vbuf[KV_BLOCK_FLOATS]; /* f16 cache: widened K / V block */
     for (int t = begin; t < end; t++) {
         int split = t % j->nsplit, rest = t / j->nsplit;
         int rb = rest % j->nrb, hs = rest / j->nrb; /* hs: head sub-group */
@@ -128,7 +183,15 @@ static void attn_task(void *ctx, int begin, int end) {
         int r0 = rb * j->R, r1 = r0 + j->R < j->rows ? r0 + j->R : j->rows;
         int c0 = split * j->split_len;
         int c1 = c0 + j->split_len < j->nkeys ? c0 + j->split_len : j->nkeys;
-        const float *K = j->k + (size_t)hk * j->kv_head, *V = j->v + (size_t)hk * j->kv_head;
+        const float *K = NULL, *V = NULL;
+        const uint16_t *Kh = NULL, *Vh = NULL;
+        if (j->kh) {
+            Kh = j->kh + (size_t)hk * j->kv_head;
+            Vh = j->vh + (size_t)hk * j->kv_head;
+        } else {
+            K = j->k + (size_t)hk * j->kv_head;
+            V = j->v + (size_t)hk * j->kv_head;
+        }
         int nq = 0, klo = c1, khi = c0;
         for (int r = r0; r < r1; r++) {
             int a, b;
@@ -150,12 +213,22 @@ static void attn_task(void *ctx, int begin, int end) {
             if (a < b && b > khi) khi = b;
         }
         for (int kb = klo; kb < khi; kb += j->kblock) {
+            const float *Kb = K, *Vb = V; /* row a of the block at Kb + (a - base) * D */
+            int base = 0;
+            if (Kh) { /* widen this block's rows once for every query of the task */
+                const int b = khi < kb + j->kblock ? khi : kb + j->kblock;
+                ops->widen(Kh + (size_t)kb * D, kbuf, (size_t)(b - kb) * D);
+                ops->widen(Vh + (size_t)kb * D, vbuf, (size_t)(b - kb) * D);
+                Kb = kbuf;
+                Vb = vbuf;
+                base = kb;
+            }
             for (int i = 0; i < nq; i++) {
                 int a = lo[i] > kb ? lo[i] : kb;
                 int b = hi[i] < kb + j->kblock ? hi[i] : kb + j->kblock;
                 if (a >= b) continue;
                 int n = b - a;
-                ops->scores(qv[i], K + (size_t)a * D, n, D, j->scale, s);
+                ops->scores(qv[i], Kb + (size_t)(a - base) * D, n, D, j->scale, s);
                 if (j->softcap != 0.0f)
                     for (int x = 0; x < n; x++) s[x] = j->softcap * tanhf(s[x] / j->softcap);
                 if (j->mask) {
@@ -170,7 +243,7 @@ static void attn_task(void *ctx, int begin, int end) {
                 float sum = ops->exp_sum(s, n, mn);
                 l[i] = alpha * l[i] + sum;
                 m[i] = mn;
-                ops->accumulate(acc[i], alpha, s, V + (size_t)a * D, n, D);
+                ops->accumulate(acc[i], alpha, s, Vb + (size_t)(a - base) * D, n, D);
             }
         }
         for (int i = 0; i < nq; i++) {
@@ -252,6 +325,7 @@ static int run(attn_job *j, const lutrt_attn_desc *d) {
     j->kblock = KV_BLOCK_FLOATS / j->D / 8 * 8;
     if (j->kblock > KEY_BLOCK) j->kblock = KEY_BLOCK;
     if (j->kblock < 8) j->kblock = 8;
+    if (j->kh && j->kblock * j->D > KV_BLOCK_FLOATS) j->kblock = KV_BLOCK_FLOATS / j->D; /* >= 1 */
     j->scale = d->scale;
     j->softcap = d->softcap;
     int tasks = d->n_kv_heads * j->nsub * j->nrb;
@@ -281,10 +355,10 @@ static int run(attn_job *j, const lutrt_attn_desc *d) {
     return LUTRT_OK;
 }
 
-int lutrt_attention_kv(const lutrt_attn_desc *d, const float *q, const float *k_new,
-                       const float *v_new, float *k_cache, float *v_cache, int32_t start,
-                       int32_t S, float *out) {
-    static const char fn[] = "lutrt_attention_kv";
+/* lutrt_attention_kv(_f16): k_cache / v_cache are float * (f16 == 0) or uint16_t * (f16 == 1). */
+static int attention_kv(const char *fn, const lutrt_attn_desc *d, const float *q,
+                        const float *k_new, const float *v_new, void *k_cache, void *v_cache,
+                        int32_t start, int32_t S, float *out, int f16) {
     int rc = check_desc(fn, d);
     if (rc) return rc;
     if (d->max_context < 1) return lutrt_fail("%s: max_context must be >= 1, got %d", fn, d->max_context);
@@ -294,21 +368,47 @@ int lutrt_attention_kv(const lutrt_attn_desc *d, const float *q, const float *k_
     if ((int64_t)start + S > d->max_context)
         return lutrt_fail("%s: start + S = %lld exceeds max_context %d", fn,
                           (long long)start + S, d->max_context);
+    if (f16 && d->head_dim > MAX_F16_HEAD_DIM)
+        return lutrt_fail("%s: head_dim must be <= %d with an f16 cache, got %d", fn,
+                          MAX_F16_HEAD_DIM, d->head_dim);
     const int H = d->n_heads, KVH = d->n_kv_heads, D = d->head_dim;
     const size_t head = (size_t)d->max_context * D, row = (size_t)D * sizeof(float);
     for (int s = 0; s < S; s++) /* append: new row s of kv head hk -> cache row start + s */
         for (int hk = 0; hk < KVH; hk++) {
             size_t src = ((size_t)s * KVH + hk) * D, dst = hk * head + (size_t)(start + s) * D;
-            memmove(k_cache + dst, k_new + src, row);
-            memmove(v_cache + dst, v_new + src, row);
+            if (f16) {
+                uint16_t *kd = (uint16_t *)k_cache + dst, *vd = (uint16_t *)v_cache + dst;
+                for (int x = 0; x < D; x++) {
+                    kd[x] = lutrt_f32_to_f16(k_new[src + x]);
+                    vd[x] = lutrt_f32_to_f16(v_new[src + x]);
+                }
+            } else {
+                memmove((float *)k_cache + dst, k_new + src, row);
+                memmove((float *)v_cache + dst, v_new + src, row);
+            }
         }
     attn_job j = {
-        .q = q, .k = k_cache, .v = v_cache, .mask = NULL, .out = out,
+        .q = q, .k = f16 ? NULL : k_cache, .v = f16 ? NULL : v_cache, .mask = NULL, .out = out,
+        .kh = f16 ? k_cache : NULL, .vh = f16 ? v_cache : NULL,
         .q_head = (size_t)D, .q_row = (size_t)H * D, .kv_head = head,
         .rows = S, .nkeys = start + S,
         .causal = 1, .diag = start, .window = d->sliding_window,
     };
     return run(&j, d);
+}
+
+int lutrt_attention_kv(const lutrt_attn_desc *d, const float *q, const float *k_new,
+                       const float *v_new, float *k_cache, float *v_cache, int32_t start,
+                       int32_t S, float *out) {
+    return attention_kv("lutrt_attention_kv", d, q, k_new, v_new, k_cache, v_cache, start, S,
+                        out, 0);
+}
+
+int lutrt_attention_kv_f16(const lutrt_attn_desc *d, const float *q, const float *k_new,
+                           const float *v_new, uint16_t *k_cache, uint16_t *v_cache,
+                           int32_t start, int32_t S, float *out) {
+    return attention_kv("lutrt_attention_kv_f16", d, q, k_new, v_new, k_cache, v_cache, start,
+                        S, out, 1);
 }
 
 int lutrt_attention(const lutrt_attn_desc *d, const float *q, const float *k, const float *v,

@@ -155,5 +155,12 @@ static void accumulate_avx2(float *acc, float alpha, const float *p, const float
     }
 }
 
+static void widen_avx2(const uint16_t *h, float *f, size_t n) { /* F16C */
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(f + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
+    for (; i < n; i++) f[i] = lutrt_f16_to_f32(h[i]);
+}
+
 const lutrt_attn_ops lutrt_attn_ops_avx2 = {"avx2", scores_avx2, max_avx2, exp_sum_avx2,
-                                             accumulate_avx2};
+                                             accumulate_avx2, widen_avx2};

@@ -151,8 +151,15 @@ static void accumulate_avx512(float *acc, float alpha, const float *p, const flo
     }
 }
 
+static void widen_avx512(const uint16_t *h, float *f, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(f + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + i))));
+    for (; i < n; i++) f[i] = lutrt_f16_to_f32(h[i]);
+}
+
 static const lutrt_attn_ops ops_avx512 = {"avx512", scores_avx512, max_avx512, exp_sum_avx512,
-                                          accumulate_avx512};
+                                          accumulate_avx512, widen_avx512};
 const lutrt_attn_ops *const lutrt_attn_ops_avx512_ptr = &ops_avx512;
 #else
 const lutrt_attn_ops *const lutrt_attn_ops_avx512_ptr = 0;

@@ -1,7 +1,7 @@
 """Building the lutrt C runtime (and C that links against it) with the system compiler.
 
 The library is compiled file by file: portable files with plain `-O3`, and only the SIMD
-kernel files with their ISA flags (`*_avx2.c`: -mavx2 -mfma; `*_avx512.c`: additionally
+kernel files with their ISA flags (`*_avx2.c`: -mavx2 -mfma -mf16c; `*_avx512.c`: additionally
 -mavx512f -mavx512bw; `*_avx512vbmi.c`: additionally -mavx512vbmi -mavx512vnni;
 `*_avx512vnni.c`: -mavx512vnni), so the generic code runs on any x86-64 and dispatch.c picks
 the kernel at run time. `-march=native` is never used for the library.
@@ -28,7 +28,7 @@ RUNTIME_DIR = Path(__file__).resolve().parent
 BASE_CFLAGS = ("-O3", "-fPIC", "-std=gnu11", "-pthread", "-Wall", "-Wextra")
 SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g",
                   "-fno-sanitize-recover=undefined")
-AVX2_FLAGS = ("-mavx2", "-mfma")
+AVX2_FLAGS = ("-mavx2", "-mfma", "-mf16c")
 AVX512_FLAGS = AVX2_FLAGS + ("-mavx512f", "-mavx512bw")
 AVX512VBMI_FLAGS = AVX512_FLAGS + ("-mavx512vbmi", "-mavx512vnni")
 AVX512VNNI_FLAGS = AVX512_FLAGS + ("-mavx512vnni",)

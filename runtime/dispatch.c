@@ -62,7 +62,8 @@ static int cpu_supports(const char *name) {
     if (!strcmp(name, "ref")) return 1;
 #ifdef LUTRT_X86
     __builtin_cpu_init();
-    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("f16c");
     if (!strcmp(name, "avx2")) return avx2;
     if (!strcmp(name, "avx512"))
         return avx2 && (lutrt_avx512_emulated ||

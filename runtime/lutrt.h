@@ -333,6 +333,15 @@ int lutrt_attention_kv(const lutrt_attn_desc *d, const float *q, const float *k_
                        const float *v_new, float *k_cache, float *v_cache, int32_t start,
                        int32_t S, float *out);
 
+/* The same with an f16 KV cache (IEEE binary16 bits), half the bytes of the f32 cache: new
+ * rows are rounded to nearest even on append (|x| >= 65520 -> +-inf, NaN stays NaN), scores
+ * and the P.V sums are computed in f32 from the widened cache rows.
+ *   k_cache, v_cache  uint16 [KVH, max_context, D]
+ * Returns what lutrt_attention_kv returns, and LUTRT_EINVAL when head_dim > 4096. */
+int lutrt_attention_kv_f16(const lutrt_attn_desc *d, const float *q, const float *k_new,
+                           const float *v_new, uint16_t *k_cache, uint16_t *v_cache,
+                           int32_t start, int32_t S, float *out);
+
 /* Attention without a cache (graphs that compute attention on whole sequences):
  *   q f32 [H, Sq, D], k/v f32 [KVH, Skv, D], out f32 [H, Sq, D];
  *   causal == 1: query i sees keys j <= i + (Skv - Sq) (bottom-right aligned; a query with

@@ -255,7 +255,14 @@ typedef struct lutrt_attn_ops {
     float (*exp_sum)(float *s, int n, float m);
     /* acc[d] = alpha * acc[d] + sum_j p[j] * v[j*D + d] for d < D */
     void (*accumulate)(float *acc, float alpha, const float *p, const float *v, int n, int D);
+    /* f[i] = h[i] (IEEE binary16 -> f32, exact) for i < n: f16 KV cache blocks */
+    void (*widen)(const uint16_t *h, float *f, size_t n);
 } lutrt_attn_ops;
+
+/* IEEE binary16 <-> f32 (attention.c): round to nearest even, overflow to +-inf, subnormals
+ * kept, NaN -> a quiet NaN; f16 -> f32 is exact. The same bits on every CPU. */
+uint16_t lutrt_f32_to_f16(float f);
+float lutrt_f16_to_f32(uint16_t h);
 
 extern const lutrt_attn_ops lutrt_attn_ops_ref;
 #ifdef LUTRT_X86

@@ -22,7 +22,7 @@
  * activations and 4 vpmaddwd over [4 rows x 4 k] vectors. Accumulator lane (row, k pair)
  * sums are joined by vphaddd into the row order 0,1,4,5,2,3,6,7 (ROW_PERM), which the scales
  * and zero points are permuted to, and undone at the store.
- * Compiled with -mavx2 -mfma (build.py, "*_avx2.c"); dispatch.c picks it when the CPU has
+ * Compiled with -mavx2 -mfma -mf16c (build.py, "*_avx2.c"); dispatch.c picks it when the CPU has
  * AVX2 and FMA but no AVX512-VNNI.
  */
 #include "lutrt_internal.h"

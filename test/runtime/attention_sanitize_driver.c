@@ -5,6 +5,7 @@
  * mode 0 (kv cache): q.bin, k_new.bin, v_new.bin, k_cache.bin, v_cache.bin (the caches before
  * the call), expected.bin (out), k_after.bin, v_after.bin (the caches after).
  * mode 1 (no cache): q.bin, k.bin, v.bin, [mask.bin], expected.bin.
+ * mode 2: mode 0 with an f16 cache (lutrt_attention_kv_f16; the cache files hold uint16).
  * Every available kernel runs with 1 and 2 threads; exit status 1 on any mismatch. */
 #include <math.h>
 #include <stdio.h>
@@ -13,19 +14,23 @@
 
 #include "lutrt.h"
 
-static float *load(const char *dir, const char *name, size_t count) {
+static void *load_raw(const char *dir, const char *name, size_t count, size_t size) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
-    float *buf = malloc(count * sizeof(float) + 1);
-    size_t got = fread(buf, sizeof(float), count, f);
+    void *buf = malloc(count * size + 1);
+    size_t got = fread(buf, size, count, f);
     fclose(f);
     if (got != count) {
         free(buf);
         return NULL;
     }
     return buf;
+}
+
+static float *load(const char *dir, const char *name, size_t count) {
+    return load_raw(dir, name, count, sizeof(float));
 }
 
 static int close_to(const float *got, const float *want, size_t n, const char *what) {
@@ -55,34 +60,38 @@ static int run_case(const char *dir) {
     const size_t H = d.n_heads, KVH = d.n_kv_heads, D = d.head_dim;
     const char *names[] = {"ref", "avx2", "avx512"};
     int bad = 0;
-    if (mode == 0) {
+    if (mode == 0 || mode == 2) {
+        const size_t es = mode == 2 ? 2 : sizeof(float); /* cache element bytes */
         size_t nq = S * H * D, nkv = S * KVH * D, nc = KVH * d.max_context * D;
         float *q = load(dir, "q.bin", nq), *kn = load(dir, "k_new.bin", nkv),
-              *vn = load(dir, "v_new.bin", nkv), *kc0 = load(dir, "k_cache.bin", nc),
-              *vc0 = load(dir, "v_cache.bin", nc), *want = load(dir, "expected.bin", nq),
-              *ka = load(dir, "k_after.bin", nc), *va = load(dir, "v_after.bin", nc);
+              *vn = load(dir, "v_new.bin", nkv), *want = load(dir, "expected.bin", nq);
+        void *kc0 = load_raw(dir, "k_cache.bin", nc, es), *vc0 = load_raw(dir, "v_cache.bin", nc, es),
+             *ka = load_raw(dir, "k_after.bin", nc, es), *va = load_raw(dir, "v_after.bin", nc, es);
         if (!q || !kn || !vn || !kc0 || !vc0 || !want || !ka || !va)
             return fprintf(stderr, "%s: missing arrays\n", dir), 1;
-        float *kc = malloc(nc * sizeof(float)), *vc = malloc(nc * sizeof(float)),
-              *out = malloc(nq * sizeof(float));
+        void *kc = malloc(nc * es), *vc = malloc(nc * es);
+        float *out = malloc(nq * sizeof(float));
         for (int kern = 0; kern < 3; kern++) {
             if (!lutrt_kernel_available(names[kern])) continue;
             lutrt_set_kernel(names[kern]);
             for (int t = 1; t <= 2; t++) {
                 d.num_threads = t;
-                memcpy(kc, kc0, nc * sizeof(float));
-                memcpy(vc, vc0, nc * sizeof(float));
-                if (lutrt_attention_kv(&d, q, kn, vn, kc, vc, start, S, out) != 0) {
+                memcpy(kc, kc0, nc * es);
+                memcpy(vc, vc0, nc * es);
+                if ((mode == 2 ? lutrt_attention_kv_f16(&d, q, kn, vn, kc, vc, start, S, out)
+                               : lutrt_attention_kv(&d, q, kn, vn, kc, vc, start, S, out)) != 0) {
                     fprintf(stderr, "%s: %s\n", dir, lutrt_last_error());
                     bad = 1;
                     continue;
                 }
                 bad |= close_to(out, want, nq, names[kern]);
-                bad |= memcmp(kc, ka, nc * sizeof(float)) != 0 || memcmp(vc, va, nc * sizeof(float)) != 0;
+                bad |= memcmp(kc, ka, nc * es) != 0 || memcmp(vc, va, nc * es) != 0;
             }
         }
         /* an error leaves the cache alone */
-        if (lutrt_attention_kv(&d, q, kn, vn, kc, vc, d.max_context - S + 1, S, out) == 0) bad = 1;
+        if ((mode == 2 ? lutrt_attention_kv_f16(&d, q, kn, vn, kc, vc, d.max_context - S + 1, S, out)
+                       : lutrt_attention_kv(&d, q, kn, vn, kc, vc, d.max_context - S + 1, S, out)) == 0)
+            bad = 1;
         free(q), free(kn), free(vn), free(kc0), free(vc0), free(want), free(ka), free(va);
         free(kc), free(vc), free(out);
     } else {

@@ -2,7 +2,10 @@
 
 lutrt_attention_kv: S = 1 (decode) and S in {3, 17, 64} query rows at start 0, 5, 100;
 H/KVH in {9/3, 8/8, 4/1, 6/2}; D in {64, 48, 8}; sliding window and softcap on and off;
-1..4 threads; every kernel this CPU runs (ref, avx2, avx512). The cache rows start..start+S-1
+1..4 threads; every kernel this CPU runs (ref, avx2, avx512). lutrt_attention_kv_f16 (f16
+cache): the same cases against the reference on the f16-rounded cache, the appended rows equal
+to numpy's float16 rounding bit for bit (ties, overflow, subnormals, -0, inf, NaN), head dims
+whose key block is under 8 rows, and head_dim > 4096 rejected. The cache rows start..start+S-1
 must equal k_new/v_new and every other row must be untouched. Long contexts with several
 threads take the split-K path (and its merge, with splits that see no key). lutrt_attention:
 causal 0/1/2 with Sq < Skv and Sq > Skv, an additive mask with -inf entries, fully masked rows
@@ -42,7 +45,9 @@ def lib() -> ctypes.CDLL:
     vp, i32 = ctypes.c_void_p, ctypes.c_int32
     L.lutrt_attention_kv.argtypes = [ctypes.POINTER(AttnDesc), vp, vp, vp, vp, vp, i32, i32, vp]
     L.lutrt_attention.argtypes = [ctypes.POINTER(AttnDesc), vp, vp, vp, i32, i32, i32, vp, vp]
+    L.lutrt_attention_kv_f16.argtypes = L.lutrt_attention_kv.argtypes
     L.lutrt_attention_kv.restype = L.lutrt_attention.restype = ctypes.c_int
+    L.lutrt_attention_kv_f16.restype = ctypes.c_int
     return L
 
 
@@ -66,9 +71,11 @@ def desc(H, KVH, D, max_context=0, window=0, softcap=0.0, threads=0, scale=None)
 
 
 def call_kv(d, q, k_new, v_new, k_cache, v_cache, start):
+    """lutrt_attention_kv, or lutrt_attention_kv_f16 for float16 caches."""
     out = np.full(q.shape, np.nan, np.float32)
-    rc = lib().lutrt_attention_kv(ctypes.byref(d), ptr(q), ptr(k_new), ptr(v_new), ptr(k_cache),
-                                  ptr(v_cache), start, q.shape[0], ptr(out))
+    fn = lib().lutrt_attention_kv_f16 if k_cache.dtype == np.float16 else lib().lutrt_attention_kv
+    rc = fn(ctypes.byref(d), ptr(q), ptr(k_new), ptr(v_new), ptr(k_cache), ptr(v_cache), start,
+            q.shape[0], ptr(out))
     if rc:
         raise ValueError(lib().lutrt_last_error().decode())
     return out
@@ -112,25 +119,36 @@ def assert_close(out, want, what):
     assert err <= RTOL * max(np.abs(want).max(), 1e-30), f"{what}: max error {err}"
 
 
-def kv_case(rng, H, KVH, D, start, S, max_context):
+def kv_case(rng, H, KVH, D, start, S, max_context, cache_dtype=np.float32):
     q = rng.standard_normal((S, H, D)).astype(np.float32)
     k_new = rng.standard_normal((S, KVH, D)).astype(np.float32)
     v_new = rng.standard_normal((S, KVH, D)).astype(np.float32)
-    k_cache = rng.standard_normal((KVH, max_context, D)).astype(np.float32)
-    v_cache = rng.standard_normal((KVH, max_context, D)).astype(np.float32)
+    k_cache = rng.standard_normal((KVH, max_context, D)).astype(cache_dtype)
+    v_cache = rng.standard_normal((KVH, max_context, D)).astype(cache_dtype)
     return q, k_new, v_new, k_cache, v_cache
 
 
-def check_kv(H, KVH, D, start, S, window, softcap, threads, rng, spare=7):
-    """One lutrt_attention_kv call against the reference, cache contents included."""
+def same_bits(a, b):
+    """Equal bit for bit, except that any NaN equals any NaN."""
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and bool(np.all((a.view(np.uint16 if a.dtype == np.float16 else
+                                                      np.uint32) ==
+                                               b.view(np.uint16 if b.dtype == np.float16 else
+                                                      np.uint32)) | (np.isnan(a) & np.isnan(b))))
+
+
+def check_kv(H, KVH, D, start, S, window, softcap, threads, rng, spare=7,
+             cache_dtype=np.float32):
+    """One lutrt_attention_kv(_f16) call against the reference, cache contents included."""
     max_context = start + S + spare
-    q, k_new, v_new, k_cache, v_cache = kv_case(rng, H, KVH, D, start, S, max_context)
+    q, k_new, v_new, k_cache, v_cache = kv_case(rng, H, KVH, D, start, S, max_context,
+                                                cache_dtype)
     k_before, v_before = k_cache.copy(), v_cache.copy()
     d = desc(H, KVH, D, max_context, window, softcap, threads)
     out = call_kv(d, q, k_new, v_new, k_cache, v_cache, start)
     rows = slice(start, start + S)
-    assert np.array_equal(k_cache[:, rows], k_new.transpose(1, 0, 2))
-    assert np.array_equal(v_cache[:, rows], v_new.transpose(1, 0, 2))
+    assert same_bits(k_cache[:, rows], k_new.transpose(1, 0, 2).astype(cache_dtype))
+    assert same_bits(v_cache[:, rows], v_new.transpose(1, 0, 2).astype(cache_dtype))
     for c, before in ((k_cache, k_before), (v_cache, v_before)):
         assert np.array_equal(c[:, :start], before[:, :start])
         assert np.array_equal(c[:, start + S:], before[:, start + S:])
@@ -160,6 +178,70 @@ def test_attention_kv(kernel, S, start):
             softcap = (0.0, 5.0, 0.0, 2.0)[(i // 4 + i) % 4]
             check_kv(H, KVH, D, start, S, window, softcap, i % 4 + 1, rng)
             i += 1
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("S,start", [(1, 0), (1, 100), (17, 5), (64, 100)])
+def test_attention_kv_f16(kernel, S, start):
+    """The f16 cache: every head layout, head dims with widening tails, windows, softcaps."""
+    kernels.set_kernel(kernel)
+    rng = np.random.default_rng(seed("f16", kernel, S, start))
+    i = 0
+    for H, KVH in HEADS:
+        for D in DIMS + [17]:
+            window = (0, 0, 4, 40)[i % 4]
+            softcap = (0.0, 5.0, 0.0, 2.0)[(i // 4 + i) % 4]
+            check_kv(H, KVH, D, start, S, window, softcap, i % 4 + 1, rng,
+                     cache_dtype=np.float16)
+            i += 1
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_attention_kv_f16_long_rows_and_split(kernel):
+    """Head dims of 600 and 4096 (key blocks of 6 and 1 rows) and split-K over a long f16
+    context; head_dim 4097 is rejected without touching the cache."""
+    kernels.set_kernel(kernel)
+    rng = np.random.default_rng(seed("f16long", kernel))
+    check_kv(2, 1, 600, 30, 2, 0, 0.0, 2, rng, cache_dtype=np.float16)
+    check_kv(2, 2, 4096, 3, 1, 0, 0.0, 1, rng, cache_dtype=np.float16)
+    for threads in (1, 3):
+        check_kv(4, 1, 64, 1500, 1, 0, 0.0, threads, rng, cache_dtype=np.float16)
+    q, k_new, v_new, k_cache, v_cache = kv_case(rng, 2, 1, 4097, 0, 1, 2, np.float16)
+    before = k_cache.copy()
+    with pytest.raises(ValueError, match="head_dim must be <= 4096 with an f16 cache, got 4097"):
+        call_kv(desc(2, 1, 4097, 2), q, k_new, v_new, k_cache, v_cache, 0)
+    assert np.array_equal(k_cache, before)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_f16_cache_rounding(kernel):
+    """Appended rows equal numpy's IEEE round-to-nearest-even bit for bit on hostile values;
+    the output stays finite where the cache is."""
+    kernels.set_kernel(kernel)
+    tiny = np.float32(2.0 ** -24)  # the smallest f16 subnormal
+    special = np.array([0.0, -0.0, 1.0, -2.5, 65504.0, 65519.0, 65520.0, -65520.0, 1e6, -1e30,
+                        6.1e-5, 6.097e-5, tiny, tiny / 2, tiny * 0.5000001, tiny * 1.5,
+                        -tiny * 2.5, 1e-10, 1.0 + 2.0 ** -11, 1.0 + 3 * 2.0 ** -11,
+                        2049.0, 2051.0, np.inf, -np.inf, np.nan, 3.4e38], np.float32)
+    rng = np.random.default_rng(seed("round", kernel))
+    D = 32
+    vals = np.concatenate([special, rng.standard_normal(2 * D * 3 - special.size).astype(np.float32)
+                           * np.float32(10.0) ** rng.integers(-9, 6, 2 * D * 3 - special.size)])
+    k_new = vals[:D * 3].reshape(3, 1, D).astype(np.float32)
+    v_new = vals[D * 3:].reshape(3, 1, D).astype(np.float32)
+    q = rng.standard_normal((3, 2, D)).astype(np.float32)
+    k_cache = np.zeros((1, 3, D), np.float16)
+    v_cache = np.zeros((1, 3, D), np.float16)
+    call_kv(desc(2, 1, D, 3), q, k_new, v_new, k_cache, v_cache, 0)
+    with np.errstate(over="ignore"):
+        assert same_bits(k_cache[0], k_new[:, 0].astype(np.float16))
+        assert same_bits(v_cache[0], v_new[:, 0].astype(np.float16))
+    q, k_new, v_new, k_cache, v_cache = kv_case(rng, 2, 1, D, 0, 3, 3, np.float16)
+    k_new[0, 0, :4] = [1e-7, -3e-6, 60000.0, -60000.0]
+    v_new[1, 0, :4] = [1e-7, -3e-6, 60000.0, -60000.0]
+    out = call_kv(desc(2, 1, D, 3, scale=1e-5), q, k_new, v_new, k_cache, v_cache, 0)
+    want = reference(q.transpose(1, 0, 2), k_cache, v_cache, kv_visible(0, 3, 0), 1e-5)
+    assert_close(out, want.transpose(1, 0, 2), "f16 extremes")
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -290,6 +372,27 @@ def test_attention_clean_under_asan_ubsan(tmp_path):
         k_cache.tofile(d / "k_after.bin")
         v_cache.tofile(d / "v_after.bin")
         (d / "meta.txt").write_text(f"0 {H} {KVH} {D} {max_context} {window} {1 / np.sqrt(D)} "
+                                    f"{softcap} {start} {S} 0 0 0 0\n")
+        dirs.append(str(d))
+    # mode 2: an f16 cache, (H, KVH, D, start, S, window, softcap, spare rows)
+    for i, (H, KVH, D, start, S, window, softcap, spare) in enumerate([
+            (9, 3, 64, 0, 17, 0, 0.0, 3), (4, 1, 600, 300, 1, 0, 0.0, 0),
+            (6, 2, 17, 100, 3, 40, 5.0, 9)]):
+        max_context = start + S + spare
+        q, k_new, v_new, k_cache, v_cache = kv_case(rng, H, KVH, D, start, S, max_context,
+                                                    np.float16)
+        d = tmp_path / f"kv16_{i}"
+        d.mkdir()
+        for name, a in (("q", q), ("k_new", k_new), ("v_new", v_new), ("k_cache", k_cache),
+                        ("v_cache", v_cache)):
+            a.tofile(d / f"{name}.bin")
+        kernels.set_kernel("ref")
+        out = call_kv(desc(H, KVH, D, max_context, window, softcap, 1), q, k_new, v_new,
+                      k_cache, v_cache, start)
+        out.tofile(d / "expected.bin")
+        k_cache.tofile(d / "k_after.bin")
+        v_cache.tofile(d / "v_after.bin")
+        (d / "meta.txt").write_text(f"2 {H} {KVH} {D} {max_context} {window} {1 / np.sqrt(D)} "
                                     f"{softcap} {start} {S} 0 0 0 0\n")
         dirs.append(str(d))
     # mode 1: (Sq, Skv, causal, mask)
