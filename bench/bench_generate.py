@@ -7,7 +7,8 @@ time with the logits of every row (`LLM.logits`, what perplexity needs). Decode:
 single-token steps with a KV cache at context 128 and 1024, also as a share of the weight-streaming
 floor (issue 9: bytes of the LUT GEMM weights read per token — the weights file less the float
 embedding table, of which a step reads one row — divided by the streaming read bandwidth
-measured in the same run, bench_kernels.read_bandwidth). Threads 1 and 2. Medians of
+measured in the same run, bench_kernels.read_bandwidth), and lutc with an f16 KV cache
+(`kv_cache="f16"`, a second compiled model, interleaved). Threads 1 and 2. Medians of
 interleaved repeats; ratios lutc / eager. Writes bench/results/generate.json.
 
     python bench/bench_generate.py [--repeats 5]
@@ -38,13 +39,14 @@ def main() -> None:
     t = time.perf_counter()
     llm = LLM(gguf, max_context=1056)
     compile_s = time.perf_counter() - t
+    llm16 = LLM(gguf, max_context=1056, kv_cache="f16")
     transformers.utils.logging.disable_progress_bar()
     ref = transformers.AutoModelForCausalLM.from_pretrained(
         str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32).eval()
     rng = np.random.default_rng(0)
     rows = []
     for threads in (1, 2):
-        llm.model.set_num_threads(threads)
+        llm.model.set_num_threads(threads)  # process-wide: llm16 too
         torch.set_num_threads(threads)
         for p in (16, 128, 512):
             ids = rng.integers(0, 49152, size=p + 1)
@@ -67,14 +69,18 @@ def main() -> None:
         for ctx in (128, 1024):  # decode: one step after a ctx-token prefill
             ids = rng.integers(0, 49152, size=ctx + 2)
             llm._forward(ids[:ctx], 0)
+            llm16._forward(ids[:ctx], 0)
             with torch.no_grad():
                 out = ref(torch.tensor(ids[:ctx])[None], use_cache=True)
             cache = out.past_key_values
-            times = {"lutc": [], "torch": []}
+            times = {"lutc": [], "torch": [], "lutc_f16kv": []}
             for _ in range(args.repeats * 4):
                 t = time.perf_counter()
                 llm._forward(ids[ctx:ctx + 1], ctx, last_only=True)
                 times["lutc"].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                llm16._forward(ids[ctx:ctx + 1], ctx, last_only=True)
+                times["lutc_f16kv"].append(time.perf_counter() - t)
                 with torch.no_grad():
                     t = time.perf_counter()
                     ref(torch.tensor(ids[ctx:ctx + 1])[None], past_key_values=cache, use_cache=True)
@@ -82,7 +88,8 @@ def main() -> None:
                     cache.crop(-1)  # drop the step just added: every step runs at context ctx
             med = {k: statistics.median(v) for k, v in times.items()}
             rows.append({"workload": f"decode @{ctx}", "threads": threads,
-                         "lutc_tok_s": 1 / med["lutc"], "torch_tok_s": 1 / med["torch"]})
+                         "lutc_tok_s": 1 / med["lutc"], "torch_tok_s": 1 / med["torch"],
+                         "lutc_f16kv_tok_s": 1 / med["lutc_f16kv"]})
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -100,12 +107,13 @@ def main() -> None:
           f"decode reads {step_bytes / 1e6:.1f} MB of weights per token; read bandwidth "
           f"{bw[1] / 1e9:.1f} GB/s (1 thread), {bw[2] / 1e9:.1f} GB/s (2)")
     print(f"{'workload':<14}{'threads':>8}{'lutc tok/s':>12}{'torch tok/s':>13}{'ratio':>8}"
-          f"{'lutc, all-row logits':>22}")
+          f"{'lutc, all-row logits / f16 KV':>31}")
     for r in rows:
         r["ratio"] = r["lutc_tok_s"] / r["torch_tok_s"]
         floor = f"  {100 * r['floor_share']:.0f}% of the weight-streaming floor" \
             if "floor_share" in r else ""
-        every = f"{r['lutc_all_rows_tok_s']:>22.1f}" if "lutc_all_rows_tok_s" in r else ""
+        every = f"{r['lutc_all_rows_tok_s']:>31.1f}" if "lutc_all_rows_tok_s" in r else \
+            f"{r['lutc_f16kv_tok_s']:>31.1f}"""
         print(f"{r['workload']:<14}{r['threads']:>8}{r['lutc_tok_s']:>12.1f}"
               f"{r['torch_tok_s']:>13.1f}{r['ratio']:>8.2f}{every}{floor}")
     out = Path(__file__).parent / "results"

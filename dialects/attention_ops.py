@@ -21,12 +21,23 @@ v[r] for r < R (P + R <= T), then for r < R
     s_j = cap * tanh(scale * q[r, h] . K[j] / cap) (cap = softcap, or plain scale * q . K when 0)
 Rows r >= R of the result are unspecified. The op writes its cache operand in place: it is
 not Pure, and the cache must be a function argument (the generated C receives its pointer).
+The cache is f32, or f16 (`tensor<Lx2xKxTxDxf16>`: half the memory and bytes read per step;
+k and v are rounded to nearest even on append, scores and sums stay f32; error ~2^-11
+relative per cached element, lutrt.h `lutrt_attention_kv_f16`).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from xdsl.dialects.builtin import I64, Float32Type, FloatAttr, IntegerAttr, IntegerType, TensorType
+from xdsl.dialects.builtin import (
+    I64,
+    Float16Type,
+    Float32Type,
+    FloatAttr,
+    IntegerAttr,
+    IntegerType,
+    TensorType,
+)
 from xdsl.ir import SSAValue
 from xdsl.irdl import (
     IRDLOperation,
@@ -93,14 +104,20 @@ class KvAttentionOp(IRDLOperation):
     def max_context(self) -> int:
         return _shape(self.cache)[3]
 
+    @property
+    def f16_cache(self) -> bool:
+        return isinstance(self.cache.type.get_element_type(), Float16Type)
+
     def verify_(self) -> None:
         def fail(msg: str):
             raise VerifyException(f"'{self.name}' op {msg}")
 
-        for what in ("q", "k", "v", "cache"):
+        for what in ("q", "k", "v"):
             typ = getattr(self, what).type
             if not isinstance(typ.get_element_type(), Float32Type):
                 fail(f"expects f32 {what}")
+        if not isinstance(self.cache.type.get_element_type(), (Float32Type, Float16Type)):
+            fail("expects an f32 or f16 cache")
         if len(_shape(self.q)) != 3:
             fail("expects q of rank 3 [C, H, D]")
         c, h, d = _shape(self.q)

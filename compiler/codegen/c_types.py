@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from xdsl.dialects.builtin import (
+    Float16Type,
     Float32Type,
     Float64Type,
     IndexType,
@@ -23,6 +24,8 @@ def c_type(typ: Attribute) -> str:
         return "float"
     if isinstance(typ, Float64Type):
         return "double"
+    if isinstance(typ, Float16Type):  # storage only (the f16 KV cache): IEEE binary16 bits
+        return "uint16_t"
     if isinstance(typ, IndexType):
         return "int64_t"
     if isinstance(typ, IntegerType):

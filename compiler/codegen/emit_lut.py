@@ -6,7 +6,7 @@
 - `lut.packed_mma`       -> lutrt_mma on weights `lut-pack-weights` packed (folded into the
   weight store by the driver): the pointers pass straight through; `code_bytes` sets the
   descriptor's layout to LUTRT_LAYOUT_CODE_BYTES.
-- `lut.kv_attention`     -> lutrt_attention_kv on the layer's slice of the cache argument.
+- `lut.kv_attention`     -> lutrt_attention_kv(_f16) on the layer's slice of the cache argument.
 - `lut.attention`        -> lutrt_attention once per batch element; a constant boolean mask is
   read here: a causal one becomes the call's causal mode, any other an additive f32 mask in the
   weights blob.
@@ -258,14 +258,17 @@ class LutEmitter:
 
     # -- attention over the KV cache ------------------------------------------------------
     def emit_kv_attention(self, op: KvAttentionOp) -> None:
-        """lutrt_attention_kv on the cache argument's slice of this layer (rows: `M`)."""
+        """lutrt_attention_kv (f32 cache) or lutrt_attention_kv_f16 on the cache argument's
+        slice of this layer (rows: `M`)."""
         e = self.e
         h, kvh, d = op.heads
         c = _shape(op.q)[0]
         ctx = op.max_context
-        layer_floats = 2 * kvh * ctx * d
-        layer_off = e.off(op.layer.value.data * layer_floats)  # o[k] in a shared layer body
-        cache = f"((float *){e.ptr(op.cache)} + {layer_off}{'LL' if layer_off.isdigit() else ''})"
+        layer_elems = 2 * kvh * ctx * d
+        layer_off = e.off(op.layer.value.data * layer_elems)  # o[k] in a shared layer body
+        elem, fn = ("uint16_t", "lutrt_attention_kv_f16") if op.f16_cache else \
+            ("float", "lutrt_attention_kv")
+        cache = f"(({elem} *){e.ptr(op.cache)} + {layer_off}{'LL' if layer_off.isdigit() else ''})"
         out = e.define(op.result)
         name = e.fresh("a")
         e.line(f"const lutrt_attn_desc {name} = {{.n_heads = {h}, .n_kv_heads = {kvh}, "
@@ -274,7 +277,7 @@ class LutEmitter:
                f".scale = {float(op.scale.value.data)!r}f, "
                f".softcap = {float(op.softcap.value.data)!r}f, .num_threads = 0}};")
         rows = e.rows(op.q, c)
-        e.line(f"lutrt_attention_kv(&{name}, {e.ptr(op.q)}, {e.ptr(op.k)}, {e.ptr(op.v)}, "
+        e.line(f"{fn}(&{name}, {e.ptr(op.q)}, {e.ptr(op.k)}, {e.ptr(op.v)}, "
                f"{cache}, {cache} + {kvh * ctx * d}LL, (int32_t){e.ptr(op.positions)}[0], "
                f"(int32_t)({rows}), {out});")
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from lutc.compiler.imported_model import TensorSpec
 
-_C_TYPES = {"float32": "float", "float64": "double", "int64": "int64_t", "int32": "int32_t",
+_C_TYPES = {"float32": "float", "float64": "double", "float16": "uint16_t", "int64": "int64_t", "int32": "int32_t",
             "int8": "int8_t", "bool": "uint8_t", "uint8": "uint8_t"}
 
 

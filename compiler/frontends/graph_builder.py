@@ -398,9 +398,11 @@ class GraphBuilder:
 
     # -- signature -----------------------------------------------------------------------
     def add_input(self, shape: Sequence[int], dtype: np.dtype | type,
-                  what: str = "an input") -> SSAValue:
+                  what: str = "an input", element: Attribute | None = None) -> SSAValue:
+        """A function argument of `shape`; its element type is element_type(dtype), or
+        `element` when given (e.g. f16 for an f16 KV cache)."""
         check_tensor_size(shape, what)
-        typ = tensor_type(shape, element_type(dtype))
+        typ = tensor_type(shape, element or element_type(dtype))
         return self.block.insert_arg(typ, len(self.block.args))
 
     def finish(self, outputs: Sequence[Operand]) -> ModuleOp:

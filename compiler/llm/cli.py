@@ -34,6 +34,9 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-context", type=_positive(int), default=None,
                    help="KV cache capacity in tokens (default 2048, or a learned position "
                    "table's length)")
+    p.add_argument("--kv-cache", choices=("f32", "f16"), default="f32",
+                   help="KV cache element type (f16: half the memory, keys and values rounded "
+                   "to f16)")
     p.add_argument("--chunk", type=_positive(int), default=32,
                    help="prefill rows per call of the compiled function")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -49,7 +52,7 @@ def _load(args, quiet: bool):
         raise LutcError("--max-context and --chunk must be >= 1")
     return LLM(args.model, weights=args.weights, max_context=args.max_context, chunk=args.chunk,
                threads=args.threads, lossless=args.lossless, disable_passes=args.disable_pass,
-               out=say)
+               out=say, kv_cache=args.kv_cache)
 
 
 def _cmd_generate(args) -> None:

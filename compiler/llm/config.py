@@ -23,7 +23,13 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from lutc.runtime.errors import LutcError
+
+#: element types of the KV cache: f32 (exact), or f16 (half the memory and half the bytes
+#: attention reads; runtime lutrt_attention_kv_f16)
+KV_CACHE_DTYPES = {"f32": np.dtype(np.float32), "f16": np.dtype(np.float16)}
 
 FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "phi3", "granite", "olmo2", "smollm3",
             "gemma2", "gemma3_text", "gpt_neox", "stablelm", "gpt2", "opt", "falcon", "cohere")

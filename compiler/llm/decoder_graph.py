@@ -1,6 +1,6 @@
 """The IR of one decoder chunk: C token rows in, C rows of logits out, the KV cache updated.
 
-    @main(tokens: i64[C], positions: i64[C], rows: i64[1], kv_cache: f32[L, 2, KVH, T, D],
+    @main(tokens: i64[C], positions: i64[C], rows: i64[1], kv_cache: f32|f16[L, 2, KVH, T, D],
           logit_rows: i64[1], logit_index: i64[C]) -> logits f32[C, V]
 
 One compiled function serves every prompt length and every decode step (docs/design.md,
@@ -27,13 +27,13 @@ import dataclasses
 from collections.abc import Mapping
 
 import numpy as np
-from xdsl.dialects.builtin import ArrayAttr, IntegerAttr, ModuleOp, f32, i64
+from xdsl.dialects.builtin import ArrayAttr, IntegerAttr, ModuleOp, f16, f32, i64
 
 from lutc.compiler.codegen.emit_c import ROW_ARGS_ATTR, ROWS_ARG_ATTR, SELECT_ROWS_ATTR, tag_layer
 from lutc.compiler.frontends.graph_builder import GraphBuilder
 from lutc.compiler.frontends.quantize import QuantizedWeight, WeightSpec, quantize_with_error
 from lutc.compiler.imported_model import ImportedModel, TensorSpec
-from lutc.compiler.llm.config import DecoderConfig
+from lutc.compiler.llm.config import KV_CACHE_DTYPES, DecoderConfig
 from lutc.compiler.weight_store import WeightStore
 from lutc.dialects.attention_ops import KvAttentionOp
 from lutc.runtime.errors import LutcError
@@ -196,13 +196,19 @@ class DecoderGraph:
 
     `weights` maps transformers' parameter names ("model.layers.0.self_attn.q_proj.weight",
     ...) to float arrays [out, in] or QuantizedWeights. `quantize_spec` quantizes float 2-D
-    linear weights (not embeddings or norms); None keeps them as they are.
+    linear weights (not embeddings or norms); None keeps them as they are. `kv_cache`: the
+    cache's element type, "f32" or "f16" (KV_CACHE_DTYPES).
     Raises LutcError naming a missing or mis-shaped tensor."""
 
     def __init__(self, cfg: DecoderConfig, weights: Mapping[str, Weight], chunk: int,
-                 max_context: int, quantize_spec: WeightSpec | None = None):
+                 max_context: int, quantize_spec: WeightSpec | None = None,
+                 kv_cache: str = "f32"):
         if not 1 <= chunk <= max_context:
             raise LutcError(f"chunk size {chunk} must be in 1..max_context ({max_context})")
+        if kv_cache not in KV_CACHE_DTYPES:
+            raise LutcError(f"kv_cache must be one of {', '.join(KV_CACHE_DTYPES)}, "
+                            f"got {kv_cache!r}")
+        self.kv_cache = kv_cache
         self.cfg, self.chunk, self.max_context = cfg, chunk, max_context
         self.weights = canonical_weights(cfg, weights)
         self.spec = quantize_spec
@@ -346,7 +352,8 @@ class DecoderGraph:
         tokens = gb.add_input((c,), np.int64)
         positions = gb.add_input((c,), np.int64)
         rows = gb.add_input((1,), np.int64)
-        cache = gb.add_input(cache_shape, np.float32)
+        cache = gb.add_input(cache_shape, np.float32, "the KV cache",
+                             element=f16 if self.kv_cache == "f16" else f32)
         gb.add_input((1,), np.int64)  # logit_rows: read by the C emitter (lutc.select_rows)
         logit_index = gb.add_input((c,), np.int64)
 
@@ -419,7 +426,7 @@ class DecoderGraph:
         inputs = [TensorSpec("tokens", (c,), np.dtype(np.int64)),
                   TensorSpec("positions", (c,), np.dtype(np.int64)),
                   TensorSpec("rows", (1,), np.dtype(np.int64)),
-                  TensorSpec("kv_cache", cache_shape, np.dtype(np.float32)),
+                  TensorSpec("kv_cache", cache_shape, KV_CACHE_DTYPES[self.kv_cache]),
                   TensorSpec("logit_rows", (1,), np.dtype(np.int64)),
                   TensorSpec("logit_index", (c,), np.dtype(np.int64))]
         outputs = [TensorSpec("logits", (c, cfg.vocab_size), np.dtype(np.float32))]

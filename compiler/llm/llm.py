@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lutc.compiler.llm.config import DecoderConfig
+from lutc.compiler.llm.config import KV_CACHE_DTYPES, DecoderConfig
 from lutc.compiler.llm.model_source import ModelSource, load_source
 from lutc.compiler.llm.sampling import check_sampling, next_token
 from lutc.runtime.errors import LutcError
@@ -73,6 +73,9 @@ class LLM:
         position table's length for models with learned positions (gpt2, opt).
     chunk: rows per call of the compiled function (prefill runs in chunks of this size).
     lossless: f32 tables (disables lut-quantize-table), exact up to float rounding.
+    kv_cache: the KV cache's element type: "f32" (default, exact) or "f16" (half the memory
+        and half the bytes attention reads per step; keys/values rounded to f16, ~2^-11
+        relative each).
     progress: a progress bar over the compile's phases on stderr (compiler/progress.py):
         True / False, or None (default) for "only when stderr is a terminal".
     Raises LutcError for a model lutc cannot build, naming what is wrong."""
@@ -80,7 +83,8 @@ class LLM:
     def __init__(self, model, weights: str | None = None, max_context: int | None = None,
                  chunk: int = DEFAULT_CHUNK, threads: int = 0, lossless: bool = False,
                  disable_passes: Sequence[str] = (), pass_options: dict | None = None,
-                 cache_dir: str | Path | None = None, out=None, progress: bool | None = None):
+                 cache_dir: str | Path | None = None, out=None, progress: bool | None = None,
+                 kv_cache: str = "f32"):
         from lutc.compiler.frontends.quantize import WeightSpec
         from lutc.runtime.model_loader import CompiledModel
 
@@ -90,6 +94,9 @@ class LLM:
             raise LutcError(f"chunk must be >= 1, got {chunk}")
         if threads < 0:
             raise LutcError(f"threads must be >= 0 (0: all cores), got {threads}")
+        if kv_cache not in KV_CACHE_DTYPES:
+            raise LutcError(f"kv_cache must be one of {', '.join(KV_CACHE_DTYPES)}, "
+                            f"got {kv_cache!r}")
         t0 = time.perf_counter()
         self.progress = progress
         self.source: ModelSource = load_source(model)
@@ -102,13 +109,15 @@ class LLM:
         disabled = tuple(disable_passes) + (("lut-quantize-table",) if lossless else ())
         options = {"weights": weights, "max_context": max_context, "chunk": chunk,
                    "disabled": sorted(set(disabled)), "pass_options": pass_options or {}}
+        if kv_cache != "f32":  # keeps the keys (and compile caches) of f32-cache models
+            options["kv_cache"] = kv_cache
         key = hashlib.blake2b(json.dumps([self.source.digest, options, _lutc_fingerprint()],
                                          sort_keys=True).encode(), digest_size=12).hexdigest()
         root = Path(cache_dir) if cache_dir else _cache_root()
         self.directory = root / key
         self.cached = (self.directory / "model.json").is_file()
         if not self.cached:
-            self._compile(spec, disabled, pass_options or {}, chunk, max_context, out)
+            self._compile(spec, disabled, pass_options or {}, chunk, max_context, out, kv_cache)
         self.model = CompiledModel(self.directory)
         if threads:
             self.model.set_num_threads(threads)
@@ -117,12 +126,12 @@ class LLM:
         cfg = self.config
         self._logits = None  # the model's output buffer, made on first use (_forward)
         self.kv_cache = np.zeros((cfg.num_layers, 2, cfg.num_kv_heads, max_context, cfg.head_dim),
-                                 np.float32)
+                                 KV_CACHE_DTYPES[kv_cache])
         self.tokenizer = self.source.tokenizer
         # tensors are no longer needed once compiled: let the memory go
         self.source.tensors = {}
 
-    def _compile(self, spec, disabled, pass_options, chunk, max_context, out) -> None:
+    def _compile(self, spec, disabled, pass_options, chunk, max_context, out, kv_cache) -> None:
         from lutc.compiler.codegen.build import build_library, emit_model
         from lutc.compiler.llm.decoder_graph import DecoderGraph
         from lutc.compiler.model_size import check_emitted_model, check_imported_weights
@@ -136,7 +145,7 @@ class LLM:
             with CompileProgress(4, self.progress, say) as bar:
                 bar.start(f"built the decoder graph ({self.config.num_layers} layers)")
                 imported = DecoderGraph(self.config, self.source.tensors, chunk, max_context,
-                                        spec).build()
+                                        spec, kv_cache).build()
                 check_imported_weights(imported.weights.arrays)
                 bar.start("ran the LUT passes")
                 run_pipeline(imported.module, PipelineOptions(disabled=disabled,

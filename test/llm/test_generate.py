@@ -167,6 +167,32 @@ def test_int8_tables_stay_close(llama, spec, tmp_path):
         assert nmse <= 2e-4, (chunk, nmse)
 
 
+def test_f16_kv_cache(llama, llama_llm, tmp_path):
+    """kv_cache="f16": a float16 cache of half the bytes; prefill (over a chunk boundary) and
+    decode logits within 1e-3 of eager (keys and values rounded to f16, ~2^-11 each) and of
+    the f32-cache model; greedy generation equal to the f32-cache model's; its own compile."""
+    f16 = LLM(llama, max_context=640, chunk=32, cache_dir=tmp_path, kv_cache="f16")
+    assert f16.kv_cache.dtype == np.float16
+    assert f16.kv_cache.shape == llama_llm.kv_cache.shape
+    assert "lutrt_attention_kv_f16(" in (f16.directory / "model.c").read_text()
+    rng = np.random.default_rng(21)
+    ids = rng.integers(0, VOCAB, size=90)
+    ref = eager_logits(llama, ids)
+    got = f16.logits(ids[:70])
+    assert 0 < rel(got, ref[:70]) <= 1e-3
+    assert rel(got, llama_llm.logits(ids[:70])) <= 1e-3
+    # layer 0's keys and values do not depend on attention: the f32 model's, rounded to f16
+    assert np.array_equal(f16.kv_cache[0, :, :, :70],
+                          llama_llm.kv_cache[0, :, :, :70].astype(np.float16))
+    for i in range(70, 90):
+        assert rel(f16._forward(ids[i:i + 1], i)[0], ref[i]) <= 1e-3, f"decode step {i}"
+    prompt = list(rng.integers(0, VOCAB, size=9))
+    assert f16.generate(prompt, max_new_tokens=24).token_ids == \
+        llama_llm.generate(prompt, max_new_tokens=24).token_ids
+    with pytest.raises(LutcError, match="kv_cache must be one of f32, f16, got 'bf16'"):
+        LLM(llama, max_context=64, cache_dir=tmp_path, kv_cache="bf16")
+
+
 def test_compile_cache_is_reused(llama, tmp_path):
     first = LLM(llama, max_context=64, chunk=8, cache_dir=tmp_path)
     second = LLM(llama, max_context=64, chunk=8, cache_dir=tmp_path)

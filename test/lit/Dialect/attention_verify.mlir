@@ -31,3 +31,20 @@ func.func @head_dim(%q: tensor<1x4x3x8xf32>, %k: tensor<1x2x5x4xf32>, %v: tensor
   %o = lut.attention %q, %k, %v {scale = 1.0 : f32, causal = 0 : i64, sliding_window = 0 : i64, softcap = 0.0 : f32} : tensor<1x4x3x8xf32>, tensor<1x2x5x4xf32>, tensor<1x2x5x4xf32> -> tensor<1x4x3x8xf32>
   func.return %o : tensor<1x4x3x8xf32>
 }
+
+// -----
+
+// lut.kv_attention: the cache is f32 or f16, nothing else.
+func.func @kv_cache_type(%q: tensor<2x4x8xf32>, %k: tensor<2x2x8xf32>, %v: tensor<2x2x8xf32>, %c: tensor<3x2x2x16x8xf64>, %pos: tensor<2xi64>, %rows: tensor<1xi64>) -> tensor<2x4x8xf32> {
+  // CHECK: 'lut.kv_attention' op expects an f32 or f16 cache
+  %o = lut.kv_attention %q, %k, %v, %c, %pos, %rows {layer = 1 : i64, scale = 0.125 : f32, sliding_window = 0 : i64, softcap = 0.0 : f32} : (tensor<2x4x8xf32>, tensor<2x2x8xf32>, tensor<2x2x8xf32>, tensor<3x2x2x16x8xf64>, tensor<2xi64>, tensor<1xi64>) -> tensor<2x4x8xf32>
+  func.return %o : tensor<2x4x8xf32>
+}
+
+// -----
+
+func.func @kv_query_type(%q: tensor<2x4x8xf16>, %k: tensor<2x2x8xf32>, %v: tensor<2x2x8xf32>, %c: tensor<3x2x2x16x8xf16>, %pos: tensor<2xi64>, %rows: tensor<1xi64>) -> tensor<2x4x8xf16> {
+  // CHECK: 'lut.kv_attention' op expects f32 q
+  %o = lut.kv_attention %q, %k, %v, %c, %pos, %rows {layer = 1 : i64, scale = 0.125 : f32, sliding_window = 0 : i64, softcap = 0.0 : f32} : (tensor<2x4x8xf16>, tensor<2x2x8xf32>, tensor<2x2x8xf32>, tensor<3x2x2x16x8xf16>, tensor<2xi64>, tensor<1xi64>) -> tensor<2x4x8xf16>
+  func.return %o : tensor<2x4x8xf16>
+}

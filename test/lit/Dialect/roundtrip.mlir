@@ -47,3 +47,14 @@ func.func @packed(%t: !lut.table<1x16x8xi8, sg4>, %sums: tensor<1x2xf32>, %p8: t
   %y = lut.packed_mma %t, %sums, %pb, %ps as <w8, g32, mirrored> {code_bytes} : !lut.table<1x16x8xi8, sg4>, tensor<1x2xf32>, tensor<2x16x128xi8>, tensor<2x2x32xf32> -> tensor<1x40xf32>
   func.return %pp, %y : tensor<2x16x128xi8>, tensor<1x40xf32>
 }
+
+// lut.kv_attention over an f32 and an f16 KV cache (the op's docstring: the cache's element
+// type picks lutrt_attention_kv or lutrt_attention_kv_f16).
+// CHECK-LABEL: func.func @kv_attention
+// CHECK:      %o = lut.kv_attention %q, %k, %v, %c32, %pos, %rows {layer = 1 : i64, scale = 1.250000e-01 : f32, sliding_window = 0 : i64, softcap = 0.000000e+00 : f32} : (tensor<2x4x8xf32>, tensor<2x2x8xf32>, tensor<2x2x8xf32>, tensor<3x2x2x16x8xf32>, tensor<2xi64>, tensor<1xi64>) -> tensor<2x4x8xf32>
+// CHECK-NEXT: %h = lut.kv_attention %q, %k, %v, %c16, %pos, %rows {layer = 2 : i64, scale = 1.250000e-01 : f32, sliding_window = 4 : i64, softcap = 0.000000e+00 : f32} : (tensor<2x4x8xf32>, tensor<2x2x8xf32>, tensor<2x2x8xf32>, tensor<3x2x2x16x8xf16>, tensor<2xi64>, tensor<1xi64>) -> tensor<2x4x8xf32>
+func.func @kv_attention(%q: tensor<2x4x8xf32>, %k: tensor<2x2x8xf32>, %v: tensor<2x2x8xf32>, %c32: tensor<3x2x2x16x8xf32>, %c16: tensor<3x2x2x16x8xf16>, %pos: tensor<2xi64>, %rows: tensor<1xi64>) -> (tensor<2x4x8xf32>, tensor<2x4x8xf32>) {
+  %o = lut.kv_attention %q, %k, %v, %c32, %pos, %rows {layer = 1 : i64, scale = 0.125 : f32, sliding_window = 0 : i64, softcap = 0.0 : f32} : (tensor<2x4x8xf32>, tensor<2x2x8xf32>, tensor<2x2x8xf32>, tensor<3x2x2x16x8xf32>, tensor<2xi64>, tensor<1xi64>) -> tensor<2x4x8xf32>
+  %h = lut.kv_attention %q, %k, %v, %c16, %pos, %rows {layer = 2 : i64, scale = 0.125 : f32, sliding_window = 4 : i64, softcap = 0.0 : f32} : (tensor<2x4x8xf32>, tensor<2x2x8xf32>, tensor<2x2x8xf32>, tensor<3x2x2x16x8xf16>, tensor<2xi64>, tensor<1xi64>) -> tensor<2x4x8xf32>
+  func.return %o, %h : tensor<2x4x8xf32>, tensor<2x4x8xf32>
+}
