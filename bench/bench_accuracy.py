@@ -9,7 +9,8 @@ lossless mode, `--lossless`; from 8 tokens on AVX-512 CPUs lutrt_mma multiplies 
 weights instead, so its GEMM column is that path), and, where the CPU has AVX512-VNNI, the
 large-M int8-activation path of lutrt_mma (lutrt.h) on per-table tables. The dPPL of the
 per-table row runs every GEMM on tables (LUTRT_I8ACT_MIN_M=0); the default pipeline is the
-int8-activation row's.
+int8-activation row's. A last, perplexity-only row runs the default pipeline with the
+f16 KV cache (`kv_cache="f16"`).
 
 Columns, each measured in this run:
 - NMSE: GEMM output (M=128, N=K=4096, 4-bit mirrored codes, group 32) vs float64
@@ -51,6 +52,10 @@ PPL_OPTIONS = {
                                         pass_options={"lut-quantize-table": "{scale-group=32}"}),
     "f32 tables (lossless; dequantize-FMA from M = 8)": dict(lossless=True),
     "int8 activations (VNNI, default from M = 3)": dict(env={}),
+}
+# Perplexity-only rows: pipeline options that change no lut.mma kernel.
+PPL_ONLY = {
+    "default pipeline, f16 KV cache": dict(env={}, kv_cache="f16"),
 }
 
 
@@ -114,7 +119,7 @@ def ppl_rows(tokens: int, modes: list[str]) -> dict:
     script = ROOT / "bench" / "_ppl_mode.py"
     out = {}
     for mode in modes:
-        opt = PPL_OPTIONS[mode]
+        opt = {**PPL_OPTIONS, **PPL_ONLY}[mode]
         env = dict(os.environ, **opt.get("env", {}))
         args = [sys.executable, str(script), str(tokens), json.dumps(
             {k: v for k, v in opt.items() if k != "env"})]
@@ -135,7 +140,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     modes = [m for m in MODES if not MODES[m][2] or has_vnni()]
     rows = kernel_rows(args.repeats, args.threads, modes)
-    ppl = {} if args.no_ppl else ppl_rows(args.ppl_tokens, modes)
+    ppl = {} if args.no_ppl else ppl_rows(args.ppl_tokens, modes + list(PPL_ONLY))
     ref = next((v["reference"] for v in ppl.values() if "reference" in v), None)
     cols = [f"gemv_us_t{t}" for t in args.threads] + [f"gemm_us_t{t}" for t in args.threads]
     print(f"\nlut.mma modes: {BITS}-bit mirrored codes, group {GROUP}, N=K={K}; GEMM M=128; "
@@ -150,6 +155,10 @@ def main(argv=None) -> None:
         if MODES[mode][2]:  # the int8-activation path only runs from M = 3 on
             cells = " | ".join("-" if c.startswith("gemv") else f"{r[c]:.0f}" for c in cols)
         print(f"| {mode} | {r.get('nmse', float('nan')):.2e} | {dppl} | {cells} |")
+    for mode in PPL_ONLY:
+        p = ppl.get(mode)
+        dppl = f"{100 * (p['ppl'] / p['reference'] - 1):+.3f}%" if p else "-"
+        print(f"| {mode} | - | {dppl} | " + " | ".join("-" for _ in cols) + " |")
     results = ROOT / "bench" / "results"
     results.mkdir(exist_ok=True)
     (results / "accuracy.json").write_text(json.dumps(
