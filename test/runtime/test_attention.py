@@ -354,12 +354,17 @@ def test_attention_clean_under_asan_ubsan(tmp_path):
                                    extra_cflags=("-O1",))
     rng = np.random.default_rng(5)
     dirs = []
-    # mode 0: (H, KVH, D, start, S, window, softcap, spare rows)
-    for i, (H, KVH, D, start, S, window, softcap, spare) in enumerate([
-            (9, 3, 64, 0, 17, 0, 0.0, 3), (4, 1, 48, 700, 1, 0, 0.0, 0),
-            (6, 2, 8, 100, 3, 40, 5.0, 9), (8, 8, 36, 5, 64, 0, 0.0, 1)]):
+    # mode 0 (f32 cache) and mode 2 (f16 cache): (H, KVH, D, start, S, window, softcap, spare rows)
+    kv_cases = [(0, np.float32, c) for c in [
+        (9, 3, 64, 0, 17, 0, 0.0, 3), (4, 1, 48, 700, 1, 0, 0.0, 0),
+        (6, 2, 8, 100, 3, 40, 5.0, 9), (8, 8, 36, 5, 64, 0, 0.0, 1)]]
+    kv_cases += [(2, np.float16, c) for c in [
+        (9, 3, 64, 0, 17, 0, 0.0, 3), (4, 1, 600, 300, 1, 0, 0.0, 0),
+        (6, 2, 17, 100, 3, 40, 5.0, 9)]]
+    for i, (mode, dtype, (H, KVH, D, start, S, window, softcap, spare)) in enumerate(kv_cases):
         max_context = start + S + spare
-        q, k_new, v_new, k_cache, v_cache = kv_case(rng, H, KVH, D, start, S, max_context)
+        q, k_new, v_new, k_cache, v_cache = kv_case(rng, H, KVH, D, start, S, max_context,
+                                                    dtype)
         d = tmp_path / f"kv{i}"
         d.mkdir()
         for name, a in (("q", q), ("k_new", k_new), ("v_new", v_new), ("k_cache", k_cache),
@@ -371,29 +376,8 @@ def test_attention_clean_under_asan_ubsan(tmp_path):
         out.tofile(d / "expected.bin")
         k_cache.tofile(d / "k_after.bin")
         v_cache.tofile(d / "v_after.bin")
-        (d / "meta.txt").write_text(f"0 {H} {KVH} {D} {max_context} {window} {1 / np.sqrt(D)} "
-                                    f"{softcap} {start} {S} 0 0 0 0\n")
-        dirs.append(str(d))
-    # mode 2: an f16 cache, (H, KVH, D, start, S, window, softcap, spare rows)
-    for i, (H, KVH, D, start, S, window, softcap, spare) in enumerate([
-            (9, 3, 64, 0, 17, 0, 0.0, 3), (4, 1, 600, 300, 1, 0, 0.0, 0),
-            (6, 2, 17, 100, 3, 40, 5.0, 9)]):
-        max_context = start + S + spare
-        q, k_new, v_new, k_cache, v_cache = kv_case(rng, H, KVH, D, start, S, max_context,
-                                                    np.float16)
-        d = tmp_path / f"kv16_{i}"
-        d.mkdir()
-        for name, a in (("q", q), ("k_new", k_new), ("v_new", v_new), ("k_cache", k_cache),
-                        ("v_cache", v_cache)):
-            a.tofile(d / f"{name}.bin")
-        kernels.set_kernel("ref")
-        out = call_kv(desc(H, KVH, D, max_context, window, softcap, 1), q, k_new, v_new,
-                      k_cache, v_cache, start)
-        out.tofile(d / "expected.bin")
-        k_cache.tofile(d / "k_after.bin")
-        v_cache.tofile(d / "v_after.bin")
-        (d / "meta.txt").write_text(f"2 {H} {KVH} {D} {max_context} {window} {1 / np.sqrt(D)} "
-                                    f"{softcap} {start} {S} 0 0 0 0\n")
+        (d / "meta.txt").write_text(f"{mode} {H} {KVH} {D} {max_context} {window} "
+                                    f"{1 / np.sqrt(D)} {softcap} {start} {S} 0 0 0 0\n")
         dirs.append(str(d))
     # mode 1: (Sq, Skv, causal, mask)
     for i, (Sq, Skv, causal, masked) in enumerate([(5, 9, 1, True), (9, 5, 2, False),
