@@ -4,7 +4,8 @@
 
 For (K, N) in (4096, 4096), (4096, 11008), (11008, 4096), M = 1 (GEMV), 32 and 128, 1 and 2
 threads, it measures the median time of one call:
-  * lutc: precompute (int8 tables, 8-entry mirrored, one table scale per 32 activations) + mma,
+  * lutc: precompute (int8 tables, 8-entry mirrored, one scale per table: the pipeline's default;
+    from M = 3 on AVX512-VNNI CPUs lutrt_mma takes the int8-activation kernel, as in a model) + mma,
     weights 1/2/4-bit and ternary, group 128, no zero tensor; hot (same weights every call) and
     cold (rotating over enough weight copies to exceed 48 MiB, more than the 32 MiB L3);
   * numpy f32 matmul, torch f32 linear, onnxruntime fp32 MatMul (f32 weights of 64+ MiB never
@@ -58,7 +59,7 @@ def _import_runtime():
 build, kernels, packing = _import_runtime()
 
 GROUP = 128        # weight group (= MatMulNBits block_size)
-SCALE_GROUP = 32   # int8 table scale group
+SCALE_GROUP = 4    # int8 table scale group: one scale per table (lut-quantize-table's default)
 COLD_BYTES = 64 << 20  # rotate over > 48 MiB of weights for "cold"
 
 # ---- timing --------------------------------------------------------------------------------
