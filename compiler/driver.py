@@ -128,13 +128,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(text: str, limit: int = 400) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[:limit] + " ..."
+
+
 def main(argv=None) -> None:
+    """The `lutc` command. Exit status 0, 1 for a LutcError (bad input: one line naming it), 2
+    for an error lutc did not anticipate (one line; LUTC_DEBUG=1 shows the traceback), 130 on
+    Ctrl-C."""
+    import os
+
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
     except LutcError as err:
         print(f"lutc: error: {err}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:
+        print("lutc: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except MemoryError:
+        print("lutc: error: out of memory (a smaller --max-context, --chunk or model would fit)",
+              file=sys.stderr)
+        sys.exit(1)
+    except Exception as err:  # noqa: BLE001 -- the last line of defence: never a traceback
+        if os.environ.get("LUTC_DEBUG"):
+            raise
+        print(f"lutc: internal error: {type(err).__name__}: {_one_line(str(err))} "
+              f"(LUTC_DEBUG=1 shows the traceback; please report it)", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,11 @@ def load_onnx(model: str | Path | onnx.ModelProto) -> onnx.ModelProto:
         raise LutcError(f"model file '{path}' does not exist")
     if not path.is_file():
         raise LutcError(f"model path '{path}' is not a file")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic == b"GGUF" or path.suffix.lower() == ".gguf":
+        raise LutcError(f"'{path}' is a GGUF language model: run it with `lutc generate` or "
+                        f"`lutc perplexity` (`lutc compile` takes ONNX and .pt2 models)")
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # protobuf decode errors have many types

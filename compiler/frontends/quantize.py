@@ -44,6 +44,11 @@ class WeightSpec:
         return WeightSpec(2 if ternary else int(m.group(1)), group, m.group(4) != "sym" and not ternary,
                           ternary)
 
+    def row_group(self, k: int) -> int:
+        """The group size used on rows of `k` weights: the whole row when the spec has none or
+        one at least as long as the row (a group never pads a row beyond its length)."""
+        return k if self.group is None or self.group >= k else self.group
+
 
 @dataclass
 class QuantizedWeight:
@@ -160,7 +165,7 @@ def quantize_with_error(w: np.ndarray, spec: WeightSpec) -> tuple[QuantizedWeigh
     chunks = _row_chunks(n, k)
     if len(chunks) > 1 and _c_applies(w, spec):
         # whole outputs up front: each chunk writes its rows in place (no concatenation)
-        group = spec.group or k
+        group = spec.row_group(k)
         out = (np.empty((n, k), np.uint8), np.empty((n, k // group), np.float32),
                np.empty((n, k // group), np.float32) if spec.asym else None)
 
@@ -197,7 +202,7 @@ def _quantize_rows(w: np.ndarray, spec: WeightSpec, out=None) -> tuple[Quantized
         return fast
     w = np.asarray(w, dtype=np.float64)
     n, k = w.shape
-    group = spec.group or k
+    group = spec.row_group(k)
     g, padded = _grouped(w, group)
     # NaN-aware reductions only where a padded group needs them: they are several times slower
     amin, amax, mean = (np.nanmin, np.nanmax, np.nanmean) if padded else (np.min, np.max, np.mean)
@@ -241,7 +246,7 @@ def _c_applies(w: np.ndarray, spec: WeightSpec) -> bool:
     """Whether lutrt_quantize_rtn computes this quantization: float32 / float16 weights
     (float64 would lose bits), whole groups, and no 1-bit format (asym takes the half means)."""
     n, k = np.shape(w)
-    group = spec.group or k
+    group = spec.row_group(k)
     return (np.asarray(w).dtype in (np.float32, np.float16) and n > 0 and k > 0
             and k % group == 0 and (spec.ternary or spec.bits > 1))
 
@@ -255,7 +260,7 @@ def _quantize_rows_c(w: np.ndarray, spec: WeightSpec, out=None) -> tuple[Quantiz
     from lutc.runtime.weight_prep import quantize_rtn
 
     n, k = np.shape(w)
-    group = spec.group or k
+    group = spec.row_group(k)
     mode = 2 if spec.ternary else (0 if spec.asym else 1)
     res = quantize_rtn(np.ascontiguousarray(w, dtype=np.float32), group, spec.bits, mode, out)
     if res is None:  # a non-finite weight, or no C compiler: the numpy path decides

@@ -72,9 +72,12 @@ def _cmd_generate(args) -> None:
                           "n_generated": st.n_generated, "ttft_ms": round(st.ttft_ms, 3),
                           "prefill_tok_s": round(st.prefill_tok_s, 2),
                           "decode_tok_s": round(st.decode_tok_s, 2),
-                          "compile_s": round(st.compile_s, 3)}))
+                          "compile_s": round(st.compile_s, 3), "stop_reason": st.stop_reason}))
         return
     print()
+    if st.stop_reason == "max_context":
+        print(f"lutc: stopped after {st.n_generated} tokens: the context of "
+              f"{llm.max_context} tokens is full (--max-context)", file=sys.stderr)
     print(f"\nprompt tokens {st.n_prompt}, generated tokens {st.n_generated}, "
           f"time to first token {st.ttft_ms:.1f} ms, prefill {st.prefill_tok_s:.1f} tok/s, "
           f"decode {st.decode_tok_s:.1f} tok/s, compile {st.compile_s:.2f} s"
@@ -82,9 +85,13 @@ def _cmd_generate(args) -> None:
 
 
 def _cmd_perplexity(args) -> None:
-    path = Path(args.text)
-    if not path.is_file():
-        raise LutcError(f"text file '{path}' does not exist")
+    from lutc.compiler.llm.model_source import regular_file
+
+    path = regular_file(Path(args.text), "text file")
+    if args.context < 2:
+        raise LutcError(f"--context must be >= 2 tokens per window, got {args.context}")
+    if args.max_context is not None and args.max_context < args.context:
+        raise LutcError(f"--context {args.context} does not fit --max-context {args.max_context}")
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as err:

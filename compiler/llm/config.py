@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,6 +129,7 @@ class DecoderConfig:
                    if get("num_experts") or get("num_local_experts") else "")
             raise LutcError(f"model type '{model_type}' is not one lutc can generate with "
                             f"(supported: {', '.join(FAMILIES)}){moe}")
+        _check_values(get)
         extra = _family_fields(model_type, get)
         required = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads") + \
             (() if model_type in ("gpt2", "falcon") else ("intermediate_size",))
@@ -215,7 +217,97 @@ class DecoderConfig:
             bos_token_id=get("bos_token_id"),
             eos_token_ids=tuple(int(e) for e in eos_ids),
         )
-        return dataclasses.replace(cfg, **extra) if extra else cfg
+        cfg = dataclasses.replace(cfg, **extra) if extra else cfg
+        cfg.check()
+        return cfg
+
+    def check(self) -> None:
+        """The derived sizes lutc builds from: LutcError naming the first inconsistent one."""
+        if self.num_heads % self.num_kv_heads:
+            raise LutcError(f"the model config has {self.num_heads} attention heads, not a "
+                            f"multiple of its {self.num_kv_heads} key/value heads")
+        if self.position_embedding == "rope" and (self.rotary_dim < 2 or self.rotary_dim % 2
+                                                  or self.rotary_dim > self.head_dim):
+            raise LutcError(f"the model config's RoPE covers {self.rotary_dim} of {self.head_dim} "
+                            f"head dims: RoPE needs an even number, at least 2, at most head_dim")
+
+
+# config keys lutc reads, by the type their value must have (None always means "not set")
+_INT_KEYS = {  # key: least value
+    "vocab_size": 1, "hidden_size": 1, "intermediate_size": 1, "num_hidden_layers": 1,
+    "num_attention_heads": 1, "num_key_value_heads": 1, "num_kv_heads": 1, "head_dim": 1,
+    "max_position_embeddings": 1, "sliding_window": 0}
+_POSITIVE_FLOAT_KEYS = ("rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon", "rope_theta",
+                        "rotary_emb_base", "partial_rotary_factor", "rotary_pct", "logit_scale",
+                        "logits_scaling")
+_FLOAT_KEYS = ("query_pre_attn_scalar", "embedding_multiplier", "residual_multiplier", "attention_multiplier",
+               "attn_logit_softcapping", "final_logit_softcapping")
+_BOOL_KEYS = ("tie_word_embeddings", "attention_bias", "use_sliding_window",
+              "use_parallel_residual", "new_decoder_architecture", "multi_query", "parallel_attn")
+
+
+def _check_values(get) -> None:
+    """Every config value lutc reads has the type and range it must: LutcError naming the key
+    (a string where a number belongs, a NaN epsilon, a zero RoPE base, "no" for a boolean)."""
+    def bad(key, value, what):
+        raise LutcError(f"the model config's {key} is {value!r}: {what}")
+
+    def integer(v) -> bool:
+        return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+
+    def number(v) -> bool:
+        return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) \
+            and math.isfinite(v)
+
+    for key, least in _INT_KEYS.items():
+        v = get(key)
+        if v is not None and (not integer(v) or v < least):
+            bad(key, v, f"expected an integer >= {least}")
+    for key in _POSITIVE_FLOAT_KEYS + _FLOAT_KEYS:
+        v = get(key)
+        if v is None:
+            continue
+        if not number(v):
+            bad(key, v, "expected a finite number")
+        if key in _POSITIVE_FLOAT_KEYS and v <= 0:
+            bad(key, v, "expected a number > 0")
+    for key in ("partial_rotary_factor", "rotary_pct"):
+        v = get(key)
+        if v is not None and v > 1:
+            bad(key, v, "expected a fraction of head_dim in (0, 1]")
+    for key in _BOOL_KEYS:
+        v = get(key)
+        if v is not None and not isinstance(v, (bool, np.bool_)):
+            bad(key, v, "expected true or false")
+    for key in ("rope_scaling", "rope_parameters"):
+        v = get(key)
+        if v is not None and not isinstance(v, dict):
+            bad(key, v, "expected an object")
+        for sub in (v or {}).values():
+            if isinstance(sub, dict):  # gemma3: one object per layer type
+                for k2 in ("rope_theta", "partial_rotary_factor"):
+                    x = sub.get(k2)
+                    if x is not None and (not number(x) or x <= 0):
+                        bad(f"{key}.{k2}", x, "expected a finite number > 0")
+        for k2 in ("rope_theta", "partial_rotary_factor"):
+            x = (v or {}).get(k2)
+            if x is not None and (not number(x) or x <= 0):
+                bad(f"{key}.{k2}", x, "expected a finite number > 0")
+    eos = get("eos_token_id")
+    for e in eos if isinstance(eos, (list, tuple)) else [eos]:
+        if e is not None and (not integer(e) or e < 0):
+            bad("eos_token_id", eos, "expected a token id or a list of them")
+    for key in ("bos_token_id", "layer_types", "no_rope_layers"):
+        v = get(key)
+        if key == "bos_token_id" and v is not None and (not integer(v) or v < 0):
+            bad(key, v, "expected a token id")
+        if key != "bos_token_id" and v is not None and not isinstance(v, (list, tuple)):
+            bad(key, v, "expected a list")
+    act = None
+    for key in ("hidden_activation", "hidden_act", "activation_function", "activation"):
+        act = get(key)
+        if act is not None and not isinstance(act, str):
+            bad(key, act, "expected the name of an activation")
 
 
 def _family_fields(model_type: str, get) -> dict:

@@ -61,6 +61,7 @@ class GenerationStats:
     compile_s: float = 0.0
     token_ids: list[int] = field(default_factory=list)
     text: str = ""
+    stop_reason: str = "max_new_tokens"  # | "eos" | "stop" (a stop string) | "max_context"
 
 
 class LLM:
@@ -100,11 +101,17 @@ class LLM:
         t0 = time.perf_counter()
         self.progress = progress
         self.source: ModelSource = load_source(model)
-        self.config = DecoderConfig.from_hf(self.source.config)
+        try:
+            self.config = DecoderConfig.from_hf(self.source.config)
+        except LutcError as err:
+            raise LutcError(f"{self.source.name}: {err}") from None
         if max_context is None:  # models with a learned position table stop at its length
             max_context = (DEFAULT_MAX_CONTEXT if self.config.position_embedding == "rope"
                            else min(DEFAULT_MAX_CONTEXT, self.config.max_position_embeddings))
         chunk = min(chunk, max_context)
+        cfg = self.config
+        self.kv_cache = self._allocate_kv_cache(
+            (cfg.num_layers, 2, cfg.num_kv_heads, max_context, cfg.head_dim), kv_cache)
         spec = WeightSpec.parse(weights) if weights else None
         disabled = tuple(disable_passes) + (("lut-quantize-table",) if lossless else ())
         options = {"weights": weights, "max_context": max_context, "chunk": chunk,
@@ -114,6 +121,11 @@ class LLM:
         key = hashlib.blake2b(json.dumps([self.source.digest, options, _lutc_fingerprint()],
                                          sort_keys=True).encode(), digest_size=12).hexdigest()
         root = Path(cache_dir) if cache_dir else _cache_root()
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise LutcError(f"cannot use '{root}' as the compile cache ({err.strerror or err}; "
+                            f"set LUTC_CACHE to a writable directory)") from None
         self.directory = root / key
         self.cached = (self.directory / "model.json").is_file()
         if not self.cached:
@@ -123,13 +135,27 @@ class LLM:
             self.model.set_num_threads(threads)
         self.compile_s = time.perf_counter() - t0
         self.chunk, self.max_context = chunk, max_context
-        cfg = self.config
         self._logits = None  # the model's output buffer, made on first use (_forward)
-        self.kv_cache = np.zeros((cfg.num_layers, 2, cfg.num_kv_heads, max_context, cfg.head_dim),
-                                 KV_CACHE_DTYPES[kv_cache])
         self.tokenizer = self.source.tokenizer
         # tensors are no longer needed once compiled: let the memory go
         self.source.tensors = {}
+
+    @staticmethod
+    def _allocate_kv_cache(shape: tuple, kv_cache: str) -> np.ndarray:
+        """The zeroed KV cache, made before compiling so that a max_context too large fails
+        first (LutcError when it exceeds the model byte cap or the memory lutc can map)."""
+        from lutc.compiler.model_size import max_model_bytes
+
+        nbytes = int(np.prod(shape, dtype=object)) * KV_CACHE_DTYPES[kv_cache].itemsize
+        if nbytes > max_model_bytes():
+            raise LutcError(f"the KV cache for max_context {shape[3]} takes {nbytes} bytes, more "
+                            f"than the model byte cap {max_model_bytes()} (lower --max-context, "
+                            f"use --kv-cache f16, or raise --max-model-bytes)")
+        try:
+            return np.zeros(shape, KV_CACHE_DTYPES[kv_cache])
+        except MemoryError:
+            raise LutcError(f"cannot allocate the KV cache for max_context {shape[3]} "
+                            f"({nbytes} bytes): lower --max-context") from None
 
     def _compile(self, spec, disabled, pass_options, chunk, max_context, out, kv_cache) -> None:
         from lutc.compiler.codegen.build import build_library, emit_model
@@ -222,20 +248,11 @@ class LLM:
         template = self.source.chat_template
         if not template:
             raise LutcError(f"model '{self.source.name}' has no chat template")
-        import jinja2
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
+        from lutc.compiler.llm.chat_template import render_chat_template
 
-        def raise_exception(message):
-            raise LutcError(f"chat template: {message}")
-
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-        env.globals["raise_exception"] = raise_exception
-        try:
-            return env.from_string(template).render(
-                messages=[{"role": "user", "content": user_message}], add_generation_prompt=True,
-                **{k: v for k, v in self.source.special_tokens.items() if v})
-        except jinja2.TemplateError as err:
-            raise LutcError(f"chat template of '{self.source.name}': {err}") from None
+        return render_chat_template(template, self.source.name, dict(
+            messages=[{"role": "user", "content": user_message}], add_generation_prompt=True,
+            **{k: v for k, v in self.source.special_tokens.items() if v}))
 
     def decode(self, ids: Sequence[int]) -> str:
         if self.tokenizer is None:
@@ -253,7 +270,7 @@ class LLM:
         GenerationStats (text, token_ids, timings). Stops at max_new_tokens, an EOS token or
         a `stop` string. Raises LutcError for a prompt longer than max_context, ids outside
         the vocabulary, or text without a tokenizer."""
-        check_sampling(temperature, top_k, top_p)
+        check_sampling(temperature, top_k, top_p, seed)
         if max_new_tokens < 0:
             raise LutcError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
         ids = self._check_ids(self.encode(prompt, chat) if isinstance(prompt, str) else prompt)
@@ -290,6 +307,7 @@ class LLM:
             new.append(tok)
             stats.token_ids, stats.n_generated = new, len(new)
             if tok in eos:
+                stats.stop_reason = "eos"
                 break
             full = self.decode(new)
             piece, text = full[len(text):], full
@@ -297,10 +315,14 @@ class LLM:
             if any(s in text for s in stop):
                 cut = min(text.index(s) for s in stop if s in text)
                 stats.text = text[:cut]
+                stats.stop_reason = "stop"
                 yield piece[:max(0, len(piece) - (len(text) - cut))]
                 break
             yield piece
-            if len(new) == max_new_tokens or pos + 1 > self.max_context:
+            if len(new) == max_new_tokens:
+                break
+            if pos + 1 > self.max_context:
+                stats.stop_reason = "max_context"
                 break
             t = time.perf_counter()
             logits = self._forward(np.array([tok], np.int64), pos, last_only=True)[0]
@@ -329,6 +351,10 @@ class LLM:
             if window.size < 2:
                 break
             logits = self._forward(window, 0).astype(np.float64)
+            if not np.isfinite(logits).all():
+                raise LutcError(f"the model computed non-finite logits (NaN or inf) in the "
+                                f"window at token {begin}: its weights or config hold "
+                                f"non-finite or out-of-range values")
             mx = logits[:-1].max(axis=1, keepdims=True)
             logz = np.log(np.exp(logits[:-1] - mx).sum(axis=1)) + mx[:, 0]
             nll += float((logz - logits[np.arange(window.size - 1), window[1:]]).sum())

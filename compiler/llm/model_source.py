@@ -36,6 +36,20 @@ class ModelSource:
     special_tokens: dict = field(default_factory=dict)  # bos/eos strings for the template
 
 
+def regular_file(path: Path, what: str = "model file") -> Path:
+    """`path` if it is a regular file (a symlink to one counts), else LutcError naming it: a
+    FIFO, a device (/dev/zero), a directory or a dangling link would hang or fail later."""
+    try:
+        st = path.stat()
+    except OSError as err:
+        raise LutcError(f"{path}: cannot read the {what} ({err.strerror or err})") from None
+    import stat
+
+    if not stat.S_ISREG(st.st_mode):
+        raise LutcError(f"{path}: the {what} is not a regular file")
+    return path
+
+
 def _hash_file(path: Path, h) -> None:
     with open(path, "rb") as f:
         while chunk := f.read(1 << 22):
@@ -48,9 +62,9 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
     The safetensors package's numpy loader cannot represent BF16, the dtype most checkpoints
     use, so the (documented, 8-byte length + JSON header + raw little-endian data) format is read
     here and BF16 is widened exactly to float32. Raises LutcError on a malformed file."""
-    data = np.memmap(path, dtype=np.uint8, mode="r")
-    if data.size < 8:
+    if regular_file(path, "safetensors file").stat().st_size < 8:
         raise LutcError(f"{path.name}: not a safetensors file (too short)")
+    data = np.memmap(path, dtype=np.uint8, mode="r")
     (n,) = struct.unpack("<Q", bytes(data[:8]))
     if n > min(_MAX_HEADER, data.size - 8):
         raise LutcError(f"{path.name}: safetensors header length {n} is out of range")
@@ -58,6 +72,8 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
         header = json.loads(bytes(data[8:8 + n]))
     except ValueError as err:
         raise LutcError(f"{path.name}: safetensors header is not JSON ({err})") from None
+    if not isinstance(header, dict):
+        raise LutcError(f"{path.name}: safetensors header is not a JSON object")
     body = data[8 + n:]
     out = {}
     for name, info in header.items():
@@ -65,8 +81,13 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
             continue
         try:
             dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
+            if not (isinstance(dtype, str) and isinstance(shape, list)
+                    and all(type(v) is int and v >= 0 for v in [*shape, begin, end])):
+                raise TypeError
         except (KeyError, TypeError, ValueError):
-            raise LutcError(f"{path.name}: tensor '{name}' has a malformed header entry") from None
+            raise LutcError(f"{path.name}: tensor '{name}' has a malformed header entry (dtype, "
+                            f"shape and data_offsets must be a string and non-negative "
+                            f"integers)") from None
         count = int(np.prod(shape, dtype=np.int64))
         width = 2 if dtype == "BF16" else np.dtype(_ST_DTYPES.get(dtype, np.uint8)).itemsize
         if dtype not in _ST_DTYPES and dtype != "BF16":
@@ -86,13 +107,15 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
 
 def from_hf_directory(directory: Path) -> ModelSource:
     config_path = directory / "config.json"
-    if not config_path.is_file():
+    if not config_path.exists():
         raise LutcError(f"'{directory}' has no config.json: not a Hugging Face model directory")
     try:
-        config = json.loads(config_path.read_text())
-    except ValueError as err:
+        config = json.loads(regular_file(config_path, "config").read_text())
+    except (ValueError, OSError) as err:
         raise LutcError(f"{config_path}: not valid JSON ({err})") from None
-    files = sorted(directory.glob("*.safetensors"))
+    if not isinstance(config, dict):
+        raise LutcError(f"{config_path}: not a JSON object")
+    files = [regular_file(f, "safetensors file") for f in sorted(directory.glob("*.safetensors"))]
     if not files:
         raise LutcError(f"'{directory}' holds no *.safetensors weights")
     h = hashlib.blake2b(config_path.read_bytes(), digest_size=16)
@@ -102,20 +125,33 @@ def from_hf_directory(directory: Path) -> ModelSource:
         tensors.update(read_safetensors(f))
     tokenizer = chat_template = None
     special: dict = {}
-    if (directory / "tokenizer.json").is_file():
+    if (directory / "tokenizer.json").exists():
         from tokenizers import Tokenizer
 
-        tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        tok_path = regular_file(directory / "tokenizer.json", "tokenizer")
+        try:
+            tokenizer = Tokenizer.from_file(str(tok_path))
+        except Exception as err:  # the tokenizers library raises bare Exceptions
+            raise LutcError(f"{tok_path}: not a valid tokenizer.json "
+                            f"({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
     tok_cfg = directory / "tokenizer_config.json"
     if tok_cfg.is_file():
         try:
             tc = json.loads(tok_cfg.read_text())
-        except ValueError:
+        except (ValueError, OSError):
             tc = {}
+        tc = tc if isinstance(tc, dict) else {}
         chat_template = tc.get("chat_template") if isinstance(tc.get("chat_template"), str) else None
         for key in ("bos_token", "eos_token"):
             tok = tc.get(key)
-            special[key] = tok.get("content") if isinstance(tok, dict) else tok
+            tok = tok.get("content") if isinstance(tok, dict) else tok
+            special[key] = tok if isinstance(tok, str) else None
+    template_file = directory / "chat_template.jinja"  # transformers >= 4.5x saves it apart
+    if chat_template is None and template_file.is_file():
+        try:
+            chat_template = template_file.read_text()
+        except (ValueError, OSError):
+            chat_template = None
     return ModelSource(directory.name, config, tensors, h.hexdigest(), tokenizer, chat_template,
                        special)
 
@@ -123,7 +159,7 @@ def from_hf_directory(directory: Path) -> ModelSource:
 def from_gguf(path: Path) -> ModelSource:
     from lutc.compiler.frontends.gguf import read_gguf
 
-    g = read_gguf(path)
+    g = read_gguf(regular_file(path, "GGUF file"))
     h = hashlib.blake2b(digest_size=16)
     _hash_file(path, h)
     try:

@@ -7,8 +7,11 @@ import numpy as np
 from lutc.runtime.errors import LutcError
 
 
-def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
+def check_sampling(temperature: float, top_k: int, top_p: float, seed: int | None = None) -> None:
     """Raises LutcError for an out-of-range option, naming it."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                             or seed < 0):
+        raise LutcError(f"seed must be a non-negative integer, got {seed!r}")
     if not temperature >= 0:
         raise LutcError(f"temperature must be >= 0, got {temperature}")
     if top_k < 0:
@@ -23,6 +26,9 @@ def next_token(logits: np.ndarray, temperature: float, top_k: int, top_p: float,
     Otherwise softmax(logits / temperature) restricted to the top_k most likely tokens (0: all)
     and to the smallest set whose probability reaches top_p (nucleus sampling, Holtzman et
     al. 2020), renormalized, then one draw from `rng`."""
+    if not np.isfinite(logits).all():
+        raise LutcError("the model computed non-finite logits (NaN or inf): its weights or "
+                        "config hold non-finite or out-of-range values")
     if temperature == 0:
         return int(np.argmax(logits))
     z = logits.astype(np.float64) / temperature

@@ -140,3 +140,20 @@ def test_chunked_c_path_takes_numpy_rows_for_non_finite_chunks(monkeypatch):
     np.testing.assert_array_equal(qw.scales[4:8], ref.scales)
     clean = q.quantize(np.delete(w, slice(4, 8), axis=0), parsed)
     np.testing.assert_array_equal(np.delete(qw.codes, slice(4, 8), axis=0), clean.codes)
+
+
+@pytest.mark.parametrize("spec", ["w4g1000000", "w2g1000000sym", "ternaryg4096"])
+@pytest.mark.parametrize("k", [64, 70])
+def test_group_longer_than_the_row_is_the_whole_row(spec, k):
+    """A group at least as long as the row quantizes like the whole row (one group), without
+    padding the row to the group's length (w4g1000000 once allocated 8 MB per weight row)."""
+    w = np.random.default_rng(1).standard_normal((8, k)).astype(np.float32)
+    long, whole = WeightSpec.parse(spec), WeightSpec.parse(spec.split("g")[0]
+                                                           + f"g{k - k % 4}" + spec[len(spec.rstrip("asym")):])
+    assert long.row_group(k) == k
+    q = quantize(w, long)
+    assert q.group == k and q.scales.shape == (8, 1)
+    if k % 4 == 0:  # the same as naming the row's length as the group
+        ref = quantize(w, whole)
+        np.testing.assert_array_equal(q.codes, ref.codes)
+        np.testing.assert_array_equal(q.scales, ref.scales)
