@@ -192,7 +192,15 @@ class LLM:
 
     # -- the forward pass -------------------------------------------------------------------
     def _check_ids(self, ids: Sequence[int]) -> np.ndarray:
-        arr = np.asarray(ids, dtype=np.int64).reshape(-1)
+        """Token ids as int64 [n]; LutcError for anything but integers in the vocabulary."""
+        raw = np.asarray(ids)
+        if raw.size and raw.dtype.kind not in "iu":
+            raise LutcError(f"token ids must be integers, got {raw.dtype} values "
+                            f"(text goes through a tokenizer: pass a str)")
+        if raw.size and raw.dtype.kind == "u" and raw.max() >= self.config.vocab_size:
+            raise LutcError(f"token id {int(raw.max())} is outside the vocabulary "
+                            f"(0..{self.config.vocab_size - 1})")
+        arr = raw.astype(np.int64).reshape(-1)
         if arr.size and (arr.min() < 0 or arr.max() >= self.config.vocab_size):
             bad = int(arr[(arr < 0) | (arr >= self.config.vocab_size)][0])
             raise LutcError(f"token id {bad} is outside the vocabulary (0..{self.config.vocab_size - 1})")
@@ -255,9 +263,10 @@ class LLM:
             **{k: v for k, v in self.source.special_tokens.items() if v}))
 
     def decode(self, ids: Sequence[int]) -> str:
+        """Text of token ids; LutcError for ids outside the vocabulary."""
         if self.tokenizer is None:
             return " ".join(map(str, ids))
-        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+        return self.tokenizer.decode(self._check_ids(ids).tolist(), skip_special_tokens=True)
 
     # -- generation -------------------------------------------------------------------------
     def generate(self, prompt: str | Sequence[int], max_new_tokens: int = 64,

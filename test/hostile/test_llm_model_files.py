@@ -145,6 +145,10 @@ def test_bad_seed_and_non_finite_logits(hf_dir, tmp_path):
     llm = LLM(hf_dir, max_context=16, chunk=4, cache_dir=tmp_path / "cache")
     with pytest.raises(LutcError, match="seed must be a non-negative integer"):
         llm.generate([1, 2], max_new_tokens=1, temperature=1.0, seed=-1)
+    with pytest.raises(LutcError, match="token ids must be integers"):
+        llm.logits([1.5])
+    with pytest.raises(LutcError, match="outside the vocabulary"):
+        llm.logits(np.array([2**63 + 5], np.uint64))
     logits = np.zeros(8, np.float32)
     logits[3] = np.nan
     for temperature in (0.0, 0.8):
