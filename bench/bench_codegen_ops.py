@@ -181,12 +181,15 @@ def bench_thread_policy(repeats: int) -> None:
             if f.suffix in (".c", ".json", ".bin"):
                 (two_pools / f.name).write_bytes(f.read_bytes())
         source = (two_pools / "model.c").read_text()
-        source = source.replace("scipy_openblas_set_num_threads(1)",
-                                "scipy_openblas_set_num_threads(threads_for_blas)")
-        source = source.replace("    static int one_thread;",
-                                "    static int one_thread; const int threads_for_blas = "
-                                "lutrt_get_num_threads();")
-        source = source.replace("if (threads < 2 || ", "if (1 || ")
+        for before, after in (  # emit_blas.py's text; each must be found
+                ("scipy_openblas_set_num_threads(1)",
+                 "scipy_openblas_set_num_threads(threads_for_blas)"),
+                ("    static int done;",
+                 "    static int done; const int threads_for_blas = lutrt_get_num_threads();"),
+                ("if (threads < 2 || ", "if (1 || ")):
+            if before not in source:
+                raise SystemExit(f"bench_codegen_ops: emit_blas.py no longer emits {before!r}")
+            source = source.replace(before, after)
         (two_pools / "model.c").write_text(source)
         build_library(two_pools / "model.c")
         from lutc.runtime.model_loader import CompiledModel

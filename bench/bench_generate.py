@@ -9,7 +9,8 @@ floor (issue 9: bytes of the LUT GEMM weights read per token — the weights fil
 embedding table, of which a step reads one row — divided by the streaming read bandwidth
 measured in the same run, bench_kernels.read_bandwidth), and lutc with an f16 KV cache
 (`kv_cache="f16"`, a second compiled model, interleaved). Threads 1 and 2. Medians of
-interleaved repeats; ratios lutc / eager. Writes bench/results/generate.json.
+interleaved repeats, each timed call followed by a 30 ms pause (`settle`); ratios lutc / eager.
+Writes bench/results/generate.json.
 
     python bench/bench_generate.py [--repeats 5]
 """
@@ -23,6 +24,17 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+
+SETTLE_S = 0.03
+
+
+def settle() -> None:
+    """Let the last engine's idle threads stop spinning before the next one is timed: torch's
+    OpenMP workers (and lutrt's pool) poll for a while after a call, which on a 2-core machine
+    takes the second core from whichever engine runs next (measured: lutc decode on 2 threads
+    85 tok/s right after a torch call, 126-143 tok/s otherwise)."""
+    time.sleep(SETTLE_S)
 
 
 def main() -> None:
@@ -55,13 +67,16 @@ def main() -> None:
                 t = time.perf_counter()
                 llm._forward(ids[:p], 0, last_only=True)
                 times["lutc"].append(time.perf_counter() - t)
+                settle()
                 with torch.no_grad():
                     t = time.perf_counter()
                     ref(torch.tensor(ids[:p])[None], logits_to_keep=1)
                     times["torch"].append(time.perf_counter() - t)
+                    settle()
                 t = time.perf_counter()
                 llm._forward(ids[:p], 0)
                 times["lutc_all"].append(time.perf_counter() - t)
+                settle()
             med = {k: statistics.median(v) for k, v in times.items()}
             rows.append({"workload": f"prefill {p}", "threads": threads,
                          "lutc_tok_s": p / med["lutc"], "torch_tok_s": p / med["torch"],
@@ -78,13 +93,16 @@ def main() -> None:
                 t = time.perf_counter()
                 llm._forward(ids[ctx:ctx + 1], ctx, last_only=True)
                 times["lutc"].append(time.perf_counter() - t)
+                settle()
                 t = time.perf_counter()
                 llm16._forward(ids[ctx:ctx + 1], ctx, last_only=True)
                 times["lutc_f16kv"].append(time.perf_counter() - t)
+                settle()
                 with torch.no_grad():
                     t = time.perf_counter()
                     ref(torch.tensor(ids[ctx:ctx + 1])[None], past_key_values=cache, use_cache=True)
                     times["torch"].append(time.perf_counter() - t)
+                    settle()
                     cache.crop(-1)  # drop the step just added: every step runs at context ctx
             med = {k: statistics.median(v) for k, v in times.items()}
             rows.append({"workload": f"decode @{ctx}", "threads": threads,
