@@ -46,6 +46,7 @@ bench: $(VENV)/.test
 	$(BIN)/python bench/bench_codegen_ops.py
 	$(BIN)/python bench/bench_accuracy.py
 	$(BIN)/python bench/bench_table_scales.py
+	$(BIN)/python bench/plot_results.py
 
 clean:
 	rm -rf out .lutc-cache
