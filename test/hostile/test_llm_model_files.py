@@ -19,6 +19,7 @@ from lutc.compiler.llm.llm import LLM
 from lutc.compiler.llm.sampling import next_token
 from lutc.runtime.errors import LutcError
 
+from test.tiny_llama import tiny_llama
 from .conftest import assert_one_line_error, run_lutc
 
 torch = pytest.importorskip("torch")
@@ -27,12 +28,8 @@ transformers = pytest.importorskip("transformers")
 
 @pytest.fixture(scope="module")
 def hf_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    cfg = transformers.LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=48,
-                                   num_hidden_layers=1, num_attention_heads=2,
-                                   num_key_value_heads=1, max_position_embeddings=64)
     d = tmp_path_factory.mktemp("hf") / "tiny"
-    transformers.LlamaForCausalLM(cfg).save_pretrained(d)
+    tiny_llama(intermediate_size=48).save_pretrained(d)
     return d
 
 

@@ -11,14 +11,12 @@ transformers = pytest.importorskip("transformers")
 from lutc.compiler.llm.llm import LLM  # noqa: E402
 from lutc.runtime.errors import LutcError  # noqa: E402
 
+from test.tiny_llama import tiny_llama  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def llm(tmp_path_factory):
-    torch.manual_seed(0)
-    cfg = transformers.LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64,
-                                   num_hidden_layers=1, num_attention_heads=2,
-                                   num_key_value_heads=1, max_position_embeddings=64)
-    return LLM(transformers.LlamaForCausalLM(cfg).eval(), max_context=16, chunk=4,
+    return LLM(tiny_llama(), max_context=16, chunk=4,
                cache_dir=tmp_path_factory.mktemp("c"))
 
 
