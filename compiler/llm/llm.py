@@ -89,6 +89,13 @@ class LLM:
         from lutc.compiler.frontends.quantize import WeightSpec
         from lutc.runtime.model_loader import CompiledModel
 
+        for name, value, none_ok in (("max_context", max_context, True), ("chunk", chunk, False),
+                                     ("threads", threads, False)):
+            if not (none_ok and value is None) and (isinstance(value, bool) or
+                                                    not isinstance(value, (int, np.integer))):
+                raise LutcError(f"{name} must be an integer, got {value!r}")
+        if weights is not None and not isinstance(weights, str):
+            raise LutcError(f"weights must be a format string like 'w4g32', got {weights!r}")
         if max_context is not None and max_context < 1:
             raise LutcError(f"max_context must be >= 1, got {max_context}")
         if not 1 <= chunk:
@@ -280,6 +287,12 @@ class LLM:
         a `stop` string. Raises LutcError for a prompt longer than max_context, ids outside
         the vocabulary, or text without a tokenizer."""
         check_sampling(temperature, top_k, top_p, seed)
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)):
+            raise LutcError(f"max_new_tokens must be an integer, got {max_new_tokens!r}")
+        stop = [stop] if isinstance(stop, str) else stop
+        if stop is not None and (not isinstance(stop, (list, tuple))
+                                 or not all(isinstance(s, str) and s for s in stop)):
+            raise LutcError(f"stop must be a string or a list of non-empty strings, got {stop!r}")
         if max_new_tokens < 0:
             raise LutcError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
         ids = self._check_ids(self.encode(prompt, chat) if isinstance(prompt, str) else prompt)

@@ -203,3 +203,21 @@ def test_generation_says_when_the_context_is_full(hf_dir, tmp_path):
     st = llm.generate([1, 2, 3], max_new_tokens=50)
     assert st.stop_reason == "max_context" and st.n_prompt + st.n_generated <= 9
     assert llm.generate([1, 2, 3], max_new_tokens=2).stop_reason in ("max_new_tokens", "eos")
+
+
+def test_api_argument_types(hf_dir, tmp_path):
+    """Python callers get a LutcError naming the argument, not an error from deep inside."""
+    for kwargs, fragment in ((dict(max_context=1.5), "max_context must be an integer"),
+                             (dict(chunk=None), "chunk must be an integer"),
+                             (dict(threads="2"), "threads must be an integer"),
+                             (dict(weights=3), "weights must be a format string")):
+        with pytest.raises(LutcError, match=fragment):
+            LLM(hf_dir, cache_dir=tmp_path / "cache", **kwargs)
+    llm = LLM(hf_dir, max_context=16, chunk=4, cache_dir=tmp_path / "cache")
+    for kwargs, fragment in ((dict(top_k=1.5), "top_k must be a number"),
+                             (dict(temperature="hot"), "temperature must be a number"),
+                             (dict(max_new_tokens=None), "max_new_tokens must be an integer"),
+                             (dict(stop=5), "stop must be"), (dict(stop=[""]), "stop must be")):
+        with pytest.raises(LutcError, match=fragment):
+            llm.generate([1, 2], **kwargs)
+    assert llm.generate([1, 2], max_new_tokens=2, stop="never").stop_reason != "stop"
