@@ -254,7 +254,8 @@ class LLM:
     # -- text -------------------------------------------------------------------------------
     def encode(self, prompt: str, chat: bool = False) -> list[int]:
         if self.tokenizer is None:
-            raise LutcError(f"model '{self.source.name}' has no tokenizer: pass token ids")
+            why = f" ({self.source.tokenizer_problem})" if self.source.tokenizer_problem else ""
+            raise LutcError(f"model '{self.source.name}' has no tokenizer{why}: pass token ids")
         if chat:
             prompt = self.apply_chat_template(prompt)
         return self.tokenizer.encode(prompt, add_special_tokens=not chat).ids

@@ -34,6 +34,7 @@ class ModelSource:
     tokenizer: Any = None           # a `tokenizers.Tokenizer`, or None
     chat_template: str | None = None
     special_tokens: dict = field(default_factory=dict)  # bos/eos strings for the template
+    tokenizer_problem: str = ""     # why a file's tokenizer could not be built (messages)
 
 
 def regular_file(path: Path, what: str = "model file") -> Path:
@@ -162,12 +163,13 @@ def from_gguf(path: Path) -> ModelSource:
     g = read_gguf(regular_file(path, "GGUF file"))
     h = hashlib.blake2b(digest_size=16)
     _hash_file(path, h)
+    problem = ""
     try:
         tokenizer = g.tokenizer()
-    except LutcError:
-        tokenizer = None
+    except LutcError as err:
+        tokenizer, problem = None, str(err)
     return ModelSource(path.name, g.hf_config, g.tensors, h.hexdigest(), tokenizer,
-                       g.chat_template, getattr(g, "special_tokens", {}) or {})
+                       g.chat_template, getattr(g, "special_tokens", {}) or {}, problem)
 
 
 def from_pretrained_model(model) -> ModelSource:

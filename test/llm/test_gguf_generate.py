@@ -74,3 +74,15 @@ def test_bad_gguf_is_one_line_in_the_cli(tmp_path, damage):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lutc: error:") and "m.gguf" in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_broken_tokenizer_metadata_is_named(tmp_path):
+    """Token ids still run; a text prompt's error says which tokenizer key is wrong."""
+    path = write_gguf(tmp_path / "m.gguf", "llama", llama_tensors("llama", np.random.default_rng(9)),
+                      tokenizer=False, metadata={"tokenizer.ggml.model": ("str", "gpt2")})
+    llm = LLM(path, max_context=16, chunk=4, cache_dir=tmp_path / "cache")
+    assert llm.generate([1, 2], max_new_tokens=1).n_generated == 1
+    from lutc.runtime.errors import LutcError
+
+    with pytest.raises(LutcError, match="no tokenizer .*tokenizer.ggml.tokens.*pass token ids"):
+        llm.generate("hello", max_new_tokens=1)
