@@ -11,7 +11,7 @@ import numpy as np
 
 from lutc.compiler.api import compile_model
 from lutc.compiler.model_size import add_size_options, apply_size_options
-from lutc.runtime.errors import LutcError
+from lutc.runtime.errors import LutcError, first_line
 
 
 def _shape_arg(text: str) -> tuple[str, tuple[int, ...]]:
@@ -44,7 +44,7 @@ def _load_input(path: str) -> np.ndarray:
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:  # pickles, object arrays, damaged headers
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = first_line(str(err)) or type(err).__name__
         if "pickle" in reason or "Object arrays" in reason:
             reason = "it holds pickled Python objects, which lutc never loads"
         raise LutcError(f"input file '{path}' is not a numeric .npy array: {reason}") from None
@@ -128,11 +128,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(text: str, limit: int = 400) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line if len(line) <= limit else line[:limit] + " ..."
-
-
 def main(argv=None) -> None:
     """The `lutc` command. Exit status 0, 1 for a LutcError (bad input: one line naming it), 2
     for an error lutc did not anticipate (one line; LUTC_DEBUG=1 shows the traceback), 130 on
@@ -155,7 +150,7 @@ def main(argv=None) -> None:
     except Exception as err:  # noqa: BLE001 -- the last line of defence: never a traceback
         if os.environ.get("LUTC_DEBUG"):
             raise
-        print(f"lutc: internal error: {type(err).__name__}: {_one_line(str(err))} "
+        print(f"lutc: internal error: {type(err).__name__}: {first_line(str(err), 400)} "
               f"(LUTC_DEBUG=1 shows the traceback; please report it)", file=sys.stderr)
         sys.exit(2)
 

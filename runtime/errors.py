@@ -10,3 +10,11 @@ class LutcError(Exception):
     def __init__(self, message: str, node: str | None = None):
         self.node = node
         super().__init__(f"{node}: {message}" if node else message)
+
+
+def first_line(text: str, limit: int | None = None) -> str:
+    """The first line of `text` (an exception's message, say), stripped, and cut to `limit`
+    characters when given: messages lutc shows stay on one line. "" for an empty text."""
+    text = text.strip()
+    line = text.splitlines()[0] if text else ""
+    return line if limit is None or len(line) <= limit else line[:limit] + " ..."

@@ -16,7 +16,7 @@ import onnx
 from onnx import numpy_helper
 from xdsl.ir import SSAValue
 
-from lutc.runtime.errors import LutcError
+from lutc.runtime.errors import LutcError, first_line
 from lutc.compiler.frontends import onnx_quant_formats  # noqa: F401  (registers handlers)
 from lutc.compiler.frontends.onnx_ops import (
     HANDLERS,
@@ -53,7 +53,7 @@ def load_onnx(model: str | Path | onnx.ModelProto) -> onnx.ModelProto:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # protobuf decode errors have many types
         raise LutcError(f"'{path}' is not an ONNX model file (it does not parse: "
-                        f"{str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+                        f"{first_line(str(e)) or type(e).__name__})") from None
     if not proto.HasField("graph") or proto.ir_version == 0:
         raise LutcError(f"'{path}' is not an ONNX model file (no graph or IR version)")
     _load_external_data(proto, path.parent)
@@ -114,7 +114,7 @@ def _supported_opset(proto: onnx.ModelProto) -> onnx.ModelProto:
             proto = version_converter.convert_version(proto, MIN_OPSET)
         except Exception as e:
             raise LutcError(f"the model uses ONNX opset {opset} and onnx's version converter "
-                            f"cannot bring it to opset {MIN_OPSET} ({_first_line(e)}); "
+                            f"cannot bring it to opset {MIN_OPSET} ({first_line(str(e))}); "
                             f"re-export it at opset {MIN_OPSET}-{MAX_OPSET}") from None
     return proto
 
@@ -229,7 +229,7 @@ def _initializer_array(init: onnx.TensorProto) -> np.ndarray:
     except Exception as e:  # data of the wrong length, unknown data type, ...
         raise LutcError(f"initializer '{init.name}' declares shape {dims} "
                         f"({int(np.prod(dims))} elements) but its data does not fit it: "
-                        f"{_first_line(e)}") from None
+                        f"{first_line(str(e))}") from None
     if list(array.shape) != dims:
         raise LutcError(f"initializer '{init.name}' declares shape {dims} but holds "
                         f"{list(array.shape)}")
@@ -301,7 +301,7 @@ def import_onnx(model: str | Path | onnx.ModelProto,
                 raise LutcError(str(e), f"{node.op_type} node '{name}'") from None
             raise
         except Exception as e:
-            raise LutcError(f"cannot translate: {type(e).__name__}: {_first_line(e)}",
+            raise LutcError(f"cannot translate: {type(e).__name__}: {first_line(str(e))}",
                             f"{node.op_type} node '{name}'") from e
         for out_name, value in zip(node.output, outs):
             if isinstance(value, np.generic):  # numpy scalars from folding: 0-d arrays
@@ -323,9 +323,3 @@ def import_onnx(model: str | Path | onnx.ModelProto,
         outputs.append(TensorSpec(sanitize(vi.name), shape(value), dtype(value), vi.name))
     module = gb.finish(results)
     return ImportedModel(module, store, inputs, outputs, state.report)
-
-
-def _first_line(e: Exception) -> str:
-    """Error messages stay on one line (the CLI prints them as such)."""
-    text = str(e).strip()
-    return text.splitlines()[0] if text else ""

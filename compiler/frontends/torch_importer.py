@@ -34,7 +34,7 @@ from torch.export.graph_signature import InputKind, OutputKind
 from torch.fx import Node
 from xdsl.ir import SSAValue
 
-from lutc.runtime.errors import LutcError
+from lutc.runtime.errors import LutcError, first_line
 from lutc.compiler.codegen.emit_c import tag_layer
 from lutc.compiler.frontends import weight_recovery
 from lutc.compiler.frontends.torch_ops import (
@@ -341,7 +341,7 @@ class _TorchImporter:
                     self.env[node] = node.target(*args, **kwargs)
             except Exception as e:
                 raise LutcError(
-                    f"cannot evaluate this constant: {type(e).__name__}: {_first_line(e)}",
+                    f"cannot evaluate this constant: {type(e).__name__}: {first_line(str(e))}",
                     f"{node.target} node '{node.name}'") from e
             if name in SHAPE_ONLY:
                 self.sources[node] = frozenset()
@@ -356,7 +356,7 @@ class _TorchImporter:
                 raise LutcError(str(e), f"{node.target} node '{node.name}'") from None
             raise
         except Exception as e:
-            raise LutcError(f"cannot translate: {type(e).__name__}: {_first_line(e)}",
+            raise LutcError(f"cannot translate: {type(e).__name__}: {first_line(str(e))}",
                             f"{node.target} node '{node.name}'") from e
 
     def linear(self, ctx: TorchNodeContext, x: SSAValue, w_nk: np.ndarray, bias,
@@ -426,14 +426,8 @@ def import_exported_program(ep: ExportedProgram | str | Path,
             ep = ep.run_decompositions()
         except Exception as e:
             failed = (f" (decomposing to core ATen failed: {type(e).__name__}: "
-                      f"{_first_line(e)}; export under torch.no_grad())")
+                      f"{first_line(str(e))}; export under torch.no_grad())")
         missing = _unsupported(ep)
         if missing:
             raise LutcError(f"unsupported torch ops: {', '.join(missing)}{failed}")
     return _TorchImporter(ep, weights).run()
-
-
-def _first_line(e: Exception) -> str:
-    """Error messages stay on one line (the CLI prints them as such)."""
-    text = str(e).strip()
-    return text.splitlines()[0] if text else ""

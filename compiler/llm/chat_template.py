@@ -19,7 +19,7 @@ import signal
 import time
 import warnings
 
-from lutc.runtime.errors import LutcError
+from lutc.runtime.errors import LutcError, first_line
 
 MAX_SECONDS = 10.0
 MAX_OUTPUT_CHARS = 1 << 20
@@ -63,16 +63,11 @@ def _render(template: str, variables: dict) -> dict:
             pieces.append(piece)
         return {"text": "".join(pieces)}
     except TemplateRaised as err:
-        return {"error": _line(str(err))}
+        return {"error": first_line(str(err), 300) or "(no message)"}
     except MemoryError:
         return {"error": f"needs more than {MAX_EXTRA_BYTES >> 20} MiB of memory"}
     except (jinja2.TemplateError, Exception) as err:  # noqa: BLE001 -- the template is foreign code
-        return {"error": f"{type(err).__name__}: {_line(str(err))}"}
-
-
-def _line(text: str) -> str:
-    text = text.strip().splitlines()[0] if text.strip() else "(no message)"
-    return text[:300]
+        return {"error": f"{type(err).__name__}: {first_line(str(err), 300) or '(no message)'}"}
 
 
 def _address_space() -> int | None:

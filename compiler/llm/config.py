@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
+from lutc.compiler.llm.value_checks import is_integer, is_number
 from lutc.runtime.errors import LutcError
 
 #: element types of the KV cache: f32 (exact), or f16 (half the memory and half the bytes
@@ -240,8 +240,8 @@ _INT_KEYS = {  # key: least value
 _POSITIVE_FLOAT_KEYS = ("rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon", "rope_theta",
                         "rotary_emb_base", "partial_rotary_factor", "rotary_pct", "logit_scale",
                         "logits_scaling")
-_FLOAT_KEYS = ("query_pre_attn_scalar", "embedding_multiplier", "residual_multiplier", "attention_multiplier",
-               "attn_logit_softcapping", "final_logit_softcapping")
+_FLOAT_KEYS = ("query_pre_attn_scalar", "embedding_multiplier", "residual_multiplier",
+               "attention_multiplier", "attn_logit_softcapping", "final_logit_softcapping")
 _BOOL_KEYS = ("tie_word_embeddings", "attention_bias", "use_sliding_window",
               "use_parallel_residual", "new_decoder_architecture", "multi_query", "parallel_attn")
 
@@ -252,22 +252,15 @@ def _check_values(get) -> None:
     def bad(key, value, what):
         raise LutcError(f"the model config's {key} is {value!r}: {what}")
 
-    def integer(v) -> bool:
-        return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
-
-    def number(v) -> bool:
-        return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) \
-            and math.isfinite(v)
-
     for key, least in _INT_KEYS.items():
         v = get(key)
-        if v is not None and (not integer(v) or v < least):
+        if v is not None and (not is_integer(v) or v < least):
             bad(key, v, f"expected an integer >= {least}")
     for key in _POSITIVE_FLOAT_KEYS + _FLOAT_KEYS:
         v = get(key)
         if v is None:
             continue
-        if not number(v):
+        if not is_number(v):
             bad(key, v, "expected a finite number")
         if key in _POSITIVE_FLOAT_KEYS and v <= 0:
             bad(key, v, "expected a number > 0")
@@ -283,27 +276,23 @@ def _check_values(get) -> None:
         v = get(key)
         if v is not None and not isinstance(v, dict):
             bad(key, v, "expected an object")
-        for sub in (v or {}).values():
-            if isinstance(sub, dict):  # gemma3: one object per layer type
-                for k2 in ("rope_theta", "partial_rotary_factor"):
-                    x = sub.get(k2)
-                    if x is not None and (not number(x) or x <= 0):
-                        bad(f"{key}.{k2}", x, "expected a finite number > 0")
-        for k2 in ("rope_theta", "partial_rotary_factor"):
-            x = (v or {}).get(k2)
-            if x is not None and (not number(x) or x <= 0):
-                bad(f"{key}.{k2}", x, "expected a finite number > 0")
+        # the object itself, and (gemma3) one object per layer type inside it
+        for params in [v or {}, *(s for s in (v or {}).values() if isinstance(s, dict))]:
+            for k2 in ("rope_theta", "partial_rotary_factor"):
+                x = params.get(k2)
+                if x is not None and (not is_number(x) or x <= 0):
+                    bad(f"{key}.{k2}", x, "expected a finite number > 0")
     eos = get("eos_token_id")
     for e in eos if isinstance(eos, (list, tuple)) else [eos]:
-        if e is not None and (not integer(e) or e < 0):
+        if e is not None and (not is_integer(e) or e < 0):
             bad("eos_token_id", eos, "expected a token id or a list of them")
-    for key in ("bos_token_id", "layer_types", "no_rope_layers"):
+    bos = get("bos_token_id")
+    if bos is not None and (not is_integer(bos) or bos < 0):
+        bad("bos_token_id", bos, "expected a token id")
+    for key in ("layer_types", "no_rope_layers"):
         v = get(key)
-        if key == "bos_token_id" and v is not None and (not integer(v) or v < 0):
-            bad(key, v, "expected a token id")
-        if key != "bos_token_id" and v is not None and not isinstance(v, (list, tuple)):
+        if v is not None and not isinstance(v, (list, tuple)):
             bad(key, v, "expected a list")
-    act = None
     for key in ("hidden_activation", "hidden_act", "activation_function", "activation"):
         act = get(key)
         if act is not None and not isinstance(act, str):

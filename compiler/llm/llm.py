@@ -28,6 +28,7 @@ import numpy as np
 from lutc.compiler.llm.config import KV_CACHE_DTYPES, DecoderConfig
 from lutc.compiler.llm.model_source import ModelSource, load_source
 from lutc.compiler.llm.sampling import check_sampling, next_token
+from lutc.compiler.llm.value_checks import is_integer
 from lutc.runtime.errors import LutcError
 
 DEFAULT_CHUNK = 32
@@ -89,10 +90,8 @@ class LLM:
         from lutc.compiler.frontends.quantize import WeightSpec
         from lutc.runtime.model_loader import CompiledModel
 
-        for name, value, none_ok in (("max_context", max_context, True), ("chunk", chunk, False),
-                                     ("threads", threads, False)):
-            if not (none_ok and value is None) and (isinstance(value, bool) or
-                                                    not isinstance(value, (int, np.integer))):
+        for name, value in (("max_context", max_context), ("chunk", chunk), ("threads", threads)):
+            if not is_integer(value) and not (name == "max_context" and value is None):
                 raise LutcError(f"{name} must be an integer, got {value!r}")
         if weights is not None and not isinstance(weights, str):
             raise LutcError(f"weights must be a format string like 'w4g32', got {weights!r}")
@@ -154,9 +153,10 @@ class LLM:
         from lutc.compiler.model_size import max_model_bytes
 
         nbytes = int(np.prod(shape, dtype=object)) * KV_CACHE_DTYPES[kv_cache].itemsize
-        if nbytes > max_model_bytes():
+        cap = max_model_bytes()
+        if nbytes > cap:
             raise LutcError(f"the KV cache for max_context {shape[3]} takes {nbytes} bytes, more "
-                            f"than the model byte cap {max_model_bytes()} (lower --max-context, "
+                            f"than the model byte cap {cap} (lower --max-context, "
                             f"use --kv-cache f16, or raise --max-model-bytes)")
         try:
             return np.zeros(shape, KV_CACHE_DTYPES[kv_cache])
@@ -272,9 +272,13 @@ class LLM:
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of token ids; LutcError for ids outside the vocabulary."""
+        return self._text(self._check_ids(ids).tolist())
+
+    def _text(self, ids: list[int]) -> str:
+        """decode() of ids known to be in the vocabulary (the generation loop's own tokens)."""
         if self.tokenizer is None:
             return " ".join(map(str, ids))
-        return self.tokenizer.decode(self._check_ids(ids).tolist(), skip_special_tokens=True)
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     # -- generation -------------------------------------------------------------------------
     def generate(self, prompt: str | Sequence[int], max_new_tokens: int = 64,
@@ -288,7 +292,7 @@ class LLM:
         a `stop` string. Raises LutcError for a prompt longer than max_context, ids outside
         the vocabulary, or text without a tokenizer."""
         check_sampling(temperature, top_k, top_p, seed)
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)):
+        if not is_integer(max_new_tokens):
             raise LutcError(f"max_new_tokens must be an integer, got {max_new_tokens!r}")
         stop = [stop] if isinstance(stop, str) else stop
         if stop is not None and (not isinstance(stop, (list, tuple))
@@ -332,7 +336,7 @@ class LLM:
             if tok in eos:
                 stats.stop_reason = "eos"
                 break
-            full = self.decode(new)
+            full = self._text(new)
             piece, text = full[len(text):], full
             stats.text = text
             if any(s in text for s in stop):

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from lutc.runtime.errors import LutcError
+from lutc.runtime.errors import LutcError, first_line
 
 _ST_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64,
               "I32": np.int32, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
@@ -134,7 +134,7 @@ def from_hf_directory(directory: Path) -> ModelSource:
             tokenizer = Tokenizer.from_file(str(tok_path))
         except Exception as err:  # the tokenizers library raises bare Exceptions
             raise LutcError(f"{tok_path}: not a valid tokenizer.json "
-                            f"({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+                            f"({first_line(str(err)) or type(err).__name__})") from None
     tok_cfg = directory / "tokenizer_config.json"
     if tok_cfg.is_file():
         try:

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from lutc.compiler.llm.value_checks import is_integer, is_number
 from lutc.runtime.errors import LutcError
 
 
 def check_sampling(temperature: float, top_k: int, top_p: float, seed: int | None = None) -> None:
     """Raises LutcError for an out-of-range option, naming it."""
-    for name, value, kinds in (("temperature", temperature, (int, float, np.integer, np.floating)),
-                               ("top_k", top_k, (int, np.integer)),
-                               ("top_p", top_p, (int, float, np.integer, np.floating))):
-        if isinstance(value, bool) or not isinstance(value, kinds):
-            raise LutcError(f"{name} must be a number{' (an integer)' if name == 'top_k' else ''}, "
-                            f"got {value!r}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-                             or seed < 0):
+    for name, value in (("temperature", temperature), ("top_p", top_p)):
+        if not is_number(value, finite=False):  # NaN and inf fail the range checks below
+            raise LutcError(f"{name} must be a number, got {value!r}")
+    if not is_integer(top_k):
+        raise LutcError(f"top_k must be a number (an integer), got {top_k!r}")
+    if seed is not None and (not is_integer(seed) or seed < 0):
         raise LutcError(f"seed must be a non-negative integer, got {seed!r}")
     if not temperature >= 0:
         raise LutcError(f"temperature must be >= 0, got {temperature}")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from lutc.runtime.errors import LutcError
+from lutc.runtime.errors import LutcError, first_line
 
 _CONTROL, _USER_DEFINED = 3, 4
 
@@ -79,7 +79,7 @@ def build_tokenizer(metadata: dict, architecture: str, path):
     except LutcError:
         raise
     except Exception as e:  # the tokenizers library rejecting an inconsistent vocabulary/merges
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        reason = first_line(str(e)) or type(e).__name__
         raise LutcError(f"{path}: cannot build a tokenizer from its metadata: {reason}") from None
 
 
