@@ -377,7 +377,12 @@ ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int 
         }                                                                                        \
     } while (0)
             int j = js;
-            for (; j + 2 <= je; j += 2) PT_STEP(1);
+            for (; j + 2 <= je; j += 2) {
+                if (MT == 1)
+                    UNROLL for (int bi = 0; bi < NBK; bi++)
+                        lutrt_gemv_prefetch(wb[bi] + (size_t)j * a->chunk, 2 * BITS * 16);
+                PT_STEP(1);
+            }
             if (j < je) PT_STEP(0);
 #undef PT_STEP
             UNROLL for (int r = 0; r < MT; r++) {

@@ -385,6 +385,7 @@ ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int 
                 }
                 UNROLL for (int bi = 0; bi < NBK; bi++) {
                     const uint8_t *p0 = wb[bi] + (size_t)j * chunk;
+                    if (MT == 1 && NBK == 1) lutrt_gemv_prefetch(p0, 4 * BITS * 16);
                     if (BITS == 1) {
                         const __m512i R = _mm512_permutexvar_epi8(permo, ld64(p0));
                         const __m512i il = nib(R, m0f, offo), ih = nib(_mm512_srli_epi16(R, 4), m0f, offo);
@@ -413,6 +414,7 @@ ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int 
                 const __m512i Zi = _mm512_set1_epi32(zs);
                 UNROLL for (int bi = 0; bi < NBK; bi++) {
                     const size_t si = ((size_t)(blk0 + bi) * a->NG + g) * LUTRT_BLOCK_N;
+                    if (MT == 1 && NBK == 1) lutrt_gemv_prefetch_scales(a, si);
                     __m512i I[2];
                     if (BITS == 1) {
                         I[0] = _mm512_permutex2var_epi32(acc[r][bi][0], ld64(fl_c), acc[r][bi][1]);
