@@ -17,7 +17,8 @@ from collections.abc import Callable
 import numpy as np
 
 from lutc.compiler.frontends import weight_recovery
-from lutc.compiler.frontends.quantize import QuantizedWeight, WeightSpec, quantize_with_error
+from lutc.compiler.frontends.quantize import (QuantizedWeight, WeightSpec, finite_weight,
+                                              quantize_with_error)
 from lutc.runtime.errors import LutcError
 
 
@@ -28,6 +29,8 @@ def low_bit_weight(w_nk: np.ndarray, spec: WeightSpec | None, hint: str,
     """The low-bit form of W[N, K] by the policy above, or None for a float layer. `report`
     collects (hint, relative error) of quantized layers; `error(message)` builds the frontend's
     LutcError naming the node; `recovered()` is the frontend's lossless recovery, if any."""
+    if not finite_weight(w_nk):
+        raise error("the weight has non-finite values (NaN or infinity)")
     qw = weight_recovery.ternary(w_nk)
     if qw is None and recovered is not None:
         qw = recovered()

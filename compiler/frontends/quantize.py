@@ -152,6 +152,15 @@ def _map_chunks(fn, chunks: list[slice]) -> list:
         return list(pool.map(fn, chunks))
 
 
+def finite_weight(w: "np.ndarray | QuantizedWeight") -> bool:
+    """Whether a float weight, or a quantized one's scales and zero points, are all finite
+    (no NaN, no infinity): the check importers make before a weight is quantized or packed."""
+    if isinstance(w, QuantizedWeight):
+        return bool(np.isfinite(w.scales).all() and (w.zeros is None or np.isfinite(w.zeros).all()))
+    w = np.asarray(w)
+    return w.dtype.kind not in "fc" or bool(np.isfinite(w).all())
+
+
 def quantize(w: np.ndarray, spec: WeightSpec) -> QuantizedWeight:
     """Quantize a float [N, K] weight (rows are output features), in row chunks on threads
     (identical to one pass: every group lies within a row)."""

@@ -31,7 +31,8 @@ from xdsl.dialects.builtin import ArrayAttr, IntegerAttr, ModuleOp, f16, f32, i6
 
 from lutc.compiler.codegen.emit_c import ROW_ARGS_ATTR, ROWS_ARG_ATTR, SELECT_ROWS_ATTR, tag_layer
 from lutc.compiler.frontends.graph_builder import GraphBuilder
-from lutc.compiler.frontends.quantize import QuantizedWeight, WeightSpec, quantize_with_error
+from lutc.compiler.frontends.quantize import (QuantizedWeight, WeightSpec, finite_weight,
+                                              quantize_with_error)
 from lutc.compiler.imported_model import ImportedModel, TensorSpec
 from lutc.compiler.llm.config import KV_CACHE_DTYPES, DecoderConfig
 from lutc.compiler.weight_store import WeightStore
@@ -223,6 +224,8 @@ class DecoderGraph:
         got = w.codes.shape if isinstance(w, QuantizedWeight) else np.shape(w)
         if shape is not None and tuple(got) != tuple(shape):
             raise LutcError(f"tensor '{name}' has shape {list(got)}, expected {list(shape)}")
+        if not finite_weight(w):
+            raise LutcError(f"tensor '{name}' has non-finite values (NaN or infinity)")
         return w
 
     def float_tensor(self, name: str, shape=None) -> np.ndarray:

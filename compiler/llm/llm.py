@@ -134,7 +134,11 @@ class LLM:
                             f"set LUTC_CACHE to a writable directory)") from None
         self.directory = root / key
         self.cached = (self.directory / "model.json").is_file()
-        if not self.cached:
+        if self.cached:  # compiled under another cap: this one holds too
+            from lutc.compiler.model_size import check_emitted_model
+
+            check_emitted_model(self.directory, {})
+        else:
             self._compile(spec, disabled, pass_options or {}, chunk, max_context, out, kv_cache)
         self.model = CompiledModel(self.directory)
         if threads:

@@ -418,6 +418,13 @@ def test_missing_tensor(tmp_path):
     assert "missing tensor 'blk.1.ffn_down.weight'" in _error(write_gguf(tmp_path / "m.gguf", "llama", t))
 
 
+def test_layer_beyond_block_count(tmp_path):
+    t = llama_tensors("llama", np.random.default_rng(8))
+    t["blk.2.attn_norm.weight"] = t["blk.1.attn_norm.weight"]
+    msg = _error(write_gguf(tmp_path / "m.gguf", "llama", t))
+    assert "tensor 'blk.2.attn_norm.weight' belongs to layer 2, but metadata 'llama.block_count' = 2" in msg
+
+
 def test_missing_tokenizer(tmp_path):
     t = llama_tensors("llama", np.random.default_rng(9))
     m = read_gguf(write_gguf(tmp_path / "m.gguf", "llama", t, tokenizer=False))

@@ -63,3 +63,20 @@ def test_matmulnbits_block_size_zero(tmp_path):
     onnx.save(model, path)
     line = assert_one_line_error(_compile(path, tmp_path / "o"), "block_size", "got 0")
     assert "ZeroDivision" not in line
+
+
+def test_non_finite_linear_weight_is_named(tmp_path):
+    """A MatMul weight with a NaN (with or without --weights) is one line naming the node, not
+    a model whose outputs are silently NaN or whose quantizer masks the value."""
+    w = np.ones((64, 32), np.float32)
+    w[3, 5] = np.nan
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="proj")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 32])],
+        [numpy_helper.from_array(w, "w")])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    for extra in ((), ("--weights", "w4g32")):
+        proc = run_lutc("compile", path, "-o", tmp_path / "o", "--emit", "c", *extra)
+        assert_one_line_error(proc, "proj", "non-finite values")

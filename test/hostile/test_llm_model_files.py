@@ -132,6 +132,35 @@ def test_kv_cache_over_the_byte_cap_fails_before_compiling(hf_dir, tmp_path, mon
     assert not (tmp_path / "cache").exists()
 
 
+def test_byte_cap_holds_for_a_cached_model(hf_dir, tmp_path, monkeypatch):
+    """The cap is not part of the compile-cache key: a model compiled under a larger cap is
+    checked again when it is loaded from the cache under a smaller one."""
+    llm = LLM(hf_dir, max_context=16, chunk=4, cache_dir=tmp_path / "cache")
+    manifest = json.loads((llm.directory / "model.json").read_text())
+    need = manifest["weight_bytes"] + manifest["arena_bytes"]
+    monkeypatch.setenv("LUTC_MAX_MODEL_BYTES", str(need - 1))
+    with pytest.raises(LutcError, match=f"the model needs {need} bytes .* over the limit of {need - 1}"):
+        LLM(hf_dir, max_context=16, chunk=4, cache_dir=tmp_path / "cache")
+    monkeypatch.setenv("LUTC_MAX_MODEL_BYTES", str(need))
+    assert LLM(hf_dir, max_context=16, chunk=4, cache_dir=tmp_path / "cache").cached
+
+
+@pytest.mark.parametrize("name, value", [
+    ("model.layers.0.self_attn.q_proj.weight", np.nan),
+    ("model.layers.0.input_layernorm.weight", np.inf),
+    ("model.embed_tokens.weight", -np.inf),
+])
+def test_non_finite_weights_are_named(hf_dir, tmp_path, name, value):
+    from safetensors.numpy import load_file, save_file
+
+    d = copy_with(hf_dir, tmp_path)
+    tensors = load_file(d / "model.safetensors")
+    tensors[name][(0,) * tensors[name].ndim] = value
+    save_file(tensors, d / "model.safetensors")
+    with pytest.raises(LutcError, match=f"tensor '{name}' has non-finite values"):
+        LLM(d, max_context=16, chunk=4, cache_dir=tmp_path / "cache")
+
+
 def test_unusable_cache_directory(hf_dir, tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(LutcError, match="as the compile cache"):

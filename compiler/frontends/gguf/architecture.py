@@ -43,7 +43,7 @@ _LAYER_NAMES = {
     "ffn_up": "mlp.up_proj",
     "ffn_down": "mlp.down_proj",
 }
-_LAYER_RE = re.compile(r"^blk\.(\d+)\.(\w+)\.(weight|bias)$")
+LAYER_RE = re.compile(r"^blk\.(\d+)\.(\w+)\.(weight|bias)$")
 # Tensors that carry RoPE frequency factors, not parameters: they go into hf_config["rope_scaling"].
 ROPE_TENSORS = ("rope_freqs.weight", "rope_factors_long.weight", "rope_factors_short.weight")
 
@@ -174,7 +174,7 @@ class Architecture:
         stem, _, suffix = gguf_name.rpartition(".")
         if stem in _GLOBAL_NAMES and suffix in ("weight", "bias"):
             return [(f"{_GLOBAL_NAMES[stem]}.{suffix}", value)]
-        m = _LAYER_RE.match(gguf_name)
+        m = LAYER_RE.match(gguf_name)
         if m is None:
             raise LutcError(f"{self.path}: tensor '{gguf_name}' is not part of a {self.name} model "
                             "as lutc knows it")

@@ -15,7 +15,7 @@ import numpy as np
 
 from lutc.runtime.errors import LutcError
 
-from .architecture import ROPE_TENSORS, Architecture
+from .architecture import LAYER_RE, ROPE_TENSORS, Architecture
 from .container import GGUFContainer
 from .ggml_blocks import decode_tensor
 from lutc.compiler.frontends.quantize import QuantizedWeight
@@ -84,6 +84,11 @@ def _check_required(container: GGUFContainer, config: dict) -> None:
     for i in range(layers):
         expected[f"blk.{i}.attn_norm.weight"] = (hidden,)
         expected[f"blk.{i}.ffn_down.weight"] = (hidden, config["intermediate_size"])
+    for name in infos:  # a layer the metadata does not count would be read and never run
+        m = LAYER_RE.match(name)
+        if m and int(m.group(1)) >= layers:
+            raise LutcError(f"{path}: tensor '{name}' belongs to layer {m.group(1)}, but metadata "
+                            f"'{config['model_type']}.block_count' = {layers} (layers 0..{layers - 1})")
     for name, shape in expected.items():
         if name not in infos:
             raise LutcError(f"{path}: missing tensor '{name}'")
