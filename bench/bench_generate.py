@@ -6,8 +6,9 @@ logits of the last prompt row only (lutc: logit_rows = 1; torch: logits_to_keep=
 time with the logits of every row (`LLM.logits`, what perplexity needs). Decode: tokens/s of
 single-token steps with a KV cache at context 128 and 1024, also as a share of the weight-streaming
 floor (issue 9: bytes of the LUT GEMM weights read per token — the weights file less the float
-embedding table, of which a step reads one row — divided by the streaming read bandwidth
-measured in the same run, bench_kernels.read_bandwidth), and lutc with an f16 KV cache
+embedding table, of which a step reads one row — divided by the streaming read bandwidth,
+bench_kernels.read_bandwidth, sampled once per 4 decode steps between them: this VM's bandwidth
+drifts by a third from minute to minute, so a floor measured at another time is no floor), and lutc with an f16 KV cache
 (`kv_cache="f16"`, a second compiled model, interleaved). Threads 1 and 2. Medians of
 interleaved repeats, each timed call followed by a 30 ms pause (`settle`); ratios lutc / eager.
 Writes bench/results/generate.json.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -46,6 +48,9 @@ def main() -> None:
 
     from lutc.compiler.llm.demo import smollm2_gguf
     from lutc.compiler.llm.llm import LLM
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_kernels import read_bandwidth
 
     gguf = smollm2_gguf()
     t = time.perf_counter()
@@ -89,7 +94,8 @@ def main() -> None:
                 out = ref(torch.tensor(ids[:ctx])[None], use_cache=True)
             cache = out.past_key_values
             times = {"lutc": [], "torch": [], "lutc_f16kv": []}
-            for _ in range(args.repeats * 4):
+            bw_samples = []  # the floor's bandwidth, sampled between the steps it is compared to
+            for i in range(args.repeats * 4):
                 t = time.perf_counter()
                 llm._forward(ids[ctx:ctx + 1], ctx, last_only=True)
                 times["lutc"].append(time.perf_counter() - t)
@@ -104,26 +110,28 @@ def main() -> None:
                     times["torch"].append(time.perf_counter() - t)
                     settle()
                     cache.crop(-1)  # drop the step just added: every step runs at context ctx
+                if i % 4 == 3:
+                    bw_samples.append(read_bandwidth([threads])[threads])
+                    settle()
             med = {k: statistics.median(v) for k, v in times.items()}
             rows.append({"workload": f"decode @{ctx}", "threads": threads,
                          "lutc_tok_s": 1 / med["lutc"], "torch_tok_s": 1 / med["torch"],
-                         "lutc_f16kv_tok_s": 1 / med["lutc_f16kv"]})
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_kernels import read_bandwidth
-
-    bw = read_bandwidth([1, 2])
+                         "lutc_f16kv_tok_s": 1 / med["lutc_f16kv"],
+                         "read_bw_Bps": statistics.median(bw_samples)})
     manifest = json.loads((llm.directory / "model.json").read_text())
     cfg = llm.config
     step_bytes = manifest["weight_bytes"] - cfg.vocab_size * cfg.hidden_size * 4
+    bw = {}
     for r in rows:
         if r["workload"].startswith("decode"):
-            floor_s = step_bytes / bw[r["threads"]]
+            floor_s = step_bytes / r["read_bw_Bps"]
             r["floor_share"] = floor_s * r["lutc_tok_s"]  # floor time / measured step time
+            bw.setdefault(r["threads"], []).append(r["read_bw_Bps"])
+    bw = {t: statistics.median(v) for t, v in bw.items()}
     print(f"SmolLM2-135M-Instruct Q4_1 (compile {compile_s:.1f} s{' cached' if llm.cached else ''}); "
           f"decode reads {step_bytes / 1e6:.1f} MB of weights per token; read bandwidth "
-          f"{bw[1] / 1e9:.1f} GB/s (1 thread), {bw[2] / 1e9:.1f} GB/s (2)")
+          f"{bw[1] / 1e9:.1f} GB/s (1 thread), {bw[2] / 1e9:.1f} GB/s (2), sampled between the "
+          f"decode steps (each decode row's floor uses its own samples)")
     print(f"{'workload':<14}{'threads':>8}{'lutc tok/s':>12}{'torch tok/s':>13}{'ratio':>8}"
           f"{'lutc, all-row logits / f16 KV':>31}")
     for r in rows:
