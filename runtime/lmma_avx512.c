@@ -154,6 +154,10 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
                 UNROLL for (int pi = 0; pi < NP; pi++) {
                     const uint8_t *pa = wb[2 * pi] + (size_t)j * chunk;
                     const uint8_t *pb = wb[2 * pi + 1] + (size_t)j * chunk;
+                    if (MT == 1) {
+                        lutrt_gemv_prefetch(pa, BITS * 16);
+                        lutrt_gemv_prefetch(pb, BITS * 16);
+                    }
                     UNROLL for (int pp = 0; pp < npairs; pp++) {
                         const __m512i v = _mm512_inserti64x4(
                             _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(pa + 32 * pp))),
