@@ -8,8 +8,8 @@ single-token steps with a KV cache at context 128 and 1024, also as a share of t
 floor (issue 9: bytes of the LUT GEMM weights read per token — the weights file less the float
 embedding table, of which a step reads one row — divided by the streaming read bandwidth,
 bench_kernels.read_bandwidth, sampled once per 4 decode steps between them: this VM's bandwidth
-drifts by a third from minute to minute, so a floor measured at another time is no floor), and lutc with an f16 KV cache
-(`kv_cache="f16"`, a second compiled model, interleaved). Threads 1 and 2. Medians of
+drifts by a third from minute to minute, so a floor measured at another time is no floor), and
+lutc with an f16 KV cache (`kv_cache="f16"`, a second compiled model, interleaved). Threads 1 and 2. Medians of
 interleaved repeats, each timed call followed by a 30 ms pause (`settle`); ratios lutc / eager.
 Writes bench/results/generate.json.
 

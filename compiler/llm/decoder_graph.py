@@ -215,6 +215,7 @@ class DecoderGraph:
         self.spec = quantize_spec
         self.gb = GraphBuilder(WeightStore())
         self.quantization_report: list[tuple[str, float]] = []
+        self._finite: set[str] = set()  # tensors checked by finite_weight
 
     # -- weights ----------------------------------------------------------------------------
     def tensor(self, name: str, shape: tuple[int, ...] | None = None) -> Weight:
@@ -224,8 +225,10 @@ class DecoderGraph:
         got = w.codes.shape if isinstance(w, QuantizedWeight) else np.shape(w)
         if shape is not None and tuple(got) != tuple(shape):
             raise LutcError(f"tensor '{name}' has shape {list(got)}, expected {list(shape)}")
-        if not finite_weight(w):
-            raise LutcError(f"tensor '{name}' has non-finite values (NaN or infinity)")
+        if name not in self._finite:  # a tied embedding is read twice: checked once
+            if not finite_weight(w):
+                raise LutcError(f"tensor '{name}' has non-finite values (NaN or infinity)")
+            self._finite.add(name)
         return w
 
     def float_tensor(self, name: str, shape=None) -> np.ndarray:
