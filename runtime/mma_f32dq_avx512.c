@@ -118,10 +118,10 @@ static void blocks_task(void *ctx, int b0, int b1) {
         return;
     }
     float *w = (float *)(q + (size_t)a->J * 128);
-    __m512i lut[LUTRT_MAX_BITS];
-    lutrt_spread_luts(a->bits, a->mirrored, lut);
+    lutrt_unpacker u;
+    lutrt_unpacker_init(&u, a->bits, a->mirrored);
     for (int blk = b0; blk < b1; blk++) {
-        lutrt_unpack_block(a, blk, lut, q);
+        lutrt_unpack_block(a, blk, &u, q);
         dequantize_block(a, blk, q, w);
         int m = 0;
         for (; m + MR_MAX <= a->M; m += MR_MAX) tiles[MR_MAX](a, job->x, w, blk, m);

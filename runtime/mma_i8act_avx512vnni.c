@@ -151,10 +151,10 @@ static void blocks_task(void *ctx, int b0, int b1) {
         lutrt_mma_i8act_c_blocks(a, b0, b1); /* the same formula, no scratch */
         return;
     }
-    __m512i lut[LUTRT_MAX_BITS];
-    lutrt_spread_luts(a->bits, a->mirrored, lut);
+    lutrt_unpacker u;
+    lutrt_unpacker_init(&u, a->bits, a->mirrored);
     for (int blk = b0; blk < b1; blk++) {
-        lutrt_unpack_block(a, blk, lut, q);
+        lutrt_unpack_block(a, blk, &u, q);
         run_block(a, q, blk);
     }
 }
