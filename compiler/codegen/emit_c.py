@@ -575,8 +575,8 @@ class CEmitter:
         dst_index = self._linear(idx, dst_shape)
         src = self.ptr(op.inputs[0])
 
-        def nest(begin: str, end: str) -> None:
-            self._loops(dst_shape, idx, (begin, end))
+        def nest(begin: str, end: str, split: int = 0) -> None:
+            self._loops(dst_shape, idx, (begin, end), split)
             self.line(f"{dst}[{dst_index}] = {src}[{src_index}];")
             self._close(len(dst_shape))
 
@@ -591,23 +591,27 @@ class CEmitter:
         src_shape = [dst_shape[d] for d in kept]
         src = self.ptr(op.inputs[0])
 
-        def nest(begin: str, end: str) -> None:
-            self._loops(dst_shape, idx, (begin, end))
+        def nest(begin: str, end: str, split: int = 0) -> None:
+            self._loops(dst_shape, idx, (begin, end), split)
             self.line(f"{dst}[{self._linear(idx, dst_shape)}] = "
                       f"{src}[{self._linear([idx[d] for d in kept], src_shape)}];")
             self._close(len(dst_shape))
 
         self._outline_copy(dst_shape, nest, op.results[0] if 0 not in dims else None)
 
-    def _outline_copy(self, shape, nest: Callable[[str, str], None],
+    def _outline_copy(self, shape, nest: Callable[..., None],
                       result: SSAValue | None = None) -> None:
-        """A copy's loop nest (split over its first dim, whose rows it writes disjointly);
-        a row-valued `result` copies only the call's rows."""
+        """A copy's loop nest, split over its outermost dim that is not a unit dim (whose
+        rows it writes disjointly; `nest(begin, end, split)`); a row-valued `result` copies
+        only the call's rows, split over them."""
         if not shape:
             nest("0", "1")
             return
         rows = shape[0] if result is None else self.lead_rows(result, shape)
-        self.tasks.emit(rows, 2 * _numel(shape[1:]), nest)
+        split = 0 if isinstance(rows, str) else next((d for d, n in enumerate(shape) if n != 1), 0)
+        extent = rows if split == 0 else shape[split]
+        self.tasks.emit(extent, 2 * _numel(shape[split + 1:]),
+                        lambda begin, end: nest(begin, end, split))
 
     def emit_ExtractSliceOp(self, op: tensor.ExtractSliceOp) -> None:
         dst = self.define(op.result)
@@ -632,17 +636,19 @@ class CEmitter:
                             for d in range(len(sizes))) or "0"
         dense = self._linear(idx, sizes)
 
-        def nest(begin: str, end: str) -> None:
-            self._loops(sizes, idx, (begin, end))
+        def nest(begin: str, end: str, split: int = 0) -> None:
+            self._loops(sizes, idx, (begin, end), split)
             if into_slice:
                 self.line(f"{whole}[{window}] = {part}[{dense}];")
             else:
                 self.line(f"{part}[{dense}] = {whole}[{window}];")
             self._close(len(sizes))
 
-        # distinct rows of the window when the first dim's stride is nonzero
+        # distinct rows of the window when the stride of the first dim that is not a unit
+        # dim (the one _outline_copy splits) is nonzero
         all_rows = sizes and (offsets[0], sizes[0], strides[0]) == (0, whole_shape[0], 1)
-        if sizes and strides[0] != 0:
+        lead = next((d for d, n in enumerate(sizes) if n != 1), 0)
+        if sizes and strides[0] != 0 and strides[lead] != 0:
             self._outline_copy(sizes, nest, rows_of if all_rows else None)
         else:
             nest("0", str(sizes[0]) if sizes else "1")
@@ -672,9 +678,11 @@ class CEmitter:
 
     # -- linalg.generic -------------------------------------------------------------
     def emit_GenericOp(self, op: linalg.GenericOp,
-                       row_epilogue: Callable[[int], None] | None = None) -> None:
+                       row_epilogue: Callable[[int], None] | None = None,
+                       row_dims: int | None = None) -> None:
         """Loops over the iteration space. `row_epilogue(depth)`, when given, closes the
-        loop nest instead of `_close` (lut.fused_precompute puts its per-row call there)."""
+        loop nest instead of `_close` (lut.fused_precompute puts its per-row call there);
+        the nest is then split over threads only along one of its first `row_dims` dims."""
         if row_epilogue is None and self.blas.emit_batch_matmul(op):
             return
         maps = [m.data for m in op.indexing_maps.data]
@@ -696,8 +704,21 @@ class CEmitter:
         idx = [f"i{d}" for d in range(len(sizes))]
         block: Block = op.body.block
 
+        # the dim to split over threads: the outermost one that is not a unit dim (exported
+        # programs put a batch dim of 1 before the rows), if it is a parallel dim every output
+        # is indexed by: then its iterations write disjoint outputs, and reductions stay inside
+        # one task
+        split = next((d for d, size in enumerate(sizes) if size != 1), 0)
+        dim = AffineDimExpr(split)
+        splittable = (sizes and op.iterator_types.data[split].data.value == "parallel"
+                      and all(dim in maps[n_in + j].results for j in range(len(op.outputs)))
+                      and all(isinstance(s, int) for s in sizes[split + 1:])
+                      and (row_dims is None or split < row_dims))
+        if not splittable:
+            split = 0
+
         def nest(begin: str, end: str) -> None:
-            self._loops(sizes, idx, (begin, end))
+            self._loops(sizes, idx, (begin, end), split)
             env = _Env(self)
             for i, arg in enumerate(block.args):
                 if not arg.uses:
@@ -718,18 +739,12 @@ class CEmitter:
                     self.emit_scalar(body_op, env)
             (row_epilogue or self._close)(len(sizes))
 
-        # split over d0 only when it is a parallel dim every output is indexed by: then
-        # iterations of d0 write disjoint outputs, and reductions stay inside one task
-        d0 = AffineDimExpr(0)
-        splittable = (sizes and op.iterator_types.data[0].data.value == "parallel"
-                      and all(d0 in maps[n_in + j].results for j in range(len(op.outputs)))
-                      and all(isinstance(s, int) for s in sizes[1:]))
         if not splittable:
             nest("0", str(sizes[0]) if sizes else "1")
             return
-        inner = _numel(sizes[1:])
+        inner = _numel(sizes[split + 1:])
         cost = body_cost(block, len(operands)) + (8 if row_epilogue else 0)
-        self.tasks.emit(sizes[0], inner * cost, nest)
+        self.tasks.emit(sizes[split], inner * cost, nest)
 
     def _map_index(self, exprs, shape, idx) -> str:
         strides = _strides(shape)
@@ -807,10 +822,11 @@ class CEmitter:
         raise LutcError(f"op '{op.name}' has no C lowering yet", node=str(op.name))
 
     # -- loop helpers ---------------------------------------------------------------
-    def _loops(self, sizes, idx, first: tuple[str, str] | None = None) -> None:
-        """Loops over `sizes`; `first` = (begin, end) bounds the outermost one (a task's range)."""
+    def _loops(self, sizes, idx, first: tuple[str, str] | None = None, split: int = 0) -> None:
+        """Loops over `sizes`; `first` = (begin, end) bounds loop `split` (a task's range; the
+        loops outside it are unit dims)."""
         for d, (size, i) in enumerate(zip(sizes, idx)):
-            begin, end = first if first is not None and d == 0 else ("0", size)
+            begin, end = first if first is not None and d == split else ("0", size)
             self.line(f"for (int64_t {i} = {begin}; {i} < {end}; ++{i}) {{")
             self.indent += 1
 

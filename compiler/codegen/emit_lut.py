@@ -166,7 +166,7 @@ class LutEmitter:
 
         e.line(f"/* {generic.name} fused with lut.precompute: each row's tables are built "
                f"right after the row is written */")
-        e.emit_GenericOp(generic, row_epilogue=close_with_row_precompute)
+        e.emit_GenericOp(generic, row_epilogue=close_with_row_precompute, row_dims=row_dims)
         assert closed, "emit_GenericOp emitted no loop nest"
 
     # -- mma ----------------------------------------------------------------------------

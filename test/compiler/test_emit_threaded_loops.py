@@ -97,6 +97,45 @@ def test_reductions_match_numpy_at_1_and_2_threads(tmp_path):
     np.testing.assert_allclose(one[1], x.astype(np.float64).sum(0), rtol=1e-5, atol=1e-4)
 
 
+def _batch_of_one():
+    """Exported programs' shapes: a batch dim of 1 before the rows (and heads)."""
+    gb = GraphBuilder()
+    x = gb.add_input((1, 64, 2048), np.float32)
+    s = gb.add_input((1, 4, 64, 64), np.float32)
+    silu = gb.map(lambda b, a: b.mul(a, b.sigmoid(a)), [x])
+    soft = gb.softmax(s, 3)  # row reductions under two outer dims, the first of them 1
+    xt = gb.transpose(x, [0, 2, 1])
+    part = gb.slice(x, [0, 0, 0], [1, 64, 1024])
+    return gb.finish([silu, soft, xt, part])
+
+
+def test_a_leading_unit_dim_splits_the_next_dim():
+    text = _c_text(_batch_of_one())
+    main = _main(text)
+    assert "lutc_parallel(64, 64 * " in main  # SiLU and the slice, over the 64 rows
+    assert "lutc_parallel(4, 4 * " in main  # softmax: over the heads, whole rows per task
+    assert "lutc_parallel(2048, 2048 * " in main  # the transpose, over its output rows
+    tasks = re.findall(r"static void lutc_task\d+\(void \*arg, int begin, int end\)\n\{.*?\n\}",
+                       text, re.S)
+    assert tasks and all("i0 = begin" not in t and "i1 = begin; i1 < end" in t for t in tasks)
+    assert all("for (int64_t i0 = 0; i0 < 1; ++i0)" in t for t in tasks)
+
+
+def test_a_leading_unit_dim_bitwise_at_1_and_2_threads(tmp_path):
+    model = compile_and_load(_batch_of_one(), {}, tmp_path)
+    x = RNG.standard_normal((1, 64, 2048)).astype(np.float32)
+    s = RNG.standard_normal((1, 4, 64, 64)).astype(np.float32) * 4
+    one, two = _run_both(model, x, s)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(one[0], x64 / (1 + np.exp(-x64)), rtol=1e-5, atol=1e-6)
+    e = np.exp(s.astype(np.float64) - s.max(3, keepdims=True))
+    np.testing.assert_allclose(one[1], e / e.sum(3, keepdims=True), rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(one[2], x.transpose(0, 2, 1))
+    np.testing.assert_array_equal(one[3], x[:, :, :1024])
+
+
 def test_dynamic_rows_split_only_the_real_rows(tmp_path):
     c, k = 32, 4096
     gb = GraphBuilder()
