@@ -25,6 +25,11 @@ not recognize gets one transpose to [.., KVH, Skv, D] (then V keeps its repeated
 Anything else (a mask per head, a scale after the mask, a batch dim broadcast in a matmul,
 2-D or 5-D matmuls, V's head dim != Q's, non-f32) is left alone: the chain is still correct.
 Fully masked rows: the chain gives NaN (without the guard), lut.attention zeros.
+torch's decomposed SDPA (`run_decompositions`) is matched too: its rows guard
+where(all(scores == -inf, -1), 0, P) (zeros for fully masked rows, like lut.attention), and its
+3-D matmuls on [B * H, S, D] views of a batch of one (collapse_shape of [1, H, S, D]; the
+scores expanded back to [1, H, Sq, Skv]); the op then runs on the 4-D tensors and its result
+is collapsed to the matmul's shape.
 
 Before (ONNX Attention, 4 query heads over 2 kv heads, is_causal):
   %kt = linalg.transpose ins(%k : tensor<1x2x5x8xf32>) ... permutation = [0, 1, 3, 2]
@@ -203,9 +208,86 @@ def _row_reduction(value: SSAValue, combine: tuple[str, ...], init: float) -> SS
             or set(body[0][0][1]) != {("arg", 0), ("arg", 1)}:
         return None
     fill = op.outputs[0].owner
-    if not isinstance(fill, linalg.FillOp) or _scalar_constant(fill.inputs[0]) != init:
+    if not isinstance(fill, linalg.FillOp) or _number(fill.inputs[0]) != init:
         return None
     return x
+
+
+def _number(value: SSAValue) -> float | int | None:
+    """A scalar float or integer constant (i1 true is 1), else None."""
+    const = value.owner
+    if isinstance(const, arith.ConstantOp) and isinstance(const.value, IntegerAttr):
+        v = int(const.value.value.data)
+        return 1 if const.value.type == i1 and v != 0 else v
+    return _scalar_constant(value)
+
+
+def _body_ops(op: linalg.GenericOp) -> list[Operation] | None:
+    """The body's ops other than constants, if the last of them is what it yields."""
+    ops = [o for o in op.body.block.ops if not isinstance(o, (arith.ConstantOp, linalg.YieldOp))]
+    yielded = op.body.block.last_op
+    if not ops or not isinstance(yielded, linalg.YieldOp) or len(yielded.operands) != 1 \
+            or yielded.operands[0] is not ops[-1].results[0]:
+        return None
+    return ops
+
+
+def _unary_input(op: linalg.GenericOp | None, shape, test) -> SSAValue | None:
+    """x of an elementwise map y = f(x) over `shape` whose body is one op with block
+    argument 0 and one constant, for which test(op, constant value) holds."""
+    if not _elementwise(op, shape) or len(op.inputs) != 1 \
+            or _dims(_maps(op)[0]) != list(range(len(shape))):
+        return None
+    ops = _body_ops(op)
+    if ops is None or len(ops) != 1 or len(ops[0].operands) != 2:
+        return None
+    arg = op.body.block.args[0]
+    a, b = ops[0].operands
+    other = b if a is arg else a if b is arg else None
+    if other is None or other is arg or not test(ops[0], _number(other)):
+        return None
+    return op.inputs[0]
+
+
+def _logical_not_input(value: SSAValue) -> SSAValue | None:
+    """x of xori(x, true)."""
+    return _unary_input(_generic(value), _shape(value),
+                        lambda o, c: isinstance(o, arith.XOrIOp) and c == 1)
+
+
+def _masked_rows_guard_input(value: SSAValue) -> tuple[SSAValue, SSAValue | None]:
+    """(p, x) of where(all(x == -inf, -1), 0, p): torch's _safe_softmax, which its SDPA
+    decomposes into (zeros for rows whose scores x are all -inf: what lut.attention gives),
+    as not(any(not(x == -inf))) broadcast over the last dim; else (value, None)."""
+    shape = _shape(value)
+    rank = len(shape)
+    select = _generic(value)
+    if not _elementwise(select, shape) or len(select.inputs) != 3 \
+            or [_dims(m) for m in _maps(select)] != [list(range(rank - 1)) + [None]] + \
+            [list(range(rank))] * 3 \
+            or _body(select) != ([("arith.select", (("arg", 0), ("arg", 1), ("arg", 2)))],
+                                 ("op", 0)):
+        return value, None
+    cond, zeros, p = select.inputs
+    fill = zeros.owner
+    if not isinstance(fill, linalg.FillOp) or _scalar_constant(fill.inputs[0]) != 0.0:
+        return value, None
+    any_kept = _logical_not_input(cond)
+    kept = _row_reduction(any_kept, ("arith.ori",), 0) if any_kept is not None else None
+    masked = _logical_not_input(kept) if kept is not None else None
+    x = _unary_input(_generic(masked), shape, lambda o, c: isinstance(o, arith.CmpfOp)
+                     and o.predicate.value.data == 1 and c == -math.inf) \
+        if masked is not None else None  # predicate 1: oeq
+    return (p, x) if x is not None else (value, None)
+
+
+def _unit_batch_view(value: SSAValue) -> SSAValue | None:
+    """x [1, H, a, b] of collapse_shape(x) to [H, a, b], else None."""
+    op = value.owner
+    if isinstance(op, tensor.CollapseShapeOp) and _groups(op) == [[0, 1], [2], [3]] \
+            and _shape(op.src)[0] == 1:
+        return op.src
+    return None
 
 
 def _softmax_input(p: SSAValue) -> SSAValue | None:
@@ -405,6 +487,7 @@ class Match:
     scale: float
     pieces: list[MaskPiece]
     rep: int
+    batch_view: bool = False  # the chain's output is a [H, Sq, D] view of the op's result
 
 
 def match_attention(out: linalg.GenericOp) -> Match | None:
@@ -413,8 +496,14 @@ def match_attention(out: linalg.GenericOp) -> Match | None:
     if pv is None:
         return None
     p, v = pv
+    batch_view = False  # decomposed SDPA: 3-D matmuls on views of [1, H, S, D]
+    if len(_shape(out.results[0])) == 3:
+        p4, v4 = _unit_batch_view(p), _unit_batch_view(v)
+        if p4 is not None and v4 is not None:
+            p, v, batch_view = p4, v4, True
+    p, checked = _masked_rows_guard_input(p)
     scores = _softmax_input(_nan_guard_input(p))
-    if scores is None:
+    if scores is None or checked not in (None, scores):
         return None
     shape = _shape(scores)
     pieces: list[MaskPiece] = []
@@ -426,8 +515,15 @@ def match_attention(out: linalg.GenericOp) -> Match | None:
     scaled = _scale_of(_generic(scores), shape)
     if scaled is not None:
         scores, scale = scaled
-    qk = _batch_matmul(_generic(scores))
-    if qk is None:
+    if batch_view:  # scores = expand_shape(Q K^T on [H, Sq, D] views) to [1, H, Sq, Skv]
+        expand = scores.owner
+        if not isinstance(expand, tensor.ExpandShapeOp) or _groups(expand) != [[0, 1], [2], [3]]:
+            return None
+        qk = _batch_matmul(_generic(expand.src))
+        qk = qk and tuple(_unit_batch_view(x) for x in qk)
+    else:
+        qk = _batch_matmul(_generic(scores))
+    if qk is None or None in qk:
         return None
     q, kt = qk
     for which in ("q", "kt"):  # exporters scale Q and K^T by sqrt(scale) each, or Q alone
@@ -454,7 +550,7 @@ def match_attention(out: linalg.GenericOp) -> Match | None:
     for piece in pieces:  # the runtime's mask is one per batch element, shared by the heads
         if shape[heads] > 1 and heads in piece.dims:
             return None
-    return Match(q, k, Operand(v), scale, pieces, rep)
+    return Match(q, k, Operand(v), scale, pieces, rep, batch_view)
 
 
 class AttentionChainToOp(RewritePattern):
@@ -474,7 +570,14 @@ class AttentionChainToOp(RewritePattern):
         causal, window, mask = _masks(found.pieces, rank, b, sq, skv, new_ops)
         attn = AttentionOp(q, k, v, mask, found.scale, causal, window)
         attn.result.name_hint = op.results[0].name_hint or "attn"
-        rewriter.replace(op, [*new_ops, attn], [attn.result])
+        if not found.batch_view:
+            rewriter.replace(op, [*new_ops, attn], [attn.result])
+            return
+        view = tensor.CollapseShapeOp(
+            operands=[attn.result], result_types=[op.results[0].type],
+            properties={"reassociation": ArrayAttr([ArrayAttr([IntegerAttr(d, 64) for d in g])
+                                                    for g in ([0, 1], [2], [3])])})
+        rewriter.replace(op, [*new_ops, attn, view], [view.results[0]])
 
 
 def _materialize(operand: Operand, new_ops: list[Operation]) -> SSAValue:

@@ -444,9 +444,17 @@ class GraphBuilder:
         return value
 
     def constant(self, array: np.ndarray | float | int | bool, hint: str = "const") -> SSAValue:
-        """A tensor constant: `arith.constant` up to 16 elements, else a `lut.weight`."""
+        """A tensor constant: `arith.constant` up to 16 elements, else a `lut.weight`; a
+        larger one whose elements are all equal and that is no named model tensor (e.g. the
+        zeros of torch's decomposed SDPA guard) is a `linalg.fill` instead (no weight bytes,
+        and passes can see its value)."""
         array = np.asarray(array)
         if array.size > MAX_INLINE_ELEMENTS:
+            named = self.name_hints.get(id(array))
+            if named is None or named[0] is not array:
+                flat = canonical_array(array).reshape(-1)
+                if flat.dtype != object and bool((flat == flat[0]).all()):
+                    return self.full(array.shape, flat[0].item(), element_type(flat.dtype))
             return self.weight(array, hint)
         array = canonical_array(array)
         elem = element_type(array.dtype)
