@@ -1,8 +1,8 @@
 """Loop nests as pool tasks: a loop nest split over its outermost parallel dimension.
 
-The CEmitter (emit_c.py) hands a loop nest it can split (its outermost loop writes disjoint
-output rows) to `TaskOutliner.emit` with the nest's extent and the work of one outer
-iteration. A nest whose work can reach `PARALLEL_WORK` becomes a file-scope task
+The CEmitter (emit_c.py) hands a loop nest it can split (its outermost loop that is not a
+unit dim writes disjoint output rows: exported programs put a batch dim of 1 first) to
+`TaskOutliner.emit` with that loop's extent and the work of one of its iterations. A nest whose work can reach `PARALLEL_WORK` becomes a file-scope task
 
     struct lutc_task3_ctx { float *t1; const float *p1; int64_t M; };
     static void lutc_task3(void *arg, int begin, int end)
