@@ -6,7 +6,8 @@ would otherwise run it with, all measured in this run on this machine.
 Rows: lutc (ternary, w2g64; default pipeline = int8 tables; and ternary with
 --disable-pass lut-fuse-precompute for the single token), torch f32 eager, onnxruntime f32,
 onnxruntime MatMulNBits 4-bit and 2-bit (accuracy_level 4: int8 activations, its fastest CPU
-path). Two workloads with static shapes: a 16-token prefill and a single-token forward (the
+path). Three workloads with static shapes: 16- and 128-token prefills (the 128 one with
+fewer repeats: seconds per call for the float engines) and a single-token forward (the
 GEMV-bound shape of a decode step; no KV cache, so attention is over one token).
 Prints medians (ms), tokens/s and ratios against lutc; saves bench/results/models.json.
 """
@@ -63,7 +64,7 @@ def median_ms(fn, repeats: int, warmup: int = 2) -> float:
 
 def export_onnx(model, ids, path: Path) -> Path:
     """One export with a symbolic sequence length serves every workload's onnxruntime rows."""
-    dims = {"input_ids": {1: torch.export.Dim("seq", min=1, max=64)}}
+    dims = {"input_ids": {1: torch.export.Dim("seq", min=1, max=128)}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (ids,), str(path), dynamo=True, input_names=["input_ids"],
@@ -117,7 +118,8 @@ def main() -> None:
     onnx_path = export_onnx(model, torch.zeros((1, 16), dtype=torch.int64), work / "f32.onnx")
     nbits = {b: nbits_model(onnx_path, b, work / f"nbits{b}.onnx") for b in (4, 2)}
     print(f"  ONNX export and MatMulNBits quantization: {time.perf_counter() - t0:.1f} s")
-    for seq in (16, 1):
+    for seq in (16, 128, 1):
+        reps = repeats if seq < 128 else max(3, repeats // 2)  # a 128-token prefill: seconds
         ids = torch.randint(0, shape["vocab_size"], (1, seq), generator=torch.Generator().manual_seed(1))
         ids_np = ids.numpy()
         candidates = {}
@@ -138,15 +140,15 @@ def main() -> None:
             row = {"seq": seq, "threads": t}
             for name, (compiled, fn) in candidates.items():
                 compiled.set_num_threads(t)
-                row[name] = median_ms(fn, repeats)
+                row[name] = median_ms(fn, reps)
             with torch.inference_mode():
-                row["torch f32"] = median_ms(lambda: model(ids), repeats)
+                row["torch f32"] = median_ms(lambda: model(ids), reps)
             sess = ort_session(onnx_path, t)
-            row["ort f32"] = median_ms(lambda: sess.run(None, {"input_ids": ids_np}), repeats)
+            row["ort f32"] = median_ms(lambda: sess.run(None, {"input_ids": ids_np}), reps)
             for b, path in nbits.items():
                 s = ort_session(path, t)
                 row[f"ort MatMulNBits {b}-bit"] = median_ms(
-                    lambda s=s: s.run(None, {"input_ids": ids_np}), repeats)
+                    lambda s=s: s.run(None, {"input_ids": ids_np}), reps)
             results.append(row)
             print(f"  seq {seq}, {t} thread(s): done")
     (ROOT / "results").mkdir(exist_ok=True)
