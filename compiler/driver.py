@@ -29,9 +29,10 @@ def _cmd_compile(args) -> None:
         name, _, spec = item.partition("{")
         pass_options[name] = "{" + spec
     t0 = time.perf_counter()
+    disabled = list(args.disable_pass or []) + (["lut-quantize-table"] if args.lossless else [])
     path = compile_model(Path(args.model), Path(args.output), weights=args.weights,
                          shapes=dict(args.shape or []), emit=args.emit,
-                         disabled=args.disable_pass or [], print_after_all=args.print_ir_after_all,
+                         disabled=disabled, print_after_all=args.print_ir_after_all,
                          print_after=args.print_ir_after or [], pass_options=pass_options,
                          sanitize=args.sanitize, stats=args.stats)
     print(f"wrote {path} in {time.perf_counter() - t0:.2f} s")
@@ -95,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("model")
     c.add_argument("-o", "--output", required=True, help="output directory")
     c.add_argument("--weights", help="quantize float weights: w1..w8[gG][sym|asym] | ternary[gG]")
+    c.add_argument("--lossless", action="store_true",
+                   help="f32 lookup tables, exact up to float rounding (same as --disable-pass "
+                   "lut-quantize-table; as on lutc generate and lutc.LLM)")
     c.add_argument("--shape", action="append", type=_shape_arg, metavar="NAME=DxD",
                    help="fix a dynamic input shape")
     c.add_argument("--emit", choices=["mlir", "c", "lib"], default="lib")

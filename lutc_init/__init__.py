@@ -12,12 +12,14 @@ __version__ = "0.1.0"
 
 def compile(model, example_inputs=None, weights: str | None = None,
             shapes: dict[str, tuple[int, ...]] | None = None, outdir=None,
-            disable_passes=(), pass_options=None):
+            disable_passes=(), pass_options=None, lossless: bool = False):
     """Compile an ONNX path/ModelProto, an `ExportedProgram` or an `nn.Module` (exported here
     with `example_inputs`) to a shared library and load it. Returns a callable on numpy arrays.
 
-    `weights` quantizes float weights (w1..w4[gG][sym|asym] | ternary[gG]); `shapes` fixes
-    dynamic ONNX input dims; `outdir` keeps the model directory (default: a temporary one).
+    `weights` quantizes float weights (w1..w8[gG][sym|asym] | ternary[gG]); `shapes` fixes
+    dynamic ONNX input dims; `outdir` keeps the model directory (default: a temporary one);
+    `lossless` keeps the lookup tables in f32 (exact up to float rounding; the default int8
+    tables err by ~1e-5 NMSE per GEMM), as `lutc.LLM(lossless=True)` does.
     """
     import tempfile
     from pathlib import Path
@@ -25,13 +27,14 @@ def compile(model, example_inputs=None, weights: str | None = None,
     if hasattr(model, "config") and hasattr(model, "generate") and \
             getattr(model.config, "model_type", None):
         # a transformers causal LM: compiled for generation, no wrapper needed
-        return LLM(model, weights=weights)
+        return LLM(model, weights=weights, lossless=lossless)
 
     from lutc.compiler.api import compile_model
     from lutc.runtime.model_loader import CompiledModel
 
     target = Path(outdir) if outdir else Path(tempfile.mkdtemp(prefix="lutc-"))
-    compile_model(model, target, weights=weights, shapes=shapes, disabled=disable_passes,
+    disabled = tuple(disable_passes) + (("lut-quantize-table",) if lossless else ())
+    compile_model(model, target, weights=weights, shapes=shapes, disabled=disabled,
                   pass_options=pass_options, example_inputs=example_inputs, out=lambda s: None)
     return CompiledModel(target)
 

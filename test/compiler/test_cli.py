@@ -113,3 +113,35 @@ def test_model_text_never_reaches_c(tmp_path):
         assert "SECRET" not in text and "system" not in text
         for name in names.values():
             assert name not in text
+
+
+def _matmul_model(path: Path) -> np.ndarray:
+    rng = np.random.default_rng(5)
+    w = numpy_helper.from_array(rng.standard_normal((64, 32)).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 32])], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return rng.standard_normal((4, 64)).astype(np.float32)
+
+
+def test_lossless_option_on_compile_and_the_python_api(tmp_path):
+    """`lutc compile --lossless` and `lutc.compile(lossless=True)`: f32 tables, i.e. exactly the
+    pipeline without lut-quantize-table (as on `lutc generate --lossless` / `lutc.LLM`)."""
+    import lutc
+
+    path = tmp_path / "m.onnx"
+    x = _matmul_model(path)
+    texts = {}
+    for name, extra in (("default", []), ("lossless", ["--lossless"]),
+                        ("disabled", ["--disable-pass", "lut-quantize-table"])):
+        proc = run_lutc("compile", path, "-o", tmp_path / name, "--weights", "w4g32",
+                        "--emit", "c", *extra)
+        assert proc.returncode == 0, proc.stderr
+        texts[name] = (tmp_path / name / "model.c").read_text()
+    assert ".table_i8 = 1" in texts["default"] and ".table_i8 = 1" not in texts["lossless"]
+    assert texts["lossless"] == texts["disabled"]
+    outs = {flag: lutc.compile(str(path), weights="w4g32", lossless=flag)(x)[0]
+            for flag in (False, True)}
+    want = lutc.compile(str(path), weights="w4g32", disable_passes=("lut-quantize-table",))(x)[0]
+    assert np.array_equal(outs[True], want) and not np.array_equal(outs[False], want)
