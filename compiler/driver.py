@@ -23,13 +23,15 @@ def _shape_arg(text: str) -> tuple[str, tuple[int, ...]]:
 
 
 def _cmd_compile(args) -> None:
+    from lutc.compiler.pipeline import lossless_disabled
+
     apply_size_options(args)
     pass_options = {}
     for item in args.pass_option or []:
         name, _, spec = item.partition("{")
         pass_options[name] = "{" + spec
     t0 = time.perf_counter()
-    disabled = list(args.disable_pass or []) + (["lut-quantize-table"] if args.lossless else [])
+    disabled = lossless_disabled(args.disable_pass or [], args.lossless)
     path = compile_model(Path(args.model), Path(args.output), weights=args.weights,
                          shapes=dict(args.shape or []), emit=args.emit,
                          disabled=disabled, print_after_all=args.print_ir_after_all,

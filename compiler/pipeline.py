@@ -38,6 +38,13 @@ class PipelineOptions:
     verify_each: bool = field(default_factory=lambda: os.environ.get("LUTC_VERIFY_EACH") == "1")
 
 
+def lossless_disabled(disabled: Sequence[str], lossless: bool) -> tuple[str, ...]:
+    """The passes to disable for the lossless mode (f32 lookup tables, exact up to float
+    rounding): `disabled` plus lut-quantize-table when `lossless`. One definition for
+    `lutc compile --lossless`, `lutc.compile(lossless=True)` and `lutc.LLM(lossless=True)`."""
+    return tuple(disabled) + (("lut-quantize-table",) if lossless else ())
+
+
 def pipeline_passes(options: PipelineOptions) -> list[ModulePass]:
     for flag, names in (("--disable-pass", options.disabled), ("--print-ir-after", options.print_after),
                         ("--pass-option", options.pass_options)):

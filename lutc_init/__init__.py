@@ -30,11 +30,12 @@ def compile(model, example_inputs=None, weights: str | None = None,
         return LLM(model, weights=weights, lossless=lossless)
 
     from lutc.compiler.api import compile_model
+    from lutc.compiler.pipeline import lossless_disabled
     from lutc.runtime.model_loader import CompiledModel
 
     target = Path(outdir) if outdir else Path(tempfile.mkdtemp(prefix="lutc-"))
-    disabled = tuple(disable_passes) + (("lut-quantize-table",) if lossless else ())
-    compile_model(model, target, weights=weights, shapes=shapes, disabled=disabled,
+    compile_model(model, target, weights=weights, shapes=shapes,
+                  disabled=lossless_disabled(disable_passes, lossless),
                   pass_options=pass_options, example_inputs=example_inputs, out=lambda s: None)
     return CompiledModel(target)
 

@@ -573,10 +573,7 @@ class AttentionChainToOp(RewritePattern):
         if not found.batch_view:
             rewriter.replace(op, [*new_ops, attn], [attn.result])
             return
-        view = tensor.CollapseShapeOp(
-            operands=[attn.result], result_types=[op.results[0].type],
-            properties={"reassociation": ArrayAttr([ArrayAttr([IntegerAttr(d, 64) for d in g])
-                                                    for g in ([0, 1], [2], [3])])})
+        view = _collapse(attn.result, ([0, 1], [2], [3]), op.results[0].type)
         rewriter.replace(op, [*new_ops, attn, view], [view.results[0]])
 
 
@@ -611,13 +608,17 @@ def _unit_dims_dropped(piece: MaskPiece, out_dims: list[int],
             groups.append(pending)
             pending = []
     groups[-1] += pending
-    collapse = tensor.CollapseShapeOp(
-        operands=[piece.value], result_types=[TensorType(f32, [shape[n] for n in kept])],
-        properties={"reassociation": ArrayAttr([ArrayAttr([IntegerAttr(n, 64) for n in g])
-                                                for g in groups])})
+    collapse = _collapse(piece.value, groups, TensorType(f32, [shape[n] for n in kept]))
     collapse.results[0].name_hint = "mask"
     new_ops.append(collapse)
     return collapse.results[0]
+
+
+def _collapse(value: SSAValue, groups, result_type) -> tensor.CollapseShapeOp:
+    return tensor.CollapseShapeOp(
+        operands=[value], result_types=[result_type],
+        properties={"reassociation": ArrayAttr([ArrayAttr([IntegerAttr(n, 64) for n in g])
+                                                for g in groups])})
 
 
 def _masks(pieces: list[MaskPiece], rank: int, b: int, sq: int, skv: int,

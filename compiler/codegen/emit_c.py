@@ -608,7 +608,7 @@ class CEmitter:
             nest("0", "1")
             return
         rows = shape[0] if result is None else self.lead_rows(result, shape)
-        split = 0 if isinstance(rows, str) else next((d for d, n in enumerate(shape) if n != 1), 0)
+        split = 0 if isinstance(rows, str) else _split_dim(shape)
         extent = rows if split == 0 else shape[split]
         self.tasks.emit(extent, 2 * _numel(shape[split + 1:]),
                         lambda begin, end: nest(begin, end, split))
@@ -647,8 +647,7 @@ class CEmitter:
         # distinct rows of the window when the stride of the first dim that is not a unit
         # dim (the one _outline_copy splits) is nonzero
         all_rows = sizes and (offsets[0], sizes[0], strides[0]) == (0, whole_shape[0], 1)
-        lead = next((d for d, n in enumerate(sizes) if n != 1), 0)
-        if sizes and strides[0] != 0 and strides[lead] != 0:
+        if sizes and strides[0] != 0 and strides[_split_dim(sizes)] != 0:
             self._outline_copy(sizes, nest, rows_of if all_rows else None)
         else:
             nest("0", str(sizes[0]) if sizes else "1")
@@ -708,7 +707,7 @@ class CEmitter:
         # programs put a batch dim of 1 before the rows), if it is a parallel dim every output
         # is indexed by: then its iterations write disjoint outputs, and reductions stay inside
         # one task
-        split = next((d for d, size in enumerate(sizes) if size != 1), 0)
+        split = _split_dim(sizes)
         dim = AffineDimExpr(split)
         splittable = (sizes and op.iterator_types.data[split].data.value == "parallel"
                       and all(dim in maps[n_in + j].results for j in range(len(op.outputs)))
@@ -839,6 +838,12 @@ class CEmitter:
     def _linear(idx, shape) -> str:
         strides = _strides(shape)
         return " + ".join(f"{i} * {s}" for i, s in zip(idx, strides)) or "0"
+
+
+def _split_dim(sizes) -> int:
+    """The dim a loop nest over `sizes` is split along over threads: the outermost one that
+    is not a unit dim (exported programs put a batch dim of 1 first; `M` counts as > 1)."""
+    return next((d for d, n in enumerate(sizes) if n != 1), 0)
 
 
 # libm functions with 4-lane versions in every glibc libmvec since 2.22 (x86-64)

@@ -2,7 +2,8 @@
 
 The CEmitter (emit_c.py) hands a loop nest it can split (its outermost loop that is not a
 unit dim writes disjoint output rows: exported programs put a batch dim of 1 first) to
-`TaskOutliner.emit` with that loop's extent and the work of one of its iterations. A nest whose work can reach `PARALLEL_WORK` becomes a file-scope task
+`TaskOutliner.emit` with that loop's extent and the work of one of its iterations. A nest
+whose work can reach `PARALLEL_WORK` becomes a file-scope task
 
     struct lutc_task3_ctx { float *t1; const float *p1; int64_t M; };
     static void lutc_task3(void *arg, int begin, int end)

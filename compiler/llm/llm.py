@@ -119,7 +119,9 @@ class LLM:
         self.kv_cache = self._allocate_kv_cache(
             (cfg.num_layers, 2, cfg.num_kv_heads, max_context, cfg.head_dim), kv_cache)
         spec = WeightSpec.parse(weights) if weights else None
-        disabled = tuple(disable_passes) + (("lut-quantize-table",) if lossless else ())
+        from lutc.compiler.pipeline import lossless_disabled
+
+        disabled = lossless_disabled(disable_passes, lossless)
         options = {"weights": weights, "max_context": max_context, "chunk": chunk,
                    "disabled": sorted(set(disabled)), "pass_options": pass_options or {}}
         if kv_cache != "f32":  # keeps the keys (and compile caches) of f32-cache models
