@@ -308,12 +308,6 @@ ALWAYS_INLINE void tile_i8(const lutrt_mma_args *a, int m0, int blk0, const int 
 static const int8_t pt_sel_pair[64] __attribute__((aligned(64))) = {
     0, 0, 4, 4, 0, 0, 4, 4, 0, 0, 4, 4, 0, 0, 4, 4, 0, 0, 4, 4, 0, 0, 4, 4, 0, 0, 4, 4, 0, 0, 4, 4,
     2, 2, 6, 6, 2, 2, 6, 6, 2, 2, 6, 6, 2, 2, 6, 6, 2, 2, 6, 6, 2, 2, 6, 6, 2, 2, 6, 6, 2, 2, 6, 6};
-static const int8_t pt_sel_01[64] __attribute__((aligned(64))) = {
-    0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2,
-    0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2};
-static const int8_t pt_sel_23[64] __attribute__((aligned(64))) = {
-    4, 4, 6, 6, 4, 4, 6, 6, 4, 4, 6, 6, 4, 4, 6, 6, 4, 4, 6, 6, 4, 4, 6, 6, 4, 4, 6, 6, 4, 4, 6, 6,
-    4, 4, 6, 6, 4, 4, 6, 6, 4, 4, 6, 6, 4, 4, 6, 6, 4, 4, 6, 6, 4, 4, 6, 6, 4, 4, 6, 6, 4, 4, 6, 6};
 static const int8_t pt_sel_odd[64] __attribute__((aligned(64))) = {
     0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6,
     0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6};
@@ -360,7 +354,7 @@ ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int 
 
     const __m512i offp = ld64(off_pair), o01 = ld64(off_01), o23 = ld64(off_23);
     const __m512i permo = ld64(perm_odd), offo = ld64(off_odd);
-    const __m512i sp = ld64(pt_sel_pair), s01 = ld64(pt_sel_01), s23 = ld64(pt_sel_23), so = ld64(pt_sel_odd);
+    const __m512i sp = ld64(pt_sel_pair), so = ld64(pt_sel_odd);
     for (int g = 0; g < a->NG; g++) {
         const int j0 = g * a->jg, j1 = min_int(J, j0 + a->jg);
         const int whole_group = j1 <= (j0 / LUTRT_GRID_TABLES + 1) * LUTRT_GRID_TABLES;
@@ -379,13 +373,18 @@ ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int 
                     } else if (BITS == 2) {
                         mA[r] = pt_mults(mb[r] + j, sp, 1);
                     } else {
-                        mA[r] = pt_mults(mb[r] + j, s01, 1);
-                        mB[r] = pt_mults(mb[r] + j, s23, 1);
+                        /* (m_j, 2m_j, m_j+1, 2m_j+1) | (m_j+2, ..): the int16 multipliers
+                         * (< 2^7) with each one also shifted into its high byte, doubled */
+                        uint64_t d;
+                        memcpy(&d, mb[r] + j, 8);
+                        d |= d << 9;
+                        mA[r] = _mm512_set1_epi32((int)(uint32_t)d);
+                        mB[r] = _mm512_set1_epi32((int)(uint32_t)(d >> 32));
                     }
                 }
                 UNROLL for (int bi = 0; bi < NBK; bi++) {
                     const uint8_t *p0 = wb[bi] + (size_t)j * chunk;
-                    if (MT == 1 && NBK == 1) lutrt_gemv_prefetch(p0, 4 * BITS * 16);
+                    if (MT == 1) lutrt_gemv_prefetch(p0, 4 * BITS * 16);
                     if (BITS == 1) {
                         const __m512i R = _mm512_permutexvar_epi8(permo, ld64(p0));
                         const __m512i il = nib(R, m0f, offo), ih = nib(_mm512_srli_epi16(R, 4), m0f, offo);
@@ -414,7 +413,7 @@ ALWAYS_INLINE void tile_pt(const lutrt_mma_args *a, int m0, int blk0, const int 
                 const __m512i Zi = _mm512_set1_epi32(zs);
                 UNROLL for (int bi = 0; bi < NBK; bi++) {
                     const size_t si = ((size_t)(blk0 + bi) * a->NG + g) * LUTRT_BLOCK_N;
-                    if (MT == 1 && NBK == 1) lutrt_gemv_prefetch_scales(a, si);
+                    if (MT == 1) lutrt_gemv_prefetch_scales(a, si);
                     __m512i I[2];
                     if (BITS == 1) {
                         I[0] = _mm512_permutex2var_epi32(acc[r][bi][0], ld64(fl_c), acc[r][bi][1]);
@@ -468,8 +467,9 @@ typedef void (*tile_fn)(const lutrt_mma_args *, int, int);
     }
 #define TILES(FN, P, NMB, MIR, BITS)                                                  \
     TILE(FN, P##m, 2, NMB, MIR, BITS)                                                 \
-    TILE(FN, P##11, 1, 1, MIR, BITS) TILE(FN, P##21, 2, 1, MIR, BITS)
-#define SHAPES(P, MIR, BITS) {P##m_##MIR##_##BITS, P##11_##MIR##_##BITS, P##21_##MIR##_##BITS}
+    TILE(FN, P##11, 1, 1, MIR, BITS) TILE(FN, P##21, 2, 1, MIR, BITS)                 \
+    TILE(FN, P##12, 1, 2, MIR, BITS)
+#define SHAPES(P, MIR, BITS) {P##m_##MIR##_##BITS, P##11_##MIR##_##BITS, P##21_##MIR##_##BITS, P##12_##MIR##_##BITS}
 
 /* Shared-scale GEMM tiles: NM = 2 blocks for even bits (4 accumulators per row and block),
  * 1 for odd bits (6). */
@@ -479,7 +479,7 @@ TILES_I8(0, 1) TILES_I8(0, 2) TILES_I8(0, 3) TILES_I8(0, 4)
 TILES_I8(0, 5) TILES_I8(0, 6) TILES_I8(0, 7) TILES_I8(0, 8)
 TILES_I8(1, 1) TILES_I8(1, 2) TILES_I8(1, 3) TILES_I8(1, 4)
 TILES_I8(1, 5) TILES_I8(1, 6) TILES_I8(1, 7) TILES_I8(1, 8)
-static const tile_fn tiles[2][LUTRT_MAX_BITS][3] = {
+static const tile_fn tiles[2][LUTRT_MAX_BITS][4] = {
     {SHAPES(t, 0, 1), SHAPES(t, 0, 2), SHAPES(t, 0, 3), SHAPES(t, 0, 4),
      SHAPES(t, 0, 5), SHAPES(t, 0, 6), SHAPES(t, 0, 7), SHAPES(t, 0, 8)},
     {SHAPES(t, 1, 1), SHAPES(t, 1, 2), SHAPES(t, 1, 3), SHAPES(t, 1, 4),
@@ -491,21 +491,29 @@ static const tile_fn tiles[2][LUTRT_MAX_BITS][3] = {
 #define TILES_PT(MIR, BITS) TILES(tile_pt, p, PM(BITS), MIR, BITS)
 TILES_PT(0, 1) TILES_PT(0, 2) TILES_PT(0, 4) TILES_PT(0, 8)
 TILES_PT(1, 1) TILES_PT(1, 2) TILES_PT(1, 4) TILES_PT(1, 8)
-static const tile_fn tiles_pt[2][4][3] = { /* [mirrored][B = 1, 2, 4, 8] */
+static const tile_fn tiles_pt[2][4][4] = { /* [mirrored][B = 1, 2, 4, 8] */
     {SHAPES(p, 0, 1), SHAPES(p, 0, 2), SHAPES(p, 0, 4), SHAPES(p, 0, 8)},
     {SHAPES(p, 1, 1), SHAPES(p, 1, 2), SHAPES(p, 1, 4), SHAPES(p, 1, 8)},
 };
 
-/* The walk of both tile sets: GEMV one block at a time, GEMM 2-row tiles of nm blocks over
- * super blocks that stay in L2. A GEMV tile of 4 blocks (tables loaded once for 4 blocks) read
- * 12 memory streams at once (each block's weights, scales and zeros): on the Zen 4 VM, SmolLM2's
- * four projections at 4 bits streamed from memory in 178-184 us per layer with 1-block tiles
- * against 195-212 with 4-block ones (1 thread; 2 threads 166 / 174), 1 bit 79 / 117 us, at the
- * same time from cache (95-103 / 88-102 us). */
+/* The walk of both tile sets: GEMV 2-block tiles (8 bits: 1 block), GEMM 2-row tiles of nm
+ * blocks over super blocks that stay in L2. A GEMV tile loads each table and multiplier once
+ * for all its blocks, and a block's flush per weight group (about 40% of a 1-block 4-bit tile's
+ * time, perf) shares the zero-point sum and the unit. 1-block against 2-block tiles on the Intel
+ * VM (AVX-512 VBMI, 260 MiB L3, weights in L3, 1 thread, interleaved, per-table tables): 4 bits
+ * 1.06x the time (N = K = 4096; SmolLM2's 1536 x 576 / 576 x 1536 1.06 / 1.12x), 1 bit 1.30x,
+ * explicit zero points 1.08x, weights streamed from memory 0.94-0.95x the 1-block time; 8 bits
+ * 0.96x (16 accumulators per 2-block tile), so 8 bits keep 1-block tiles. Earlier, on a Zen 4
+ * VM, 4-block tiles (12 memory streams: each block's weights, scales and zeros) streamed
+ * SmolLM2's projections from memory slower than 1-block ones (4 bits 195-212 against 178-184 us
+ * per layer, 1 bit 117 / 79 us). */
 static void walk(const lutrt_mma_args *a, int b0, int b1, const tile_fn *t, int nm) {
-    const tile_fn tm = t[0], t11 = t[1], t21 = t[2];
+    const tile_fn tm = t[0], t11 = t[1], t21 = t[2], t12 = t[3];
     if (a->M == 1) {
-        for (int blk = b0; blk < b1; blk++) t11(a, 0, blk);
+        int blk = b0;
+        if (a->bits < 8)
+            for (; blk + 2 <= b1; blk += 2) t12(a, 0, blk);
+        for (; blk < b1; blk++) t11(a, 0, blk);
         return;
     }
     const int super = lutrt_super_blocks(a);
