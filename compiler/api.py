@@ -39,6 +39,8 @@ def _compile(model, outdir, spec, shapes, emit, disabled, print_after_all, print
     check_imported_weights(imported.weights.arrays)
     for name, err in imported.quantization_report:
         out(f"quantized {name}: relative weight error {err:.4f}")
+    for note in imported.float_notes:
+        out(f"note: {note}")
     options = PipelineOptions(disabled=tuple(disabled), print_after_all=print_after_all,
                               print_after=tuple(print_after), pass_options=pass_options or {},
                               out=out)

@@ -30,3 +30,7 @@ class ImportedModel:
     outputs: list[TensorSpec]
     # per quantized layer: (weight name, relative quantization error) when lutc quantized it
     quantization_report: list[tuple[str, float]] = field(default_factory=list)
+    # constant weights that stayed float although a weight format was asked for (products
+    # that are not linear layers, K not a multiple of 4): one message each
+    # (linear_policy.kept_float)
+    float_notes: list[str] = field(default_factory=list)

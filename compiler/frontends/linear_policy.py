@@ -6,8 +6,13 @@ In order:
 2. a weight the frontend recovered losslessly from the model's own low-bit codes (torch int8 /
    packed codes, ONNX MatMulNBits / DequantizeLinear) keeps that format;
 3. otherwise, when the user asked for a weight format (`--weights SPEC`), round-to-nearest
-   quantization (`quantize.quantize`; K must be a multiple of 4), its relative error reported;
+   quantization (`quantize.quantize`), its relative error reported; a layer whose K is not a
+   multiple of 4 (the LUT tables group 4 activations) stays float with a note instead, like
+   llama.cpp keeping tensors that do not fit its block size in a wider type;
 4. otherwise the layer stays float (None).
+
+Products with a constant operand that stay float although a weight format was asked for are
+named in one message each (`kept_float`), which `lutc compile` prints.
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ from lutc.runtime.errors import LutcError
 
 
 def low_bit_weight(w_nk: np.ndarray, spec: WeightSpec | None, hint: str,
-                   report: list[tuple[str, float]], error: Callable[[str], LutcError],
+                   report: list[tuple[str, float]], float_notes: list[str],
+                   error: Callable[[str], LutcError],
                    recovered: Callable[[], QuantizedWeight | None] | None = None
                    ) -> QuantizedWeight | None:
     """The low-bit form of W[N, K] by the policy above, or None for a float layer. `report`
-    collects (hint, relative error) of quantized layers; `error(message)` builds the frontend's
-    LutcError naming the node; `recovered()` is the frontend's lossless recovery, if any."""
+    collects (hint, relative error) of quantized layers, `float_notes` the `kept_float`
+    messages; `error(message)` builds the frontend's LutcError naming the node (raised for
+    non-finite weights); `recovered()` is the frontend's lossless recovery, if any."""
     if not finite_weight(w_nk):
         raise error("the weight has non-finite values (NaN or infinity)")
     qw = weight_recovery.ternary(w_nk)
@@ -40,7 +47,49 @@ def low_bit_weight(w_nk: np.ndarray, spec: WeightSpec | None, hint: str,
         return None
     k = w_nk.shape[1]
     if k % 4:
-        raise error(f"low-bit weights need K (input features) to be a multiple of 4, got K = {k}")
+        float_notes.append(kept_float(hint, w_nk.shape, f"K = {k} input features is not a "
+                                      "multiple of 4"))
+        return None
     qw, err = quantize_with_error(w_nk, spec)
     report.append((hint, err))
     return qw
+
+
+def shared_batch_weight(x_shape: tuple[int, ...], b: np.ndarray) -> np.ndarray | None:
+    """The one weight W[K, N] of a batched product x[..., M, K] @ b[..., K, N] whose constant b
+    repeats the same matrix in every batch, or None. torch decomposes a linear layer on a
+    non-contiguous input (e.g. `linear(x.transpose(1, 2))`) into bmm(x, expand(W^T)): without
+    this the layer would stay float. Only when x's batch dims equal b's, so that x @ W has the
+    product's shape."""
+    if b.ndim < 3 or len(x_shape) != b.ndim or tuple(x_shape[:-2]) != b.shape[:-2]:
+        return None
+    flat = b.reshape(-1, *b.shape[-2:])
+    first = flat[0]
+    if any(not np.array_equal(m, first) for m in flat[1:]):
+        return None
+    return first
+
+
+def kept_float(name: str, weight_shape: tuple[int, ...], why: str) -> str:
+    """The message for a constant weight that stays float although a weight format was asked
+    for: `name [shape]: kept float, why`."""
+    return f"{name} {list(weight_shape)}: kept float, {why}"
+
+
+LEFT_OPERAND = "the constant is the left operand (W @ x)"
+BATCHED = "its batches hold different matrices (a batched weight, not a linear layer)"
+
+
+def note_float_product(a, b, names: tuple[str, str], spec: WeightSpec | None,
+                       float_notes: list[str]) -> None:
+    """A product a @ b that is not a linear layer: when a weight format was asked for and one
+    operand is a constant matrix (numpy, >= 256 elements), its `kept_float` message into
+    float_notes. `names` are the operands' names for the message."""
+    if spec is None or isinstance(a, np.ndarray) == isinstance(b, np.ndarray):
+        return
+    left = isinstance(a, np.ndarray)
+    const = a if left else b
+    if const.ndim < 2 or const.size < 256:
+        return
+    why = LEFT_OPERAND if left else BATCHED if const.ndim > 2 else "the input is a vector"
+    float_notes.append(kept_float(names[0 if left else 1], const.shape, why))

@@ -322,4 +322,4 @@ def import_onnx(model: str | Path | onnx.ModelProto,
         results.append(value)
         outputs.append(TensorSpec(sanitize(vi.name), shape(value), dtype(value), vi.name))
     module = gb.finish(results)
-    return ImportedModel(module, store, inputs, outputs, state.report)
+    return ImportedModel(module, store, inputs, outputs, state.report, state.float_notes)

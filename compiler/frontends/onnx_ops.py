@@ -27,7 +27,7 @@ from lutc.compiler.frontends.graph_builder import (
     storage_dtype,
     shape_of,
 )
-from lutc.compiler.frontends.linear_policy import low_bit_weight
+from lutc.compiler.frontends.linear_policy import low_bit_weight, note_float_product, shared_batch_weight
 from lutc.compiler.frontends.quantize import QuantizedWeight, WeightSpec
 
 Value = SSAValue | np.ndarray
@@ -86,6 +86,7 @@ class ImportState:
     opset: int
     spec: WeightSpec | None
     report: list[tuple[str, float]] = field(default_factory=list)
+    float_notes: list[str] = field(default_factory=list)  # linear_policy.kept_float
     initializer_types: dict[str, int] = field(default_factory=dict)  # name -> ONNX elem type
     # by (id(array), k_axis)
     lossless: dict[tuple[int, int], LosslessWeight] = field(default_factory=dict)
@@ -395,7 +396,7 @@ def linear_layer(ctx: NodeContext, x: Value, w_nk: np.ndarray, bias, hint: str):
     x = ctx.tensor(x)
     if bias is not None and isinstance(bias, np.ndarray):
         bias = gb.value(canonical_array(bias), hint + ".bias")
-    qw = low_bit_weight(w_nk, ctx.spec, hint, ctx.report, ctx.error)
+    qw = low_bit_weight(w_nk, ctx.spec, hint, ctx.report, ctx.state.float_notes, ctx.error)
     if qw is None:
         return gb.float_linear(x, w_nk, bias, hint + ".weight")
     return gb.quantized_linear(x, qw, bias, hint, ctx.name)
@@ -412,6 +413,11 @@ def _matmul(ctx: NodeContext, ins: list) -> list:
         if qw is not None:
             return [ctx.gb.quantized_linear(ctx.tensor(a), qw, None, hint, ctx.name)]
         return [linear_layer(ctx, a, np.ascontiguousarray(b.T.astype(np.float32)), None, hint)]
+    if isinstance(b, np.ndarray) and (w := shared_batch_weight(shape(a), b)) is not None:
+        hint = ctx.input_name(1) or ctx.name
+        return [linear_layer(ctx, a, np.ascontiguousarray(w.T.astype(np.float32)), None, hint)]
+    note_float_product(a, b, (ctx.input_name(0) or ctx.name, ctx.input_name(1) or ctx.name),
+                       ctx.spec, ctx.state.float_notes)
     return [ctx.gb.matmul(a, b)]
 
 

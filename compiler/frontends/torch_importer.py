@@ -166,6 +166,7 @@ class _TorchImporter:
         self.store = WeightStore()
         self.gb = GraphBuilder(self.store)
         self.report: list[tuple[str, float]] = []
+        self.float_notes: list[str] = []
         self.env: dict[Node, object] = {}
         self.sources: dict[Node, frozenset[str]] = {}  # placeholder names a constant came from
         self.targets: dict[str, str] = {}  # placeholder name -> parameter / buffer name
@@ -381,7 +382,8 @@ class _TorchImporter:
         hints = tuple(-(-k // (size // n)) for size in float_sizes
                       if size % n == 0 and 0 < size // n <= k)
         recovered = (lambda: weight_recovery.from_codes(w, int_bufs, hints)) if int_bufs else None
-        qw = low_bit_weight(w, self.spec, hint, self.report, ctx.error, recovered)
+        qw = low_bit_weight(w, self.spec, hint, self.report, self.float_notes, ctx.error,
+                            recovered)
         if qw is None:
             return gb.float_linear(x, w, bias, hint + ".weight")
         return gb.quantized_linear(x, qw, bias, hint, ctx.name)
@@ -410,7 +412,8 @@ class _TorchImporter:
             val = arg.meta.get("val")
             outputs.append(TensorSpec(name, tuple(val.shape), torch_dtype(val.dtype), original))
         module = self.gb.finish(results)
-        return ImportedModel(module, self.store, self.inputs, outputs, self.report)
+        return ImportedModel(module, self.store, self.inputs, outputs, self.report,
+                             self.float_notes)
 
 
 def import_exported_program(ep: ExportedProgram | str | Path,

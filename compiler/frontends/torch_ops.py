@@ -17,6 +17,7 @@ import torch
 from xdsl.ir import SSAValue
 
 from lutc.runtime.errors import LutcError
+from lutc.compiler.frontends.linear_policy import note_float_product, shared_batch_weight
 from lutc.compiler.frontends.conv1d import conv1d_output_length, depthwise_conv1d
 from lutc.compiler.frontends.moe import SelectedExperts, expert_bmm, grouped_mm, is_expert_selection
 from lutc.compiler.frontends.scatter import scatter_along
@@ -655,6 +656,13 @@ def _mm(ctx: TorchNodeContext):
         return expert_bmm(ctx, a, b)
     if isinstance(b, np.ndarray) and b.ndim == 2 and isinstance(a, SSAValue):
         return ctx.importer.linear(ctx, a, b.T, None, ctx.node.args[1])
+    if isinstance(b, np.ndarray) and isinstance(a, SSAValue):
+        w = shared_batch_weight(shape(a), b)  # bmm(x, expand(W^T)): a linear layer
+        if w is not None:
+            return ctx.importer.linear(ctx, a, w.T, None, ctx.node.args[1])
+    imp = ctx.importer
+    note_float_product(a, b, tuple(imp.hint_for(n) for n in ctx.node.args[:2]), imp.spec,
+                       imp.float_notes)
     return ctx.gb.matmul(ctx.tensor(a), ctx.tensor(b))
 
 

@@ -1,0 +1,143 @@
+"""Products with a constant weight that is batched: a linear layer torch decomposed into
+bmm(x, expand(W^T)) (or an ONNX MatMul on a repeated 3-D initializer) is quantized like any
+linear layer; a product whose constant stays float although a weight format was asked for is
+named in ImportedModel.float_notes (and printed by compile)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from lutc.compiler.api import compile_model
+from lutc.compiler.frontends.linear_policy import shared_batch_weight
+from lutc.compiler.frontends.onnx_importer import import_onnx
+from lutc.compiler.frontends.quantize import WeightSpec, quantize
+from lutc.compiler.frontends.torch_importer import import_exported_program
+from lutc.compiler.interp.interpret import run_module
+
+from .conftest import max_abs, rel_max_abs
+from .ir_contract import check_contract
+
+SPEC = "w4g32"
+
+
+class TransposedLinear(torch.nn.Module):
+    """linear(x.transpose(1, 2)) on a 4-D x: torch's decomposition expands W^T to a bmm."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear(64, 48)
+
+    def forward(self, x):
+        return self.proj(x.transpose(1, 2))
+
+
+class HeadWeights(torch.nn.Module):
+    """A different [K, N] matrix per head (not a linear layer) and a constant left operand."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(3)
+        self.heads = torch.nn.Parameter(torch.randn(5, 64, 32, generator=g))
+        self.mix = torch.nn.Parameter(torch.randn(128, 3, generator=g))
+
+    def forward(self, x):  # x [2, 5, 3, 64]
+        return torch.matmul(self.mix, torch.matmul(x, self.heads))
+
+
+def _x(seed: int = 1) -> torch.Tensor:
+    return torch.randn(2, 5, 3, 64, generator=torch.Generator().manual_seed(seed))
+
+
+def test_shared_batch_weight():
+    w = np.arange(12, dtype=np.float32).reshape(3, 4)
+    b = np.broadcast_to(w, (2, 5, 3, 4))
+    assert np.array_equal(shared_batch_weight((2, 5, 7, 3), b), w)
+    assert shared_batch_weight((10, 7, 3), b.reshape(10, 3, 4)) is not None
+    # batch dims of x must be b's: x [1, 7, 3] @ b [10, 3, 4] broadcasts to [10, 7, 4]
+    assert shared_batch_weight((1, 7, 3), b.reshape(10, 3, 4)) is None
+    different = np.array(b.reshape(10, 3, 4))
+    different[9, 0, 0] += 1
+    assert shared_batch_weight((10, 7, 3), different) is None
+    assert shared_batch_weight((7, 3), w) is None
+
+
+@pytest.mark.parametrize("decompose", [True, False])
+def test_torch_linear_on_transposed_input_is_quantized(decompose):
+    model = TransposedLinear().eval()
+    x = _x()
+    ep = torch.export.export(model, (x,))
+    if decompose:
+        ep = ep.run_decompositions()
+        assert "aten.bmm.default" in [str(n.target) for n in ep.graph.nodes]
+    spec = WeightSpec.parse(SPEC)
+    im = import_exported_program(ep, spec)
+    check_contract(im.module)
+    assert [name for name, _ in im.quantization_report] == ["proj"]
+    assert im.float_notes == []
+    with torch.no_grad():
+        model.proj.weight.copy_(torch.from_numpy(quantize(model.proj.weight.numpy(), spec).dequantize()))
+        want = model(x).numpy()
+    out = run_module(im.module, im.weights, [x.numpy()])[0]
+    assert out.shape == (2, 3, 5, 48)
+    assert rel_max_abs(out, want) <= 1e-5
+
+
+@pytest.mark.parametrize("decompose", [True, False])
+def test_torch_float_products_are_named(decompose):
+    model = HeadWeights().eval()
+    x = _x(2)
+    ep = torch.export.export(model, (x,))
+    if decompose:
+        ep = ep.run_decompositions()
+    im = import_exported_program(ep, WeightSpec.parse(SPEC))
+    assert im.quantization_report == []
+    assert len(im.float_notes) == 2, im.float_notes
+    heads, mix = sorted(im.float_notes)
+    assert heads.startswith("heads [") and "different matrices" in heads
+    # torch's decomposition turns mix @ t into (t^T @ mix^T)^T: a linear layer with K = 3
+    assert mix.startswith("mix [") and ("K = 3 input features is not a multiple of 4" in mix
+                                        if decompose else "left operand" in mix), mix
+    with torch.no_grad():
+        want = model(x).numpy()
+    assert rel_max_abs(run_module(im.module, im.weights, [x.numpy()])[0], want) <= 1e-5
+    # without a weight format nothing was asked for: no notes
+    assert import_exported_program(ep).float_notes == []
+
+
+def test_compile_prints_float_products(tmp_path):
+    lines = []
+    ep = torch.export.export(HeadWeights().eval(), (_x(),))
+    compile_model(ep, tmp_path / "m", weights=SPEC, emit="mlir", out=lines.append)
+    notes = [line for line in lines if line.startswith("note: ")]
+    assert len(notes) == 2 and any("heads" in n for n in notes), lines
+
+
+def _onnx_matmul(b: np.ndarray) -> onnx.ModelProto:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 3, 64])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g",
+                              [x], [y], [numpy_helper.from_array(b, "w")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_onnx_matmul_on_repeated_weight():
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((64, 48)).astype(np.float32)
+    x = rng.standard_normal((4, 3, 64)).astype(np.float32)
+    spec = WeightSpec.parse(SPEC)
+    im = import_onnx(_onnx_matmul(np.ascontiguousarray(np.broadcast_to(w, (4, 64, 48)))),
+                     weights=spec)
+    check_contract(im.module)
+    assert [name for name, _ in im.quantization_report] == ["w"] and im.float_notes == []
+    want = x @ quantize(np.ascontiguousarray(w.T), spec).dequantize().T
+    assert rel_max_abs(run_module(im.module, im.weights, [x])[0], want) <= 1e-5
+
+    heads = rng.standard_normal((4, 64, 48)).astype(np.float32)
+    im = import_onnx(_onnx_matmul(heads), weights=spec)
+    assert im.quantization_report == [] and len(im.float_notes) == 1
+    assert im.float_notes[0].startswith("w [4, 64, 48]: kept float")
+    assert max_abs(run_module(im.module, im.weights, [x])[0], x @ heads) <= 1e-4
