@@ -159,9 +159,15 @@ static inline int lutrt_pt_zs(const lutrt_mma_args *a, size_t m, int j0, int j1)
  * alone left the 4-bit per-table GEMV of SmolLM2's shapes (K x N = 576 x 1536, 1536 x 576)
  * at 8.3-9.5 GB/s from memory on the 2-core Xeon VM (streaming read: 14-15 GB/s); prefetching
  * 2 KiB ahead of the weights and 512 B ahead of the scales and zeros gave 9.9-11.6 GB/s (+20%,
- * interleaved medians). Prefetches past the end of a buffer are harmless (no fault). The
- * kernels call these where a tile serves one token row (M = 1). */
+ * interleaved medians). On the 16-core Xeon (bench/bench_gemv_prefetch.py, N = K = 4096,
+ * per-table tables, weights from memory, medians of 3 interleaved runs, 1 / 4 / 16 threads):
+ * no prefetch 475 / 134 / 67 us at 2 bits and 1036 / 282 / 116 at 4 bits; 1, 2 and 4 KiB
+ * ahead 394-458 / 124-126 / 61-63 and 681-761 / 209-221 / 85-93 us, no distance ahead of the
+ * others beyond the noise, so 2 KiB stays. Prefetches past the end of a buffer are harmless
+ * (no fault). The kernels call these where a tile serves one token row (M = 1). */
+#ifndef LUTRT_GEMV_PREFETCH_BYTES /* -DLUTRT_GEMV_PREFETCH_BYTES=N: other distances (A/B measurements) */
 #define LUTRT_GEMV_PREFETCH_BYTES 2048
+#endif
 #ifndef LUTRT_NO_GEMV_PREFETCH /* -DLUTRT_NO_GEMV_PREFETCH=1: off (A/B measurements) */
 #define LUTRT_NO_GEMV_PREFETCH 0
 #endif
