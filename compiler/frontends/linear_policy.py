@@ -59,9 +59,15 @@ def shared_batch_weight(x_shape: tuple[int, ...], b: np.ndarray) -> np.ndarray |
     """The one weight W[K, N] of a batched product x[..., M, K] @ b[..., K, N] whose constant b
     repeats the same matrix in every batch, or None. torch decomposes a linear layer on a
     non-contiguous input (e.g. `linear(x.transpose(1, 2))`) into bmm(x, expand(W^T)): without
-    this the layer would stay float. Only when x's batch dims equal b's, so that x @ W has the
-    product's shape."""
-    if b.ndim < 3 or len(x_shape) != b.ndim or tuple(x_shape[:-2]) != b.shape[:-2]:
+    this the layer would stay float. Only when b's batch dims broadcast to x's (matmul
+    broadcasting), so that x @ W has the product's shape."""
+    if b.ndim < 3 or len(x_shape) < 2:
+        return None
+    x_batch = tuple(x_shape[:-2])
+    try:
+        if np.broadcast_shapes(x_batch, b.shape[:-2]) != x_batch:
+            return None
+    except ValueError:
         return None
     flat = b.reshape(-1, *b.shape[-2:])
     first = flat[0]

@@ -57,8 +57,12 @@ def test_shared_batch_weight():
     b = np.broadcast_to(w, (2, 5, 3, 4))
     assert np.array_equal(shared_batch_weight((2, 5, 7, 3), b), w)
     assert shared_batch_weight((10, 7, 3), b.reshape(10, 3, 4)) is not None
-    # batch dims of x must be b's: x [1, 7, 3] @ b [10, 3, 4] broadcasts to [10, 7, 4]
+    # b's batch dims must broadcast to x's: x [1, 7, 3] @ b [10, 3, 4] is [10, 7, 4]
     assert shared_batch_weight((1, 7, 3), b.reshape(10, 3, 4)) is None
+    assert np.array_equal(shared_batch_weight((4, 7, 3), w[None]), w)  # b [1, 3, 4]
+    assert np.array_equal(shared_batch_weight((2, 5, 7, 3), b[:1, :1]), w)
+    assert shared_batch_weight((5, 7, 3), b.reshape(10, 3, 4)[:2]) is None  # 5 against 2
+    assert shared_batch_weight((7, 3), w[None]) is None  # x [7, 3] @ b [1, 3, 4] is [1, 7, 4]
     different = np.array(b.reshape(10, 3, 4))
     different[9, 0, 0] += 1
     assert shared_batch_weight((10, 7, 3), different) is None
