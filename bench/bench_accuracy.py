@@ -18,7 +18,9 @@ Columns, each measured in this run:
 - dPPL: SmolLM2-135M-Instruct from its Q4_1 GGUF, perplexity over `--ppl-tokens` tokens of
   English (test/llm/data, 512-token windows) relative to transformers on the same file;
 - GEMV / GEMM: lut.mma time (precompute excluded) at M=1 and M=128, medians of `repeats`
-  round-robin rounds (one call of each mode in turn, so machine load hits all alike).
+  round-robin rounds at M=128 and 10x as many at M=1 (a GEMV call is ~0.5 ms: 9 samples of it
+  swung the ratios between modes by 10% from run to run on the 2-core VM), one call of each
+  mode in turn, so machine load hits all alike.
 Results: bench/results/accuracy.json.
 """
 
@@ -96,7 +98,7 @@ def kernel_rows(repeats: int, threads: list[int], modes: list[str]) -> dict:
                 calls[mode] = kernels.MmaCall(t, packed, scales, None, n=N, bits=BITS, zimp=zimp,
                                               threads=th)
             times = {mode: [] for mode in modes}
-            for _ in range(repeats):
+            for _ in range(repeats * (10 if m == 1 else 1)):
                 for mode, call in calls.items():
                     set_i8act(MODES[mode][2])
                     t0 = time.perf_counter()
