@@ -21,7 +21,6 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import re
 import stat
 import threading
 from pathlib import Path
@@ -32,7 +31,10 @@ from lutc.runtime.errors import LutcError
 
 MANIFEST = "model.json"
 MAX_THREADS = 256  # threadpool.c's MAX_THREADS: lutrt clamps larger counts to it
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# The entry point every compiled model exports (compiler/codegen/build.py writes it into
+# model.json). The loader accepts no other name: ctypes resolves a name through the library's
+# dependencies too, so a tampered manifest could otherwise name abort() or system().
+ENTRY = "lutc_main"
 _ALIGN = 64
 
 
@@ -68,8 +70,8 @@ class CompiledModel:
                             "`lutc compile` without --emit c")
         library = self._inside("library", want_size=None)
         entry = self._field("entry", str)
-        if not _IDENT.match(entry):
-            self._bad("entry", f"must be a C identifier, got {entry!r}")
+        if entry != ENTRY:  # a symbol lookup also searches the library's dependencies (libc)
+            self._bad("entry", f"must be {ENTRY!r}, got {json.dumps(entry)}")
         for key in ("inputs", "outputs"):
             self._tensor_specs(key)
         try:

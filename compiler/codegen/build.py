@@ -14,9 +14,8 @@ from lutc.compiler.codegen.emit_main import emit_main
 from lutc.runtime.errors import LutcError
 from lutc.compiler.codegen.fold_weights import fold_weights
 from lutc.compiler.imported_model import ImportedModel
-from lutc.runtime.model_loader import MANIFEST
+from lutc.runtime.model_loader import ENTRY, MANIFEST
 
-ENTRY = "lutc_main"
 # model.c's flags after -O2. gcc 12's -O2 vectorizes only loops needing no epilogue, peeling
 # or run-time check ("very cheap"): of SmolLM2's model.c loops it vectorized 1, with "cheap" 47
 # (as many as -O3; cc 1.9 s against 2.2 s at -O3). -fno-math-errno lets sqrtf be one

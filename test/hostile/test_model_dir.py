@@ -124,7 +124,10 @@ def test_library_field(model_dir, x_npy, library):
     assert "model.json" in line or "weights.bin" in line or "missing.so" in line, line
 
 
-@pytest.mark.parametrize("entry", [None, "lutc_nope", "system(\"x\")"])
+# "abort" / "system": symbols of the library's dependencies (libc), which a name lookup also
+# finds: the loader accepts the one entry point compiled models export, nothing else
+@pytest.mark.parametrize("entry", [None, "lutc_nope", "system(\"x\")", "abort", "system",
+                                   "lutc_arena_bytes"])
 def test_entry_field(model_dir, x_npy, entry):
     edit_manifest(model_dir, lambda m: m.update(entry=entry))
     assert_one_line_error(run(model_dir, x_npy), "model.json", "'entry'")
