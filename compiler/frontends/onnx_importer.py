@@ -56,8 +56,35 @@ def load_onnx(model: str | Path | onnx.ModelProto) -> onnx.ModelProto:
                         f"{first_line(str(e)) or type(e).__name__})") from None
     if not proto.HasField("graph") or proto.ir_version == 0:
         raise LutcError(f"'{path}' is not an ONNX model file (no graph or IR version)")
+    bad = _non_utf8_string(proto.graph)
+    if bad is not None:
+        raise LutcError(f"'{path}': {bad} is not valid UTF-8 (the ONNX format requires UTF-8 "
+                        "strings)")
     _load_external_data(proto, path.parent)
     return proto
+
+
+def _non_utf8_string(graph: onnx.GraphProto) -> str | None:
+    """Where `graph` (or a subgraph of it) holds a name the protobuf parser could not decode:
+    it hands such strings over as bytes, which no later step expects. None if all are text."""
+    for kind in ("input", "output", "initializer", "value_info", "sparse_initializer"):
+        for i, item in enumerate(getattr(graph, kind)):
+            name = item.values.name if kind == "sparse_initializer" else item.name
+            if not isinstance(name, str):
+                return f"the name of graph {kind} #{i} ({name!r})"
+    for i, node in enumerate(graph.node):
+        fields = [("the name", node.name), ("the op_type", node.op_type), ("the domain", node.domain)]
+        fields += [("an input", s) for s in node.input] + [("an output", s) for s in node.output]
+        fields += [("an attribute name", a.name) for a in node.attribute]
+        for what, s in fields:
+            if not isinstance(s, str):
+                return f"{what} of node #{i} ({s!r})"
+        for a in node.attribute:
+            for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                bad = _non_utf8_string(sub)
+                if bad is not None:
+                    return bad
+    return None
 
 
 def _load_external_data(proto: onnx.ModelProto, folder: Path) -> None:

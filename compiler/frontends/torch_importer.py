@@ -62,7 +62,11 @@ def load_exported_program(path: str | Path) -> ExportedProgram:
     path = Path(path)
     if not path.exists():
         raise LutcError(f"model file '{path}' does not exist")
-    if not zipfile.is_zipfile(path):
+    try:
+        is_zip = zipfile.is_zipfile(path)
+    except (zipfile.BadZipFile, OSError, ValueError):  # a damaged end-of-archive record
+        is_zip = False
+    if not is_zip:
         hint = "; it looks like an ONNX model: name it .onnx" if _looks_like_onnx(path) else ""
         raise LutcError(f"'{path}' is not a saved torch.export program: not a zip archive "
                         f"(torch.export.save writes one){hint}")

@@ -56,10 +56,13 @@ def _load(args, quiet: bool):
 
 
 def _cmd_generate(args) -> None:
-    llm = _load(args, args.json)
+    from lutc.compiler.llm.llm import check_text
+
     prompt = args.prompt
-    if prompt is None:
+    if prompt is None:  # both checked before the model compiles
         raise LutcError("give a prompt with -p")
+    check_text(prompt, "the prompt")
+    llm = _load(args, args.json)
     stream = llm.generate(prompt, max_new_tokens=args.n, temperature=args.temperature,
                           top_k=args.top_k, top_p=args.top_p, seed=args.seed, stop=args.stop,
                           chat=args.chat, stream=True)

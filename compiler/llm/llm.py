@@ -52,6 +52,15 @@ def _lutc_fingerprint() -> str:
     return h.hexdigest()
 
 
+def check_text(text: str, what: str) -> None:
+    """Refuses a str that is not Unicode text: a command line of invalid UTF-8 bytes reaches
+    Python as lone surrogates (surrogateescape), which the tokenizer cannot take."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise LutcError(f"{what} is not valid UTF-8 text (character {err.start})") from None
+
+
 @dataclass
 class GenerationStats:
     n_prompt: int = 0
@@ -259,6 +268,7 @@ class LLM:
 
     # -- text -------------------------------------------------------------------------------
     def encode(self, prompt: str, chat: bool = False) -> list[int]:
+        check_text(prompt, "the prompt")
         if self.tokenizer is None:
             why = f" ({self.source.tokenizer_problem})" if self.source.tokenizer_problem else ""
             raise LutcError(f"model '{self.source.name}' has no tokenizer{why}: pass token ids")
@@ -370,6 +380,8 @@ class LLM:
         token after the first is scored with the tokens before it in that window;
         PPL = exp(mean negative log-likelihood) (the standard definition, as llama.cpp's
         perplexity tool computes it per window). Returns {"ppl", "n_tokens", "n_windows"}."""
+        if isinstance(text_or_ids, str):
+            check_text(text_or_ids, "the text")
         ids = self._check_ids(self.tokenizer.encode(text_or_ids, add_special_tokens=False).ids
                               if isinstance(text_or_ids, str) and self.tokenizer is not None
                               else (self.encode(text_or_ids) if isinstance(text_or_ids, str)

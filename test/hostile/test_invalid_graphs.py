@@ -39,6 +39,15 @@ def test_tensor_written_twice(tmp_path):
                           "Neg node 'b'")
 
 
+def test_names_that_are_not_utf8(tmp_path):
+    """protobuf hands strings that are not UTF-8 over as bytes: one line naming the first."""
+    path = _save(tmp_path / "m.onnx", [helper.make_node("Relu", ["x"], ["y"], name="nodeQQQ")],
+                 [("y", F, [2, 8])])
+    path.write_bytes(path.read_bytes().replace(b"nodeQQQ", b"nod\xc3\x28QQ"))
+    assert_one_line_error(_compile(path, tmp_path / "o"), "m.onnx", "the name of node #0",
+                          "not valid UTF-8")
+
+
 def test_graph_output_listed_twice(tmp_path):
     path = _save(tmp_path / "m.onnx", [helper.make_node("Relu", ["x"], ["y"])],
                  [("y", F, [2, 8]), ("y", F, [2, 8])])

@@ -221,6 +221,13 @@ def test_perplexity_text_that_is_not_a_file(hf_dir, tmp_path, kind):
                           else "No such file")
 
 
+def test_prompt_of_invalid_utf8_bytes(hf_dir):
+    """Command-line bytes that are not UTF-8 reach Python as lone surrogates, which the
+    tokenizer cannot take: one line naming the prompt."""
+    proc = run_lutc("generate", hf_dir, "-p", "ok \udcff\udcfe", "--max-context", "16", timeout=120)
+    assert_one_line_error(proc, "the prompt is not valid UTF-8 text (character 3)")
+
+
 def test_compile_of_a_gguf_points_to_generate(tmp_path):
     (tmp_path / "m.bin").write_bytes(b"GGUF" + bytes(64))
     proc = run_lutc("compile", tmp_path / "m.bin", "-o", tmp_path / "out", timeout=60)

@@ -4,6 +4,7 @@ logged traceback (12+ lines of `W... torch/export/__init__.py`) never reaches st
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
 import sys
 import zipfile
@@ -36,6 +37,15 @@ def _compile(path, tmp_path):
 def test_garbage(tmp_path):
     path = tmp_path / "m.pt2"
     path.write_bytes(bytes(range(256)) * 3)
+    assert_one_line_error(_compile(path, tmp_path), "m.pt2", "not a zip archive")
+
+
+def test_damaged_zip64_record(tmp_path):
+    """An end-of-archive record after a ZIP64 locator that claims several disks (a bit flip
+    in a real archive): zipfile raises BadZipFile from its mere check, reported in one line."""
+    path = tmp_path / "m.pt2"
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 1, 0, 2)
+    path.write_bytes(b"\0" * 64 + locator + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0, 0, 0, 0, 0))
     assert_one_line_error(_compile(path, tmp_path), "m.pt2", "not a zip archive")
 
 
