@@ -17,11 +17,20 @@ def compile(model, example_inputs=None, weights: str | None = None,
     with `example_inputs`) to a shared library and load it. Returns a callable on numpy arrays.
 
     `weights` quantizes float weights (w1..w8[gG][sym|asym] | ternary[gG]); `shapes` fixes
-    dynamic ONNX input dims; `outdir` keeps the model directory (default: a temporary one);
-    `lossless` keeps the lookup tables in f32 (exact up to float rounding; the default int8
-    tables err by ~1e-5 NMSE per GEMM), as `lutc.LLM(lossless=True)` does.
+    dynamic ONNX input dims; `outdir` keeps the model directory (default: a temporary one,
+    removed with the returned model); `lossless` keeps the lookup tables in f32 (exact up to
+    float rounding; the default int8 tables err by ~1e-5 NMSE per GEMM), as
+    `lutc.LLM(lossless=True)` does.
+
+    Each weight kept float although `weights` asked for a format is a `LutcWarning` (what
+    `lutc compile` prints as `note:` lines); each quantized layer's relative weight error is
+    logged at INFO on the "lutc" logger. Errors raise `LutcError`.
     """
+    import logging
+    import shutil
     import tempfile
+    import warnings
+    import weakref
     from pathlib import Path
 
     if hasattr(model, "config") and hasattr(model, "generate") and \
@@ -33,11 +42,25 @@ def compile(model, example_inputs=None, weights: str | None = None,
     from lutc.compiler.pipeline import lossless_disabled
     from lutc.runtime.model_loader import CompiledModel
 
+    def report(line: str) -> None:
+        if line.startswith("note: "):
+            warnings.warn(line.removeprefix("note: "), LutcWarning, stacklevel=3)
+        else:
+            logging.getLogger("lutc").info(line)
+
     target = Path(outdir) if outdir else Path(tempfile.mkdtemp(prefix="lutc-"))
-    compile_model(model, target, weights=weights, shapes=shapes,
-                  disabled=lossless_disabled(disable_passes, lossless),
-                  pass_options=pass_options, example_inputs=example_inputs, out=lambda s: None)
-    return CompiledModel(target)
+    try:
+        compile_model(model, target, weights=weights, shapes=shapes,
+                      disabled=lossless_disabled(disable_passes, lossless),
+                      pass_options=pass_options, example_inputs=example_inputs, out=report)
+        compiled = CompiledModel(target)
+    except BaseException:
+        if not outdir:
+            shutil.rmtree(target, ignore_errors=True)
+        raise
+    if not outdir:  # the library stays mapped and the weights memory-mapped after removal
+        weakref.finalize(compiled, shutil.rmtree, str(target), True)
+    return compiled
 
 
 def LLM(model, **options):
@@ -48,4 +71,4 @@ def LLM(model, **options):
     return _LLM(model, **options)
 
 
-from lutc.runtime.errors import LutcError  # noqa: E402  (the one user-error type)
+from lutc.runtime.errors import LutcError, LutcWarning  # noqa: E402  (user errors, warnings)

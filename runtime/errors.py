@@ -12,6 +12,11 @@ class LutcError(Exception):
         super().__init__(f"{node}: {message}" if node else message)
 
 
+class LutcWarning(UserWarning):
+    """Something the user asked for that lutc did not fully do (e.g. a weight kept float
+    although a weight format was asked for): the Python API warns, the CLI prints a note."""
+
+
 def first_line(text: str, limit: int | None = None) -> str:
     """The first line of `text` (an exception's message, say), stripped, and cut to `limit`
     characters when given: messages lutc shows stay on one line. "" for an empty text."""

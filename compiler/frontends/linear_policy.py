@@ -47,8 +47,8 @@ def low_bit_weight(w_nk: np.ndarray, spec: WeightSpec | None, hint: str,
         return None
     k = w_nk.shape[1]
     if k % 4:
-        float_notes.append(kept_float(hint, w_nk.shape, f"K = {k} input features is not a "
-                                      "multiple of 4"))
+        float_notes.append(kept_float(hint, None, f"its K = {k} input features (for "
+                                      f"{w_nk.shape[0]} outputs) are not a multiple of 4"))
         return None
     qw, err = quantize_with_error(w_nk, spec)
     report.append((hint, err))
@@ -76,26 +76,35 @@ def shared_batch_weight(x_shape: tuple[int, ...], b: np.ndarray) -> np.ndarray |
     return first
 
 
-def kept_float(name: str, weight_shape: tuple[int, ...], why: str) -> str:
+def kept_float(name: str, weight_shape: tuple[int, ...] | None, why: str) -> str:
     """The message for a constant weight that stays float although a weight format was asked
-    for: `name [shape]: kept float, why`."""
-    return f"{name} {list(weight_shape)}: kept float, {why}"
+    for: `name [shape]: kept float, why` (the shape as the model holds it, when known)."""
+    shape = f" {list(weight_shape)}" if weight_shape is not None else ""
+    return f"{name}{shape}: kept float, {why}"
 
 
-LEFT_OPERAND = "the constant is the left operand (W @ x)"
+LEFT_OPERAND = "the constant is the left operand of a batched product (W @ x)"
 BATCHED = "its batches hold different matrices (a batched weight, not a linear layer)"
 
 
 def note_float_product(a, b, names: tuple[str, str], spec: WeightSpec | None,
-                       float_notes: list[str]) -> None:
+                       float_notes: list[str], shapes=(None, None)) -> None:
     """A product a @ b that is not a linear layer: when a weight format was asked for and one
-    operand is a constant matrix (numpy, >= 256 elements), its `kept_float` message into
-    float_notes. `names` are the operands' names for the message."""
+    operand is a constant matrix (numpy), its `kept_float` message into float_notes. `names`
+    are the operands' names for the message, `shapes` their model shapes where the constant
+    the frontend sees is a broadcast copy (None: the constant's own shape)."""
     if spec is None or isinstance(a, np.ndarray) == isinstance(b, np.ndarray):
         return
     left = isinstance(a, np.ndarray)
     const = a if left else b
-    if const.ndim < 2 or const.size < 256:
+    if const.ndim < 2:
         return
     why = LEFT_OPERAND if left else BATCHED if const.ndim > 2 else "the input is a vector"
-    float_notes.append(kept_float(names[0 if left else 1], const.shape, why))
+    shape = shapes[0 if left else 1] or const.shape
+    float_notes.append(kept_float(names[0 if left else 1], tuple(shape), why))
+
+
+def swap_last_two(rank: int) -> list[int]:
+    """The permutation that transposes the last two dims of a rank-`rank` tensor: W @ x is
+    (x^T @ W^T)^T, a linear layer with weight W on x^T."""
+    return list(range(rank - 2)) + [rank - 1, rank - 2]

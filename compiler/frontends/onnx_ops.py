@@ -27,7 +27,8 @@ from lutc.compiler.frontends.graph_builder import (
     storage_dtype,
     shape_of,
 )
-from lutc.compiler.frontends.linear_policy import low_bit_weight, note_float_product, shared_batch_weight
+from lutc.compiler.frontends.linear_policy import low_bit_weight, note_float_product, \
+    shared_batch_weight, swap_last_two
 from lutc.compiler.frontends.quantize import QuantizedWeight, WeightSpec
 
 Value = SSAValue | np.ndarray
@@ -402,6 +403,16 @@ def linear_layer(ctx: NodeContext, x: Value, w_nk: np.ndarray, bias, hint: str):
     return gb.quantized_linear(x, qw, bias, hint, ctx.name)
 
 
+def _left_linear(ctx: NodeContext, w_mk: np.ndarray, x, bias, perm: list[int],
+                 transposed: bool = False):
+    """W @ x with W[M, K] constant = (x^T @ W^T)^T: a linear layer with weight W on x^T
+    (`perm` swaps x's last two dims; `transposed`: x is given as x^T already)."""
+    gb = ctx.gb
+    xt = x if transposed else gb.transpose(ctx.tensor(x), perm)
+    w = np.ascontiguousarray(w_mk.astype(np.float32))
+    return gb.transpose(linear_layer(ctx, xt, w, bias, ctx.input_name(0) or ctx.name), perm)
+
+
 @handles("MatMul")
 def _matmul(ctx: NodeContext, ins: list) -> list:
     a, b = ins
@@ -416,6 +427,8 @@ def _matmul(ctx: NodeContext, ins: list) -> list:
     if isinstance(b, np.ndarray) and (w := shared_batch_weight(shape(a), b)) is not None:
         hint = ctx.input_name(1) or ctx.name
         return [linear_layer(ctx, a, np.ascontiguousarray(w.T.astype(np.float32)), None, hint)]
+    if isinstance(a, np.ndarray) and a.ndim == 2 and len(shape(b)) >= 2:
+        return [_left_linear(ctx, a, b, None, swap_last_two(len(shape(b))))]
     note_float_product(a, b, (ctx.input_name(0) or ctx.name, ctx.input_name(1) or ctx.name),
                        ctx.spec, ctx.state.float_notes)
     return [ctx.gb.matmul(a, b)]
@@ -428,6 +441,14 @@ def _gemm(ctx: NodeContext, ins: list) -> list:
     alpha, beta = ctx.attr("alpha", 1.0), ctx.attr("beta", 1.0)
     if ctx.attr("transA", 0):
         a = ctx.builder(a).transpose(a, [1, 0])
+    if isinstance(a, np.ndarray) and not isinstance(b, np.ndarray):  # A constant: W @ x
+        w = np.ascontiguousarray(a.astype(np.float32) * np.float32(alpha))
+        xt = b if ctx.attr("transB", 0) else ctx.gb.transpose(b, [1, 0])
+        y = _left_linear(ctx, w, xt, None, [1, 0], transposed=True)
+        if c is None:
+            return [y]
+        return [ctx.gb.binary("add", y, ctx.gb.binary("mul", c, np.float32(beta))
+                              if beta != 1.0 else c)]
     if isinstance(b, np.ndarray) and not isinstance(a, np.ndarray):
         trans_b = ctx.attr("transB", 0)
         if c is not None and beta != 1.0:

@@ -226,6 +226,12 @@ class _TorchImporter:
             return self.targets[next(iter(srcs))]
         return node.name
 
+    def source_shape(self, node) -> tuple[int, ...] | None:
+        """The shape of the one parameter a constant node comes from (for messages: the
+        constant itself may be an expanded copy), or None."""
+        srcs = self.sources.get(node, frozenset()) if isinstance(node, Node) else frozenset()
+        return tuple(self.raw[next(iter(srcs))].shape) if len(srcs) == 1 else None
+
     def torch_arg(self, arg, node: Node):
         """fx argument -> what torch needs to evaluate a constant node."""
         if isinstance(arg, Node):

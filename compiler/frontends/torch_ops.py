@@ -17,7 +17,8 @@ import torch
 from xdsl.ir import SSAValue
 
 from lutc.runtime.errors import LutcError
-from lutc.compiler.frontends.linear_policy import note_float_product, shared_batch_weight
+from lutc.compiler.frontends.linear_policy import note_float_product, shared_batch_weight, \
+    swap_last_two
 from lutc.compiler.frontends.conv1d import conv1d_output_length, depthwise_conv1d
 from lutc.compiler.frontends.moe import SelectedExperts, expert_bmm, grouped_mm, is_expert_selection
 from lutc.compiler.frontends.scatter import scatter_along
@@ -660,9 +661,14 @@ def _mm(ctx: TorchNodeContext):
         w = shared_batch_weight(shape(a), b)  # bmm(x, expand(W^T)): a linear layer
         if w is not None:
             return ctx.importer.linear(ctx, a, w.T, None, ctx.node.args[1])
+    if isinstance(a, np.ndarray) and a.ndim == 2 and isinstance(b, SSAValue) and len(shape(b)) >= 2:
+        perm = swap_last_two(len(shape(b)))  # W @ x = (x^T @ W^T)^T
+        y = ctx.importer.linear(ctx, ctx.gb.transpose(b, perm), a, None, ctx.node.args[0])
+        return ctx.gb.transpose(y, perm)
     imp = ctx.importer
-    note_float_product(a, b, tuple(imp.hint_for(n) for n in ctx.node.args[:2]), imp.spec,
-                       imp.float_notes)
+    nodes = ctx.node.args[:2]
+    note_float_product(a, b, tuple(imp.hint_for(n) for n in nodes), imp.spec, imp.float_notes,
+                       tuple(imp.source_shape(n) for n in nodes))
     return ctx.gb.matmul(ctx.tensor(a), ctx.tensor(b))
 
 

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -145,3 +146,39 @@ def test_lossless_option_on_compile_and_the_python_api(tmp_path):
             for flag in (False, True)}
     want = lutc.compile(str(path), weights="w4g32", disable_passes=("lut-quantize-table",))(x)[0]
     assert np.array_equal(outs[True], want) and not np.array_equal(outs[False], want)
+
+
+def test_python_api_reports_weights_kept_float(tmp_path, caplog):
+    """lutc.compile warns (LutcWarning) for each weight kept float although a format was asked
+    for — what `lutc compile` prints as `note:` lines — logs each quantized layer at INFO, and
+    removes its temporary model directory with the returned model."""
+    import gc
+    import logging
+    import warnings
+
+    import lutc
+
+    path = tmp_path / "m.onnx"
+    rng = np.random.default_rng(8)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("MatMul", ["h", "v"], ["y"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 6])],
+        [numpy_helper.from_array(rng.standard_normal((64, 10)).astype(np.float32), "w"),
+         numpy_helper.from_array(rng.standard_normal((10, 6)).astype(np.float32), "v")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    before = set(Path(tempfile.gettempdir()).glob("lutc-*"))
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.INFO, "lutc"):
+        warnings.simplefilter("always")
+        model = lutc.compile(str(path), weights="w4g32")
+    kept = [str(w.message) for w in caught if issubclass(w.category, lutc.LutcWarning)]
+    assert kept == ["v: kept float, its K = 10 input features (for 6 outputs) are not a "
+                    "multiple of 4"]
+    assert any(r.getMessage().startswith("quantized w: relative weight error") for r in caplog.records)
+    x = rng.standard_normal((4, 64)).astype(np.float32)
+    assert model(x)[0].shape == (4, 6)
+    created = set(Path(tempfile.gettempdir()).glob("lutc-*")) - before
+    assert len(created) == 1 and next(iter(created)).is_dir()
+    del model
+    gc.collect()
+    assert not any(p.exists() for p in created)

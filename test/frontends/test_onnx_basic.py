@@ -113,8 +113,8 @@ def test_quantized_k_not_multiple_of_4_stays_float():
     model = mlp(k=30)
     im = import_onnx(model, {"x": (2, 30)}, WeightSpec.parse("w4g32"))
     assert [name for name, _ in im.quantization_report] == ["fc2.weight"]
-    assert im.float_notes == ["fc1.weight [64, 30]: kept float, K = 30 input features is not "
-                              "a multiple of 4"]
+    assert im.float_notes == ["fc1.weight: kept float, its K = 30 input features (for 64 "
+                              "outputs) are not a multiple of 4"]
     x = np.random.default_rng(5).standard_normal((2, 30)).astype(np.float32)
     w = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     h = np.maximum(x @ w["fc1.weight"] + w["fc1.bias"], 0)
