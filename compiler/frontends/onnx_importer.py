@@ -177,8 +177,10 @@ def check_supported(graph: onnx.GraphProto) -> None:
 
 
 def check_single_assignment(graph: onnx.GraphProto) -> None:
-    """Every tensor has one producer (an initializer, a graph input or one node's output) and
-    every graph output is listed once."""
+    """Every tensor has one producer (an initializer, a graph input or one node's output),
+    there is at least one graph output and each is listed once."""
+    if not graph.output:
+        raise LutcError("the graph declares no outputs: there is nothing to compute")
     producer = {i.name: f"initializer '{i.name}'" for i in graph.initializer}
     for vi in graph.input:
         producer.setdefault(vi.name, f"graph input '{vi.name}'")

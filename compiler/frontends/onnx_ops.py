@@ -23,6 +23,7 @@ from lutc.compiler.frontends.topk import topk, topk_numpy
 from lutc.compiler.frontends.graph_builder import (
     GraphBuilder,
     canonical_array,
+    check_tensor_size,
     elem_of,
     storage_dtype,
     shape_of,
@@ -507,7 +508,15 @@ def _constant_of_shape(ctx: NodeContext, ins: list) -> list:
 
 @handles("Range", constant_only=True)
 def _range(ctx: NodeContext, ins: list) -> list:
+    """max(ceil((limit - start) / delta), 0) elements start, start + delta, ... (ONNX Range)."""
     start, limit, delta = (ctx.const(v, "Range bounds") for v in ins)
+    bounds = np.array([start, limit, delta], np.float64).ravel()
+    if bounds.size != 3 or not np.all(np.isfinite(bounds)):
+        raise ctx.error(f"Range needs three finite scalars, got start {start}, limit {limit}, "
+                        f"delta {delta}")
+    if bounds[2] == 0:
+        raise ctx.error("Range with delta 0 (the step) has no defined length")
+    check_tensor_size((max(math.ceil((bounds[1] - bounds[0]) / bounds[2]), 0),), "Range's output")
     return [canonical_array(np.arange(start, limit, delta, dtype=np.result_type(start, delta)))]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
@@ -46,6 +47,24 @@ def test_names_that_are_not_utf8(tmp_path):
     path.write_bytes(path.read_bytes().replace(b"nodeQQQ", b"nod\xc3\x28QQ"))
     assert_one_line_error(_compile(path, tmp_path / "o"), "m.onnx", "the name of node #0",
                           "not valid UTF-8")
+
+
+def test_no_outputs(tmp_path):
+    path = _save(tmp_path / "m.onnx", [helper.make_node("Relu", ["x"], ["y"])], [])
+    assert_one_line_error(_compile(path, tmp_path / "o"), "no outputs")
+
+
+@pytest.mark.parametrize("delta, message", [(0.0, "delta 0"), (1e-30, "Range's output"),
+                                            (float("nan"), "three finite scalars")])
+def test_range_bounds(tmp_path, delta, message):
+    """Range's length is max(ceil((limit - start) / delta), 0): a zero step, a length past the
+    tensor cap and non-finite bounds are one line each (not numpy's warnings and errors)."""
+    inits = [numpy_helper.from_array(np.array(v, np.float32), n)
+             for n, v in (("s", 0.0), ("l", 8.0), ("d", delta))]
+    path = _save(tmp_path / "m.onnx", [helper.make_node("Range", ["s", "l", "d"], ["r"]),
+                                       helper.make_node("Add", ["x", "r"], ["y"])],
+                 [("y", F, [2, 8])], inits)
+    assert_one_line_error(_compile(path, tmp_path / "o"), "Range node", message)
 
 
 def test_graph_output_listed_twice(tmp_path):
