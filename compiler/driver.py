@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -41,9 +42,13 @@ def _cmd_compile(args) -> None:
 
 
 def _load_input(path: str) -> np.ndarray:
-    """One --input: a plain .npy array (never a pickle, which could run code)."""
-    if not Path(path).is_file():
+    """One --input: a plain .npy array (never a pickle, which could run code), whose header
+    must not claim more data than the file holds (checked before any memory is taken)."""
+    if not Path(path).exists():
         raise LutcError(f"input file '{path}' does not exist")
+    if not Path(path).is_file():
+        raise LutcError(f"input '{path}' is not a file")
+    _check_npy_size(path)
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:  # pickles, object arrays, damaged headers
@@ -57,6 +62,26 @@ def _load_input(path: str) -> np.ndarray:
     return array
 
 
+def _check_npy_size(path: str) -> None:
+    """A .npy header's shape x itemsize against the bytes after the header (damaged headers are
+    left to np.load's own message)."""
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as f:
+            major, _ = fmt.read_magic(f)
+            read = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+            shape, _, dtype = read(f)
+            left = Path(path).stat().st_size - f.tell()
+    except (ValueError, OSError, EOFError, TypeError):
+        return
+    if dtype.hasobject:
+        return
+    need = math.prod(shape) * dtype.itemsize
+    if need > left:
+        raise LutcError(f"input file '{path}' is damaged: its header claims shape "
+                        f"{list(shape)} {dtype} ({need} bytes) but {left} bytes follow it")
+
+
 def _cmd_run(args) -> None:
     from lutc.runtime.model_loader import CompiledModel
 
@@ -66,10 +91,15 @@ def _cmd_run(args) -> None:
     inputs = [_load_input(path) for path in args.input or []]
     if args.output and not Path(args.output).absolute().parent.is_dir():
         raise LutcError(f"--output {args.output}: folder '{Path(args.output).parent}' does not exist")
+    if args.output and Path(args.output).is_dir():
+        raise LutcError(f"--output {args.output} is a folder; give a file name (e.g. "
+                        f"{Path(args.output) / 'y.npy'})")
     outputs = model(*inputs)
     for i, out in enumerate(outputs):
         if args.output:
             target = Path(args.output if len(outputs) == 1 else f"{args.output}.{i}.npy")
+            if target.suffix != ".npy":  # what np.save writes: say the file's real name
+                target = target.with_name(target.name + ".npy")
             try:
                 np.save(target, out)
             except OSError as err:
@@ -150,8 +180,9 @@ def main(argv=None) -> None:
         print("lutc: interrupted", file=sys.stderr)
         sys.exit(130)
     except MemoryError:
-        print("lutc: error: out of memory (a smaller --max-context, --chunk or model would fit)",
-              file=sys.stderr)
+        hint = " (a smaller --max-context, --chunk or model would fit)" \
+            if getattr(args, "max_context", None) is not None or hasattr(args, "chunk") else ""
+        print(f"lutc: error: out of memory{hint}", file=sys.stderr)
         sys.exit(1)
     except Exception as err:  # noqa: BLE001 -- the last line of defence: never a traceback
         if os.environ.get("LUTC_DEBUG"):

@@ -33,3 +33,29 @@ def test_run_model_refuses_wrong_weights_file(compiled_mlp, x_npy, tmp_path):
     run = subprocess.run([compiled_mlp / "run_model", short, tmp_path / "x.bin",
                           tmp_path / "y.bin"], capture_output=True, text=True)
     assert run.returncode == 1 and "not this model's weights file" in run.stderr
+
+
+def test_npy_header_claiming_more_than_the_file(compiled_mlp, tmp_path):
+    """A .npy header may claim any shape: checked against the bytes that follow it before any
+    memory is taken (it was an out-of-memory error naming options `run` does not have)."""
+    from test.hostile.conftest import assert_one_line_error
+
+    path = tmp_path / "huge.npy"
+    header = {"descr": "<f4", "fortran_order": False, "shape": (99999999999, 99999)}
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        f.write(b"\0" * 64)
+    assert_one_line_error(run_lutc("run", compiled_mlp, "--input", path), "huge.npy",
+                          "header claims shape [99999999999, 99999]", "64 bytes follow")
+
+
+def test_input_and_output_paths(compiled_mlp, x_npy, tmp_path):
+    from test.hostile.conftest import assert_one_line_error
+
+    assert_one_line_error(run_lutc("run", compiled_mlp, "--input", tmp_path), "is not a file")
+    assert_one_line_error(run_lutc("run", compiled_mlp, "--input", x_npy, "--output", tmp_path),
+                          "is a folder", "give a file name")
+    proc = run_lutc("run", compiled_mlp, "--input", x_npy, "--output", tmp_path / "y")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith(f"-> {tmp_path / 'y.npy'}")  # the file np.save wrote
+    assert np.load(tmp_path / "y.npy").shape == CompiledModel(compiled_mlp)(np.load(x_npy))[0].shape
