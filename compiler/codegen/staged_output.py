@@ -7,6 +7,8 @@ library and run_model when the new output is `--emit c`). A failed compile there
 exactly as it was: a model compiled there before stays usable. Files in D that lutc does not
 write are never touched. (A loader running during the few renames may see the new weights
 with the old manifest; the loader's size checks turn that into an error, not a crash.)
+Staging directories carry the compiling process's id: one left by a compile that was killed
+(its process gone) is removed by the next compile into D.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from lutc.runtime.model_loader import MANIFEST
 
 # what an older compile into the same directory may have left that a new model replaces
 _MODEL_FILES = ("model-*.so", "liblutrt-*.so", "run_model", "main.c", "model.c", "weights.bin")
+_STAGE_PREFIX = ".lutc-build-"
 
 
 def check_output_dir(outdir: Path) -> None:
@@ -44,7 +47,8 @@ def staged_directory(outdir: Path) -> Iterator[Path]:
     created = not outdir.exists()
     try:
         outdir.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=".lutc-build-", dir=outdir))
+        _remove_orphaned_stages(outdir)
+        stage = Path(tempfile.mkdtemp(prefix=f"{_STAGE_PREFIX}{os.getpid()}-", dir=outdir))
     except OSError as err:
         raise LutcError(f"cannot create output directory '{outdir}': "
                         f"{err.strerror or err}") from None
@@ -55,6 +59,20 @@ def staged_directory(outdir: Path) -> Iterator[Path]:
         shutil.rmtree(stage, ignore_errors=True)
         if created and not any(outdir.iterdir()):
             outdir.rmdir()
+
+
+def _remove_orphaned_stages(outdir: Path) -> None:
+    """Staging directories in `outdir` whose compiling process no longer runs (killed)."""
+    for path in outdir.glob(f"{_STAGE_PREFIX}*-*"):
+        pid = path.name[len(_STAGE_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or not path.is_dir() or path.is_symlink():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:  # gone: its stage is an orphan
+            shutil.rmtree(path, ignore_errors=True)
+        except (PermissionError, OverflowError, ValueError):  # alive (another user's) or bogus
+            continue
 
 
 def _publish(stage: Path, outdir: Path) -> None:

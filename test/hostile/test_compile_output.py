@@ -64,6 +64,24 @@ def test_recompile_replaces_model_and_keeps_other_files(model_dir, mlp_path, x_n
     assert run_lutc("run", model_dir, "--input", x_npy).returncode == 0
 
 
+def test_killed_compile_leaves_no_orphan(model_dir, mlp_path):
+    """A compile killed mid-way leaves its staging directory (named with its process id); the
+    next compile into the directory removes it, and leaves a running compile's alone."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    orphan = model_dir / f".lutc-build-{dead}-abc123"
+    (orphan / "sub").mkdir(parents=True)
+    (orphan / "weights.bin").write_bytes(b"x" * 100)
+    running = model_dir / f".lutc-build-{os.getpid()}-def456"  # this test's process: alive
+    running.mkdir()
+    proc = run_lutc("compile", mlp_path, "-o", model_dir, "--weights", "w2g16", "--emit", "c")
+    assert proc.returncode == 0, proc.stderr
+    assert not orphan.exists() and running.is_dir()
+
+
 def test_emit_c_over_model_says_so(model_dir, mlp_path, x_npy):
     proc = run_lutc("compile", mlp_path, "-o", model_dir, "--weights", "w2g16", "--emit", "c")
     assert proc.returncode == 0, proc.stderr
