@@ -11,6 +11,11 @@ called once per layer with that layer's row of an offset table: a 30-layer decod
 one layer body instead of 30 copies (cc time). The values a run reads from outside are
 re-addressed from their storage (arena slot, weight, argument), so only tensors cross a run's
 boundary; a run that would need anything else is emitted inline.
+
+Long stretches of untagged ops (a model without layer tags: an ONNX export of a whole decoder,
+a graph of thousands of nodes) are cut into runs of OUTLINE_OPS ops outlined the same way: cc's
+time grows faster than linearly with a function's size (2,000 chained ReLUs in one function:
+58 s), and chunks whose text repeats share one body too.
 """
 
 from __future__ import annotations
@@ -275,9 +280,9 @@ class CEmitter:
 
     # -- layers -----------------------------------------------------------------------
     def _emit_ops(self, fn: func.FuncOp) -> None:
-        """The function's ops in order; each run of one layer's ops as a call of its shared
-        body (see the module docstring), the rest inline."""
-        runs = _layer_runs(list(fn.body.block.ops))
+        """The function's ops in order; each run of one layer's ops (or chunk of untagged ops)
+        as a call of its shared body (see the module docstring), the rest inline."""
+        runs = _chunk_untagged(_layer_runs(list(fn.body.block.ops)))
         layered = [(layer, ops) for layer, ops in runs if layer is not None
                    and self._run_is_callable(fn, ops)]
         if len(layered) < 2:
@@ -308,7 +313,7 @@ class CEmitter:
             args = self._body_args(fn, texts[index])
             layer = users[index][row][0]
             self.lines[line] = ("    " * self.indent + f"lutc_layer{index}({', '.join(args)}, "
-                                f"lutc_layer{index}_offsets[{row}]);  /* layer {layer} */")
+                                f"lutc_layer{index}_offsets[{row}]);  /* {_label(layer)} */")
 
     def _run_is_callable(self, fn: func.FuncOp, ops: list[Operation]) -> bool:
         """Whether every value crossing the run's boundary is one `ptr` can re-address: a
@@ -356,14 +361,14 @@ class CEmitter:
                   **{f"in{i}": f"const {c_type(a.type)} *restrict in{i}" for i, a in enumerate(args)}}
         layers = [layer for layer, _ in users]
         count = len(users[0][1])
-        rows = [f"    {{{', '.join(map(str, offsets))}}},  /* layer {layer} */"
+        rows = [f"    {{{', '.join(map(str, offsets))}}},  /* {_label(layer)} */"
                 for layer, offsets in users]
         self.bodies += [
             f"/* byte offsets o[] of layer body {index} into W (weights) and A (arena), one row "
             f"per layer */",
             f"static const int64_t lutc_layer{index}_offsets[{len(users)}][{max(count, 1)}] = {{",
             *rows, "};",
-            f"/* the body of layer{'s' if len(layers) > 1 else ''} {_ranges(layers)} */",
+            f"/* the body of {_labels(layers)} */",
             f"static void lutc_layer{index}("
             f"{', '.join(params[n] for n in self._body_args(fn, text))}, "
             f"const int64_t *restrict o)",
@@ -664,8 +669,10 @@ class CEmitter:
         offset = 0
         for src in op.inputs:
             inner = _numel(_shape(src)[axis:])
-            self.line(f"for (int64_t o = 0; o < {outer}; ++o) memcpy({dst} + o * {inner_dst} + "
-                      f"{offset}, {self.ptr(src)} + o * {inner}, {inner} * sizeof(*{dst}));")
+            r = self.fresh("r")  # not `o`: a layer body's offsets parameter
+            self.line(f"for (int64_t {r} = 0; {r} < {outer}; ++{r}) memcpy({dst} + {r} * "
+                      f"{inner_dst} + {offset}, {self.ptr(src)} + {r} * {inner}, "
+                      f"{inner} * sizeof(*{dst}));")
             offset += inner
 
     def emit_ReturnOp(self, op: func.ReturnOp) -> None:
@@ -882,6 +889,43 @@ def _layer_runs(ops: list[Operation]) -> list[tuple[int | None, list[Operation]]
         else:
             runs.append((tag, [op]))
     return runs
+
+
+OUTLINE_OPS = 48  # untagged ops per outlined chunk (module docstring)
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """The tag of the i-th chunk of untagged ops (_chunk_untagged)."""
+    index: int
+
+
+def _chunk_untagged(runs: list[tuple[int | None, list[Operation]]]
+                    ) -> list[tuple[int | _Chunk | None, list[Operation]]]:
+    """Untagged runs longer than OUTLINE_OPS cut into chunks of OUTLINE_OPS ops, each tagged as
+    a chunk (outlined like a layer when its boundary allows); shorter ones stay inline."""
+    out: list[tuple[int | _Chunk | None, list[Operation]]] = []
+    count = 0
+    for tag, ops in runs:
+        if tag is not None or len(ops) <= OUTLINE_OPS:
+            out.append((tag, ops))
+            continue
+        for start in range(0, len(ops), OUTLINE_OPS):
+            out.append((_Chunk(count), ops[start:start + OUTLINE_OPS]))
+            count += 1
+    return out
+
+
+def _label(tag) -> str:
+    return f"op chunk {tag.index}" if isinstance(tag, _Chunk) else f"layer {tag}"
+
+
+def _labels(tags: list) -> str:
+    layers = [t for t in tags if not isinstance(t, _Chunk)]
+    chunks = [t.index for t in tags if isinstance(t, _Chunk)]
+    parts = ([f"layer{'s' if len(layers) > 1 else ''} {_ranges(layers)}"] if layers else []) + \
+        ([f"op chunk{'s' if len(chunks) > 1 else ''} {_ranges(chunks)}"] if chunks else [])
+    return " and ".join(parts)
 
 
 def _ranges(numbers: list[int]) -> str:

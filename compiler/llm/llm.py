@@ -61,6 +61,17 @@ def check_text(text: str, what: str) -> None:
         raise LutcError(f"{what} is not valid UTF-8 text (character {err.start})") from None
 
 
+
+def _quantization_summary(spec: str, report: list[tuple[str, float]]) -> str:
+    """One line on what a weight format (--weights) did: how many float linear layers it
+    quantized and their relative weight errors, or that none was float."""
+    if not report:
+        return (f"--weights {spec}: no float linear weights to quantize (the model's own "
+                "low-bit formats are kept)")
+    errs = [e for _, e in report]
+    return (f"quantized {len(report)} linear layers to {spec}: relative weight error "
+            f"{min(errs):.4f}-{max(errs):.4f}")
+
 @dataclass
 class GenerationStats:
     n_prompt: int = 0
@@ -128,6 +139,7 @@ class LLM:
         self.kv_cache = self._allocate_kv_cache(
             (cfg.num_layers, 2, cfg.num_kv_heads, max_context, cfg.head_dim), kv_cache)
         spec = WeightSpec.parse(weights) if weights else None
+        self.weights_format = weights  # the --weights text, for messages
         from lutc.compiler.pipeline import lossless_disabled
 
         disabled = lossless_disabled(disable_passes, lossless)
@@ -192,8 +204,13 @@ class LLM:
         try:
             with CompileProgress(4, self.progress, say) as bar:
                 bar.start(f"built the decoder graph ({self.config.num_layers} layers)")
-                imported = DecoderGraph(self.config, self.source.tensors, chunk, max_context,
-                                        spec, kv_cache).build()
+                try:
+                    imported = DecoderGraph(self.config, self.source.tensors, chunk,
+                                            max_context, spec, kv_cache).build()
+                except LutcError as err:  # about the model's tensors: name the file's own
+                    raise self.source.explain(err) from None
+                if spec is not None:
+                    say(_quantization_summary(self.weights_format, imported.quantization_report))
                 check_imported_weights(imported.weights.arrays)
                 bar.start("ran the LUT passes")
                 run_pipeline(imported.module, PipelineOptions(disabled=disabled,

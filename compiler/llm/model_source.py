@@ -35,6 +35,19 @@ class ModelSource:
     chat_template: str | None = None
     special_tokens: dict = field(default_factory=dict)  # bos/eos strings for the template
     tokenizer_problem: str = ""     # why a file's tokenizer could not be built (messages)
+    origins: dict = field(default_factory=dict)  # tensor name -> its name in the file (GGUF)
+
+    def explain(self, err: LutcError) -> LutcError:
+        """`err` (about this source's tensors, by their Hugging Face names) naming the model
+        file and each tensor's own name in it: 'tensor 'blk.3.ffn_up.weight'
+        (model.layers.3.mlp.up_proj.weight)'."""
+        message = str(err)
+        for name in sorted(self.origins, key=len, reverse=True):
+            if f"'{name}'" in message and self.origins[name] != name:
+                message = message.replace(f"'{name}'", f"'{self.origins[name]}' ({name})")
+        if not message.startswith(f"{self.name}:"):
+            message = f"{self.name}: {message}"
+        return LutcError(message)
 
 
 def regular_file(path: Path, what: str = "model file") -> Path:
@@ -169,7 +182,8 @@ def from_gguf(path: Path) -> ModelSource:
     except LutcError as err:
         tokenizer, problem = None, str(err)
     return ModelSource(path.name, g.hf_config, g.tensors, h.hexdigest(), tokenizer,
-                       g.chat_template, getattr(g, "special_tokens", {}) or {}, problem)
+                       g.chat_template, getattr(g, "special_tokens", {}) or {}, problem,
+                       getattr(g, "origins", {}) or {})
 
 
 def from_pretrained_model(model) -> ModelSource:

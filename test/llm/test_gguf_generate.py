@@ -86,3 +86,37 @@ def test_broken_tokenizer_metadata_is_named(tmp_path):
 
     with pytest.raises(LutcError, match="no tokenizer .*tokenizer.ggml.tokens.*pass token ids"):
         llm.generate("hello", max_new_tokens=1)
+
+
+def test_tensor_errors_name_the_file_and_its_gguf_tensor(tmp_path):
+    """An error about a tensor names the GGUF file and the tensor's name in it (next to the
+    Hugging Face name the compiler uses)."""
+    from lutc.runtime.errors import LutcError
+
+    tensors = llama_tensors("llama", np.random.default_rng(8))
+    norm = tensors["blk.1.ffn_norm.weight"][0].copy()
+    norm[3] = np.nan
+    tensors["blk.1.ffn_norm.weight"] = (norm, T.F32)
+    path = write_gguf(tmp_path / "nan.gguf", "llama", tensors)
+    with pytest.raises(LutcError) as info:
+        LLM(path, max_context=64, chunk=8, cache_dir=tmp_path / "cache")
+    assert str(info.value) == ("nan.gguf: tensor 'blk.1.ffn_norm.weight' "
+                               "(model.layers.1.post_attention_layernorm.weight) has non-finite "
+                               "values (NaN or infinity)")
+
+
+def test_weights_format_says_what_it_quantized(tmp_path):
+    """--weights on a GGUF quantizes only its float linear weights (here ffn_gate F16 and
+    ffn_up BF16 of both layers) and says so in one line; with none float, it says that."""
+    lines = []
+    path = write_gguf(tmp_path / "mixed.gguf", "llama", llama_tensors("llama", np.random.default_rng(9)))
+    LLM(path, weights="w4g32", max_context=64, chunk=8, cache_dir=tmp_path / "cache", out=lines.append)
+    summary = [line for line in lines if "w4g32" in line]
+    assert len(summary) == 1 and summary[0].startswith("quantized 4 linear layers to w4g32: "
+                                                       "relative weight error 0.0"), lines
+    lines.clear()
+    path = write_gguf(tmp_path / "q.gguf", "llama", llama_tensors(
+        "llama", np.random.default_rng(9), {"ffn_gate": T.Q4_1, "ffn_up": T.Q8_0}))
+    LLM(path, weights="w4g32", max_context=64, chunk=8, cache_dir=tmp_path / "cache", out=lines.append)
+    assert "--weights w4g32: no float linear weights to quantize (the model's own low-bit " \
+           "formats are kept)" in lines, lines

@@ -1,6 +1,7 @@
 """Repeated decoder layers compile to one shared C body (compiler/codegen/emit_c.py,
 "Repeated layers"): a 4-layer tiny llama's model.c holds the layer body once, called once per
-layer, and computes bit-identical logits to the same graph emitted inline (tags removed)."""
+layer, and computes bit-identical logits to the same graph emitted inline (tags removed, no
+outlining) and to its untagged ops outlined in chunks of OUTLINE_OPS."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from lutc.compiler.codegen.build import build_library, emit_model  # noqa: E402
+from lutc.compiler.codegen import emit_c  # noqa: E402
 from lutc.compiler.codegen.emit_c import LAYER_ATTR  # noqa: E402
 from lutc.compiler.llm.config import DecoderConfig  # noqa: E402
 from lutc.compiler.llm.decoder_graph import DecoderGraph  # noqa: E402
@@ -24,7 +26,8 @@ from lutc.runtime.model_loader import CompiledModel  # noqa: E402
 LAYERS, CHUNK, CONTEXT, VOCAB = 4, 8, 64, 320
 
 
-def compile_tiny(tmp_path, name: str, shared: bool):
+def compile_tiny(tmp_path, name: str, shared: bool, outline_ops: int | None = None,
+                 monkeypatch=None):
     torch.manual_seed(0)
     model = transformers.LlamaForCausalLM(transformers.LlamaConfig(
         vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=LAYERS,
@@ -36,6 +39,8 @@ def compile_tiny(tmp_path, name: str, shared: bool):
     if not shared:
         for op in imported.module.walk():
             op.attributes.pop(LAYER_ATTR, None)
+    if outline_ops is not None:
+        monkeypatch.setattr(emit_c, "OUTLINE_OPS", outline_ops)
     c_file = emit_model(imported, tmp_path / name, title="tiny llama")
     build_library(c_file)
     return c_file.read_text(), CompiledModel(tmp_path / name)
@@ -56,14 +61,30 @@ def run(model: CompiledModel) -> np.ndarray:
     return np.concatenate(out)
 
 
-def test_layer_body_is_emitted_once_with_identical_logits(tmp_path):
+def test_layer_body_is_emitted_once_with_identical_logits(tmp_path, monkeypatch):
     shared_c, shared = compile_tiny(tmp_path, "shared", shared=True)
-    inline_c, inline = compile_tiny(tmp_path, "inline", shared=False)
+    inline_c, inline = compile_tiny(tmp_path, "inline", shared=False, outline_ops=10**9,
+                                    monkeypatch=monkeypatch)
     assert len(re.findall(r"^static void lutc_layer\d+\(", shared_c, re.M)) == 1
     calls = re.findall(r"^    lutc_layer0\(.*\);  /\* layer (\d+) \*/$", shared_c, re.M)
     assert calls == [str(i) for i in range(LAYERS)]
     assert shared_c.count("lutrt_attention_kv(") == 1
     assert inline_c.count("lutrt_attention_kv(") == LAYERS and "lutc_layer" not in inline_c
     a, b = run(shared), run(inline)
+    assert np.isfinite(a).all()
+    assert a.tobytes() == b.tobytes()
+
+
+def test_untagged_ops_are_outlined_in_chunks(tmp_path, monkeypatch):
+    """Without layer tags (an ONNX export of a decoder) the ops are cut into chunks of
+    OUTLINE_OPS, each its own C function: the same logits, bit for bit, as all inline."""
+    chunked_c, chunked = compile_tiny(tmp_path, "chunked", shared=False, outline_ops=40,
+                                      monkeypatch=monkeypatch)
+    inline_c, inline = compile_tiny(tmp_path, "inline", shared=False, outline_ops=10**9,
+                                    monkeypatch=monkeypatch)
+    calls = re.findall(r"^    lutc_layer\d+\(.*\);  /\* op chunk (\d+) \*/$", chunked_c, re.M)
+    assert len(calls) >= 5 and [int(c) for c in calls] == sorted(set(int(c) for c in calls))
+    assert "lutc_layer" not in inline_c
+    a, b = run(chunked), run(inline)
     assert np.isfinite(a).all()
     assert a.tobytes() == b.tobytes()

@@ -30,6 +30,7 @@ class GGUFModel:
     tensors: dict[str, np.ndarray | QuantizedWeight]
     chat_template: str | None
     metadata: dict = field(default_factory=dict, repr=False)  # the tokenizer.* keys, for tokenizer()
+    origins: dict = field(default_factory=dict, repr=False)  # HF tensor name -> GGUF tensor name
 
     def tokenizer(self):
         """A `tokenizers.Tokenizer` built from the file's metadata (no torch, no network)."""
@@ -55,6 +56,7 @@ def _read(container: GGUFContainer) -> GGUFModel:
     _check_required(container, config)
 
     tensors: dict[str, np.ndarray | QuantizedWeight] = {}
+    origins: dict[str, str] = {}
     rope_factors = {}
     for name, info in infos.items():
         value = decode_tensor(container.raw(info), info.ggml_type, info.shape,
@@ -64,13 +66,15 @@ def _read(container: GGUFContainer) -> GGUFModel:
             continue
         for hf_name, hf_value in arch.hf_tensors(name, value, config):
             tensors[hf_name] = hf_value
+            origins[hf_name] = name
         del value  # the split/permuted copies replace it: one copy of each weight stays alive
     arch.add_rope_factors(config, rope_factors)
 
     template = metadata.get("tokenizer.chat_template")
     keep = {k: v for k, v in metadata.items() if k.startswith("tokenizer.ggml.")}
     return GGUFModel(path=path, architecture=arch.name, hf_config=config, tensors=tensors,
-                     chat_template=template if isinstance(template, str) else None, metadata=keep)
+                     chat_template=template if isinstance(template, str) else None, metadata=keep,
+                     origins=origins)
 
 
 def _check_required(container: GGUFContainer, config: dict) -> None:
