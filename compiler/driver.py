@@ -181,7 +181,7 @@ def main(argv=None) -> None:
         sys.exit(130)
     except MemoryError:
         hint = " (a smaller --max-context, --chunk or model would fit)" \
-            if getattr(args, "max_context", None) is not None or hasattr(args, "chunk") else ""
+            if hasattr(args, "chunk") else ""  # the LLM commands' options
         print(f"lutc: error: out of memory{hint}", file=sys.stderr)
         sys.exit(1)
     except Exception as err:  # noqa: BLE001 -- the last line of defence: never a traceback

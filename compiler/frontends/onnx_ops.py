@@ -404,14 +404,14 @@ def linear_layer(ctx: NodeContext, x: Value, w_nk: np.ndarray, bias, hint: str):
     return gb.quantized_linear(x, qw, bias, hint, ctx.name)
 
 
-def _left_linear(ctx: NodeContext, w_mk: np.ndarray, x, bias, perm: list[int],
+def _left_linear(ctx: NodeContext, w_mk: np.ndarray, x, perm: list[int],
                  transposed: bool = False):
     """W @ x with W[M, K] constant = (x^T @ W^T)^T: a linear layer with weight W on x^T
     (`perm` swaps x's last two dims; `transposed`: x is given as x^T already)."""
     gb = ctx.gb
     xt = x if transposed else gb.transpose(ctx.tensor(x), perm)
     w = np.ascontiguousarray(w_mk.astype(np.float32))
-    return gb.transpose(linear_layer(ctx, xt, w, bias, ctx.input_name(0) or ctx.name), perm)
+    return gb.transpose(linear_layer(ctx, xt, w, None, ctx.input_name(0) or ctx.name), perm)
 
 
 @handles("MatMul")
@@ -419,17 +419,17 @@ def _matmul(ctx: NodeContext, ins: list) -> list:
     a, b = ins
     if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
         return [FOLDER.matmul(a, b)]
-    if isinstance(b, np.ndarray) and b.ndim == 2 and len(shape(a)) >= 2:
-        hint = ctx.input_name(1) or ctx.name
-        qw = ctx.state.lossless_weight(b, k_axis=0)
-        if qw is not None:
-            return [ctx.gb.quantized_linear(ctx.tensor(a), qw, None, hint, ctx.name)]
-        return [linear_layer(ctx, a, np.ascontiguousarray(b.T.astype(np.float32)), None, hint)]
-    if isinstance(b, np.ndarray) and (w := shared_batch_weight(shape(a), b)) is not None:
-        hint = ctx.input_name(1) or ctx.name
-        return [linear_layer(ctx, a, np.ascontiguousarray(w.T.astype(np.float32)), None, hint)]
+    if isinstance(b, np.ndarray) and len(shape(a)) >= 2:
+        # 3-D and up: one matrix repeated over the batch (bmm(x, expand(W^T)))
+        w = b if b.ndim == 2 else shared_batch_weight(shape(a), b)
+        if w is not None:
+            hint = ctx.input_name(1) or ctx.name
+            qw = ctx.state.lossless_weight(b, k_axis=0) if b.ndim == 2 else None
+            if qw is not None:
+                return [ctx.gb.quantized_linear(ctx.tensor(a), qw, None, hint, ctx.name)]
+            return [linear_layer(ctx, a, np.ascontiguousarray(w.T.astype(np.float32)), None, hint)]
     if isinstance(a, np.ndarray) and a.ndim == 2 and len(shape(b)) >= 2:
-        return [_left_linear(ctx, a, b, None, swap_last_two(len(shape(b))))]
+        return [_left_linear(ctx, a, b, swap_last_two(len(shape(b))))]
     note_float_product(a, b, (ctx.input_name(0) or ctx.name, ctx.input_name(1) or ctx.name),
                        ctx.spec, ctx.state.float_notes)
     return [ctx.gb.matmul(a, b)]
@@ -445,7 +445,7 @@ def _gemm(ctx: NodeContext, ins: list) -> list:
     if isinstance(a, np.ndarray) and not isinstance(b, np.ndarray):  # A constant: W @ x
         w = np.ascontiguousarray(a.astype(np.float32) * np.float32(alpha))
         xt = b if ctx.attr("transB", 0) else ctx.gb.transpose(b, [1, 0])
-        y = _left_linear(ctx, w, xt, None, [1, 0], transposed=True)
+        y = _left_linear(ctx, w, xt, [1, 0], transposed=True)
         if c is None:
             return [y]
         return [ctx.gb.binary("add", y, ctx.gb.binary("mul", c, np.float32(beta))

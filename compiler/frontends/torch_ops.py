@@ -655,10 +655,9 @@ def _mm(ctx: TorchNodeContext):
     a, b = ctx.arg(0), ctx.arg(1)
     if isinstance(a, SelectedExperts) or isinstance(b, SelectedExperts):
         return expert_bmm(ctx, a, b)
-    if isinstance(b, np.ndarray) and b.ndim == 2 and isinstance(a, SSAValue):
-        return ctx.importer.linear(ctx, a, b.T, None, ctx.node.args[1])
     if isinstance(b, np.ndarray) and isinstance(a, SSAValue):
-        w = shared_batch_weight(shape(a), b)  # bmm(x, expand(W^T)): a linear layer
+        # 3-D and up: one matrix repeated over the batch (bmm(x, expand(W^T)))
+        w = b if b.ndim == 2 else shared_batch_weight(shape(a), b)
         if w is not None:
             return ctx.importer.linear(ctx, a, w.T, None, ctx.node.args[1])
     if isinstance(a, np.ndarray) and a.ndim == 2 and isinstance(b, SSAValue) and len(shape(b)) >= 2:

@@ -183,7 +183,7 @@ def from_gguf(path: Path) -> ModelSource:
         tokenizer, problem = None, str(err)
     return ModelSource(path.name, g.hf_config, g.tensors, h.hexdigest(), tokenizer,
                        g.chat_template, getattr(g, "special_tokens", {}) or {}, problem,
-                       getattr(g, "origins", {}) or {})
+                       g.origins)
 
 
 def from_pretrained_model(model) -> ModelSource:
