@@ -292,4 +292,23 @@ int lutrt_f32dq_min_m(int bits) {
 #endif
 }
 
+/* ---- the lossless mode's GEMV (lutrt.h) ---------------------------------------------- */
+static atomic_int f32gemv_set = -1; /* lutrt_set_f32_gemv; -1: not set */
+
+void lutrt_set_f32_gemv(int on) { atomic_store(&f32gemv_set, on < 0 ? -1 : on > 0); }
+
+int lutrt_f32_gemv_mode(void) {
+#ifdef LUTRT_X86
+    if (!lutrt_mma_f32_gemv_ptr || !cpu_has_vnni() || !__builtin_cpu_supports("avx512vbmi")) return 0;
+    const int over = threshold_override(&f32gemv_set, "LUTRT_F32_GEMV");
+    if (over >= 0) return over > 0;
+    /* automatic only where the f32-table kernel is the AVX-512 one */
+    return lutrt_mma_f32_avx512_ptr && lutrt_current_kernel()->mma_f32 == lutrt_mma_f32_avx512_ptr ? -1 : 0;
+#else
+    return 0;
+#endif
+}
+
+int lutrt_f32_gemv_enabled(void) { return lutrt_f32_gemv_mode() != 0; }
+
 const char *lutrt_kernel_name(void) { return lutrt_current_kernel()->name; }

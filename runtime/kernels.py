@@ -63,9 +63,10 @@ def use_library(path) -> ctypes.CDLL:
     lib.lutrt_code_bytes_kernel_name.restype = ctypes.c_char_p
     lib.lutrt_set_f32dq_min_m.argtypes = [ctypes.c_int]
     lib.lutrt_f32dq_min_m.argtypes = [ctypes.c_int]
+    lib.lutrt_set_f32_gemv.argtypes = [ctypes.c_int]
     for name in ("lutrt_precompute", "lutrt_precompute_row", "lutrt_mma", "lutrt_set_kernel",
                  "lutrt_kernel_available", "lutrt_get_num_threads", "lutrt_i8act_min_m",
-                 "lutrt_f32dq_min_m", "lutrt_set_i8act_kernel"):
+                 "lutrt_f32dq_min_m", "lutrt_set_i8act_kernel", "lutrt_f32_gemv_enabled"):
         getattr(lib, name).restype = ctypes.c_int
     _lib = lib
     return lib
@@ -137,6 +138,19 @@ def set_f32dq_min_m(m: int | None) -> None:
 def f32dq_min_m(bits: int) -> int:
     """The threshold in force for `bits`-bit weights (0: the path is off)."""
     return library().lutrt_f32dq_min_m(int(bits))
+
+
+def set_f32_gemv(on: bool | None) -> None:
+    """Whether lut.mma on f32 tables (the lossless mode) at one token with 4-bit weights runs
+    the fixed-point GEMV (three int8 digits, AVX-512 VBMI + VNNI CPUs; lutrt.h) instead of the
+    vpermps kernel: True at every N, False never, None automatic (where N is large enough and
+    no kernel was forced)."""
+    library().lutrt_set_f32_gemv(-1 if on is None else int(bool(on)))
+
+
+def f32_gemv_enabled() -> bool:
+    """Whether lut.mma may take that GEMV now."""
+    return bool(library().lutrt_f32_gemv_enabled())
 
 
 # ---- precompute ----------------------------------------------------------------------------

@@ -282,6 +282,19 @@ const char *lutrt_code_bytes_kernel_name(void);
 int lutrt_f32dq_min_m(int bits);
 void lutrt_set_f32dq_min_m(int m); /* m >= 1: from m tokens on; 0: never; < 0: unset */
 
+/* ---- the lossless mode's GEMV (lmma_f32_gemv_avx512vbmi.c) ---------------------------- */
+/* At M = 1 with 4-bit bit-plane weights, lutrt_mma on f32 tables rounds each table, per run of
+ * at most 64 tables within a weight group, to an integer in three balanced base-255 digits
+ * (|T - unit v| <= 2^-24 of the run's largest |entry|: one float32 rounding of it) and sums the
+ * lookups per digit in int32 (vpermb + vpdpbusd): exact zero points (W = 0 gives 0), NaN for
+ * non-finite tables, like the f32-table kernels. It needs AVX-512 VBMI + VNNI; automatically
+ * it runs where the f32-table kernel is the AVX-512 one and N is large enough for the
+ * per-call conversion to pay (the kernel's header); lutrt_set_f32_gemv(1) or $LUTRT_F32_GEMV=1
+ * force it at every N, 0 turns it off, and a forced kernel (LUTRT_KERNEL, lutrt_set_kernel)
+ * turns it off unless one of those is set. */
+void lutrt_set_f32_gemv(int on); /* 1: at every N, 0: off, < 0: automatic */
+int lutrt_f32_gemv_enabled(void); /* 1 when lutrt_mma may take it now */
+
 /* ---- threads (threadpool.c) ------------------------------------------------------------ */
 /* Default thread count for lutrt_mma: LUTRT_NUM_THREADS if set, else the online CPUs.
  * n <= 0 restores that default. */

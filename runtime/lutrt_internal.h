@@ -111,6 +111,16 @@ lutrt_mma_call_fn lutrt_i8act_kernel(void);
 /* Large-M path of f32 tables (mma_f32dq_avx512.c): dequantized weights x activations, threads
  * included; NULL unless compiled with AVX-512BW (never emulated). */
 extern const lutrt_mma_call_fn lutrt_mma_f32dq_ptr;
+/* f32 tables at one token (lmma_f32_gemv_avx512vbmi.c): the whole call on fixed-point tables
+ * in three int8 digits, threads included, where lutrt_f32_gemv_applies (M = 1, 4-bit bit
+ * planes, and unless forced a large enough N); NULL (and never applies) unless compiled with
+ * AVX-512 VBMI + VNNI (never emulated). lutrt_f32_gemv_mode (dispatch.c): 0 off, 1 forced on,
+ * -1 automatic. */
+extern const lutrt_mma_call_fn lutrt_mma_f32_gemv_ptr;
+int lutrt_f32_gemv_applies(const lutrt_mma_args *a, int forced);
+int lutrt_f32_gemv_mode(void);
+/* GEMV chunks: up to 4 weight blocks, balanced over t threads (mma.c). */
+int lutrt_gemv_grain(int nb, int t);
 /* Tokens from which lutrt_mma runs it for B-bit weights (0: never); dispatch.c. */
 int lutrt_i8act_min_m(int bits);
 /* f32 tables (lossless): vpermps kernels for B <= 4 (wider codes: lutrt_mma_f32_ref). The

@@ -123,7 +123,7 @@ static void table_prologue(const lutrt_mma_args *a, int num_threads, float *tsum
 /* Blocks per claim of a GEMV: up to 4 (a GEMV tile walks 4 blocks = 4 memory streams), chosen
  * to minimise the blocks of the busiest of T threads (ties: the larger grain). A fixed 4 left
  * SmolLM2's N = 192 and 576 projections (6 and 18 blocks) split 4:2 and 10:8 over 2 threads. */
-static int gemv_grain(int nb, int t) {
+int lutrt_gemv_grain(int nb, int t) {
     int best = 1, best_cost = nb;
     for (int g = 1; g <= 4; g++) {
         const int chunks = (nb + g - 1) / g, cost = (chunks + t - 1) / t * g;
@@ -234,6 +234,11 @@ int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, 
         /* lossless mode at large M: dequantized weights x activations in f32 (lutrt.h) */
         return lutrt_mma_f32dq_ptr(&a);
     }
+    const int f32gemv = d->table_i8 ? 0 : lutrt_f32_gemv_mode();
+    if (f32gemv && lutrt_f32_gemv_applies(&a, f32gemv > 0)) {
+        /* lossless mode, one token: fixed-point tables in three int8 digits (lutrt.h) */
+        return lutrt_mma_f32_gemv_ptr(&a);
+    }
     if (i8act_m > 0 && a.M >= i8act_m) {
         /* large M: int8 activations x unpacked weights (lutrt.h), no table entry read (the
          * precompute may have left them unwritten: lutrt_mma_desc.consumer_bits) */
@@ -293,7 +298,7 @@ int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, 
          * one super-block and a part of the token rows */
         const int threads = d->num_threads > 0 ? d->num_threads : lutrt_get_num_threads();
         if (a.M == 1) {
-            lutrt_parallel_for(d->num_threads, a.NB, gemv_grain(a.NB, threads), mma_task, &job);
+            lutrt_parallel_for(d->num_threads, a.NB, lutrt_gemv_grain(a.NB, threads), mma_task, &job);
         } else {
             gemm_split(&job, lutrt_super_blocks(&a), threads);
             if (job.mparts > 1) {

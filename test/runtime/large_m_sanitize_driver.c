@@ -1,7 +1,8 @@
 /* large_m_sanitize_driver.c — runs lut.precompute and the large-M lut.mma paths from one token
  * on (int8 tables: the int8-activation path, lutrt_set_i8act_min_m(1); f32 tables: the
- * dequantize-FMA path, lutrt_set_f32dq_min_m(1)) on cases written by
- * test_mma_i8act.py (every int8-activation kernel the CPU runs) and test_mma_f32dq_avx512.py, under
+ * dequantize-FMA path, lutrt_set_f32dq_min_m(1), and at one token the digit GEMV,
+ * lutrt_set_f32_gemv(1)) on cases written by test_mma_i8act.py (every int8-activation kernel
+ * the CPU runs), test_mma_f32dq_avx512.py and test_mma_f32_gemv_avx512vbmi.py, under
  * -fsanitize=address,undefined. Usage: large_m_sanitize_driver CASE_DIR...
  *
  * Case directories as for sanitize_driver.c. Tables come from every available precompute
@@ -95,6 +96,24 @@ static int run_case(const char *dir) {
                 }
             }
             lutrt_set_i8act_kernel(NULL);
+            /* f32 tables at one token: the digit GEMV (test_mma_f32_gemv_avx512vbmi.py), forced */
+            if (!d.table_i8 && d.M == 1) {
+                lutrt_set_f32dq_min_m(0);
+                lutrt_set_f32_gemv(1);
+                if (lutrt_f32_gemv_enabled()) {
+                    if (lutrt_mma(&d, tables, tscale, sums, packed, scales, zeros, out))
+                        return fprintf(stderr, "%s\n", lutrt_last_error()), 1;
+                    float err = 0.0f;
+                    for (int i = 0; i < d.N; i++) err = fmaxf(err, fabsf(out[i] - expected[i]));
+                    if (err > 1e-5f * mx) {
+                        fprintf(stderr, "%s: %s/f32 GEMV x%d threads: max error %g\n", dir, names[k],
+                                threads, err);
+                        failures++;
+                    }
+                }
+                lutrt_set_f32_gemv(-1);
+                lutrt_set_f32dq_min_m(1);
+            }
             /* code bytes: every kernel that reads them, at every M (no threshold) */
             const char *cb[] = {"avx512vnni", "avx2", "c"};
             for (int v = 0; v < 3 && code_bytes && d.table_i8; v++) {
