@@ -8,6 +8,7 @@ inputs are all constants are folded with numpy, the rest become IR through Graph
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -154,6 +155,47 @@ def _node_names(graph: onnx.GraphProto) -> list[str]:
     return [n.name or f"{n.op_type}_{i}" for i, n in enumerate(graph.node)]
 
 
+def check_types(graph: onnx.GraphProto, opset_import) -> None:
+    """Refuses a node whose input types break its operator's type constraints (a MatMul of
+    float and int64, say), as onnxruntime does at load: ONNX's own type inference
+    (onnx.shape_inference, check_type) over the graph with its initializers declared by type
+    and shape but without their data (no copy of the weights; shapes that need constant
+    values stay unknown). Only type errors count: a shape that inference finds inconsistent
+    with a declared one, or inference that cannot run, is left to the importer's checks.
+    Raises LutcError naming the node."""
+    names = _node_names(graph)
+    g = onnx.GraphProto(name=graph.name)
+    for node, name in zip(graph.node, names):
+        n = g.node.add()
+        n.CopyFrom(node)
+        n.name = name
+    g.input.extend(graph.input)
+    g.output.extend(graph.output)
+    g.value_info.extend(graph.value_info)
+    declared = {vi.name for vi in graph.input}
+    for init in graph.initializer:
+        if init.name not in declared:
+            g.input.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+    for sp in graph.sparse_initializer:
+        if sp.values.name not in declared:
+            g.input.append(onnx.helper.make_tensor_value_info(sp.values.name, sp.values.data_type,
+                                                              list(sp.dims)))
+    model = onnx.helper.make_model(g, opset_imports=list(opset_import))
+    try:
+        onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=False)
+    except onnx.shape_inference.InferenceError as e:
+        msg = first_line(str(e))
+        where = re.search(r"\(op_type:\s*([^,]*), node name:\s*([^)]*)\):\s*", msg)
+        what = msg[where.end():] if where else msg
+        if "type" not in what.lower():
+            return
+        node = f"{where.group(1)} node '{where.group(2)}'" if where else None
+        raise LutcError(f"input types break the operator's type constraints: {what} (the "
+                        "ONNX model is invalid; onnxruntime refuses it too)", node) from None
+    except Exception:  # inference could not run (e.g. an op it has no schema version for)
+        return
+
+
 def _handled(node: onnx.NodeProto) -> bool:
     return ("" if node.domain in DEFAULT_DOMAINS else node.domain, node.op_type) in HANDLERS
 
@@ -280,6 +322,7 @@ def import_onnx(model: str | Path | onnx.ModelProto,
     check_supported(proto.graph)  # the full list of unsupported ops comes first
     proto = _supported_opset(proto)
     graph = proto.graph
+    check_types(graph, proto.opset_import)
     shapes = dict(shapes or {})
     opset = _opset(proto)
 

@@ -113,3 +113,29 @@ def test_matmulnbits_float64_zero_points(tmp_path):
                  extra_opsets=[helper.make_opsetid("com.microsoft", 1)])
     assert_one_line_error(_compile(path, tmp_path / "o"), "MatMulNBits node 'mm'",
                           "zero points", "DOUBLE")
+
+
+@pytest.mark.parametrize("op, other", [("MatMul", TensorProto.INT64), ("Add", TensorProto.INT32),
+                                       ("Concat", TensorProto.DOUBLE)])
+def test_inputs_of_mismatched_types_are_refused(tmp_path, op, other):
+    """An operator whose inputs break its type constraints (T bound to float and int64): one
+    line naming the node, as onnxruntime refuses the model (it used to compile, casting)."""
+    shape = [8, 8] if op == "MatMul" else [2, 8]
+    w = helper.make_tensor("w", other, shape, [1] * int(np.prod(shape)))
+    attrs = {"axis": 0} if op == "Concat" else {}
+    out = [4, 8] if op == "Concat" else [2, 8]
+    path = _save(tmp_path / "m.onnx", [helper.make_node(op, ["x", "w"], ["y"], name="bad", **attrs)],
+                 [("y", F, out)], [w])
+    with pytest.raises(Exception, match="Type"):
+        ort.InferenceSession(str(path))
+    assert_one_line_error(_compile(path, tmp_path / "o"), f"{op} node 'bad'", "type",
+                          "invalid")
+
+
+def test_unnamed_node_of_mismatched_types_is_named_by_position(tmp_path):
+    w = helper.make_tensor("w", TensorProto.INT64, [8, 8], [1] * 64)
+    path = _save(tmp_path / "m.onnx", [helper.make_node("Relu", ["x"], ["r"]),
+                                       helper.make_node("MatMul", ["r", "w"], ["y"])],
+                 [("y", F, [2, 8])], [w])
+    assert_one_line_error(_compile(path, tmp_path / "o"), "MatMul node 'MatMul_1'",
+                          "inconsistent type")
