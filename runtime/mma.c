@@ -120,14 +120,19 @@ static void table_prologue(const lutrt_mma_args *a, int num_threads, float *tsum
         prologue_task(&p, 0, a->M);
 }
 
-/* Blocks per claim of a GEMV: up to 4 (a GEMV tile walks 4 blocks = 4 memory streams), chosen
- * to minimise the blocks of the busiest of T threads (ties: the larger grain). A fixed 4 left
- * SmolLM2's N = 192 and 576 projections (6 and 18 blocks) split 4:2 and 10:8 over 2 threads. */
+/* Blocks per claim of a GEMV: 2 or 4 (a GEMV tile walks 2-4 blocks = memory streams; the
+ * AVX-512 tiles take blocks in pairs and send an odd one to the AVX2 kernel, the VBMI ones to
+ * a 1-block tile), chosen to minimise the blocks of the busiest of T threads (ties: the larger
+ * grain). A fixed 4 left SmolLM2's N = 192 and 576 projections (6 and 18 blocks) split 4:2
+ * and 10:8 over 2 threads; grains of 3 (6:6... of 18) gave every claim an odd block. Even
+ * grains against grains 1-4, per-table GEMV medians on the 2-core VM (2026-12-04): 2 bits,
+ * 576 x 1536, 2 threads 15.1 -> 12.0 us, 192 x 576 4.2 -> 3.6 us, 4096^2 128 -> 121 us;
+ * 4 bits (VBMI tiles) within +-3% everywhere. */
 int lutrt_gemv_grain(int nb, int t) {
     int best = 1, best_cost = nb;
-    for (int g = 1; g <= 4; g++) {
+    for (int g = 2; g <= 4 && nb > 1; g += 2) {
         const int chunks = (nb + g - 1) / g, cost = (chunks + t - 1) / t * g;
-        if (cost <= best_cost) best = g, best_cost = cost;
+        if (best == 1 || cost <= best_cost) best = g, best_cost = cost;
     }
     return best;
 }
