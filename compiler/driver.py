@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from lutc.compiler.api import compile_model
+from lutc.compiler.cli_parser import OneLineArgumentParser, at_least
 from lutc.compiler.model_size import add_size_options, apply_size_options
 from lutc.runtime.errors import LutcError, first_line
 
@@ -122,7 +123,7 @@ def _cmd_demo(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lutc", description=__doc__)
+    parser = OneLineArgumentParser(prog="lutc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compile", help="compile an ONNX model or saved torch.export program")
     c.add_argument("model")
@@ -148,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("model_dir")
     r.add_argument("--input", action="append", metavar="X.npy")
     r.add_argument("--output", metavar="Y.npy")
-    r.add_argument("--threads", type=int, default=0)
+    r.add_argument("--threads", type=int, default=0, help="0: all cores")
     r.set_defaults(func=_cmd_run)
     d = sub.add_parser("demo", help="compile SmolLM2-135M (GGUF Q4_1) and chat with it; "
                        "--mlp: the built-in 2-bit MLP")
@@ -156,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-reference", action="store_true",
                    help="skip the transformers comparison")
     d.add_argument("--workdir", default="out/demo")
-    d.add_argument("--threads", type=int, default=0)
+    d.add_argument("--threads", type=at_least(int, 0), default=0, help="0: all cores")
     d.set_defaults(func=_cmd_demo)
     from lutc.compiler.llm.cli import add_commands
 
@@ -165,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    """The `lutc` command. Exit status 0, 1 for a LutcError (bad input: one line naming it), 2
+    """The `lutc` command. Exit status 0, 1 for a LutcError or a bad option (bad input: one
+    line naming it), 2
     for an error lutc did not anticipate (one line; LUTC_DEBUG=1 shows the traceback), 130 on
     Ctrl-C."""
     import os

@@ -4,16 +4,21 @@ Diagnostics are one line on stderr and exit 1, never a traceback, in MLIR's form
 `FILE:LINE:COL: error: ...` for parse errors, `FILE: error: ...` for verifier and pass
 failures (xDSL's IR carries no source locations), `lutc-opt: error: ...` for the command line.
 `--verify-diagnostics` / `--parsing-diagnostics` keep xDSL's behaviour (print, exit 0).
+Like mlir-opt, any input file is read as MLIR text whatever its name (`-f` picks another of
+xDSL's frontends).
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
+from unittest import mock
 
 from xdsl.utils.exceptions import ArgSpecParseError, DiagnosticException, ParseError
 from xdsl.xdsl_opt_main import xDSLOptMain
 
+from lutc.compiler.cli_parser import one_line_error
 from lutc.runtime.errors import LutcError
 
 
@@ -43,6 +48,12 @@ class LutcOptMain(xDSLOptMain):
         except (ValueError, TypeError, ArgSpecParseError) as err:  # unknown pass, bad option
             message = str(err).strip().splitlines()[-1].strip()
             raise _CommandLineError(f"-p '{self.args.passes}': {message}") from None
+
+    def get_input_stream(self):
+        """xDSL picks the frontend by file extension and refuses unknown ones ('ir.txt', no
+        extension); mlir-opt reads every file as MLIR, and so does lutc-opt."""
+        f, extension = super().get_input_stream()
+        return f, extension if extension in self.available_frontends else "mlir"
 
     def prepare_input(self):
         try:
@@ -86,7 +97,11 @@ def _diagnostic(err: BaseException, source: str) -> str:
 def main(argv=None) -> None:
     opt = None
     try:
-        opt = LutcOptMain(args=argv)
+        # xDSL builds its own argparse.ArgumentParser inside LutcOptMain(): its usage errors
+        # become one line, exit 1, like lutc's (compiler/cli_parser.py)
+        with mock.patch.object(argparse.ArgumentParser, "error",
+                               lambda parser, message: one_line_error(parser, message, "lutc-opt")):
+            opt = LutcOptMain(args=argv)
         opt.run()
     except (ParseError, DiagnosticException, LutcError, UnicodeDecodeError,
             _CommandLineError) as err:

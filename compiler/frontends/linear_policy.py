@@ -37,7 +37,7 @@ def low_bit_weight(w_nk: np.ndarray, spec: WeightSpec | None, hint: str,
     messages; `error(message)` builds the frontend's LutcError naming the node (raised for
     non-finite weights); `recovered()` is the frontend's lossless recovery, if any."""
     if not finite_weight(w_nk):
-        raise error("the weight has non-finite values (NaN or infinity)")
+        raise error(f"the weight '{hint}' has non-finite values (NaN or infinity)")
     qw = weight_recovery.ternary(w_nk)
     if qw is None and recovered is not None:
         qw = recovered()

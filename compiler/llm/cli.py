@@ -7,20 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+from lutc.compiler.cli_parser import at_least
 from lutc.compiler.model_size import add_size_options, apply_size_options
 from lutc.runtime.errors import LutcError
-
-
-def _positive(kind):
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"expected a value >= 0, got {text}")
-        return value
-    return parse
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
@@ -30,20 +19,20 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lossless", action="store_true",
                    help="f32 lookup tables (same as --disable-pass lut-quantize-table)")
     p.add_argument("--disable-pass", action="append", default=[], metavar="PASS")
-    p.add_argument("--threads", type=_positive(int), default=0, help="0: all cores")
-    p.add_argument("--max-context", type=_positive(int), default=None,
+    p.add_argument("--threads", type=at_least(int, 0), default=0, help="0: all cores")
+    p.add_argument("--max-context", type=at_least(int, 1), default=None,
                    help="KV cache capacity in tokens (default 2048, or a learned position "
                    "table's length)")
     p.add_argument("--kv-cache", choices=("f32", "f16"), default="f32",
                    help="KV cache element type (f16: half the memory, keys and values rounded "
                    "to f16)")
-    p.add_argument("--chunk", type=_positive(int), default=32,
+    p.add_argument("--chunk", type=at_least(int, 1), default=32,
                    help="prefill rows per call of the compiled function")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_size_options(p)
 
 
-def _load(args, quiet: bool):
+def _load(args, quiet: bool, preflight=None):
     from lutc.compiler.llm.llm import LLM
 
     apply_size_options(args)
@@ -52,7 +41,7 @@ def _load(args, quiet: bool):
         raise LutcError("--max-context and --chunk must be >= 1")
     return LLM(args.model, weights=args.weights, max_context=args.max_context, chunk=args.chunk,
                threads=args.threads, lossless=args.lossless, disable_passes=args.disable_pass,
-               out=say, kv_cache=args.kv_cache)
+               out=say, kv_cache=args.kv_cache, preflight=preflight)
 
 
 def _cmd_generate(args) -> None:
@@ -62,7 +51,8 @@ def _cmd_generate(args) -> None:
     if prompt is None:  # both checked before the model compiles
         raise LutcError("give a prompt with -p")
     check_text(prompt, "the prompt")
-    llm = _load(args, args.json)
+    # the prompt's tokens against max_context before the compile, not after it
+    llm = _load(args, args.json, preflight=lambda llm: llm.prompt_ids(prompt, args.chat))
     stream = llm.generate(prompt, max_new_tokens=args.n, temperature=args.temperature,
                           top_k=args.top_k, top_p=args.top_p, seed=args.seed, stop=args.stop,
                           chat=args.chat, stream=True)
@@ -113,10 +103,10 @@ def add_commands(sub) -> None:
     g = sub.add_parser("generate", help="generate text with a causal LM (GGUF or Hugging Face)")
     _model_options(g)
     g.add_argument("-p", "--prompt")
-    g.add_argument("-n", type=_positive(int), default=64, help="new tokens at most")
+    g.add_argument("-n", type=at_least(int, 0), default=64, help="new tokens at most")
     g.add_argument("--chat", action="store_true", help="wrap the prompt in the chat template")
-    g.add_argument("--temperature", type=_positive(float), default=0.0, help="0: greedy")
-    g.add_argument("--top-k", type=_positive(int), default=0)
+    g.add_argument("--temperature", type=at_least(float, 0), default=0.0, help="0: greedy")
+    g.add_argument("--top-k", type=at_least(int, 0), default=0)
     g.add_argument("--top-p", type=float, default=1.0)
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--stop", action="append", default=[], metavar="TEXT")
@@ -124,6 +114,6 @@ def add_commands(sub) -> None:
     p = sub.add_parser("perplexity", help="perplexity of a causal LM on a text file")
     _model_options(p)
     p.add_argument("--text", required=True, metavar="FILE")
-    p.add_argument("--context", type=_positive(int), default=512,
+    p.add_argument("--context", type=at_least(int, 2), default=512,
                    help="tokens per non-overlapping window")
     p.set_defaults(func=_cmd_perplexity)

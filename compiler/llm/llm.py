@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,13 +100,16 @@ class LLM:
         relative each).
     progress: a progress bar over the compile's phases on stderr (compiler/progress.py):
         True / False, or None (default) for "only when stderr is a terminal".
+    preflight: called with this LLM once its config, tokenizer and max_context are known and
+        before the compile (`encode` works there), so that a caller can refuse its input
+        early: `lutc generate` checks that its prompt fits max_context.
     Raises LutcError for a model lutc cannot build, naming what is wrong."""
 
     def __init__(self, model, weights: str | None = None, max_context: int | None = None,
                  chunk: int = DEFAULT_CHUNK, threads: int = 0, lossless: bool = False,
                  disable_passes: Sequence[str] = (), pass_options: dict | None = None,
                  cache_dir: str | Path | None = None, out=None, progress: bool | None = None,
-                 kv_cache: str = "f32"):
+                 kv_cache: str = "f32", preflight: Callable[[LLM], None] | None = None):
         from lutc.compiler.frontends.quantize import WeightSpec
         from lutc.runtime.model_loader import CompiledModel
 
@@ -135,6 +138,10 @@ class LLM:
             max_context = (DEFAULT_MAX_CONTEXT if self.config.position_embedding == "rope"
                            else min(DEFAULT_MAX_CONTEXT, self.config.max_position_embeddings))
         chunk = min(chunk, max_context)
+        self.chunk, self.max_context = chunk, max_context
+        self.tokenizer = self.source.tokenizer
+        if preflight is not None:
+            preflight(self)
         cfg = self.config
         self.kv_cache = self._allocate_kv_cache(
             (cfg.num_layers, 2, cfg.num_kv_heads, max_context, cfg.head_dim), kv_cache)
@@ -167,9 +174,7 @@ class LLM:
         if threads:
             self.model.set_num_threads(threads)
         self.compile_s = time.perf_counter() - t0
-        self.chunk, self.max_context = chunk, max_context
         self._logits = None  # the model's output buffer, made on first use (_forward)
-        self.tokenizer = self.source.tokenizer
         # tensors are no longer needed once compiled: let the memory go
         self.source.tensors = {}
 
@@ -293,6 +298,18 @@ class LLM:
             prompt = self.apply_chat_template(prompt)
         return self.tokenizer.encode(prompt, add_special_tokens=not chat).ids
 
+    def prompt_ids(self, prompt: str | Sequence[int], chat: bool = False) -> np.ndarray:
+        """The token ids int64 [n] that `generate` would start from (text is encoded, with the
+        chat template if `chat`). Raises LutcError for an empty prompt, one longer than
+        max_context, ids outside the vocabulary, or text without a tokenizer."""
+        ids = self._check_ids(self.encode(prompt, chat) if isinstance(prompt, str) else prompt)
+        if ids.size == 0:
+            raise LutcError("the prompt is empty")
+        if ids.size > self.max_context:
+            raise LutcError(f"the prompt has {ids.size} tokens, more than max_context "
+                            f"({self.max_context})")
+        return ids
+
     def apply_chat_template(self, user_message: str) -> str:
         template = self.source.chat_template
         if not template:
@@ -333,12 +350,7 @@ class LLM:
             raise LutcError(f"stop must be a string or a list of non-empty strings, got {stop!r}")
         if max_new_tokens < 0:
             raise LutcError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-        ids = self._check_ids(self.encode(prompt, chat) if isinstance(prompt, str) else prompt)
-        if ids.size == 0:
-            raise LutcError("the prompt is empty")
-        if ids.size > self.max_context:
-            raise LutcError(f"the prompt has {ids.size} tokens, more than max_context "
-                            f"({self.max_context})")
+        ids = self.prompt_ids(prompt, chat)
         it = self._generate(ids, max_new_tokens, temperature, top_k, top_p, seed, stop or ())
         if stream:
             return it

@@ -125,3 +125,50 @@ def test_lutc_opt_still_works(tmp_path):
     (tmp_path / "in.mlir").write_text(GOOD)
     proc = run_lutc("in.mlir", "-p", "lut-lower-mpgemm", cmd=LUTC_OPT, cwd=tmp_path)
     assert proc.returncode == 0 and "func.func @f" in proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize("name", ["in.txt", "in", "in.gguf"])
+def test_lutc_opt_reads_any_file_name_as_mlir(tmp_path, name):
+    """Like mlir-opt: the file's name does not pick the parser (xDSL refused 'in.txt' and
+    names without an extension with a traceback)."""
+    (tmp_path / name).write_text(GOOD)
+    proc = run_lutc(name, "-p", "lut-lower-mpgemm", cmd=LUTC_OPT, cwd=tmp_path)
+    assert proc.returncode == 0 and "func.func @f" in proc.stdout, proc.stderr
+    (tmp_path / name).write_text("func.func @f(\n")
+    line = assert_one_line_error(run_lutc(name, cmd=LUTC_OPT, cwd=tmp_path), prefix="error: ")
+    assert line.startswith(f"{name}:2:"), line  # MLIR's FILE:LINE:COL: the parse error
+
+
+# -- command-line usage errors: one line, exit 1, naming the option ------------------------
+
+@pytest.mark.parametrize("argv,fragments", [
+    (["compile", "m.onnx"], ["lutc compile: error:", "-o/--output"]),           # required option
+    (["compile", "m.onnx", "-o", "o", "--shape", "x=1x"], ["--shape", "x=1x"]),
+    (["compile", "m.onnx", "-o", "o", "--emit", "exe"], ["--emit", "exe"]),
+    (["compile", "m.onnx", "-o", "o", "--bogus"], ["unrecognized arguments: --bogus"]),
+    (["generate", "m.gguf", "-p", "hi", "--max-context", "0"], ["--max-context", ">= 1", "0"]),
+    (["generate", "m.gguf", "-p", "hi", "--max-context", "-5"], ["--max-context", ">= 1"]),
+    (["generate", "m.gguf", "-p", "hi", "--chunk", "0"], ["--chunk", ">= 1"]),
+    (["generate", "m.gguf", "-p", "hi", "--threads", "-1"], ["--threads", ">= 0"]),
+    (["generate", "m.gguf", "-p", "hi", "-n", "-1"], ["-n", ">= 0"]),
+    (["generate", "m.gguf", "-p", "hi", "--temperature", "nan"], ["--temperature", ">= 0"]),
+    (["generate", "m.gguf", "-p", "hi", "--top-k", "many"], ["--top-k", "integer", "many"]),
+    (["perplexity", "m.gguf", "--text", "t.txt", "--context", "1"], ["--context", ">= 2"]),
+    (["demo", "--threads", "-2"], ["--threads", ">= 0"]),
+    (["nope"], ["invalid choice", "nope"]),
+])
+def test_usage_errors_are_one_line(tmp_path, argv, fragments):
+    """argparse's default is the whole usage text and exit 2 (lutc's status for a bug); a bad
+    option is bad input: one line naming it, exit 1, before any file is read."""
+    line = assert_one_line_error(run_lutc(*argv, cwd=tmp_path), *fragments, prefix="lutc")
+    assert "--help lists the options" in line, line
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["--bogus", "in.mlir"], "unrecognized arguments: --bogus"),
+    (["-f", "bogus", "in.mlir"], "-f/--frontend"),
+])
+def test_lutc_opt_usage_errors_are_one_line(tmp_path, argv, fragment):
+    (tmp_path / "in.mlir").write_text(GOOD)
+    assert_one_line_error(run_lutc(*argv, cmd=LUTC_OPT, cwd=tmp_path), fragment,
+                          prefix="lutc-opt: error: ")

@@ -74,9 +74,10 @@ def test_non_finite_linear_weight_is_named(tmp_path):
         [helper.make_node("MatMul", ["x", "w"], ["y"], name="proj")], "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 64])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 32])],
-        [numpy_helper.from_array(w, "w")])
+        [numpy_helper.from_array(w, "proj_weight")])
+    graph.node[0].input[1] = "proj_weight"
     path = tmp_path / "m.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     for extra in ((), ("--weights", "w4g32")):
         proc = run_lutc("compile", path, "-o", tmp_path / "o", "--emit", "c", *extra)
-        assert_one_line_error(proc, "proj", "non-finite values")
+        assert_one_line_error(proc, "'proj'", "weight 'proj_weight' has non-finite values")

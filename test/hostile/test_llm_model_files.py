@@ -200,13 +200,13 @@ def test_unexpected_error_is_one_line(monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--context", "1"], "--context must be >= 2"),
+    (["--context", "1"], "argument --context: expected a value >= 2, got 1"),  # the parser
     (["--context", "64", "--max-context", "32"], "--context 64 does not fit --max-context 32"),
 ])
 def test_perplexity_options(hf_dir, tmp_path, args, fragment):
     (tmp_path / "t.txt").write_text("some text")
     proc = run_lutc("perplexity", hf_dir, "--text", tmp_path / "t.txt", *args, timeout=120)
-    assert_one_line_error(proc, fragment)
+    assert_one_line_error(proc, fragment, prefix="lutc")
 
 
 @pytest.mark.parametrize("kind", ["directory", "fifo", "missing"])

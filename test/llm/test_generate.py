@@ -255,6 +255,7 @@ def test_hf_directory_and_cli(llama, tmp_path):
     # the model has no tokenizer: a text prompt is a one-line user error
     assert proc.returncode == 1 and "no tokenizer" in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not list((tmp_path / "cache").glob("*/model.json"))  # refused before the compile
     proc = subprocess.run([sys.executable, "-m", "lutc.compiler.driver", "generate",
                            str(tmp_path / "missing.gguf"), "-p", "hi"], capture_output=True,
                           text=True, env=env)

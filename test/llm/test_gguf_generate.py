@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from lutc.compiler.llm.llm import LLM  # noqa: E402
+from lutc.runtime.errors import LutcError  # noqa: E402
 
 from ..frontends.test_gguf_reader import llama_tensors, write_gguf  # noqa: E402
 
@@ -120,3 +121,35 @@ def test_weights_format_says_what_it_quantized(tmp_path):
     LLM(path, weights="w4g32", max_context=64, chunk=8, cache_dir=tmp_path / "cache", out=lines.append)
     assert "--weights w4g32: no float linear weights to quantize (the model's own low-bit " \
            "formats are kept)" in lines, lines
+
+
+def test_prompt_longer_than_max_context_is_refused_before_the_compile(tmp_path):
+    """`lutc generate` tokenizes its prompt in LLM's preflight, before the compile: a prompt
+    that cannot fit is one line within the time it takes to read the model, and nothing is
+    compiled; a prompt that fits goes on to the compile."""
+    import os
+    import subprocess
+    import sys
+
+    path = write_gguf(tmp_path / "tiny.gguf", "llama",
+                      llama_tensors("llama", np.random.default_rng(7)))
+    seen = []
+
+    def preflight(llm):
+        seen.append(llm.max_context)
+        llm.prompt_ids("hello the hello the hello the hello the", chat=True)
+
+    with pytest.raises(LutcError, match="more than max_context"):
+        LLM(path, max_context=4, cache_dir=tmp_path / "cache", preflight=preflight)
+    assert seen == [4] and not list((tmp_path / "cache").glob("*/model.json"))
+    env = {**os.environ, "LUTC_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-m", "lutc.compiler.driver", "generate", str(path),
+                           "-p", "hello the hello the hello the", "--chat", "--max-context", "4"],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()], proc.stderr
+    assert "more than max_context (4)" in proc.stderr, proc.stderr
+    assert not list((tmp_path / "cache").glob("*/model.json"))
+    llm = LLM(path, max_context=64, chunk=8, cache_dir=tmp_path / "cache",
+              preflight=lambda llm: llm.prompt_ids("hello the"))
+    assert not llm.cached and llm.generate("hello the", max_new_tokens=2).n_generated >= 1
