@@ -28,6 +28,10 @@ DEFAULT_PASSES = (
 )
 
 
+# `--print-ir-after import`: the IR the frontend built, before the first pass (lutc-opt's input)
+IMPORT_STAGE = "import"
+
+
 @dataclass
 class PipelineOptions:
     disabled: Sequence[str] = ()
@@ -49,8 +53,12 @@ def pipeline_passes(options: PipelineOptions) -> list[ModulePass]:
     for flag, names in (("--disable-pass", options.disabled), ("--print-ir-after", options.print_after),
                         ("--pass-option", options.pass_options)):
         for name in names:
+            if name == IMPORT_STAGE and flag == "--print-ir-after":
+                continue
             if name not in DEFAULT_PASSES:
-                raise LutcError(f"{flag} {name}: no such pass (passes: {', '.join(DEFAULT_PASSES)})")
+                also = f"; '{IMPORT_STAGE}' prints the imported IR" if flag == "--print-ir-after" else ""
+                raise LutcError(f"{flag} {name}: no such pass (passes: {', '.join(DEFAULT_PASSES)}"
+                                f"{also})")
     passes = []
     for name in DEFAULT_PASSES:
         if name in options.disabled or name not in PASSES:
@@ -83,8 +91,8 @@ def print_ir(module: ModuleOp, title: str, out: Callable[[str], None]) -> None:
 
 def run_pipeline(module: ModuleOp, options: PipelineOptions) -> ModuleOp:
     ctx = make_context()
-    if options.print_after_all:
-        print_ir(module, "import", options.out)
+    if options.print_after_all or IMPORT_STAGE in options.print_after:
+        print_ir(module, IMPORT_STAGE, options.out)
     passes = pipeline_passes(options)
     for p in passes:
         try:

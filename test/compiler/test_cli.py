@@ -93,6 +93,31 @@ def test_print_ir_after_all_shows_every_stage(tmp_path):
     assert "lut.mma" in proc.stdout
 
 
+def test_print_ir_after_import_feeds_lutc_opt(tmp_path):
+    """`--print-ir-after import` prints the frontend's IR alone, which lutc-opt takes as its
+    input; the same pass through lutc-opt gives the IR the compile printed after it."""
+    path = tmp_path / "m.onnx"
+    _model_with("Relu", path)
+    proc = run_lutc("compile", path, "-o", tmp_path / "o", "--weights", "w2g8", "--emit", "mlir",
+                    "--print-ir-after", "import", "--print-ir-after", "lut-lower-mpgemm",
+                    "--disable-pass", "lut-fuse-attention")
+    assert proc.returncode == 0, proc.stderr
+    parts = proc.stdout.split("// -----// IR after ")
+    titles = [p.split(" ", 1)[0] for p in parts[1:]]
+    assert titles == ["import", "lut-lower-mpgemm"], titles
+    imported = parts[1].split("\n", 1)[1]
+    assert "linalg.matmul" in imported and "lut.mma" not in imported
+    lowered = parts[2].split("\n", 1)[1]
+    lowered = lowered[:lowered.index("}\n}") + 3]
+    (tmp_path / "imported.mlir").write_text(imported[:imported.index("}\n}") + 3])
+    opt = subprocess.run([sys.executable, "-m", "lutc.compiler.opt", tmp_path / "imported.mlir",
+                          "-p", "lut-lower-mpgemm"], capture_output=True, text=True)
+    assert opt.returncode == 0, opt.stderr
+    assert opt.stdout.strip() == lowered.strip()
+    bad = run_lutc("compile", path, "-o", tmp_path / "o2", "--print-ir-after", "imports")
+    assert bad.returncode == 1 and "'import' prints the imported IR" in bad.stderr, bad.stderr
+
+
 def test_model_text_never_reaches_c(tmp_path):
     """Names from the model file (here hostile ones) are sanitized or dropped: none of them
     appears verbatim in the generated C."""
