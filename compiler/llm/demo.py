@@ -77,8 +77,9 @@ def run_demo(threads: int = 0, reference: bool = True, out=print) -> None:
     out(f"lutc demo: {gguf.name} ({gguf.stat().st_size / 1e6:.0f} MB, Q4_1 codes used exactly)")
     results = {}
     for label, lossless in (("default (int8 tables)", False),):
-        llm = LLM(gguf, max_context=512, threads=threads, lossless=lossless,
-                  out=lambda s: out(f"  {s}"))
+        # lutc generate's defaults (max_context 2048, chunk 32): `lutc generate` on the same
+        # file then loads this compile from the cache instead of compiling again
+        llm = LLM(gguf, threads=threads, lossless=lossless, out=lambda s: out(f"  {s}"))
         first = llm.generate(PROMPT, chat=True, max_new_tokens=NEW_TOKENS)
         # speeds from a second run, like the reference's medians: the first one also pays the
         # weights' first touch (page faults on the mapped weights file) and the pool's start

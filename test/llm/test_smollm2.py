@@ -98,3 +98,16 @@ def test_lossless_perplexity_equals_transformers(lossless, reference):
     print(f"SmolLM2 perplexity on {len(ids)} tokens: lossless {ours['ppl']:.5f}, "
           f"transformers {ppl_ref:.5f}")
     assert abs(ours["ppl"] / ppl_ref - 1) < 1e-4, (ours["ppl"], ppl_ref)
+
+
+def test_demo_answers_and_leaves_generates_compile_in_the_cache(monkeypatch, tmp_path):
+    """`lutc demo` (without its transformers half) answers the capital question, and compiles
+    with `lutc generate`'s defaults, so that generating from the same file afterwards loads
+    that compile from the cache instead of compiling again."""
+    from lutc.compiler.llm.demo import run_demo
+
+    monkeypatch.setenv("LUTC_CACHE", str(tmp_path))
+    lines = []
+    run_demo(threads=1, reference=False, out=lines.append)
+    assert any("Paris" in line for line in lines), lines
+    assert LLM(smollm2_gguf(), threads=1).cached
