@@ -167,9 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> None:
     """The `lutc` command. Exit status 0, 1 for a LutcError or a bad option (bad input: one
-    line naming it), 2
-    for an error lutc did not anticipate (one line; LUTC_DEBUG=1 shows the traceback), 130 on
-    Ctrl-C."""
+    line naming it), 2 for an error lutc did not anticipate (one line; LUTC_DEBUG=1 shows the
+    traceback), 130 on Ctrl-C."""
     import os
 
     args = build_parser().parse_args(argv)

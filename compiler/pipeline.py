@@ -91,9 +91,9 @@ def print_ir(module: ModuleOp, title: str, out: Callable[[str], None]) -> None:
 
 def run_pipeline(module: ModuleOp, options: PipelineOptions) -> ModuleOp:
     ctx = make_context()
+    passes = pipeline_passes(options)  # bad pass names fail before anything is printed
     if options.print_after_all or IMPORT_STAGE in options.print_after:
         print_ir(module, IMPORT_STAGE, options.out)
-    passes = pipeline_passes(options)
     for p in passes:
         try:
             p.apply(ctx, module)

@@ -37,8 +37,6 @@ def _load(args, quiet: bool, preflight=None):
 
     apply_size_options(args)
     say = (lambda s: None) if quiet else (lambda s: print(f"lutc: {s}", file=sys.stderr))
-    if (args.max_context is not None and args.max_context < 1) or args.chunk < 1:
-        raise LutcError("--max-context and --chunk must be >= 1")
     return LLM(args.model, weights=args.weights, max_context=args.max_context, chunk=args.chunk,
                threads=args.threads, lossless=args.lossless, disable_passes=args.disable_pass,
                out=say, kv_cache=args.kv_cache, preflight=preflight)
@@ -51,11 +49,12 @@ def _cmd_generate(args) -> None:
     if prompt is None:  # both checked before the model compiles
         raise LutcError("give a prompt with -p")
     check_text(prompt, "the prompt")
-    # the prompt's tokens against max_context before the compile, not after it
-    llm = _load(args, args.json, preflight=lambda llm: llm.prompt_ids(prompt, args.chat))
-    stream = llm.generate(prompt, max_new_tokens=args.n, temperature=args.temperature,
+    # tokenized once, before the compile: a prompt that cannot fit max_context fails first
+    ids = []
+    llm = _load(args, args.json, preflight=lambda llm: ids.append(llm.prompt_ids(prompt, args.chat)))
+    stream = llm.generate(ids[0], max_new_tokens=args.n, temperature=args.temperature,
                           top_k=args.top_k, top_p=args.top_p, seed=args.seed, stop=args.stop,
-                          chat=args.chat, stream=True)
+                          stream=True)
     for piece in stream:
         if not args.json:
             print(piece, end="", flush=True)
@@ -81,8 +80,6 @@ def _cmd_perplexity(args) -> None:
     from lutc.compiler.llm.model_source import regular_file
 
     path = regular_file(Path(args.text), "text file")
-    if args.context < 2:
-        raise LutcError(f"--context must be >= 2 tokens per window, got {args.context}")
     if args.max_context is not None and args.max_context < args.context:
         raise LutcError(f"--context {args.context} does not fit --max-context {args.max_context}")
     try:
