@@ -175,7 +175,8 @@ def int8_activations(x: np.ndarray, group: int, tscale: np.ndarray, scale_group:
     """Two-pass int8 activations of x [M, K] (lutrt.h): per activation group of
     abi.act_group(K, G) activations ascale = max|x| / 16256 (NaN where an overlapping table
     scale is NaN, 0 below 2^-100), xq = round_half_even(x * (16256 / max)) in float32,
-    hi = round_half_even(xq / 128), lo = xq - 128 hi. Returns hi, lo [M, NA, AG] (float64,
+    hi = round_half_even(xq / 128), lo = xq - 128 hi, except lo = 0 (one int8 pass) in a group
+    whose crest factor max|xq| / rms(xq) is <= 3.5. Returns hi, lo [M, NA, AG] (float64,
     zero-padded) and ascale [M, NA]."""
     m, k = x.shape
     ag = act_group(k, group)
@@ -195,6 +196,11 @@ def int8_activations(x: np.ndarray, group: int, tscale: np.ndarray, scale_group:
         xq = np.clip(np.rint(np.where(live[:, :, None], xp, 0) * inv[:, :, None]), -ACT_QMAX, ACT_QMAX)
     hi = np.rint(xq.astype(np.float64) / 128.0)
     lo = xq - 128.0 * hi
+    # one int8 pass where the group's crest factor is <= 3.5 (lutrt_act_one_pass, exact integers)
+    n = np.minimum(ag, k - np.arange(na) * ag).astype(np.float64)
+    q64 = xq.astype(np.float64)
+    one_pass = 4.0 * np.abs(q64).max(axis=2) ** 2 * n <= 49.0 * (q64 * q64).sum(axis=2)
+    lo = np.where(one_pass[:, :, None], 0.0, lo)
     ascale = np.where(poisoned, np.nan, np.where(live, mx / ACT_QMAX, 0)).astype(np.float32)
     return hi, lo, ascale
 

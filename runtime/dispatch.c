@@ -278,18 +278,51 @@ static atomic_int f32dq_set = -1; /* lutrt_set_f32dq_min_m; -1: not set */
 
 void lutrt_set_f32dq_min_m(int m) { atomic_store(&f32dq_set, m < 0 ? -1 : m); }
 
-int lutrt_f32dq_min_m(int bits) {
+/* The f32-dequantize kernel: AVX-512 (mma_f32dq_avx512.c) where the CPU has AVX-512BW, else
+ * AVX2 (mma_f32dq_avx2.c; both give bit-identical outputs); lutrt_set_f32dq_kernel picks one. */
+static atomic_int f32dq_choice = 0; /* 0 auto, 1 avx512, 2 avx2 */
+
+static int cpu_runs_f32dq(int c) {
 #ifdef LUTRT_X86
-    if (!lutrt_mma_f32dq_ptr) return 0;
     __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw")) return 0;
+    if (c == 1)
+        return lutrt_mma_f32dq_ptr && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+    return lutrt_mma_f32dq_avx2_ptr && lutrt_cpu_has_avx2();
+#else
+    (void)c;
+    return 0;
+#endif
+}
+
+lutrt_mma_call_fn lutrt_f32dq_kernel(void) {
+    const int c = atomic_load(&f32dq_choice);
+    if ((c == 0 || c == 1) && cpu_runs_f32dq(1)) return lutrt_mma_f32dq_ptr;
+    if ((c == 0 || c == 2) && cpu_runs_f32dq(2)) return lutrt_mma_f32dq_avx2_ptr;
+    return 0;
+}
+
+int lutrt_set_f32dq_kernel(const char *name) {
+    if (!name || !strcmp(name, "auto")) {
+        atomic_store(&f32dq_choice, 0);
+        return LUTRT_OK;
+    }
+    const int c = !strcmp(name, "avx512") ? 1 : !strcmp(name, "avx2") ? 2 : -1;
+    if (c < 0) return lutrt_fail("lutrt: unknown f32-dequantize kernel '%s'", name);
+    if (!cpu_runs_f32dq(c)) return lutrt_fail("lutrt: this CPU cannot run f32-dequantize kernel '%s'", name);
+    atomic_store(&f32dq_choice, c);
+    return LUTRT_OK;
+}
+
+const char *lutrt_f32dq_kernel_name(void) {
+    const lutrt_mma_call_fn f = lutrt_f32dq_kernel();
+    return !f ? "none" : f == lutrt_mma_f32dq_ptr ? "avx512" : "avx2";
+}
+
+int lutrt_f32dq_min_m(int bits) {
+    if (!lutrt_f32dq_kernel()) return 0;
     const int over = threshold_override(&f32dq_set, "LUTRT_F32DQ_MIN_M");
     if (over >= 0) return over;
     return bits > 4 ? LUTRT_F32DQ_MIN_M_WIDE : bits <= 2 ? LUTRT_F32DQ_MIN_M_NARROW : LUTRT_F32DQ_MIN_M;
-#else
-    (void)bits;
-    return 0;
-#endif
 }
 
 /* ---- the lossless mode's GEMV (lutrt.h) ---------------------------------------------- */

@@ -63,10 +63,12 @@ def use_library(path) -> ctypes.CDLL:
     lib.lutrt_code_bytes_kernel_name.restype = ctypes.c_char_p
     lib.lutrt_set_f32dq_min_m.argtypes = [ctypes.c_int]
     lib.lutrt_f32dq_min_m.argtypes = [ctypes.c_int]
+    lib.lutrt_set_f32dq_kernel.argtypes = [ctypes.c_char_p]
+    lib.lutrt_f32dq_kernel_name.restype = ctypes.c_char_p
     lib.lutrt_set_f32_gemv.argtypes = [ctypes.c_int]
     for name in ("lutrt_precompute", "lutrt_precompute_row", "lutrt_mma", "lutrt_set_kernel",
                  "lutrt_kernel_available", "lutrt_get_num_threads", "lutrt_i8act_min_m",
-                 "lutrt_f32dq_min_m", "lutrt_set_i8act_kernel", "lutrt_f32_gemv_enabled"):
+                 "lutrt_f32dq_min_m", "lutrt_set_i8act_kernel", "lutrt_set_f32dq_kernel", "lutrt_f32_gemv_enabled"):
         getattr(lib, name).restype = ctypes.c_int
     _lib = lib
     return lib
@@ -138,6 +140,17 @@ def set_f32dq_min_m(m: int | None) -> None:
 def f32dq_min_m(bits: int) -> int:
     """The threshold in force for `bits`-bit weights (0: the path is off)."""
     return library().lutrt_f32dq_min_m(int(bits))
+
+
+def set_f32dq_kernel(name: str | None) -> None:
+    """The lossless mode's f32-dequantize kernel: "avx512", "avx2" or None (the best this CPU
+    runs); raises ValueError for one this CPU or build cannot run."""
+    _check(library().lutrt_set_f32dq_kernel(None if name is None else name.encode()))
+
+
+def f32dq_kernel_name() -> str:
+    """The f32-dequantize kernel in use: "avx512", "avx2" or "none"."""
+    return library().lutrt_f32dq_kernel_name().decode()
 
 
 def set_f32_gemv(on: bool | None) -> None:

@@ -49,7 +49,7 @@
  *   and token; an int8 multiply-accumulate costs the same for any B, so from
  *   lutrt_i8act_min_m(B) tokens on (see below) lutrt_mma, for int8 tables with strategy AUTO
  *   or PER_TOKEN (what lut-tile emits), runs an AVX512-VNNI kernel (mma_i8act_avx512vnni.c; AVX2 CPUs: mma_i8act_avx2.c)
- *   on the two-pass ("int16-equivalent") int8 activations that lut.precompute stores after
+ *   on the two-pass ("int16-equivalent", where needed) int8 activations that lut.precompute stores after
  *   each int8 table row, one scale per ACTIVATION group t of AG activations, AG =
  *   lutrt_act_group: the largest multiple of 4 that is <= 32 and divides G (32 when G >= K),
  *   independent of the table scale group:
@@ -59,20 +59,28 @@
  *     xq = round_half_even(x * 16256 / max) in [-16256, 16256] (= 127 * 128),
  *     hi = round_half_even(xq / 128) in [-127, 127],  lo = xq - 128 hi in [-64, 64]  (int8),
  *     S_hi[m, t] = sum_{k in t} hi,  S_lo[m, t] = sum_{k in t} lo   (integers, stored as f32),
+ *     except in a ONE-PASS group, whose crest factor max|xq| / rms(xq) is at most 3.5
+ *     (lutrt_act_one_pass: 4 max|xq|^2 n <= 49 sum xq^2, exact integers): there lo = 0 and
+ *     S_lo = -0.0f, the mark that lets the VNNI kernel skip the low pass (half the
+ *     vpdpbusd); xq is then rounded to a multiple of 128, plain int8 activations,
  *     out[m, n] = sum_g s[n, g] * sum_{t in g} ascale[m, t] *
  *                 (128 fma(-z, S_hi[m, t], I_hi) + fma(-z, S_lo[m, t], I_lo)),
  *     I_hi = sum_{k in t} q[n, k] hi[m, k], I_lo = sum_{k in t} q[n, k] lo[m, k] in int32
  *     (two vpdpbusd per 4 activations), q the unsigned code (mirrored formats use
  *     s = 2 s', z = (z' + 2^B - 1) / 2, the same weights).
  *   Every fma operand is an integer below 2^24, so codes that equal an integer zero point give
- *   exactly 0 (W = 0). Error: xq is one rounding of x, |x - ascale xq| <= max|x| / 32512
- *   (~128x finer than int8 activations), so |out - exact| <= sum_g |s| sum_{t in g}
- *   ascale[m, t] / 2 * sum_{k in t} |q[n, k] - z| (+ float32 summation). Measured NMSE
- *   against exact float64 (M = 32, N = 256, K = 1024, G = 32): 1.7e-9 on Gaussian and 4.5e-9
- *   on Student-t(3) activations, against 1e-5..5e-5 for per-table int8 tables. SmolLM2-135M
- *   Q4_1 perplexity over 9,862 tokens (512-token windows; transformers 20.69775): 20.69788
- *   (+0.0006%) with this path, 20.71678 (+0.092%) with the LUT kernel on per-table tables
- *   (LUTRT_I8ACT_MIN_M=0); 128-token prefill on 1 thread 343 tok/s against 150.
+ *   exactly 0 (W = 0). Error: in a two-pass group xq is one rounding of x, |x - ascale xq| <=
+ *   ascale / 2 = max|x| / 32512 (~128x finer than int8 activations); in a one-pass group
+ *   |x - 128 ascale hi| <= 64.5 ascale; so |out - exact| <= sum_g |s| sum_{t in g} e[m, t]
+ *   sum_{k in t} |q[n, k] - z| (+ float32 summation), e = ascale / 2 or 64.5 ascale. A one-pass
+ *   group's expected relative error is at most 3.5^2 / (12 * 127^2) = 6.3e-5: groups with an
+ *   outlier, where one int8 scale would flatten the other activations, keep two passes.
+ *   Why the rule: one int8 pass everywhere cost SmolLM2-135M +0.30% perplexity (its
+ *   RMSNorm outputs have outlier channels), two passes everywhere +0.000% at twice the
+ *   vpdpbusd; with the rule 20-30% of its groups keep two passes, perplexity +0.026% over
+ *   8,183 tokens (transformers 21.66737: 21.67306). GEMM M = 128, N = K = 4096, w4, 1 thread
+ *   on the 2-core Xeon VM: 22.4 ms with two passes everywhere, 14.4 ms on Gaussian
+ *   activations (nearly all groups one-pass), 23-25 ms when every group has an outlier.
  *   lutrt_precompute derives AG from its descriptor's `group` (the sum group, min(G, K) as
  *   lut-lower-mpgemm writes it), which gives the same AG as the lut.mma's G. The interpreter
  *   (dialects/lut_semantics.py) follows lutrt_i8act_min_m, so compiled C and interpreted IR
@@ -263,7 +271,7 @@ int lutrt_set_i8act_kernel(const char *name);
  * (portable; every CPU), following lutrt_set_i8act_kernel; auto: the fastest this CPU runs. */
 const char *lutrt_code_bytes_kernel_name(void);
 
-/* ---- the large-M f32 path of the lossless mode (mma_f32dq_avx512.c) ------------------ */
+/* ---- the large-M f32 path of the lossless mode (mma_f32dq_avx512.c, _avx2.c) ---------- */
 /* Tokens from which lutrt_mma on f32 tables (strategy AUTO or PER_TOKEN) multiplies
  * dequantized weights, w = s (q - z) in f32, with the activations (rebuilt exactly from the
  * tables) by FMA instead of looking up the tables: the float matmul of the dequantized
@@ -272,15 +280,25 @@ const char *lutrt_code_bytes_kernel_name(void);
  * threads, medians of interleaved calls): B = 3..4 from M = 8, B <= 2 from M = 16..32; for
  * B > 4 the f32-table kernel is the scalar one (4096^2 GEMV: 268 ms vs 4.5 ms), so always.
  * At M = 128 (4096^2) it runs 2.2-2.7x faster than f32 tables, 1.15-1.25x the default
- * int8-activation path on 1 thread and 1.06-1.25x on 16. The threshold in force:
+ * int8-activation path on 1 thread and 1.06-1.25x on 16. The AVX2 kernel on a 2-core AMD
+ * EPYC (Zen 3) VM, N = K = 2048, 1 thread, f32-table / dequantize time (2026-12-05): B = 2:
+ * 0.91 at M = 16, 1.19 at 32, 1.60 at 128; B = 4: 1.04 at M = 8, 1.68 at 16, 3.1 at 128;
+ * B = 8: 23x at M = 1 (the f32-table kernel is scalar there too), so the same thresholds.
+ * The threshold in force:
  * lutrt_set_f32dq_min_m's value if set, else $LUTRT_F32DQ_MIN_M (0 disables), else 0 when a
  * kernel was forced, else LUTRT_F32DQ_MIN_M (_NARROW for B <= 2, _WIDE for B > 4); always 0
- * without AVX-512BW. */
+ * on CPUs without AVX-512BW or AVX2 + FMA. */
 #define LUTRT_F32DQ_MIN_M 8
 #define LUTRT_F32DQ_MIN_M_NARROW 32 /* B <= 2: the cheapest table kernel */
 #define LUTRT_F32DQ_MIN_M_WIDE 1 /* B > 4: the f32-table kernel is scalar there */
 int lutrt_f32dq_min_m(int bits);
 void lutrt_set_f32dq_min_m(int m); /* m >= 1: from m tokens on; 0: never; < 0: unset */
+/* The f32-dequantize kernel in use: "avx512" (mma_f32dq_avx512.c, AVX-512BW CPUs), "avx2"
+ * (mma_f32dq_avx2.c, AVX2 + FMA CPUs; the same outputs bit for bit) or "none";
+ * lutrt_set_f32dq_kernel(name or NULL / "auto") picks one (LUTRT_OK, or LUTRT_ERR for a
+ * name this CPU or build cannot run). */
+const char *lutrt_f32dq_kernel_name(void);
+int lutrt_set_f32dq_kernel(const char *name);
 
 /* ---- the lossless mode's GEMV (lmma_f32_gemv_avx512vbmi.c) ---------------------------- */
 /* At M = 1 with 4-bit bit-plane weights, lutrt_mma on f32 tables rounds each table, per run of

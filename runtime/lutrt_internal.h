@@ -3,6 +3,7 @@
 #define LUTRT_INTERNAL_H
 
 #include <math.h>
+#include <string.h>
 
 #include "lutrt.h"
 
@@ -108,9 +109,12 @@ extern const lutrt_mma_call_fn lutrt_mma_i8act_ptr;      /* AVX512-VNNI, NULL if
 extern const lutrt_mma_call_fn lutrt_mma_i8act_avx2_ptr; /* AVX2 + FMA (mma_i8act_avx2.c) */
 /* the one this CPU runs (lutrt_set_i8act_kernel), NULL if none */
 lutrt_mma_call_fn lutrt_i8act_kernel(void);
-/* Large-M path of f32 tables (mma_f32dq_avx512.c): dequantized weights x activations, threads
- * included; NULL unless compiled with AVX-512BW (never emulated). */
+/* Large-M path of f32 tables (mma_f32dq_avx512.c, mma_f32dq_avx2.c): dequantized weights x
+ * activations, threads included; NULL unless compiled with AVX-512BW (never emulated) / AVX2
+ * and FMA. lutrt_f32dq_kernel: the one this CPU runs (lutrt_set_f32dq_kernel), NULL if none. */
 extern const lutrt_mma_call_fn lutrt_mma_f32dq_ptr;
+extern const lutrt_mma_call_fn lutrt_mma_f32dq_avx2_ptr;
+lutrt_mma_call_fn lutrt_f32dq_kernel(void);
 /* f32 tables at one token (lmma_f32_gemv_avx512vbmi.c): the whole call on fixed-point tables
  * in three int8 digits, threads included, where lutrt_f32_gemv_applies (M = 1, 4-bit bit
  * planes, and unless forced a large enough N); NULL (and never applies) unless compiled with
@@ -231,6 +235,19 @@ static inline lutrt_acts_section lutrt_row_acts(const lutrt_mma_desc *d, const v
  * round_half_even(x / ascale) in [-16256, 16256] = 127 * 128, hi = round_half_even(xq / 128)
  * in [-127, 127], lo = xq - 128 hi in [-64, 64]. */
 #define LUTRT_ACT_QMAX 16256.0f
+/* One int8 pass suffices for an activation group whose crest factor max|xq| / rms(xq) is at
+ * most 3.5: xq is then rounded to a multiple of 128 (lo = 0, hi = round_half_even(xq / 128)) and
+ * S_lo is stored as -0.0f, which tells the int8-activation kernels to skip the low pass
+ * (lutrt.h). Integer test, exact and independent of summation order:
+ * 4 max|xq|^2 n <= 49 sum xq^2 over the group's n activations. */
+static inline int lutrt_act_one_pass(int64_t max_abs_xq, int64_t sum_sq_xq, int n) {
+    return 4 * max_abs_xq * max_abs_xq * (int64_t)n <= 49 * sum_sq_xq;
+}
+static inline int lutrt_act_no_low_pass(float slo) {
+    uint32_t u;
+    memcpy(&u, &slo, 4);
+    return u == 0x80000000u; /* -0.0f: S_lo of a two-pass group is an integer sum, never -0 */
+}
 static inline float lutrt_act_scale(float mx, int finite) {
     if (!finite) return __builtin_nanf("");
     return mx < LUTRT_TINY_SCALE ? 0.0f : mx / LUTRT_ACT_QMAX;
@@ -318,5 +335,30 @@ extern const lutrt_attn_ops lutrt_attn_ops_avx2;
 /* NULL unless attention_avx512.c was compiled with -mavx512f (not under SIMDe emulation). */
 extern const lutrt_attn_ops *const lutrt_attn_ops_avx512_ptr;
 #endif
+
+/* The activations x f32 [M, K] of the rows of f32 tables, rebuilt from the tables (the
+ * lossless mode's large-M path, mma_f32dq_*.c): plain tables hold x[4j+i] as entry 1 << i
+ * exactly; mirrored ones give x[4j+i] = (T[1 << i] - T[0]) / 2 for i < 3 and
+ * x[4j+3] = -(T[0] + T[7]) / 2. */
+static inline void lutrt_acts_from_f32_tables(const lutrt_mma_args *a, float *x) {
+    for (int m = 0; m < a->M; m++) {
+        const float *t = (const float *)((const uint8_t *)a->tables + (size_t)m * a->row_bytes);
+        float *xr = x + (size_t)m * a->K;
+        for (int j = 0; j < a->J; j++, t += a->entries) {
+            if (a->mirrored) {
+                xr[4 * j + 0] = (t[1] - t[0]) * 0.5f;
+                xr[4 * j + 1] = (t[2] - t[0]) * 0.5f;
+                xr[4 * j + 2] = (t[4] - t[0]) * 0.5f;
+                xr[4 * j + 3] = -(t[0] + t[7]) * 0.5f;
+            } else {
+                xr[4 * j + 0] = t[1];
+                xr[4 * j + 1] = t[2];
+                xr[4 * j + 2] = t[4];
+                xr[4 * j + 3] = t[8];
+            }
+        }
+    }
+}
+
 
 #endif /* LUTRT_INTERNAL_H */

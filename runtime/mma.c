@@ -237,7 +237,7 @@ int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, 
     int f32dq_m = !d->table_i8 && d->strategy != LUTRT_STRATEGY_VEC_LUT ? lutrt_f32dq_min_m(d->bits) : 0;
     if (f32dq_m > 0 && a.M >= f32dq_m) {
         /* lossless mode at large M: dequantized weights x activations in f32 (lutrt.h) */
-        return lutrt_mma_f32dq_ptr(&a);
+        return lutrt_f32dq_kernel()(&a);
     }
     const int f32gemv = d->table_i8 ? 0 : lutrt_f32_gemv_mode();
     if (f32gemv && lutrt_f32_gemv_applies(&a, f32gemv > 0)) {

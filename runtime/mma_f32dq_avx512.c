@@ -32,27 +32,6 @@
 
 static int min_int(int a, int b) { return a < b ? a : b; }
 
-/* Activations of every row, rebuilt from the f32 tables (see the header). */
-static void acts_from_tables(const lutrt_mma_args *a, float *x) {
-    for (int m = 0; m < a->M; m++) {
-        const float *t = (const float *)((const uint8_t *)a->tables + (size_t)m * a->row_bytes);
-        float *xr = x + (size_t)m * a->K;
-        for (int j = 0; j < a->J; j++, t += a->entries) {
-            if (a->mirrored) {
-                xr[4 * j + 0] = (t[1] - t[0]) * 0.5f;
-                xr[4 * j + 1] = (t[2] - t[0]) * 0.5f;
-                xr[4 * j + 2] = (t[4] - t[0]) * 0.5f;
-                xr[4 * j + 3] = -(t[0] + t[7]) * 0.5f;
-            } else {
-                xr[4 * j + 0] = t[1];
-                xr[4 * j + 1] = t[2];
-                xr[4 * j + 2] = t[4];
-                xr[4 * j + 3] = t[8];
-            }
-        }
-    }
-}
-
 /* Codes q[j][h][16][4] of block blk -> w[k][32] f32 = s (q - z) per weight group. */
 static void dequantize_block(const lutrt_mma_args *a, int blk, const uint8_t *q, float *w) {
     const __m512i ff = _mm512_set1_epi32(0xff);
@@ -132,7 +111,7 @@ static void blocks_task(void *ctx, int b0, int b1) {
 static int mma_f32dq(const lutrt_mma_args *a) {
     float *x = (float *)malloc((size_t)a->M * (size_t)a->K * sizeof(float));
     if (!x) return lutrt_fail("lutrt_mma: out of memory");
-    acts_from_tables(a, x);
+    lutrt_acts_from_f32_tables(a, x);
     job_t job = {a, x};
     lutrt_parallel_for(a->d->num_threads, a->NB, 1, blocks_task, &job);
     free(x);

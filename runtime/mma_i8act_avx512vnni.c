@@ -14,14 +14,18 @@
  * with the unsigned codes q: mirrored formats are mapped back, s = 2 s', z = (z' + 2^B - 1)/2
  * (s(q - z) = s'(q' - z'), docs/design.md §3.3). S_hi, S_lo are sums of the *quantized*
  * activations and every term is an integer below 2^24, so codes equal to an integer zero
- * point give exactly 0.
+ * point give exactly 0. A one-pass group (S_lo = -0.0f: lo = 0, lutrt.h) skips the low pass:
+ * one vpdpbusd per word instead of two, exactly the same sum.
  *
  * Code-byte weights (LUTRT_LAYOUT_CODE_BYTES) are that unpacked layout already: read in place.
  * Work: a thread takes one block of 32 weight rows at a time, unpacks its bit planes once
  * into uint8 [J][2][16 rows][4] (vpdpbusd layout: one zmm = 16 rows x 4 consecutive k; one
  * vpermd per plane and 16 rows maps a 4-bit code to 4 bytes, mirroring included) and runs
- * every token row against it, MR rows at a time (4 x MR int32 accumulators per activation
- * group, flushed into 2 x MR float ones).
+ * every token row against it, MR rows at a time, K chunk by K chunk (KC_TABLES tables: the
+ * chunk's 32 KiB of codes stay in L1 across the row tiles; partial sums wait in a per-thread
+ * [M][32] float buffer). Per activation group, the high pass of the MR rows runs in one sweep
+ * (2 x MR int32 accumulators), then each row that needs it its low pass over the same codes;
+ * when every row of the tile does, both passes run in one sweep (4 x MR accumulators).
  * Compiled only with -mavx512vnni (build.py); otherwise lutrt_mma_i8act_ptr is NULL and
  * lutrt_mma never takes this path.
  */
@@ -69,93 +73,158 @@ ALWAYS_INLINE __m512i bcast4(const int8_t *p) {
     return _mm512_set1_epi32(v);
 }
 
-/* I_hi[r][h], I_lo[r][h] = sum over tables js..je-1 of q . hi, q . lo for rows r < MR,
- * weight rows 16h..16h+15 (int32: |I_hi| <= 255 * 127 * 32 per activation group) */
-ALWAYS_INLINE void dot_act_group(const uint8_t *q, const act_row *rows, int js, int je,
-                                 const int MR, int stream, __m512i ih[][2], __m512i il[][2]) {
-    UNROLL for (int r = 0; r < MR; r++) ih[r][0] = ih[r][1] = il[r][0] = il[r][1] = _mm512_setzero_si512();
-    for (int j = js; j < je; j++) {
-        if (stream) lutrt_gemv_prefetch(q + (size_t)j * 128, 128); /* see `tile` */
-        const __m512i w0 = _mm512_loadu_si512(q + (size_t)j * 128);
-        const __m512i w1 = _mm512_loadu_si512(q + (size_t)j * 128 + 64);
-        UNROLL for (int r = 0; r < MR; r++) {
-            const __m512i xh = bcast4(rows[r].hi + 4 * j), xl = bcast4(rows[r].lo + 4 * j);
-            ih[r][0] = dpbusd(ih[r][0], w0, xh);
-            ih[r][1] = dpbusd(ih[r][1], w1, xh);
-            il[r][0] = dpbusd(il[r][0], w0, xl);
-            il[r][1] = dpbusd(il[r][1], w1, xl);
-        }
+/* oacc += s * ascale * (128 fma(-z, S_hi, I_hi) + fma(-z, S_lo, I_lo)) for one row */
+ALWAYS_INLINE void two_pass_epilogue(const act_row *row, int t, const __m512 z[2], const __m512 s[2],
+                                     const __m512i ih[2], const __m512i il[2], __m512 oacc[2]) {
+    const __m512 Sh = _mm512_set1_ps(row->shi[t]), Sl = _mm512_set1_ps(row->slo[t]);
+    const __m512 as = _mm512_set1_ps(row->ascale[t]);
+    UNROLL for (int h = 0; h < 2; h++) {
+        const __m512 vh = _mm512_fnmadd_ps(z[h], Sh, _mm512_cvtepi32_ps(ih[h]));
+        const __m512 vl = _mm512_fnmadd_ps(z[h], Sl, _mm512_cvtepi32_ps(il[h]));
+        const __m512 v = _mm512_fmadd_ps(vh, _mm512_set1_ps(128.0f), vl);
+        oacc[h] = _mm512_fmadd_ps(v, _mm512_mul_ps(s[h], as), oacc[h]);
     }
 }
 
-/* Token rows m0..m0+MR-1 against the unpacked block blk (32 weight rows). Per activation
- * group: out += s * ascale * (128 fma(-z, S_hi, I_hi) + fma(-z, S_lo, I_lo)); each fma is exact
- * for an integer z (integers below 2^24), so codes equal to z give exactly 0. */
-ALWAYS_INLINE void tile(const lutrt_mma_args *a, const uint8_t *q, int blk, int m0, const int MR) {
+/* Token rows m0..m0+MR-1 against the unpacked block blk (32 weight rows), activation groups
+ * t0..t1-1 (a K chunk): acc (float [MR][32], this block's partial sums of those rows) +=, or
+ * the output rows = when t1 is the last group. Per activation group t (tables js..je-1, in
+ * weight group g):
+ *   I_hi = sum q . hi, and only when the row's lo is not all zero, I_lo = sum q . lo (int32,
+ *   |I| <= 255 * 127 * 32), then
+ *   out += s * ascale * (128 fma(-z, S_hi, I_hi) + fma(-z, S_lo, I_lo)),
+ * the second term only with a low pass (lut.precompute writes lo = 0 for a group that one
+ * int8 pass represents; skipping it is exact: 128 x and s x ascale x 128 are exact scalings).
+ * Each fma is exact for an integer z (integers below 2^24), so codes equal to z give 0. */
+ALWAYS_INLINE void tile(const lutrt_mma_args *a, const uint8_t *q, int blk, int m0, const int MR,
+                        int t0, int t1, float *acc) {
     const int J = a->J, stream = a->code_bytes && a->M <= STREAM_MAX_M;
     act_row rows[8];
     UNROLL for (int r = 0; r < MR; r++) rows[r] = row_at(a, m0 + r);
     __m512 oacc[8][2];
-    __m512i ih[8][2], il[8][2];
-    UNROLL for (int r = 0; r < MR; r++) oacc[r][0] = oacc[r][1] = _mm512_setzero_ps();
-    for (int g = 0; g < a->NG; g++) {
-        const int j0 = g * a->jg, j1 = min_int(J, j0 + a->jg);
+    __m512i ih[8][2];
+    UNROLL for (int r = 0; r < MR; r++) {
+        if (t0 == 0) {
+            oacc[r][0] = oacc[r][1] = _mm512_setzero_ps();
+        } else {
+            oacc[r][0] = _mm512_load_ps(acc + 32 * r);
+            oacc[r][1] = _mm512_load_ps(acc + 32 * r + 16);
+        }
+    }
+    for (int t = t0; t < t1; t++) {
+        const int js = t * a->ja, je = min_int(J, js + a->ja);
         __m512 z[2], s[2];
-        lutrt_block_group_sz(a, blk, g, z, s);
-        for (int js = j0, t = j0 / a->ja; js < j1; js += a->ja, t++) {
-            dot_act_group(q, rows, js, min_int(j1, js + a->ja), MR, stream, ih, il);
+        lutrt_block_group_sz(a, blk, js / a->jg, z, s);
+        int low = 0; /* rows with a low pass (S_lo != -0, lutrt_act_no_low_pass) */
+        UNROLL for (int r = 0; r < MR; r++) low |= !lutrt_act_no_low_pass(rows[r].slo[t]) << r;
+        UNROLL for (int r = 0; r < MR; r++) ih[r][0] = ih[r][1] = _mm512_setzero_si512();
+        if (low == (1 << MR) - 1) { /* every row: both passes in one sweep */
+            __m512i il[8][2];
+            UNROLL for (int r = 0; r < MR; r++) il[r][0] = il[r][1] = _mm512_setzero_si512();
+            for (int j = js; j < je; j++) {
+                if (stream) lutrt_gemv_prefetch(q + (size_t)j * 128, 128); /* see STREAM_MAX_M */
+                const __m512i w0 = _mm512_loadu_si512(q + (size_t)j * 128);
+                const __m512i w1 = _mm512_loadu_si512(q + (size_t)j * 128 + 64);
+                UNROLL for (int r = 0; r < MR; r++) {
+                    const __m512i xh = bcast4(rows[r].hi + 4 * j), xl = bcast4(rows[r].lo + 4 * j);
+                    ih[r][0] = dpbusd(ih[r][0], w0, xh);
+                    ih[r][1] = dpbusd(ih[r][1], w1, xh);
+                    il[r][0] = dpbusd(il[r][0], w0, xl);
+                    il[r][1] = dpbusd(il[r][1], w1, xl);
+                }
+            }
+            UNROLL for (int r = 0; r < MR; r++)
+                two_pass_epilogue(&rows[r], t, z, s, ih[r], il[r], oacc[r]);
+            continue;
+        }
+        for (int j = js; j < je; j++) {
+            if (stream) lutrt_gemv_prefetch(q + (size_t)j * 128, 128); /* see STREAM_MAX_M */
+            const __m512i w0 = _mm512_loadu_si512(q + (size_t)j * 128);
+            const __m512i w1 = _mm512_loadu_si512(q + (size_t)j * 128 + 64);
             UNROLL for (int r = 0; r < MR; r++) {
-                const __m512 as = _mm512_set1_ps(rows[r].ascale[t]);
-                const __m512 Sh = _mm512_set1_ps(rows[r].shi[t]), Sl = _mm512_set1_ps(rows[r].slo[t]);
+                const __m512i xh = bcast4(rows[r].hi + 4 * j);
+                ih[r][0] = dpbusd(ih[r][0], w0, xh);
+                ih[r][1] = dpbusd(ih[r][1], w1, xh);
+            }
+        }
+        UNROLL for (int r = 0; r < MR; r++) {
+            if (low >> r & 1) { /* the low pass alone: the block's codes are in L1 */
+                __m512i il[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+                for (int j = js; j < je; j++) {
+                    const __m512i xl = bcast4(rows[r].lo + 4 * j);
+                    il[0] = dpbusd(il[0], _mm512_loadu_si512(q + (size_t)j * 128), xl);
+                    il[1] = dpbusd(il[1], _mm512_loadu_si512(q + (size_t)j * 128 + 64), xl);
+                }
+                two_pass_epilogue(&rows[r], t, z, s, ih[r], il, oacc[r]);
+            } else { /* s * (128 ascale) * fma(-z, S_hi, I_hi): 128 x is exact both ways */
+                const __m512 Sh = _mm512_set1_ps(rows[r].shi[t]);
+                const __m512 vas = _mm512_set1_ps(128.0f * rows[r].ascale[t]);
                 UNROLL for (int h = 0; h < 2; h++) {
                     const __m512 vh = _mm512_fnmadd_ps(z[h], Sh, _mm512_cvtepi32_ps(ih[r][h]));
-                    const __m512 vl = _mm512_fnmadd_ps(z[h], Sl, _mm512_cvtepi32_ps(il[r][h]));
-                    const __m512 v = _mm512_fmadd_ps(vh, _mm512_set1_ps(128.0f), vl);
-                    oacc[r][h] = _mm512_fmadd_ps(v, _mm512_mul_ps(s[h], as), oacc[r][h]);
+                    oacc[r][h] = _mm512_fmadd_ps(vh, _mm512_mul_ps(s[h], vas), oacc[r][h]);
                 }
             }
         }
     }
-    const int n0 = blk * LUTRT_BLOCK_N, rows_n = min_int(LUTRT_BLOCK_N, a->N - n0);
-    UNROLL for (int r = 0; r < MR; r++) {
-        lutrt_store_block_row(a->out + (size_t)(m0 + r) * a->N + n0, rows_n, oacc[r][0], oacc[r][1]);
+    if (t1 == a->NA) {
+        const int n0 = blk * LUTRT_BLOCK_N, rows_n = min_int(LUTRT_BLOCK_N, a->N - n0);
+        UNROLL for (int r = 0; r < MR; r++)
+            lutrt_store_block_row(a->out + (size_t)(m0 + r) * a->N + n0, rows_n, oacc[r][0], oacc[r][1]);
+    } else {
+        UNROLL for (int r = 0; r < MR; r++) {
+            _mm512_store_ps(acc + 32 * r, oacc[r][0]);
+            _mm512_store_ps(acc + 32 * r + 16, oacc[r][1]);
+        }
     }
 }
 
 #ifndef MR_MAX
-#define MR_MAX 4 /* 4 int32 + 2 float accumulators per row: 24 of the 32 zmm */
+#define MR_MAX 4 /* 2 int32 + 2 float accumulators per row */
+#endif
+/* Activation groups per K chunk: the chunk's unpacked codes (KC_TABLES x 128 bytes) stay in
+ * L1 while every row tile runs over them. */
+#ifndef KC_TABLES
+#define KC_TABLES 256
 #endif
 #define TILE(MR)                                                                              \
     static __attribute__((noinline)) void tile_##MR(const lutrt_mma_args *a, const uint8_t *q, \
-                                                    int blk, int m0) {                        \
-        tile(a, q, blk, m0, MR);                                                              \
+                                                    int blk, int m0, int t0, int t1,          \
+                                                    float *acc) {                             \
+        tile(a, q, blk, m0, MR, t0, t1, acc);                                                 \
     }
 TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6)
-typedef void (*tile_fn)(const lutrt_mma_args *, const uint8_t *, int, int);
+typedef void (*tile_fn)(const lutrt_mma_args *, const uint8_t *, int, int, int, int, float *);
 static const tile_fn tiles[7] = {NULL, tile_1, tile_2, tile_3, tile_4, tile_5, tile_6};
 
-static void run_block(const lutrt_mma_args *a, const uint8_t *q, int blk) {
-    int m = 0;
-    for (; m + MR_MAX <= a->M; m += MR_MAX) tiles[MR_MAX](a, q, blk, m);
-    if (m < a->M) tiles[a->M - m](a, q, blk, m);
+/* acc: float [M][32] scratch, 64-byte aligned */
+static void run_block(const lutrt_mma_args *a, const uint8_t *q, int blk, float *acc) {
+    const int tc = a->ja >= KC_TABLES ? 1 : KC_TABLES / a->ja;
+    for (int t0 = 0; t0 < a->NA; t0 += tc) {
+        const int t1 = min_int(a->NA, t0 + tc);
+        int m = 0;
+        for (; m + MR_MAX <= a->M; m += MR_MAX) tiles[MR_MAX](a, q, blk, m, t0, t1, acc + 32 * m);
+        if (m < a->M) tiles[a->M - m](a, q, blk, m, t0, t1, acc + 32 * m);
+    }
 }
 
 static void blocks_task(void *ctx, int b0, int b1) {
     const lutrt_mma_args *a = (const lutrt_mma_args *)ctx;
-    if (a->code_bytes) { /* the weights are the unpacked layout already */
-        for (int blk = b0; blk < b1; blk++) run_block(a, a->w + (size_t)blk * a->J * 128, blk);
-        return;
-    }
-    uint8_t *q = lutrt_unpack_scratch((size_t)a->J * 128);
+    const size_t qbytes = a->code_bytes ? 0 : (size_t)a->J * 128;
+    uint8_t *q = lutrt_unpack_scratch(qbytes + (size_t)a->M * 128);
     if (!q) { /* out of memory */
         lutrt_mma_i8act_c_blocks(a, b0, b1); /* the same formula, no scratch */
+        return;
+    }
+    float *acc = (float *)(q + qbytes);
+    if (a->code_bytes) { /* the weights are the unpacked layout already */
+        for (int blk = b0; blk < b1; blk++) run_block(a, a->w + (size_t)blk * a->J * 128, blk, acc);
         return;
     }
     lutrt_unpacker u;
     lutrt_unpacker_init(&u, a->bits, a->mirrored);
     for (int blk = b0; blk < b1; blk++) {
         lutrt_unpack_block(a, blk, &u, q);
-        run_block(a, q, blk);
+        run_block(a, q, blk, acc);
     }
 }
 

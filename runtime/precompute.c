@@ -3,6 +3,7 @@
  * portable row builder here is also the reference for precompute_avx2.c. */
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lutrt_internal.h"
@@ -63,6 +64,7 @@ void lutrt_precompute_acts_ref(const lutrt_mma_desc *d, const float *x, const fl
         }
         const float inv = LUTRT_ACT_QMAX / mx;
         int shi = 0, slo = 0;
+        int64_t qmax = 0, qsq = 0;
         for (int k = k0; k < k1; k++) {
             float q = nearbyintf(x[k] * inv); /* round half to even, |q| <= 16256 */
             q = q > LUTRT_ACT_QMAX ? LUTRT_ACT_QMAX : (q < -LUTRT_ACT_QMAX ? -LUTRT_ACT_QMAX : q);
@@ -71,9 +73,16 @@ void lutrt_precompute_acts_ref(const lutrt_mma_desc *d, const float *x, const fl
             a.lo[k] = (int8_t)(q - 128.0f * h);
             shi += (int)h;
             slo += (int)(q - 128.0f * h);
+            const int64_t qi = (int64_t)q;
+            qmax = llabs(qi) > qmax ? llabs(qi) : qmax;
+            qsq += qi * qi;
         }
         a.shi[s] = (float)shi;
         a.slo[s] = (float)slo;
+        if (lutrt_act_one_pass(qmax, qsq, k1 - k0)) { /* one int8 pass: xq -> 128 hi */
+            memset(a.lo + k0, 0, (size_t)(k1 - k0));
+            a.slo[s] = -0.0f;
+        }
     }
     /* the slots of finer groups stay unused: zeros, so rows are deterministic bytes */
     const size_t unused = (size_t)(d->K / 4 - na) * sizeof(float);

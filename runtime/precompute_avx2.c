@@ -142,6 +142,9 @@ static void acts_i8(const lutrt_mma_desc *d, const float *x, const float *tscale
         const __m128 inv = _mm_set1_ps(LUTRT_ACT_QMAX / mx), r128 = _mm_set1_ps(1.0f / 128.0f);
         const __m128i lim = _mm_set1_epi32(16256), nlim = _mm_set1_epi32(-16256);
         __m128i acc_hi = _mm_setzero_si128(), acc_lo = _mm_setzero_si128();
+        /* per lane: max |xq|, sum xq^2 (<= 8 terms of <= 16256^2 per lane: int32) */
+        __m128i qmax4 = _mm_setzero_si128(), qsq4 = _mm_setzero_si128();
+        int64_t qsq64 = 0;
         k = k0;
         if (k + 8 <= k1) { /* 8 activations per step, then the 4-wide loop for a rest of 4 */
             const __m256 inv8 = _mm256_set1_ps(LUTRT_ACT_QMAX / mx);
@@ -149,9 +152,12 @@ static void acts_i8(const lutrt_mma_desc *d, const float *x, const float *tscale
             const __m256i lim8 = _mm256_set1_epi32(16256), nlim8 = _mm256_set1_epi32(-16256);
             const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 3, 6, 7);
             __m256i ah = _mm256_setzero_si256(), al = _mm256_setzero_si256();
+            __m256i qm = _mm256_setzero_si256(), qs = _mm256_setzero_si256();
             for (; k + 8 <= k1; k += 8) {
                 __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + k), inv8));
                 q = _mm256_max_epi32(_mm256_min_epi32(q, lim8), nlim8);
+                qm = _mm256_max_epi32(qm, _mm256_abs_epi32(q));
+                qs = _mm256_add_epi32(qs, _mm256_mullo_epi32(q, q));
                 const __m256i h = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_cvtepi32_ps(q), r256));
                 const __m256i l = _mm256_sub_epi32(q, _mm256_slli_epi32(h, 7));
                 ah = _mm256_add_epi32(ah, h);
@@ -164,10 +170,18 @@ static void acts_i8(const lutrt_mma_desc *d, const float *x, const float *tscale
             }
             acc_hi = _mm_add_epi32(_mm256_castsi256_si128(ah), _mm256_extracti128_si256(ah, 1));
             acc_lo = _mm_add_epi32(_mm256_castsi256_si128(al), _mm256_extracti128_si256(al, 1));
+            qmax4 = _mm_max_epi32(_mm256_castsi256_si128(qm), _mm256_extracti128_si256(qm, 1));
+            /* two lanes' sums can pass 2^31: widen before adding */
+            const __m256i qs64 = _mm256_add_epi64(_mm256_cvtepu32_epi64(_mm256_castsi256_si128(qs)),
+                                                  _mm256_cvtepu32_epi64(_mm256_extracti128_si256(qs, 1)));
+            qsq64 = _mm256_extract_epi64(qs64, 0) + _mm256_extract_epi64(qs64, 1) +
+                    _mm256_extract_epi64(qs64, 2) + _mm256_extract_epi64(qs64, 3);
         }
         for (; k + 4 <= k1; k += 4) {
             __m128i q = _mm_cvtps_epi32(_mm_mul_ps(_mm_loadu_ps(x + k), inv));
             q = _mm_max_epi32(_mm_min_epi32(q, lim), nlim);
+            qmax4 = _mm_max_epi32(qmax4, _mm_abs_epi32(q));
+            qsq4 = _mm_add_epi32(qsq4, _mm_mullo_epi32(q, q)); /* one step: <= 16256^2 per lane */
             const __m128i h = _mm_cvtps_epi32(_mm_mul_ps(_mm_cvtepi32_ps(q), r128));
             const __m128i l = _mm_sub_epi32(q, _mm_slli_epi32(h, 7));
             acc_hi = _mm_add_epi32(acc_hi, h);
@@ -183,6 +197,15 @@ static void acts_i8(const lutrt_mma_desc *d, const float *x, const float *tscale
         acc_lo = _mm_add_epi32(acc_lo, _mm_shuffle_epi32(acc_lo, 0xB1));
         a.shi[s] = (float)_mm_cvtsi128_si32(acc_hi);
         a.slo[s] = (float)_mm_cvtsi128_si32(acc_lo);
+        qmax4 = _mm_max_epi32(qmax4, _mm_shuffle_epi32(qmax4, 0x4E));
+        qmax4 = _mm_max_epi32(qmax4, _mm_shuffle_epi32(qmax4, 0xB1));
+        const __m256i q4 = _mm256_cvtepu32_epi64(qsq4);
+        qsq64 += _mm256_extract_epi64(q4, 0) + _mm256_extract_epi64(q4, 1) + _mm256_extract_epi64(q4, 2) +
+                 _mm256_extract_epi64(q4, 3);
+        if (lutrt_act_one_pass(_mm_cvtsi128_si32(qmax4), qsq64, k1 - k0)) { /* xq -> 128 hi */
+            memset(a.lo + k0, 0, (size_t)(k1 - k0));
+            a.slo[s] = -0.0f;
+        }
     }
     /* the slots of finer groups stay unused: zeros, so rows are deterministic bytes */
     const size_t unused = (size_t)(d->K / 4 - na) * sizeof(float);

@@ -115,8 +115,10 @@ def test_saved_program_round_trip(tmp_path):
 def test_llama_layers_share_one_c_body(llama_program, tmp_path):
     """Ops of `model.layers.i` (torch.export's nn_module_stack) are tagged as layer i, so the
     C emitter compiles one body for the identical layers of an exported program (compile
-    time); the compiled logits equal the interpreter's on the same IR."""
+    time); the compiled logits equal the interpreter's on the same (default-pipeline) IR and
+    are within issue 10's NMSE bound of the exact ones."""
     from lutc.compiler.api import compile_model
+    from lutc.compiler.pipeline import PipelineOptions, run_pipeline
     from lutc.runtime.model_loader import CompiledModel
 
     model, ep, ids = llama_program
@@ -129,6 +131,9 @@ def test_llama_layers_share_one_c_body(llama_program, tmp_path):
     assert c_text.count("static void lutc_layer0(") == 1
     calls = c_text.count("lutc_layer0(W, A")
     assert calls == model.model.config.num_hidden_layers
-    got = CompiledModel(tmp_path / "m")(ids.numpy())
-    ref = run_module(im.module, im.weights, [ids.numpy()])[0]
-    assert rel_max_abs(np.asarray(got), ref) <= 2e-3
+    got = np.asarray(CompiledModel(tmp_path / "m")(ids.numpy())).reshape(1, 16, -1)
+    exact = run_module(im.module, im.weights, [ids.numpy()])[0]
+    run_pipeline(im.module, PipelineOptions(out=lambda text: None))
+    same_ir = run_module(im.module, im.weights, [ids.numpy()])[0]
+    assert rel_max_abs(got, same_ir) <= 1e-4
+    assert np.mean((got - exact) ** 2) / np.mean(exact.astype(np.float64) ** 2) <= 2e-4

@@ -72,7 +72,7 @@ def test_default_pipeline_perplexity_within_issue_bound(gguf, reference_and_ids)
 
 def test_lossless_pipeline_perplexity_equals_the_float_reference(gguf, reference_and_ids):
     """The lossless pipeline (f32 tables; from 8 tokens on, and for the 8-bit head always, the
-    runtime's dequantize-FMA path on AVX-512 CPUs): perplexity within 0.01% of transformers."""
+    runtime's dequantize-FMA path on AVX-512 and AVX2 CPUs): perplexity within 0.01% of transformers."""
     ppl_ref, ids = reference_and_ids
     ours = LLM(gguf, max_context=CONTEXT, lossless=True).perplexity(ids, context=CONTEXT)
     print(f"SmolLM2 perplexity on {ours['n_tokens']} tokens: lossless {ours['ppl']:.5f}, "

@@ -258,11 +258,14 @@ def test_int16_accumulator_bound(kernel, strategy, bits, mirrored):
 
 # ---- zero-point term consistent with the tables (issue 10.1) ------------------------------------
 
-def zero_weight_case(rng, m, n, k, bits, group, mirrored, ternary, zeros):
-    """A case whose every code equals its group's integer zero point (W = 0 after dequantizing)."""
+def zero_weight_case(rng, m, n, k, bits, group, mirrored, ternary, zeros, z_values=None):
+    """A case whose every code equals its group's integer zero point (W = 0 after dequantizing);
+    explicit zero points drawn from `z_values` if given, else from every code."""
     c = make_case(rng, m, n, k, bits, group, mirrored, ternary, zeros)
     ng = -(-k // group)
-    z = rng.integers(0, 3 if ternary else 1 << bits, (n, ng)).astype(np.float32) if zeros else None
+    z = ((rng.choice(z_values, (n, ng)) if z_values is not None
+          else rng.integers(0, 3 if ternary else 1 << bits, (n, ng))).astype(np.float32)
+         if zeros else None)
     q = (np.repeat(z, group, axis=1)[:, :k] if zeros else np.full((n, k), c["zimp"])).astype(np.uint8)
     codes, s_arg, z_arg, zimp_arg = packing.codes_from_q(q, bits), c["s"], z, c["zimp"]
     if mirrored:

@@ -1,4 +1,5 @@
-"""The lossless mode's large-M path of lut.mma (runtime/mma_f32dq_avx512.c, lutrt.h).
+"""The lossless mode's large-M path of lut.mma (runtime/mma_f32dq_avx512.c and
+mma_f32dq_avx2.c, lutrt.h), each test on each of the two kernels this CPU runs.
 
 From lutrt_f32dq_min_m(B) tokens on, lutrt_mma on f32 tables rebuilds the activations from the
 tables and multiplies them with the dequantized weights w = s (q - z) in f32 (FMA) instead of
@@ -12,6 +13,7 @@ looking the tables up. Checked here:
   * a row with inf / NaN activations gives non-finite outputs in that row only;
   * dispatch: the default thresholds (B <= 2: 32, 3..4: 8, > 4: 1 token), a forced kernel or
     strategy vec_lut turns the path off, lutrt_set_f32dq_min_m and LUTRT_F32DQ_MIN_M override;
+  * the AVX-512 and AVX2 kernels give bit-identical outputs (where the CPU runs both);
   * the path runs clean under -fsanitize=address,undefined.
 """
 
@@ -25,22 +27,31 @@ from test_kernels import (HERE, _bits, _nonfinite_rows, _python, make_case, run_
                           seed, write_case, zero_weight_case)
 
 
-def _has_path() -> bool:
-    kernels.set_f32dq_min_m(1)
-    try:
-        return kernels.f32dq_min_m(4) == 1
-    finally:
-        kernels.set_f32dq_min_m(None)
+def _available() -> list[str]:
+    names = []
+    for name in ("avx512", "avx2"):
+        try:
+            kernels.set_f32dq_kernel(name)
+            names.append(name)
+        except ValueError:
+            pass
+    kernels.set_f32dq_kernel(None)
+    return names
 
 
-pytestmark = pytest.mark.skipif(not _has_path(), reason="needs AVX-512BW")
+F32DQ_KERNELS = _available()
+pytestmark = pytest.mark.skipif(not F32DQ_KERNELS, reason="needs AVX-512BW or AVX2 + FMA")
 
 
-@pytest.fixture(autouse=True)
-def restore_defaults():
-    yield
+@pytest.fixture(autouse=True, params=F32DQ_KERNELS or ["none"])
+def f32dq_kernel(request):
+    """Each test on each f32-dequantize kernel this CPU runs."""
+    if request.param != "none":
+        kernels.set_f32dq_kernel(request.param)
+    yield request.param
     kernels.set_kernel(None)
     kernels.set_f32dq_min_m(None)
+    kernels.set_f32dq_kernel(None)
 
 
 def dq(c, bits, group, mirrored, threads, on=True):
@@ -125,7 +136,29 @@ def test_dispatch_thresholds_and_overrides():
     code = "from lutc.runtime import kernels; print(kernels.f32dq_min_m(4))"
     assert _python(code, LUTRT_F32DQ_MIN_M="3")[0] == "3"
     assert _python(code, LUTRT_F32DQ_MIN_M="0")[0] == "0"
-    assert _python(code, LUTRT_KERNEL="avx512")[0] == "0"
+    assert _python(code, LUTRT_KERNEL="ref")[0] == "0"
+
+
+def test_kernel_choice(f32dq_kernel):
+    assert kernels.f32dq_kernel_name() == f32dq_kernel
+    with pytest.raises(ValueError, match="unknown f32-dequantize kernel"):
+        kernels.set_f32dq_kernel("avx9")
+    kernels.set_f32dq_kernel(None)
+    assert kernels.f32dq_kernel_name() == F32DQ_KERNELS[0]  # auto: the widest
+
+
+@pytest.mark.skipif(len(F32DQ_KERNELS) < 2, reason="needs a CPU that runs both kernels")
+@pytest.mark.parametrize("bits", [2, 4, 8, "ternary"])
+def test_avx512_and_avx2_kernels_are_bit_identical(bits):
+    nbits, ternary = _bits(bits)
+    rng = np.random.default_rng(seed("dqx", str(bits)))
+    for m, (k, group, zeros) in ((13, CASES[0]), (7, CASES[2]), (30, CASES[1])):
+        c = make_case(rng, m, 77, k, nbits, group, True, ternary, zeros)
+        outs = []
+        for name in F32DQ_KERNELS:
+            kernels.set_f32dq_kernel(name)
+            outs.append(dq(c, nbits, group, True, 2)[1])
+        assert np.array_equal(outs[0], outs[1]), (m, k)
 
 
 def test_the_path_changes_the_result_only_by_rounding():
