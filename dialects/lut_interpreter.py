@@ -17,6 +17,7 @@ from xdsl.interpreter import (
 )
 
 from lutc.dialects import lut_semantics as sem
+from lutc.dialects.table_readers import consumer_bits
 from lutc.dialects.attention_ops import AttentionOp, attention_reference
 from lutc.dialects.fused_precompute import FusedPrecomputeOp, YieldOp
 from lutc.dialects.lut_ops import BitPlanesOp, DequantizeOp, MmaOp, PrecomputeOp, WeightOp
@@ -58,7 +59,7 @@ class LutFunctions(InterpreterFunctions):
         assert isinstance(table, TableType)
         return sem.precompute(np.asarray(args[0], np.float32), table.entries.data,
                               op.sum_group.value.data, table.is_quantized,
-                              table.scale_group.data)
+                              table.scale_group.data, consumer_bits(op.table))
 
     @impl(MmaOp)
     def run_mma(self, interpreter: Interpreter, op: MmaOp, args: PythonValues):
@@ -125,7 +126,7 @@ class LutFunctions(InterpreterFunctions):
         assert isinstance(table, TableType)
         tables, sums = sem.precompute(h.reshape(-1, h.shape[-1]), table.entries.data,
                                       op.sum_group.value.data, table.is_quantized,
-                                      table.scale_group.data)
+                                      table.scale_group.data, consumer_bits(op.table))
         return h, tables, sums
 
     @impl(AttentionOp)

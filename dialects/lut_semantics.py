@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lutc.runtime.abi import act_group, num_blocks
+from lutc.runtime.abi import ONE_PASS_MAX_BITS, act_group, num_blocks
 
 
 @dataclass
@@ -25,6 +25,7 @@ class Tables:
     scales: np.ndarray | None = None
     scale_group: int = 0
     x: np.ndarray | None = None
+    consumer_bits: int = 0  # its readers' weight bits (table_readers.consumer_bits), 0: unknown
 
     def values(self) -> np.ndarray:
         """Entries as floats, each multiplied by its table scale (for int8 tables)."""
@@ -76,7 +77,7 @@ def grid_scales(scales: np.ndarray) -> np.ndarray:
 
 
 def precompute(x: np.ndarray, entries: int, sum_group: int, quantized: bool = False,
-               scale_group: int = 0) -> tuple[Tables, np.ndarray]:
+               scale_group: int = 0, consumer_bits: int = 0) -> tuple[Tables, np.ndarray]:
     m, k = x.shape
     xg = x.astype(np.float64).reshape(m, k // 4, 4)
     table = xg @ pattern_signs(entries).T  # [M, T, E]
@@ -100,7 +101,7 @@ def precompute(x: np.ndarray, entries: int, sum_group: int, quantized: bool = Fa
     with np.errstate(divide="ignore", invalid="ignore"):
         q = np.where(per_table[:, :, None] > 0, table / per_table[:, :, None], 0.0)
     entries_i8 = np.clip(np.rint(q), -127, 127).astype(np.int8)
-    return Tables(entries_i8, scales, scale_group, np.asarray(x, np.float32)), sums
+    return Tables(entries_i8, scales, scale_group, np.asarray(x, np.float32), consumer_bits), sums
 
 
 def lookup(tables: Tables, codes: np.ndarray, mirrored: bool) -> np.ndarray:
@@ -171,12 +172,14 @@ def mma(tables: Tables, sums: np.ndarray | None, codes: np.ndarray, scales: np.n
 ACT_QMAX = np.float32(16256)  # 127 * 128
 
 
-def int8_activations(x: np.ndarray, group: int, tscale: np.ndarray, scale_group: int):
+def int8_activations(x: np.ndarray, group: int, tscale: np.ndarray, scale_group: int,
+                     consumer_bits: int = 0):
     """Two-pass int8 activations of x [M, K] (lutrt.h): per activation group of
     abi.act_group(K, G) activations ascale = max|x| / 16256 (NaN where an overlapping table
     scale is NaN, 0 below 2^-100), xq = round_half_even(x * (16256 / max)) in float32,
     hi = round_half_even(xq / 128), lo = xq - 128 hi, except lo = 0 (one int8 pass) in a group
-    whose crest factor max|xq| / rms(xq) is <= 3.5. Returns hi, lo [M, NA, AG] (float64,
+    whose crest factor max|xq| / rms(xq) is <= 3.5 when the readers have 1..4-bit weights
+    (consumer_bits, lutrt_act_one_pass_allowed). Returns hi, lo [M, NA, AG] (float64,
     zero-padded) and ascale [M, NA]."""
     m, k = x.shape
     ag = act_group(k, group)
@@ -200,6 +203,7 @@ def int8_activations(x: np.ndarray, group: int, tscale: np.ndarray, scale_group:
     n = np.minimum(ag, k - np.arange(na) * ag).astype(np.float64)
     q64 = xq.astype(np.float64)
     one_pass = 4.0 * np.abs(q64).max(axis=2) ** 2 * n <= 49.0 * (q64 * q64).sum(axis=2)
+    one_pass &= 1 <= consumer_bits <= ONE_PASS_MAX_BITS
     lo = np.where(one_pass[:, :, None], 0.0, lo)
     ascale = np.where(poisoned, np.nan, np.where(live, mx / ACT_QMAX, 0)).astype(np.float32)
     return hi, lo, ascale
@@ -228,7 +232,8 @@ def mma_int8_activations(tables: Tables, codes: np.ndarray, scales: np.ndarray,
     if mirrored:
         s = s * np.float32(2)
         z = (z + np.float32((1 << bits) - 1)) * np.float32(0.5)
-    hi, lo, ascale = int8_activations(tables.x, group, tables.scales, tables.scale_group)
+    hi, lo, ascale = int8_activations(tables.x, group, tables.scales, tables.scale_group,
+                                      tables.consumer_bits)
     m, na, ag = hi.shape
     qp = np.zeros((n, na * ag))
     qp[:, :k] = q

@@ -37,6 +37,9 @@ I8ACT_MIN_M_NARROW = 3
 # the same on AVX2 CPUs without AVX512-VNNI (mma_i8act_avx2.c)
 I8ACT_MIN_M_AVX2 = 8
 I8ACT_MIN_M_AVX2_NARROW = 16
+# LUTRT_ONE_PASS_MAX_BITS: activation groups round to one int8 pass (crest factor <= 3.5) only
+# for tables whose readers have 1..this-bit weights (consumer_bits; lutrt.h)
+ONE_PASS_MAX_BITS = 4
 # LUTRT_F32DQ_MIN_M: tokens from which lut.mma on f32 tables (the lossless mode) runs the
 # dequantize-then-FMA kernel on AVX-512 CPUs (lutrt.h)
 F32DQ_MIN_M = 8

@@ -60,7 +60,8 @@
  *     hi = round_half_even(xq / 128) in [-127, 127],  lo = xq - 128 hi in [-64, 64]  (int8),
  *     S_hi[m, t] = sum_{k in t} hi,  S_lo[m, t] = sum_{k in t} lo   (integers, stored as f32),
  *     except in a ONE-PASS group, whose crest factor max|xq| / rms(xq) is at most 3.5
- *     (lutrt_act_one_pass: 4 max|xq|^2 n <= 49 sum xq^2, exact integers): there lo = 0 and
+ *     (lutrt_act_one_pass: 4 max|xq|^2 n <= 49 sum xq^2, exact integers) in a table whose
+ *     readers have at most 4-bit weights (consumer_bits 1..LUTRT_ONE_PASS_MAX_BITS): lo = 0 and
  *     S_lo = -0.0f, the mark that lets the VNNI kernel skip the low pass (half the
  *     vpdpbusd); xq is then rounded to a multiple of 128, plain int8 activations,
  *     out[m, n] = sum_g s[n, g] * sum_{t in g} ascale[m, t] *
@@ -254,6 +255,11 @@ int lutrt_kernel_available(const char *name); /* 1 if compiled in and supported 
  * N=K=4096 w4 128 tokens 190 / 127 ms. */
 #define LUTRT_I8ACT_MIN_M_AVX2 8
 #define LUTRT_I8ACT_MIN_M_AVX2_NARROW 16 /* B <= 2 */
+/* One-pass activation groups (see "Large M" above) only in tables whose consumer_bits is
+ * 1..LUTRT_ONE_PASS_MAX_BITS: a one-pass group's expected relative error (<= 6.3e-5 NMSE) is
+ * far below 4-bit weights' rounding error but not below 8-bit weights' (the code-byte head:
+ * 0.4% max error against 2e-4 with two passes), so wider or unknown readers keep two passes. */
+#define LUTRT_ONE_PASS_MAX_BITS 4
 /* The threshold in force for B-bit weights, 0 = never: lutrt_set_i8act_min_m's value if set,
  * else $LUTRT_I8ACT_MIN_M if set (0 disables), else 0 when the LUT kernel was forced
  * (LUTRT_KERNEL or lutrt_set_kernel with a name: a forced kernel runs at every M), else the

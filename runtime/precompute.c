@@ -79,7 +79,7 @@ void lutrt_precompute_acts_ref(const lutrt_mma_desc *d, const float *x, const fl
         }
         a.shi[s] = (float)shi;
         a.slo[s] = (float)slo;
-        if (lutrt_act_one_pass(qmax, qsq, k1 - k0)) { /* one int8 pass: xq -> 128 hi */
+        if (lutrt_act_one_pass_allowed(d) && lutrt_act_one_pass(qmax, qsq, k1 - k0)) { /* one int8 pass: xq -> 128 hi */
             memset(a.lo + k0, 0, (size_t)(k1 - k0));
             a.slo[s] = -0.0f;
         }

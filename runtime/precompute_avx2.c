@@ -202,7 +202,7 @@ static void acts_i8(const lutrt_mma_desc *d, const float *x, const float *tscale
         const __m256i q4 = _mm256_cvtepu32_epi64(qsq4);
         qsq64 += _mm256_extract_epi64(q4, 0) + _mm256_extract_epi64(q4, 1) + _mm256_extract_epi64(q4, 2) +
                  _mm256_extract_epi64(q4, 3);
-        if (lutrt_act_one_pass(_mm_cvtsi128_si32(qmax4), qsq64, k1 - k0)) { /* xq -> 128 hi */
+        if (lutrt_act_one_pass_allowed(d) && lutrt_act_one_pass(_mm_cvtsi128_si32(qmax4), qsq64, k1 - k0)) { /* xq -> 128 hi */
             memset(a.lo + k0, 0, (size_t)(k1 - k0));
             a.slo[s] = -0.0f;
         }

@@ -36,6 +36,7 @@ from lutc.dialects.attention_ops import AttentionOp, KvAttentionOp, causal_mode_
 from lutc.dialects.fused_precompute import FusedPrecomputeOp
 from lutc.dialects.lut_ops import MmaOp, PrecomputeOp, WeightOp
 from lutc.dialects.packed_ops import PackedMmaOp
+from lutc.dialects.table_readers import consumer_bits
 from lutc.dialects.table_type import TableType
 from lutc.dialects.tile_attr import TileAttr
 
@@ -90,32 +91,12 @@ class LutEmitter:
         return name, f"(float *)({name} + {_align(table_entries_bytes(typ))})"
 
     # -- precompute ---------------------------------------------------------------------
-    @staticmethod
-    def consumer_bits(table: SSAValue) -> int:
-        """The descriptor's consumer_bits (lutrt.h): B when every reader of the int8 table is a
-        lut.mma / lut.packed_mma with B-bit weights and the per-token or automatic strategy
-        (they take the int8-activation kernel at prefill sizes and read no entry), else 0."""
-        typ = table.type
-        assert isinstance(typ, TableType)
-        if not typ.is_quantized or not table.uses:
-            return 0
-        bits = set()
-        for use in table.uses:
-            op = use.operation
-            if not isinstance(op, (MmaOp, PackedMmaOp)) or op.table is not table:
-                return 0
-            tile = op.attributes.get("tile")
-            if isinstance(tile, TileAttr) and tile.strategy_name == "vec_lut":
-                return 0
-            bits.add(op.format.nbits)
-        return bits.pop() if len(bits) == 1 else 0
-
     def _precompute_desc(self, typ: TableType, sum_group: int, table: SSAValue) -> str:
         m, t, _ = typ.shape
         return self._desc(M=self.e.rows(table, m), N=1, K=4 * t, bits=1, group=sum_group,
                           mirrored=int(typ.mirrored), table_i8=int(typ.is_quantized),
                           scale_group=typ.scale_group.data or 4, zimp="0.0f", num_threads=0,
-                          consumer_bits=self.consumer_bits(table))
+                          consumer_bits=consumer_bits(table))
 
     def emit_precompute(self, op: PrecomputeOp) -> None:
         typ = op.table.type

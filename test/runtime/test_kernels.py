@@ -65,9 +65,9 @@ def make_case(rng, m, n, k, bits, group, mirrored, ternary=False, zeros=True, di
 
 
 def run_mma(c, bits, group, mirrored, table_i8, threads, scale_group=32, strategy=None,
-            tile=(0, 0, 0)):
+            tile=(0, 0, 0), consumer_bits=0):
     t = kernels.precompute(c["x"], group=group, entries=8 if mirrored else 16,
-                           table_i8=table_i8, scale_group=scale_group)
+                           table_i8=table_i8, scale_group=scale_group, consumer_bits=consumer_bits)
     out = kernels.mma(t, c["packed"], c["s_arg"], c["z_arg"], n=c["q"].shape[0], bits=bits,
                       zimp=c["zimp_arg"], threads=threads, strategy=strategy, tile=tile)
     return t, out

@@ -61,11 +61,13 @@ def i8act_kernel(request):
     kernels.set_i8act_kernel(None)
 
 
-def i8act(c, bits, group, mirrored, threads, scale_group=4, min_m=1):
-    """lut.mma with the int8-activation path forced from `min_m` tokens on."""
+def i8act(c, bits, group, mirrored, threads, scale_group=4, min_m=1, consumer_bits=None):
+    """lut.mma with the int8-activation path forced from `min_m` tokens on, on tables built
+    for `consumer_bits`-bit readers (default `bits`: one-pass groups where bits <= 4)."""
     kernels.set_i8act_min_m(min_m)
     try:
-        return run_mma(c, bits, group, mirrored, True, threads, scale_group)
+        return run_mma(c, bits, group, mirrored, True, threads, scale_group,
+                       consumer_bits=bits if consumer_bits is None else consumer_bits)
     finally:
         kernels.set_i8act_min_m(None)
 
@@ -92,19 +94,24 @@ def formula(t, c, group):
 @pytest.mark.parametrize("group", [16, 24, 64, 688])
 @pytest.mark.parametrize("scale_group", [4, 8])
 @pytest.mark.parametrize("entries", [8, 16])
-def test_precompute_writes_int8_activations(group, scale_group, entries):
+@pytest.mark.parametrize("consumer_bits", [0, 2, 8])
+def test_precompute_writes_int8_activations(group, scale_group, entries, consumer_bits):
     x = np.random.default_rng(scale_group + group).standard_t(3, (6, 688)).astype(np.float32)
     x[1, :64] = 0.0  # zero groups: scale 0, codes 0
     x[2, 100] = np.inf  # non-finite group: NaN scale, codes 0
     x[3, :8] = 1e-40  # tiny group
     x[5, 40:44] = 3e38  # |x| sums overflow: the tables' NaN rule
-    want = reference.acts_reference(x, group, scale_group)
+    want = reference.acts_reference(x, group, scale_group, consumer_bits)
     assert reference.act_group(688, group) == abi.act_group(688, group)
     rows = []
     for kernel in ("ref", "avx2"):
         kernels.set_kernel(kernel)
-        t = kernels.precompute(x, group=group, entries=entries, scale_group=scale_group)
+        kernels.set_i8act_min_m(0)  # every entry written, for the byte comparison below
+        t = kernels.precompute(x, group=group, entries=entries, scale_group=scale_group,
+                               consumer_bits=consumer_bits)
+        kernels.set_i8act_min_m(None)
         assert t.rows.shape[1] == abi.table_row_bytes(688, entries, True)
+        assert one_pass(t.slo).any() == (consumer_bits == 2)
         for got, w in zip((t.hi, t.lo, t.ascale, t.shi, t.slo), want):
             assert np.array_equal(got, w, equal_nan=True)
         assert np.abs(t.lo).max() <= 64 and np.abs(t.hi).max() <= 127
@@ -187,17 +194,21 @@ def test_outlier_groups_keep_two_passes(bits):
 
 def test_one_pass_rule():
     """Groups of flat activations (crest factor <= 3.5) round once: lo = 0, S_lo = -0.0, and
-    the kernel still computes the formula; the rule is the exact integer test of lutrt.h."""
+    the kernel still computes the formula; the rule is the exact integer test of lutrt.h, and
+    applies only to tables whose readers have 1..4-bit weights (consumer_bits)."""
     x = np.ones((3, 64), np.float32)
     x[1, 5] = 3.4  # crest sqrt(32) * 3.4 / sqrt(31 + 3.4^2) = 2.95: one pass
     x[2, 5] = 40.0  # crest 5.6: two passes
     x[:, 32:] = np.linspace(-1, 1, 32, dtype=np.float32)  # crest 1.68: one pass
-    t = kernels.precompute(x, group=32, entries=8, scale_group=4)
+    t = kernels.precompute(x, group=32, entries=8, scale_group=4, consumer_bits=4)
     assert one_pass(t.slo[:, :2]).tolist() == [[True, True], [True, True], [False, True]]
     assert not t.lo[:2].any() and t.lo[2, :32].any() and not t.lo[2, 32:].any()
+    for bits in (0, 5, 8):  # unknown or wider readers: two passes everywhere
+        t = kernels.precompute(x, group=32, entries=8, scale_group=4, consumer_bits=bits)
+        assert not one_pass(t.slo[:, :2]).any() and t.lo[:, 32:].any()
     # the rule on random heavy-tailed rows, against its integer form on xq
     x = np.random.default_rng(3).standard_t(4, (64, 256)).astype(np.float32)
-    t = kernels.precompute(x, group=32, entries=8, scale_group=4)
+    t = kernels.precompute(x, group=32, entries=8, scale_group=4, consumer_bits=1)
     g = x.reshape(64, 8, 32)
     mx = np.abs(g).max(axis=2, keepdims=True)
     xq = np.rint(g * (np.float32(16256) / mx)).astype(np.int64)
@@ -226,8 +237,8 @@ def test_threshold_switches_paths():
     kernels.set_i8act_min_m(16)
     for m in (15, 16, 17):
         cm = dict(c, x=c["x"][:m])
-        _, auto = run_mma(cm, 4, 32, True, True, 2, 4)
-        _, per_token = run_mma(cm, 4, 32, True, True, 2, 4, strategy="per_token")
+        _, auto = run_mma(cm, 4, 32, True, True, 2, 4, consumer_bits=4)
+        _, per_token = run_mma(cm, 4, 32, True, True, 2, 4, strategy="per_token", consumer_bits=4)
         _, looked = lut(cm, 4, 32, True, 2)
         _, forced = i8act(cm, 4, 32, True, 2)
         kernels.set_i8act_min_m(16)
@@ -361,7 +372,7 @@ def test_clean_under_asan_ubsan(tmp_path):
             (17, 200, 688, 2, 32, True, True, 32), (6, 70, 256, 3, 256, False, False, 32),
             (9, 40, 1000, 8, 128, True, True, 64), (20, 96, 512, 4, 128, False, True, 16)]):
         c = make_case(rng, m, n, k, bits, group, mirrored, zeros=zeros)
-        _, want = i8act(c, bits, group, mirrored, 1, sg)
+        _, want = i8act(c, bits, group, mirrored, 1, sg, consumer_bits=0)  # as the driver's
         dirs.append(write_case(tmp_path / f"case{i}", c, m, n, k, bits, group, mirrored, True, sg,
                                zeros, want))
     run_sanitized(exe, dirs, timeout=300)
