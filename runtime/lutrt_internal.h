@@ -3,6 +3,7 @@
 #define LUTRT_INTERNAL_H
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lutrt.h"
@@ -346,6 +347,25 @@ extern const lutrt_attn_ops *const lutrt_attn_ops_avx512_ptr;
  * lossless mode's large-M path, mma_f32dq_*.c): plain tables hold x[4j+i] as entry 1 << i
  * exactly; mirrored ones give x[4j+i] = (T[1 << i] - T[0]) / 2 for i < 3 and
  * x[4j+3] = -(T[0] + T[7]) / 2. */
+static inline void lutrt_acts_from_f32_tables(const lutrt_mma_args *a, float *x);
+
+/* The f32-dequantize kernels' call (mma_f32dq_avx512.c, mma_f32dq_avx2.c): x f32 [M, K]
+ * rebuilt from the tables, then `task` over the weight blocks on the pool, its ctx a
+ * lutrt_f32dq_job. LUTRT_OK, or LUTRT_ERR when out of memory. */
+typedef struct {
+    const lutrt_mma_args *a;
+    const float *x;
+} lutrt_f32dq_job;
+static inline int lutrt_f32dq_run(const lutrt_mma_args *a, lutrt_task_fn task) {
+    float *x = (float *)malloc((size_t)a->M * (size_t)a->K * sizeof(float));
+    if (!x) return lutrt_fail("lutrt_mma: out of memory");
+    lutrt_acts_from_f32_tables(a, x);
+    lutrt_f32dq_job job = {a, x};
+    lutrt_parallel_for(a->d->num_threads, a->NB, 1, task, &job);
+    free(x);
+    return LUTRT_OK;
+}
+
 static inline void lutrt_acts_from_f32_tables(const lutrt_mma_args *a, float *x) {
     for (int m = 0; m < a->M; m++) {
         const float *t = (const float *)((const uint8_t *)a->tables + (size_t)m * a->row_bytes);

@@ -82,13 +82,8 @@ typedef void (*tile_fn)(const lutrt_mma_args *, const float *, const float *, in
 static const tile_fn tiles[MR_MAX + 1] = {NULL, tile_1, tile_2, tile_3, tile_4, tile_5, tile_6,
                                           tile_7, tile_8, tile_9, tile_10, tile_11, tile_12};
 
-typedef struct {
-    const lutrt_mma_args *a;
-    const float *x;
-} job_t;
-
 static void blocks_task(void *ctx, int b0, int b1) {
-    const job_t *job = (const job_t *)ctx;
+    const lutrt_f32dq_job *job = (const lutrt_f32dq_job *)ctx;
     const lutrt_mma_args *a = job->a;
     /* one scratch: codes (128 J bytes) then w (32 K floats = 512 J bytes) */
     uint8_t *q = lutrt_unpack_scratch((size_t)a->J * 640);
@@ -108,15 +103,7 @@ static void blocks_task(void *ctx, int b0, int b1) {
     }
 }
 
-static int mma_f32dq(const lutrt_mma_args *a) {
-    float *x = (float *)malloc((size_t)a->M * (size_t)a->K * sizeof(float));
-    if (!x) return lutrt_fail("lutrt_mma: out of memory");
-    lutrt_acts_from_f32_tables(a, x);
-    job_t job = {a, x};
-    lutrt_parallel_for(a->d->num_threads, a->NB, 1, blocks_task, &job);
-    free(x);
-    return LUTRT_OK;
-}
+static int mma_f32dq(const lutrt_mma_args *a) { return lutrt_f32dq_run(a, blocks_task); }
 
 const lutrt_mma_call_fn lutrt_mma_f32dq_ptr = mma_f32dq;
 #else

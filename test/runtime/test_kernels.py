@@ -64,6 +64,20 @@ def make_case(rng, m, n, k, bits, group, mirrored, ternary=False, zeros=True, di
                 s_arg=s_arg, z_arg=z_arg, zimp_arg=zimp_arg)
 
 
+def runnable(setter, names) -> list[str]:
+    """The kernel names among `names` that `setter` (kernels.set_*_kernel) accepts on this CPU
+    and build, in order; the setter is left on auto."""
+    ok = []
+    for name in names:
+        try:
+            setter(name)
+            ok.append(name)
+        except ValueError:
+            pass
+    setter(None)
+    return ok
+
+
 def run_mma(c, bits, group, mirrored, table_i8, threads, scale_group=32, strategy=None,
             tile=(0, 0, 0), consumer_bits=0):
     t = kernels.precompute(c["x"], group=group, entries=8 if mirrored else 16,

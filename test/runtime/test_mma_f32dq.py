@@ -24,22 +24,10 @@ import pytest
 
 from lutc.runtime import abi, build, kernels, packing, reference
 from test_kernels import (HERE, _bits, _nonfinite_rows, _python, make_case, run_mma, run_sanitized,
-                          seed, write_case, zero_weight_case)
+                          runnable, seed, write_case, zero_weight_case)
 
 
-def _available() -> list[str]:
-    names = []
-    for name in ("avx512", "avx2"):
-        try:
-            kernels.set_f32dq_kernel(name)
-            names.append(name)
-        except ValueError:
-            pass
-    kernels.set_f32dq_kernel(None)
-    return names
-
-
-F32DQ_KERNELS = _available()
+F32DQ_KERNELS = runnable(kernels.set_f32dq_kernel, ("avx512", "avx2"))
 pytestmark = pytest.mark.skipif(not F32DQ_KERNELS, reason="needs AVX-512BW or AVX2 + FMA")
 
 

@@ -32,22 +32,10 @@ import pytest
 
 from lutc.runtime import abi, build, kernels, packing, reference
 from test_kernels import (HERE, _bits, _nonfinite_rows, _python, make_case, run_mma, run_sanitized,
-                          seed, write_case, zero_weight_case)
+                          runnable, seed, write_case, zero_weight_case)
 
 
-def _available() -> list[str]:
-    names = []
-    for name in ("avx512vnni", "avx2", "c"):
-        try:
-            kernels.set_i8act_kernel(name)
-            names.append(name)
-        except ValueError:
-            pass
-    kernels.set_i8act_kernel(None)
-    return names
-
-
-I8ACT_KERNELS = _available()
+I8ACT_KERNELS = runnable(kernels.set_i8act_kernel, ("avx512vnni", "avx2", "c"))
 
 
 @pytest.fixture(autouse=True, params=I8ACT_KERNELS)
