@@ -56,7 +56,10 @@ def test_entries_skipped_exactly_when_unread(kernel, bits, mirrored, sg):
     for m in (1, 2, 3, 9):
         x = rng.standard_normal((m, k)).astype(np.float32)
         for threads in (1, 2):
-            full = tables(x, bits, group, mirrored, sg, threads, 0)
+            # the same readers (one-pass activation groups where bits <= 4), every entry written
+            kernels.set_i8act_min_m(0)
+            full = tables(x, bits, group, mirrored, sg, threads, bits)
+            kernels.set_i8act_min_m(3)
             lean = tables(x, bits, group, mirrored, sg, threads, bits)
             nent = full.entries[0].size
             assert np.array_equal(full.tscale, lean.tscale)
@@ -79,7 +82,9 @@ def test_entries_written_when_path_off(kernel):
     x = np.random.default_rng(5).standard_normal((16, 128)).astype(np.float32)
     full = tables(x, 4, 32, False, 4, 2, 0)
     lean = tables(x, 4, 32, False, 4, 2, 4)
-    assert np.array_equal(full.rows, lean.rows)
+    nent = full.entries[0].size
+    assert np.array_equal(full.rows[:, :nent], lean.rows[:, :nent])  # the activation sections
+    # differ: 4-bit readers allow one-pass groups
 
 
 def test_f32_tables_ignore_consumer_bits():
