@@ -34,9 +34,11 @@ VEC_LUT_MIN_M = 0
 # bench/bench_large_m.py --sweep, it wins from 3 tokens on against per-table tables)
 I8ACT_MIN_M = 3
 I8ACT_MIN_M_NARROW = 3
-# the same on AVX2 CPUs without AVX512-VNNI (mma_i8act_avx2.c)
-I8ACT_MIN_M_AVX2 = 8
-I8ACT_MIN_M_AVX2_NARROW = 16
+# the same on AVX2 CPUs without AVX512-VNNI (mma_i8act_avx2.c): _NARROW for B <=
+# LUTRT_I8ACT_AVX2_BYTES_MAX_BITS (its vpmaddubsw kernel), the other for wider codes
+I8ACT_MIN_M_AVX2 = 6
+I8ACT_MIN_M_AVX2_NARROW = 4
+I8ACT_AVX2_BYTES_MAX_BITS = 4
 # LUTRT_ONE_PASS_MAX_BITS: activation groups round to one int8 pass (crest factor <= 3.5) only
 # for tables whose readers have 1..this-bit weights (consumer_bits; lutrt.h)
 ONE_PASS_MAX_BITS = 4

@@ -269,7 +269,8 @@ int lutrt_i8act_min_m(int bits) {
     const int over = threshold_override(&i8act_set, "LUTRT_I8ACT_MIN_M");
     if (over >= 0) return over;
     if (strcmp(lutrt_i8act_kernel_name(), "avx2") == 0)
-        return bits <= 2 ? LUTRT_I8ACT_MIN_M_AVX2_NARROW : LUTRT_I8ACT_MIN_M_AVX2;
+        return bits <= LUTRT_I8ACT_AVX2_BYTES_MAX_BITS ? LUTRT_I8ACT_MIN_M_AVX2_NARROW
+                                                       : LUTRT_I8ACT_MIN_M_AVX2;
     return bits <= 2 ? LUTRT_I8ACT_MIN_M_NARROW : LUTRT_I8ACT_MIN_M;
 }
 

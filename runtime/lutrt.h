@@ -248,13 +248,19 @@ int lutrt_kernel_available(const char *name); /* 1 if compiled in and supported 
  * so both thresholds are 3; the narrow one (B <= 2, the cheapest LUT kernel) stays separate. */
 #define LUTRT_I8ACT_MIN_M 3
 #define LUTRT_I8ACT_MIN_M_NARROW 3 /* B <= 2 */
-/* CPUs with AVX2 but no AVX512-VNNI run mma_i8act_avx2.c (vpmaddwd on xq = 128 hi + lo, the
- * same formula; lutrt_i8act_kernel_name says which) from these thresholds on. Measured on one
- * Zen 3 core (2026-12-01, interleaved medians, LUT / int8-activation time at M = 4, 8, 16,
- * 128): N=1536 K=576 w4 0.80 1.03 1.30 1.35, w8 0.98 1.56 1.88 2.39, w2 0.81 0.90 0.90 1.04;
- * N=K=4096 w4 128 tokens 190 / 127 ms. */
-#define LUTRT_I8ACT_MIN_M_AVX2 8
-#define LUTRT_I8ACT_MIN_M_AVX2_NARROW 16 /* B <= 2 */
+/* CPUs with AVX2 but no AVX512-VNNI run mma_i8act_avx2.c (vpmaddubsw on the bytes for codes of
+ * <= 4 bits, vpmaddwd on xq = 128 hi + lo for wider ones; the same formula;
+ * lutrt_i8act_kernel_name says which) from these thresholds on. Measured on one Zen 3 core
+ * (2026-12-05, interleaved medians of 9, Student-t(5) activations, weight group 64; LUT /
+ * int8-activation time at M = 2, 3, 4, 6, 8): N=K=4096 w1 0.97 1.24 1.28 1.42 1.47,
+ * w2 0.83 1.07 1.17 1.30 1.33, w4 0.72 1.02 1.08 1.30 1.36, w8 0.66 0.87 1.06 1.30 1.48;
+ * N=1536 K=576 w2 0.83 1.08 1.26 1.45 1.59, w4 0.72 1.00 1.19 1.42 1.64,
+ * w8 0.67 0.96 1.06 1.34 1.41. GEMM M=128 N=K=4096 (gemm of the 2026-12-05 README row):
+ * w2 g64 72 -> 44 ms on Gaussian activations (one pass), 71 -> 60 ms on Student-t(3). */
+#define LUTRT_I8ACT_MIN_M_AVX2 6        /* B > LUTRT_I8ACT_AVX2_BYTES_MAX_BITS: vpmaddwd */
+#define LUTRT_I8ACT_MIN_M_AVX2_NARROW 4 /* B <= LUTRT_I8ACT_AVX2_BYTES_MAX_BITS: vpmaddubsw */
+/* Widest codes of the AVX2 vpmaddubsw kernel: int16 sums of 8 tables stay below 2^15. */
+#define LUTRT_I8ACT_AVX2_BYTES_MAX_BITS 4
 /* One-pass activation groups (see "Large M" above) only in tables whose consumer_bits is
  * 1..LUTRT_ONE_PASS_MAX_BITS: a one-pass group's expected relative error (<= 6.3e-5 NMSE) is
  * far below 4-bit weights' rounding error but not below 8-bit weights' (the code-byte head:

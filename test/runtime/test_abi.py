@@ -39,6 +39,7 @@ def test_constants_match_the_header():
     assert abi.I8ACT_MIN_M_NARROW == _define("LUTRT_I8ACT_MIN_M_NARROW")
     assert abi.I8ACT_MIN_M_AVX2 == _define("LUTRT_I8ACT_MIN_M_AVX2")
     assert abi.I8ACT_MIN_M_AVX2_NARROW == _define("LUTRT_I8ACT_MIN_M_AVX2_NARROW")
+    assert abi.I8ACT_AVX2_BYTES_MAX_BITS == _define("LUTRT_I8ACT_AVX2_BYTES_MAX_BITS")
     assert abi.ONE_PASS_MAX_BITS == _define("LUTRT_ONE_PASS_MAX_BITS")
     assert abi.F32DQ_MIN_M == _define("LUTRT_F32DQ_MIN_M")
     assert abi.F32DQ_MIN_M_NARROW == _define("LUTRT_F32DQ_MIN_M_NARROW")

@@ -150,6 +150,34 @@ def test_kernel_matches_formula(bits, mirrored, shape):
         assert nmse <= 3.5**2 / (12 * 127**2), (nmse, nmse_lut)
 
 
+@pytest.mark.parametrize("bits", [1, 2, 3, 4, "ternary"])
+@pytest.mark.parametrize("mirrored", [False, True])
+@pytest.mark.parametrize("shape", [(2100, 64, True), (1000, 32, False), (688, 16, True),
+                                   (696, 24, True), (1020, 1020, False)])
+def test_low_bit_kernels_match_c_bit_for_bit(i8act_kernel, bits, mirrored, shape):
+    """For codes of at most 4 bits the SIMD kernels (VNNI vpdpbusd; AVX2 vpmaddubsw with int16
+    sums) compute the portable kernel's integers and its float epilogue in the same order, so
+    the outputs are identical: token counts 1..9 (every tile height and remainder), N not a
+    multiple of 32, K over several L1 chunks (2100 activations), one-pass and two-pass groups
+    mixed within a tile (outliers in some rows' groups), 1 and 2 threads."""
+    if i8act_kernel == "c":
+        pytest.skip("the reference itself")
+    nbits, ternary = _bits(bits)
+    k, group, zeros = shape
+    rng = np.random.default_rng(seed("i8act-bits", str(bits), mirrored, k, group))
+    for m in (1, 2, 3, 4, 5, 9):
+        c = make_case(rng, m, 70, k, nbits, group, mirrored, ternary, zeros, dist="student_t3")
+        c["x"][rng.random(m) < 0.5, ::37] *= 40.0  # outliers: those rows' groups keep two passes
+        t, out = i8act(c, nbits, group, mirrored, 1 + m % 2)
+        kernels.set_i8act_kernel("c")
+        try:
+            _, want = i8act(c, nbits, group, mirrored, 1)
+        finally:
+            kernels.set_i8act_kernel(i8act_kernel)
+        assert one_pass(t.slo).any() or m == 1
+        assert np.array_equal(out, want), (m, np.abs(out - want).max())
+
+
 def one_pass(slo):
     """The groups marked one-pass: S_lo = -0.0 exactly."""
     return (slo == 0) & np.signbit(slo)
@@ -305,10 +333,14 @@ def test_nonfinite_activations_poison_their_row(bits, mirrored):
 # ---- dispatch -------------------------------------------------------------------------------
 
 def test_default_threshold_and_overrides(i8act_kernel):
-    wide, narrow = ((abi.I8ACT_MIN_M_AVX2, abi.I8ACT_MIN_M_AVX2_NARROW) if i8act_kernel == "avx2"
-                    else (abi.I8ACT_MIN_M, abi.I8ACT_MIN_M_NARROW))
+    # narrow: B <= 2 on VNNI; B <= 4 (the vpmaddubsw kernel) on AVX2
+    if i8act_kernel == "avx2":
+        want = {b: abi.I8ACT_MIN_M_AVX2_NARROW if b <= abi.I8ACT_AVX2_BYTES_MAX_BITS
+                else abi.I8ACT_MIN_M_AVX2 for b in range(1, 9)}
+    else:
+        want = {b: abi.I8ACT_MIN_M_NARROW if b <= 2 else abi.I8ACT_MIN_M for b in range(1, 9)}
     assert kernels.i8act_kernel_name() == i8act_kernel
-    assert kernels.i8act_min_m(4) == wide and kernels.i8act_min_m(2) == narrow
+    assert {b: kernels.i8act_min_m(b) for b in range(1, 9)} == want
     kernels.set_i8act_min_m(0)
     assert kernels.i8act_min_m(4) == 0
     kernels.set_i8act_min_m(None)
@@ -323,7 +355,7 @@ def test_default_threshold_and_overrides(i8act_kernel):
     kernels.set_kernel(None)
     kernels.set_i8act_min_m(None)
     auto = kernels.i8act_min_m(4)
-    assert auto in (abi.I8ACT_MIN_M, abi.I8ACT_MIN_M_AVX2, 0)
+    assert auto in (abi.I8ACT_MIN_M, abi.I8ACT_MIN_M_AVX2_NARROW, 0)
     code = "from lutc.runtime import kernels as k; print(k.kernel_name(), k.i8act_min_m(4))"
     assert _python(code, LUTRT_KERNEL=lut_kernel)[0] == f"{lut_kernel} 0"
     assert _python(code, LUTRT_KERNEL="auto")[0] == f"{lut_kernel} {auto}"
