@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lutc.runtime.abi import ONE_PASS_MAX_BITS, act_group, num_blocks
+from lutc.runtime.abi import act_group, num_blocks
 
 
 @dataclass
@@ -128,6 +128,17 @@ def full_entries(tables: Tables, mirrored: bool) -> np.ndarray:
     return -vals[:, :, 0] if mirrored else vals[:, :, 15]
 
 
+def one_pass_max_bits() -> int:
+    """Readers' weight bits up to which activation groups may round to one int8 pass
+    (runtime/lutrt.h: lutrt_one_pass_max_bits, $LUTRT_ONE_PASS_MAX_BITS, 0 = off by default);
+    0 when the runtime cannot be loaded."""
+    try:
+        from lutc.runtime import kernels
+        return kernels.one_pass_max_bits()
+    except Exception:  # no C compiler / runtime: the interpreter alone, two passes
+        return 0
+
+
 def i8act_min_m(bits: int) -> int:
     """Tokens from which the runtime's lut.mma runs the int8-activation kernel for B-bit
     weights (runtime/lutrt.h: lutrt_i8act_min_m, which follows LUTRT_I8ACT_MIN_M, a forced
@@ -203,7 +214,7 @@ def int8_activations(x: np.ndarray, group: int, tscale: np.ndarray, scale_group:
     n = np.minimum(ag, k - np.arange(na) * ag).astype(np.float64)
     q64 = xq.astype(np.float64)
     one_pass = 4.0 * np.abs(q64).max(axis=2) ** 2 * n <= 49.0 * (q64 * q64).sum(axis=2)
-    one_pass &= 1 <= consumer_bits <= ONE_PASS_MAX_BITS
+    one_pass &= 1 <= consumer_bits <= one_pass_max_bits()
     lo = np.where(one_pass[:, :, None], 0.0, lo)
     ascale = np.where(poisoned, np.nan, np.where(live, mx / ACT_QMAX, 0)).astype(np.float32)
     return hi, lo, ascale

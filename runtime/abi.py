@@ -39,8 +39,8 @@ I8ACT_MIN_M_NARROW = 3
 I8ACT_MIN_M_AVX2 = 6
 I8ACT_MIN_M_AVX2_NARROW = 4
 I8ACT_AVX2_BYTES_MAX_BITS = 4
-# LUTRT_ONE_PASS_MAX_BITS: activation groups round to one int8 pass (crest factor <= 3.5) only
-# for tables whose readers have 1..this-bit weights (consumer_bits; lutrt.h)
+# LUTRT_ONE_PASS_MAX_BITS: the widest readers (consumer_bits; lutrt.h) whose activation groups
+# may round to one int8 pass (crest factor <= 3.5) once lutrt_set_one_pass_max_bits allows it
 ONE_PASS_MAX_BITS = 4
 # LUTRT_F32DQ_MIN_M: tokens from which lut.mma on f32 tables (the lossless mode) runs the
 # dequantize-then-FMA kernel on AVX-512 CPUs (lutrt.h)

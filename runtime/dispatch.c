@@ -274,6 +274,21 @@ int lutrt_i8act_min_m(int bits) {
     return bits <= 2 ? LUTRT_I8ACT_MIN_M_NARROW : LUTRT_I8ACT_MIN_M;
 }
 
+/* ---- one-pass activation groups (lutrt.h: off unless set) ---------------------------------- */
+static atomic_int one_pass_set = -1; /* lutrt_set_one_pass_max_bits; -1: not set */
+
+void lutrt_set_one_pass_max_bits(int bits) {
+    atomic_store(&one_pass_set, bits < 0 ? -1 : bits > LUTRT_ONE_PASS_MAX_BITS ? LUTRT_ONE_PASS_MAX_BITS : bits);
+}
+
+int lutrt_one_pass_max_bits(void) {
+    const int set = atomic_load(&one_pass_set);
+    if (set >= 0) return set;
+    const char *env = getenv("LUTRT_ONE_PASS_MAX_BITS");
+    const int b = env && *env ? atoi(env) : 0;
+    return b < 0 ? 0 : b > LUTRT_ONE_PASS_MAX_BITS ? LUTRT_ONE_PASS_MAX_BITS : b;
+}
+
 /* ---- the lossless mode's large-M f32 path (lutrt.h) ---------------------------------------- */
 static atomic_int f32dq_set = -1; /* lutrt_set_f32dq_min_m; -1: not set */
 

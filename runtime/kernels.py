@@ -58,6 +58,8 @@ def use_library(path) -> ctypes.CDLL:
     lib.lutrt_set_num_threads.argtypes = [ctypes.c_int]
     lib.lutrt_set_i8act_min_m.argtypes = [ctypes.c_int]
     lib.lutrt_i8act_min_m.argtypes = [ctypes.c_int]
+    lib.lutrt_set_one_pass_max_bits.argtypes = [ctypes.c_int]
+    lib.lutrt_one_pass_max_bits.argtypes = []
     lib.lutrt_set_i8act_kernel.argtypes = [ctypes.c_char_p]
     lib.lutrt_i8act_kernel_name.restype = ctypes.c_char_p
     lib.lutrt_code_bytes_kernel_name.restype = ctypes.c_char_p
@@ -68,6 +70,7 @@ def use_library(path) -> ctypes.CDLL:
     lib.lutrt_set_f32_gemv.argtypes = [ctypes.c_int]
     for name in ("lutrt_precompute", "lutrt_precompute_row", "lutrt_mma", "lutrt_set_kernel",
                  "lutrt_kernel_available", "lutrt_get_num_threads", "lutrt_i8act_min_m",
+                 "lutrt_one_pass_max_bits",
                  "lutrt_f32dq_min_m", "lutrt_set_i8act_kernel", "lutrt_set_f32dq_kernel", "lutrt_f32_gemv_enabled"):
         getattr(lib, name).restype = ctypes.c_int
     _lib = lib
@@ -108,6 +111,19 @@ def set_i8act_min_m(m: int | None) -> None:
     """Tokens from which lut.mma on int8 tables runs the int8-activation kernel (AVX512-VNNI
     or AVX2 CPUs; lutrt.h): m >= 1 from m on, 0 never, None restores the default."""
     library().lutrt_set_i8act_min_m(-1 if m is None else int(m))
+
+
+def set_one_pass_max_bits(bits: int | None) -> None:
+    """Allow one-pass int8 activation groups (crest factor <= 3.5, lutrt.h "Large M") in tables
+    whose readers have 1..`bits`-bit weights (bits clipped to 0..ONE_PASS_MAX_BITS = 4; 0: one
+    pass nowhere); None restores the default ($LUTRT_ONE_PASS_MAX_BITS, else 0: off, two passes
+    everywhere, the setting the perplexity target is met with)."""
+    library().lutrt_set_one_pass_max_bits(-1 if bits is None else int(bits))
+
+
+def one_pass_max_bits() -> int:
+    """The one-pass setting in force (0: every activation group keeps two passes)."""
+    return library().lutrt_one_pass_max_bits()
 
 
 def set_i8act_kernel(name: str | None) -> None:

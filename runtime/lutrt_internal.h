@@ -244,11 +244,11 @@ static inline lutrt_acts_section lutrt_row_acts(const lutrt_mma_desc *d, const v
 static inline int lutrt_act_one_pass(int64_t max_abs_xq, int64_t sum_sq_xq, int n) {
     return 4 * max_abs_xq * max_abs_xq * (int64_t)n <= 49 * sum_sq_xq;
 }
-/* ... and only for tables whose readers all have 1..LUTRT_ONE_PASS_MAX_BITS-bit weights
- * (desc consumer_bits): there the weights' own rounding error dominates the one-pass error;
- * wider weights (the 8-bit code-byte head) and tables of unknown readers keep two passes. */
+/* ... and only when one pass is enabled (lutrt_one_pass_max_bits(), off by default, lutrt.h)
+ * for tables whose readers all have 1..that-bit weights (desc consumer_bits); wider weights
+ * (the 8-bit code-byte head) and tables of unknown readers always keep two passes. */
 static inline int lutrt_act_one_pass_allowed(const lutrt_mma_desc *d) {
-    return d->consumer_bits >= 1 && d->consumer_bits <= LUTRT_ONE_PASS_MAX_BITS;
+    return d->consumer_bits >= 1 && d->consumer_bits <= lutrt_one_pass_max_bits();
 }
 static inline int lutrt_act_no_low_pass(float slo) {
     uint32_t u;

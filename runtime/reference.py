@@ -13,7 +13,6 @@ import math
 
 import numpy as np
 
-from lutc.runtime.abi import ONE_PASS_MAX_BITS
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -155,16 +154,21 @@ def act_group(k: int, group: int) -> int:
     return max(ag for ag in range(4, 33, 4) if group % ag == 0)
 
 
-def acts_reference(x: np.ndarray, group: int, scale_group: int = 4, consumer_bits: int = 0):
+def acts_reference(x: np.ndarray, group: int, scale_group: int = 4, consumer_bits: int = 0,
+                   one_pass_max_bits: int | None = None):
     """The two-pass int8 activations lut.precompute stores after each int8 table row
     (lutrt.h, large M): (hi [M, K] int8, lo [M, K] int8, ascale [M, NA], shi [M, NA],
     slo [M, NA]) per activation group of act_group(K, G) activations: ascale = max|x| / 16256
     (NaN where a table scale group overlapping the group has a NaN scale, 0 below 2^-100),
     xq = round_half_even(x * (16256 / max)) (product and quotient in float32, as the C
     computes them), hi = round_half_even(xq / 128), lo = xq - 128 hi, shi / slo their sums;
-    when 1 <= consumer_bits <= ONE_PASS_MAX_BITS, a group whose crest factor max|xq| / rms(xq)
+    when 1 <= consumer_bits <= one_pass_max_bits (None: the runtime's setting,
+    lutrt_one_pass_max_bits, 0 = off by default), a group whose crest factor max|xq| / rms(xq)
     is <= 3.5 keeps hi alone: lo = 0 and slo = -0.0, the kernels' mark for "no low pass"
     (lutrt_act_one_pass)."""
+    if one_pass_max_bits is None:
+        from lutc.runtime import kernels
+        one_pass_max_bits = kernels.one_pass_max_bits()
     m, k = x.shape
     x = np.asarray(x, np.float32)
     ag = act_group(k, group)
@@ -194,7 +198,7 @@ def acts_reference(x: np.ndarray, group: int, scale_group: int = 4, consumer_bit
                 hi[r, k0:k1], lo[r, k0:k1] = h, lo_r
                 shi[r, t], slo[r, t] = h.sum(), lo_r.sum()
                 q64 = xq.astype(np.int64)
-                if (1 <= consumer_bits <= ONE_PASS_MAX_BITS
+                if (1 <= consumer_bits <= one_pass_max_bits
                         and 4 * int(np.abs(q64).max()) ** 2 * (k1 - k0) <= 49 * int((q64 * q64).sum())):
                     lo[r, k0:k1], slo[r, t] = 0, -0.0  # one int8 pass (crest factor <= 3.5)
     return hi, lo, ascale, shi, slo

@@ -3,7 +3,9 @@ runtime/mma_i8act_avx2.c and the portable runtime/mma_i8act_c.c, lutrt.h); every
 once per kernel this CPU has.
 
 lut.precompute stores each int8 table row's activations in two passes, xq = 128 hi + lo (one
-pass, lo = 0, in groups without outliers)
+pass, lo = 0, in groups without outliers once lutrt_set_one_pass_max_bits allows it: this module
+turns it on for 1..4-bit readers to test that mechanism; test_one_pass_off_by_default checks the
+default, two passes everywhere)
 (|xq| <= 16256, one scale max|x| / 16256 per activation group of act_group(K, G) activations,
 plus the integer sums of hi and lo); from lutrt_i8act_min_m(B) tokens on, lutrt_mma multiplies
 them with the unpacked weight codes (two vpdpbusd per word) instead of looking up tables.
@@ -22,6 +24,8 @@ Checked here:
   * dispatch: the default threshold also under strategy per_token (what lut-tile emits);
     LUTRT_KERNEL / lutrt_set_kernel / strategy vec_lut force the LUT kernels,
     LUTRT_I8ACT_MIN_M and lutrt_set_i8act_min_m override;
+  * one pass is off by default (lutrt_one_pass_max_bits() == 0): flat groups keep two passes
+    and the error is the two-pass one; $LUTRT_ONE_PASS_MAX_BITS and the setter turn it on;
   * the path runs clean under -fsanitize=address,undefined.
 """
 
@@ -43,7 +47,9 @@ def i8act_kernel(request):
     """Each test on each int8-activation kernel this CPU runs."""
     if request.param != "none":
         kernels.set_i8act_kernel(request.param)
+    kernels.set_one_pass_max_bits(4)  # the one-pass mechanism is tested here (off by default)
     yield request.param
+    kernels.set_one_pass_max_bits(None)
     kernels.set_kernel(None)
     kernels.set_i8act_min_m(None)
     kernels.set_i8act_kernel(None)
@@ -233,6 +239,42 @@ def test_one_pass_rule():
     assert np.array_equal(one_pass(t.slo[:, :8]), one)
     lo = t.lo.reshape(64, 8, 32)
     assert not lo[one].any() and np.array_equal(t.hi.reshape(64, 8, 32), np.rint(xq / 128))
+
+
+def test_one_pass_off_by_default():
+    """By default (lutrt.h: one pass costs perplexity against float compute on the same
+    weights) every group keeps two passes, flat ones and 1..4-bit readers included: lo is
+    nonzero, no S_lo = -0.0 mark, the error of every activation at most ascale / 2, and the
+    kernel's NMSE the two-pass one; $LUTRT_ONE_PASS_MAX_BITS=4 turns one pass on, values
+    above 4 clip to 4, the setter overrides the environment."""
+    kernels.set_one_pass_max_bits(None)
+    assert kernels.one_pass_max_bits() == 0
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((9, 512)).astype(np.float32)  # Gaussian: nearly all flat groups
+    for bits in (1, 2, 4):
+        t = kernels.precompute(x, group=64, entries=8, scale_group=4, consumer_bits=bits)
+        assert not one_pass(t.slo).any() and t.lo.any(), bits
+        step = np.repeat(t.ascale[:, :16].astype(np.float64), 32, axis=1)  # 16 groups of 32
+        xs = (128.0 * t.hi.astype(np.float64) + t.lo) * step
+        # ascale / 2, plus the float32 roundings of x * (16256 / max) and of ascale (~1e-3 of
+        # a step); one pass would leave errors up to 64.5 steps
+        assert np.all(np.abs(xs - x) <= 0.505 * step)
+    c = make_case(rng, 9, 96, 1024, 2, 64, True, dist="normal")
+    exact = reference.matmul_reference(c["x"], c["q"], c["s"], c["z"], c["zimp"], 64)
+    t, out = i8act(c, 2, 64, True, 2)
+    assert not one_pass(t.slo).any()
+    nmse = np.mean((out - exact) ** 2) / np.mean(exact**2)
+    assert nmse <= 2e-8, nmse  # one pass on these flat groups gives ~1e-5
+    code = ("from lutc.runtime import kernels as k; import numpy as np; "
+            "x = np.random.default_rng(1).standard_normal((4, 256)).astype(np.float32); "
+            "t = k.precompute(x, group=64, entries=8, scale_group=4, consumer_bits=2); "
+            "print(k.one_pass_max_bits(), int(((t.slo == 0) & np.signbit(t.slo)).sum()))")
+    assert _python(code)[0] == "0 0"
+    got = _python(code, LUTRT_ONE_PASS_MAX_BITS="4")[0].split()
+    assert got[0] == "4" and int(got[1]) > 0
+    assert _python(code, LUTRT_ONE_PASS_MAX_BITS="9")[0].split()[0] == "4"
+    setter_first = code.replace("t = k.precompute", "k.set_one_pass_max_bits(0); t = k.precompute")
+    assert _python(setter_first, LUTRT_ONE_PASS_MAX_BITS="4")[0] == "0 0"
 
 
 @pytest.mark.parametrize("scale_group", [4, 16, 64])
