@@ -37,7 +37,7 @@ I8ACT_MIN_M_NARROW = 3
 # the same on AVX2 CPUs without AVX512-VNNI (mma_i8act_avx2.c): _NARROW for B <=
 # LUTRT_I8ACT_AVX2_BYTES_MAX_BITS (its vpmaddubsw kernel), the other for wider codes
 I8ACT_MIN_M_AVX2 = 6
-I8ACT_MIN_M_AVX2_NARROW = 4
+I8ACT_MIN_M_AVX2_NARROW = 8
 I8ACT_AVX2_BYTES_MAX_BITS = 4
 # LUTRT_ONE_PASS_MAX_BITS: the widest readers (consumer_bits; lutrt.h) whose activation groups
 # may round to one int8 pass (crest factor <= 3.5) once lutrt_set_one_pass_max_bits allows it

@@ -252,14 +252,22 @@ int lutrt_kernel_available(const char *name); /* 1 if compiled in and supported 
 /* CPUs with AVX2 but no AVX512-VNNI run mma_i8act_avx2.c (vpmaddubsw on the bytes for codes of
  * <= 4 bits, vpmaddwd on xq = 128 hi + lo for wider ones; the same formula;
  * lutrt_i8act_kernel_name says which) from these thresholds on. Measured on one Zen 3 core
- * (2026-12-05, interleaved medians of 9, Student-t(5) activations, weight group 64; LUT /
- * int8-activation time at M = 2, 3, 4, 6, 8): N=K=4096 w1 0.97 1.24 1.28 1.42 1.47,
- * w2 0.83 1.07 1.17 1.30 1.33, w4 0.72 1.02 1.08 1.30 1.36, w8 0.66 0.87 1.06 1.30 1.48;
- * N=1536 K=576 w2 0.83 1.08 1.26 1.45 1.59, w4 0.72 1.00 1.19 1.42 1.64,
- * w8 0.67 0.96 1.06 1.34 1.41. GEMM M=128 N=K=4096 (gemm of the 2026-12-05 README row):
- * w2 g64 72 -> 44 ms on Gaussian activations (one pass), 71 -> 60 ms on Student-t(3). */
+ * with two-pass activations (the default since 2026-12-06), 2026-12-06, `bench/bench_large_m.py
+ * --sweep --repeats 7` (bench/results/large_m_sweep_zen3.json; process CPU time, interleaved
+ * medians, group 32, LUT / int8-activation time at M = 2, 3, 4, 5, 6, 8, 12, 16):
+ *   N=K=4096    w2 0.68 0.86 0.99 0.95 0.87 1.02 1.14 1.16
+ *               w4 0.63 0.83 0.92 0.97 1.08 1.12 1.17 1.32
+ *               w8 0.65 0.83 0.99 1.12 1.22 1.40 1.60 1.79
+ *   N=K=576     w2 0.74 0.93 1.05 1.06 1.11 1.25 1.29 1.93    w4 0.66 0.89 0.99 1.00 1.03 1.29 ...
+ *   N=1536      w2 0.69 0.91 1.02 1.04 1.06 1.20 1.15 1.33    w4 0.66 0.87 1.01 1.05 1.12 1.37 ...
+ *   N=49152     w2 0.70 0.95 1.04 1.03 1.06 1.28 1.27 1.32    w4 0.71 1.26 1.01 1.07 1.15 1.50 ...
+ *   (K=576 w8: 1.05-1.09 at 4, 1.16-1.20 at 5, 1.25-1.32 at 6)
+ * so <= 4-bit codes switch at 8 tokens (at 6 the 4096^2 w2 GEMM loses 13%) and wider ones at
+ * 6. With one-pass groups (opt-in) the narrow kernel had won from 3-4 tokens (2026-12-05,
+ * Student-t(5): N=K=4096 w2 1.07 1.17 1.30 at M = 3, 4, 6) and GEMM M=128 N=K=4096 w2 g64 ran
+ * 44 ms on Gaussian activations, 60 ms on Student-t(3), against 72 ms for the LUT kernel. */
 #define LUTRT_I8ACT_MIN_M_AVX2 6        /* B > LUTRT_I8ACT_AVX2_BYTES_MAX_BITS: vpmaddwd */
-#define LUTRT_I8ACT_MIN_M_AVX2_NARROW 4 /* B <= LUTRT_I8ACT_AVX2_BYTES_MAX_BITS: vpmaddubsw */
+#define LUTRT_I8ACT_MIN_M_AVX2_NARROW 8 /* B <= LUTRT_I8ACT_AVX2_BYTES_MAX_BITS: vpmaddubsw */ /* B <= LUTRT_I8ACT_AVX2_BYTES_MAX_BITS: vpmaddubsw */
 /* Widest codes of the AVX2 vpmaddubsw kernel: int16 sums of 8 tables stay below 2^15. */
 #define LUTRT_I8ACT_AVX2_BYTES_MAX_BITS 4
 /* One-pass activation groups (see "Large M" above) are OFF by default: every group keeps two

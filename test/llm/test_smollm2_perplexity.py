@@ -59,7 +59,7 @@ def reference_and_ids(gguf):
 
 def test_default_pipeline_perplexity_within_issue_bound(gguf, reference_and_ids):
     """The default pipeline (int8 tables with per-table scales; from 3 tokens on the runtime's
-    int8-activation path on AVX512-VNNI CPUs, 4 on AVX2 ones, two passes): perplexity within
+    int8-activation path on AVX512-VNNI CPUs, 8 on AVX2 ones, two passes): perplexity within
     +0.05% of the float reference (2026-12-06, Zen 3: 20.69789 vs 20.69775, +0.0007%).
     Measured 2026-12-01, transformers 21.6674 on 8,183 tokens: per-table LUT 21.6679 (+0.002%),
     scale group 32 21.7073 (+0.18%), Q8_0-style int8 activations per 4 activations +0.095%."""
