@@ -130,3 +130,39 @@ def test_sanitized_build_runs_clean(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "runtime error" not in proc.stderr and "AddressSanitizer" not in proc.stderr
+
+
+@pytest.mark.parametrize("spec", ["w2g64", "w4g32"])
+def test_int8_activation_path_c_equals_interpreter_with_one_pass_on_and_off(tmp_path, spec):
+    """int8 tables at M = 16, on the int8-activation path (default thresholds): the
+    interpreter follows the runtime's one-pass setting (lutrt_one_pass_max_bits: off by
+    default, on for <= 4-bit readers when set), so compiled C and interpreted IR agree both
+    ways, and the setting really changes the result (one pass rounds flat activation groups
+    once: ~1e-3 relative). The compiled model carries its own copy of the runtime, which is
+    set through its library like set_num_threads."""
+    import ctypes
+
+    from lutc.passes.quantize_table import QuantizeTablePass
+    from lutc.runtime import kernels
+
+    bits = int(spec[1])
+    if not 0 < kernels.i8act_min_m(bits) <= 16:
+        pytest.skip("no int8-activation kernel at 16 tokens on this CPU")
+    module, weights, x, reference, _ = quantized_linear(16, 256, 96, spec, seed=4)
+    LowerMpGemmPass().apply(None, module)
+    QuantizeTablePass().apply(None, module)
+    run = compile_and_load(module, weights, tmp_path)
+    outs = {}
+    try:
+        for one_pass in (0, 4):
+            kernels.set_one_pass_max_bits(one_pass)
+            run.lib.lutrt_set_one_pass_max_bits(ctypes.c_int(one_pass))
+            (expected,) = run_module(module, weights, [x])
+            (actual,) = run(x)
+            assert rel_max_err(actual, expected) <= 1e-5, one_pass
+            assert rel_max_err(actual, reference) <= (1e-4 if one_pass == 0 else 2e-2), one_pass
+            outs[one_pass] = actual
+    finally:
+        kernels.set_one_pass_max_bits(None)
+        run.lib.lutrt_set_one_pass_max_bits(ctypes.c_int(-1))
+    assert rel_max_err(outs[4], outs[0]) >= 1e-4
