@@ -267,7 +267,7 @@ int lutrt_kernel_available(const char *name); /* 1 if compiled in and supported 
  * Student-t(5): N=K=4096 w2 1.07 1.17 1.30 at M = 3, 4, 6) and GEMM M=128 N=K=4096 w2 g64 ran
  * 44 ms on Gaussian activations, 60 ms on Student-t(3), against 72 ms for the LUT kernel. */
 #define LUTRT_I8ACT_MIN_M_AVX2 6        /* B > LUTRT_I8ACT_AVX2_BYTES_MAX_BITS: vpmaddwd */
-#define LUTRT_I8ACT_MIN_M_AVX2_NARROW 8 /* B <= LUTRT_I8ACT_AVX2_BYTES_MAX_BITS: vpmaddubsw */ /* B <= LUTRT_I8ACT_AVX2_BYTES_MAX_BITS: vpmaddubsw */
+#define LUTRT_I8ACT_MIN_M_AVX2_NARROW 8 /* B <= LUTRT_I8ACT_AVX2_BYTES_MAX_BITS: vpmaddubsw */
 /* Widest codes of the AVX2 vpmaddubsw kernel: int16 sums of 8 tables stay below 2^15. */
 #define LUTRT_I8ACT_AVX2_BYTES_MAX_BITS 4
 /* One-pass activation groups (see "Large M" above) are OFF by default: every group keeps two

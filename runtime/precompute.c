@@ -46,6 +46,7 @@ void lutrt_precompute_acts_ref(const lutrt_mma_desc *d, const float *x, const fl
                                void *tables_row) {
     const lutrt_acts_section a = lutrt_row_acts(d, tables_row);
     const int ag = lutrt_act_group(d), na = cdiv_int(d->K, ag), sg = d->scale_group;
+    const int one_pass_ok = lutrt_act_one_pass_allowed(d); /* once per row, not per group */
     for (int s = 0; s < na; s++) {
         const int k0 = s * ag, k1 = min_int(d->K, k0 + ag);
         float mx = 0.0f;
@@ -79,7 +80,7 @@ void lutrt_precompute_acts_ref(const lutrt_mma_desc *d, const float *x, const fl
         }
         a.shi[s] = (float)shi;
         a.slo[s] = (float)slo;
-        if (lutrt_act_one_pass_allowed(d) && lutrt_act_one_pass(qmax, qsq, k1 - k0)) { /* one int8 pass: xq -> 128 hi */
+        if (one_pass_ok && lutrt_act_one_pass(qmax, qsq, k1 - k0)) { /* one int8 pass: xq -> 128 hi */
             memset(a.lo + k0, 0, (size_t)(k1 - k0));
             a.slo[s] = -0.0f;
         }

@@ -116,6 +116,7 @@ static void acts_i8(const lutrt_mma_desc *d, const float *x, const float *tscale
     const lutrt_acts_section a = lutrt_row_acts(d, tables_row);
     const int ag = lutrt_act_group(d), na = (d->K + ag - 1) / ag, sg = d->scale_group;
     const __m256 sign = _mm256_set1_ps(-0.0f);
+    const int one_pass_ok = lutrt_act_one_pass_allowed(d); /* once per row, not per group */
     for (int s = 0; s < na; s++) {
         const int k0 = s * ag, k1 = min_int(d->K, k0 + ag);
         __m128 m4 = _mm_setzero_ps();
@@ -202,7 +203,7 @@ static void acts_i8(const lutrt_mma_desc *d, const float *x, const float *tscale
         const __m256i q4 = _mm256_cvtepu32_epi64(qsq4);
         qsq64 += _mm256_extract_epi64(q4, 0) + _mm256_extract_epi64(q4, 1) + _mm256_extract_epi64(q4, 2) +
                  _mm256_extract_epi64(q4, 3);
-        if (lutrt_act_one_pass_allowed(d) && lutrt_act_one_pass(_mm_cvtsi128_si32(qmax4), qsq64, k1 - k0)) { /* xq -> 128 hi */
+        if (one_pass_ok && lutrt_act_one_pass(_mm_cvtsi128_si32(qmax4), qsq64, k1 - k0)) { /* xq -> 128 hi */
             memset(a.lo + k0, 0, (size_t)(k1 - k0));
             a.slo[s] = -0.0f;
         }

@@ -14,7 +14,6 @@ import math
 import numpy as np
 
 
-
 def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
