@@ -3,7 +3,7 @@
 The library is compiled file by file: portable files with plain `-O3`, and only the SIMD
 kernel files with their ISA flags (`*_avx2.c`: -mavx2 -mfma -mf16c; `*_avx512.c`: additionally
 -mavx512f -mavx512bw; `*_avx512vbmi.c`: additionally -mavx512vbmi -mavx512vnni;
-`*_avx512vnni.c`: -mavx512vnni), so the generic code runs on any x86-64 and dispatch.c picks
+`*_avx512vnni.c`: -mavx512vnni; `*_avx512amx.c`: additionally -mamx-tile -mamx-int8), so the generic code runs on any x86-64 and dispatch.c picks
 the kernel at run time. `-march=native` is never used for the library.
 
 `runtime_library()` builds `liblutrt.so` once per distinct (sources, flags, compiler) into
@@ -32,6 +32,7 @@ AVX2_FLAGS = ("-mavx2", "-mfma", "-mf16c")
 AVX512_FLAGS = AVX2_FLAGS + ("-mavx512f", "-mavx512bw")
 AVX512VBMI_FLAGS = AVX512_FLAGS + ("-mavx512vbmi", "-mavx512vnni")
 AVX512VNNI_FLAGS = AVX512_FLAGS + ("-mavx512vnni",)
+AMX_FLAGS = AVX512VNNI_FLAGS + ("-mamx-tile", "-mamx-int8")
 
 
 try:  # the project's user-error type, so the CLI reports build failures in one line
@@ -62,8 +63,10 @@ def isa_flags(c_file: Path, avx512_emulation: bool = False) -> tuple[str, ...]:
     stem = Path(c_file).stem
     if not _is_x86():
         return ()
-    if stem.endswith("avx512vnni"):  # never emulated: compiled to nothing under SIMDe
-        return AVX2_FLAGS + ("-DLUTRT_AVX512_SIMDE",) if avx512_emulation else AVX512VNNI_FLAGS
+    if stem.endswith("avx512vnni") or stem.endswith("avx512amx"):  # never emulated: compiled
+        if avx512_emulation:                                          # to nothing under SIMDe
+            return AVX2_FLAGS + ("-DLUTRT_AVX512_SIMDE",)
+        return AMX_FLAGS if stem.endswith("amx") else AVX512VNNI_FLAGS
     if stem.endswith("avx512") or stem.endswith("avx512vbmi"):
         if avx512_emulation:  # -O1: emulated zmm code is slow to optimize, and only tested
             return AVX2_FLAGS + ("-DLUTRT_AVX512_SIMDE", "-Wno-psabi", "-O1")

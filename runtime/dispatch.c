@@ -7,6 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include "lutrt_internal.h"
 
@@ -170,16 +174,37 @@ static atomic_int i8act_set = -1; /* lutrt_set_i8act_min_m; -1: not set */
 
 void lutrt_set_i8act_min_m(int m) { atomic_store(&i8act_set, m < 0 ? -1 : m); }
 
-/* The int8-activation kernel this CPU runs: AVX512-VNNI (mma_i8act_avx512vnni.c), else AVX2
- * (mma_i8act_avx2.c); lutrt_set_i8act_kernel picks one explicitly (also the portable C one,
- * mma_i8act_c.c, which auto never picks for bit planes: the LUT kernels beat it). */
-static atomic_int i8act_choice = 0; /* 0 auto, 1 avx512vnni, 2 avx2, 3 portable C */
+/* The int8-activation kernel this CPU runs: AMX-INT8 (mma_i8act_avx512amx.c: the VNNI kernel
+ * with 16-row AMX tiles) where the CPU and the OS allow it, else AVX512-VNNI
+ * (mma_i8act_avx512vnni.c), else AVX2 (mma_i8act_avx2.c); lutrt_set_i8act_kernel picks one
+ * explicitly (also the portable C one, mma_i8act_c.c, which auto never picks for bit planes:
+ * the LUT kernels beat it). */
+static atomic_int i8act_choice = 0; /* 0 auto, 1 avx512vnni, 2 avx2, 3 portable C, 4 amx */
 
 static int cpu_has_vnni(void) {
 #ifdef LUTRT_X86
     __builtin_cpu_init();
     return lutrt_mma_i8act_ptr && __builtin_cpu_supports("avx512f") &&
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+#else
+    return 0;
+#endif
+}
+
+/* AMX-INT8 usable: compiled, the CPU has it, and Linux granted this process the tile state
+ * (arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), asked once; Linux 5.16+). */
+static int cpu_has_amx(void) {
+#if defined(LUTRT_X86) && defined(__linux__)
+    static atomic_int has = -1;
+    int h = atomic_load(&has);
+    if (h < 0) {
+        __builtin_cpu_init();
+        h = lutrt_mma_i8act_amx_ptr && cpu_has_vnni() && __builtin_cpu_supports("amx-tile") &&
+            __builtin_cpu_supports("amx-int8") &&
+            syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
+        atomic_store(&has, h);
+    }
+    return h;
 #else
     return 0;
 #endif
@@ -214,6 +239,7 @@ lutrt_mma_call_fn lutrt_i8act_kernel(void) {
     const int c = atomic_load(&i8act_choice);
     if (c == 3) return lutrt_mma_i8act_c;
 #ifdef LUTRT_X86
+    if (c == 4 || (c == 0 && cpu_has_amx())) return cpu_has_amx() ? lutrt_mma_i8act_amx_ptr : 0;
     if (c == 1 || (c == 0 && cpu_has_vnni())) return cpu_has_vnni() ? lutrt_mma_i8act_ptr : 0;
     /* auto: the AVX2 kernel only where the LUT kernels are AVX2 too; it loses to the AVX-512
      * LUT kernel (measured on a 16-core Xeon, N=K=4096 w4 128 tokens: 99.8 vs 60.1 ms) */
@@ -230,9 +256,9 @@ int lutrt_set_i8act_kernel(const char *name) {
         return LUTRT_OK;
     }
     const int c = !strcmp(name, "avx512vnni") ? 1 : !strcmp(name, "avx2") ? 2
-                : !strcmp(name, "c") ? 3 : -1;
+                : !strcmp(name, "c") ? 3 : !strcmp(name, "amx") ? 4 : -1;
     if (c < 0) return lutrt_fail("lutrt: unknown int8-activation kernel '%s'", name);
-    if (c != 3 && !(c == 1 ? cpu_has_vnni() : cpu_has_avx2()))
+    if (c != 3 && !(c == 1 ? cpu_has_vnni() : c == 2 ? cpu_has_avx2() : cpu_has_amx()))
         return lutrt_fail("lutrt: this CPU cannot run int8-activation kernel '%s'", name);
     atomic_store(&i8act_choice, c);
     return LUTRT_OK;
@@ -243,6 +269,7 @@ static const char *i8act_name(lutrt_mma_call_fn f) {
     if (f == lutrt_mma_i8act_c) return "c";
 #ifdef LUTRT_X86
     if (f == lutrt_mma_i8act_ptr) return "avx512vnni";
+    if (f == lutrt_mma_i8act_amx_ptr) return "amx";
 #endif
     return "avx2";
 }
@@ -250,11 +277,12 @@ static const char *i8act_name(lutrt_mma_call_fn f) {
 const char *lutrt_i8act_kernel_name(void) { return i8act_name(lutrt_i8act_kernel()); }
 
 /* Code bytes always run the int8-activation formula: the chosen kernel, else the fastest this
- * CPU runs (VNNI, then AVX2: with no unpacking the AVX2 kernel is not behind the LUT kernels
- * here), else portable C. */
+ * CPU runs (AMX, VNNI, then AVX2: with no unpacking the AVX2 kernel is not behind the LUT
+ * kernels here), else portable C. */
 lutrt_mma_call_fn lutrt_code_bytes_kernel(void) {
 #ifdef LUTRT_X86
     const int c = atomic_load(&i8act_choice);
+    if ((c == 0 || c == 4) && cpu_has_amx()) return lutrt_mma_i8act_amx_ptr;
     if ((c == 0 || c == 1) && cpu_has_vnni()) return lutrt_mma_i8act_ptr;
     if ((c == 0 || c == 2) && cpu_has_avx2()) return lutrt_mma_i8act_avx2_ptr;
 #endif

@@ -108,6 +108,7 @@ int lutrt_pt_vbmi_applies(const lutrt_mma_args *a);
  * activations, threads included; NULL unless compiled with AVX512-VNNI (never emulated). */
 extern const lutrt_mma_call_fn lutrt_mma_i8act_ptr;      /* AVX512-VNNI, NULL if not compiled */
 extern const lutrt_mma_call_fn lutrt_mma_i8act_avx2_ptr; /* AVX2 + FMA (mma_i8act_avx2.c) */
+extern const lutrt_mma_call_fn lutrt_mma_i8act_amx_ptr;  /* AMX-INT8, NULL if not compiled */
 /* the one this CPU runs (lutrt_set_i8act_kernel), NULL if none */
 lutrt_mma_call_fn lutrt_i8act_kernel(void);
 /* Large-M path of f32 tables (mma_f32dq_avx512.c, mma_f32dq_avx2.c): dequantized weights x

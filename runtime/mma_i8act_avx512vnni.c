@@ -27,7 +27,8 @@
  * (2 x MR int32 accumulators), then each row that needs it its low pass over the same codes;
  * when every row of the tile does, both passes run in one sweep (4 x MR accumulators).
  * Compiled only with -mavx512vnni (build.py); otherwise lutrt_mma_i8act_ptr is NULL and
- * lutrt_mma never takes this path.
+ * lutrt_mma never takes this path. mma_i8act_avx512amx.c compiles this file again with
+ * LUTRT_I8ACT_AMX, which hands every 16 token rows to AMX tiles (amx_rows there).
  */
 #include "lutrt_internal.h"
 
@@ -42,6 +43,17 @@
 
 
 static int min_int(int a, int b) { return a < b ? a : b; }
+
+#ifdef LUTRT_I8ACT_AMX /* mma_i8act_avx512amx.c */
+static const uint8_t *amx_pack(const lutrt_mma_args *a);
+static void amx_begin(void);
+static void amx_end(void);
+static void amx_rows(const lutrt_mma_args *a, const uint8_t *apack, const uint8_t *q, int blk,
+                     int m0, int t0, int t1, float *acc);
+#define I8ACT_PTR lutrt_mma_i8act_amx_ptr
+#else
+#define I8ACT_PTR lutrt_mma_i8act_ptr
+#endif
 
 #include "unpack_avx512.h"
 
@@ -73,11 +85,13 @@ ALWAYS_INLINE __m512i bcast4(const int8_t *p) {
     return _mm512_set1_epi32(v);
 }
 
-/* oacc += s * ascale * (128 fma(-z, S_hi, I_hi) + fma(-z, S_lo, I_lo)) for one row */
-ALWAYS_INLINE void two_pass_epilogue(const act_row *row, int t, const __m512 z[2], const __m512 s[2],
-                                     const __m512i ih[2], const __m512i il[2], __m512 oacc[2]) {
-    const __m512 Sh = _mm512_set1_ps(row->shi[t]), Sl = _mm512_set1_ps(row->slo[t]);
-    const __m512 as = _mm512_set1_ps(row->ascale[t]);
+/* oacc += s * ascale * (128 fma(-z, S_hi, I_hi) + fma(-z, S_lo, I_lo)) for one row and
+ * activation group (its ascale, S_hi, S_lo) */
+ALWAYS_INLINE void two_pass_epilogue(float ascale, float shi, float slo, const __m512 z[2],
+                                     const __m512 s[2], const __m512i ih[2], const __m512i il[2],
+                                     __m512 oacc[2]) {
+    const __m512 Sh = _mm512_set1_ps(shi), Sl = _mm512_set1_ps(slo);
+    const __m512 as = _mm512_set1_ps(ascale);
     UNROLL for (int h = 0; h < 2; h++) {
         const __m512 vh = _mm512_fnmadd_ps(z[h], Sh, _mm512_cvtepi32_ps(ih[h]));
         const __m512 vl = _mm512_fnmadd_ps(z[h], Sl, _mm512_cvtepi32_ps(il[h]));
@@ -134,7 +148,8 @@ ALWAYS_INLINE void tile(const lutrt_mma_args *a, const uint8_t *q, int blk, int 
                 }
             }
             UNROLL for (int r = 0; r < MR; r++)
-                two_pass_epilogue(&rows[r], t, z, s, ih[r], il[r], oacc[r]);
+                two_pass_epilogue(rows[r].ascale[t], rows[r].shi[t], rows[r].slo[t], z, s, ih[r], il[r],
+                                  oacc[r]);
             continue;
         }
         for (int j = js; j < je; j++) {
@@ -155,7 +170,8 @@ ALWAYS_INLINE void tile(const lutrt_mma_args *a, const uint8_t *q, int blk, int 
                     il[0] = dpbusd(il[0], _mm512_loadu_si512(q + (size_t)j * 128), xl);
                     il[1] = dpbusd(il[1], _mm512_loadu_si512(q + (size_t)j * 128 + 64), xl);
                 }
-                two_pass_epilogue(&rows[r], t, z, s, ih[r], il, oacc[r]);
+                two_pass_epilogue(rows[r].ascale[t], rows[r].shi[t], rows[r].slo[t], z, s, ih[r], il,
+                                  oacc[r]);
             } else { /* s * (128 ascale) * fma(-z, S_hi, I_hi): 128 x is exact both ways */
                 const __m512 Sh = _mm512_set1_ps(rows[r].shi[t]);
                 const __m512 vas = _mm512_set1_ps(128.0f * rows[r].ascale[t]);
@@ -196,19 +212,32 @@ TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6)
 typedef void (*tile_fn)(const lutrt_mma_args *, const uint8_t *, int, int, int, int, float *);
 static const tile_fn tiles[7] = {NULL, tile_1, tile_2, tile_3, tile_4, tile_5, tile_6};
 
+/* One call's work: its arguments and, with AMX, the token rows' activations packed as tiles
+ * (amx_pack; NULL: every row on the VNNI tiles). */
+typedef struct {
+    const lutrt_mma_args *a;
+    const uint8_t *apack;
+} i8act_call;
+
 /* acc: float [M][32] scratch, 64-byte aligned */
-static void run_block(const lutrt_mma_args *a, const uint8_t *q, int blk, float *acc) {
+static void run_block(const i8act_call *c, const uint8_t *q, int blk, float *acc) {
+    const lutrt_mma_args *a = c->a;
     const int tc = a->ja >= KC_TABLES ? 1 : KC_TABLES / a->ja;
     for (int t0 = 0; t0 < a->NA; t0 += tc) {
         const int t1 = min_int(a->NA, t0 + tc);
         int m = 0;
+#ifdef LUTRT_I8ACT_AMX
+        if (c->apack)
+            for (; m + 16 <= a->M; m += 16) amx_rows(a, c->apack, q, blk, m, t0, t1, acc + 32 * m);
+#endif
         for (; m + MR_MAX <= a->M; m += MR_MAX) tiles[MR_MAX](a, q, blk, m, t0, t1, acc + 32 * m);
         if (m < a->M) tiles[a->M - m](a, q, blk, m, t0, t1, acc + 32 * m);
     }
 }
 
 static void blocks_task(void *ctx, int b0, int b1) {
-    const lutrt_mma_args *a = (const lutrt_mma_args *)ctx;
+    const i8act_call *c = (const i8act_call *)ctx;
+    const lutrt_mma_args *a = c->a;
     const size_t qbytes = a->code_bytes ? 0 : (size_t)a->J * 128;
     uint8_t *q = lutrt_unpack_scratch(qbytes + (size_t)a->M * 128);
     if (!q) { /* out of memory */
@@ -216,25 +245,37 @@ static void blocks_task(void *ctx, int b0, int b1) {
         return;
     }
     float *acc = (float *)(q + qbytes);
+#ifdef LUTRT_I8ACT_AMX
+    if (c->apack) amx_begin();
+#endif
     if (a->code_bytes) { /* the weights are the unpacked layout already */
-        for (int blk = b0; blk < b1; blk++) run_block(a, a->w + (size_t)blk * a->J * 128, blk, acc);
-        return;
+        for (int blk = b0; blk < b1; blk++) run_block(c, a->w + (size_t)blk * a->J * 128, blk, acc);
+    } else {
+        lutrt_unpacker u;
+        lutrt_unpacker_init(&u, a->bits, a->mirrored);
+        for (int blk = b0; blk < b1; blk++) {
+            lutrt_unpack_block(a, blk, &u, q);
+            run_block(c, q, blk, acc);
+        }
     }
-    lutrt_unpacker u;
-    lutrt_unpacker_init(&u, a->bits, a->mirrored);
-    for (int blk = b0; blk < b1; blk++) {
-        lutrt_unpack_block(a, blk, &u, q);
-        run_block(a, q, blk, acc);
-    }
+#ifdef LUTRT_I8ACT_AMX
+    if (c->apack) amx_end();
+#endif
 }
 
 static int mma_i8act(const lutrt_mma_args *a) {
+    i8act_call c = {a, NULL};
+#ifdef LUTRT_I8ACT_AMX
+    c.apack = amx_pack(a); /* NULL: too few rows, activation groups of != 32, or no memory */
+#endif
     /* few token rows: runs of blocks per claim keep each thread streaming its weights */
-    lutrt_parallel_for(a->d->num_threads, a->NB, a->M <= 4 ? 8 : 1, blocks_task, (void *)a);
+    lutrt_parallel_for(a->d->num_threads, a->NB, a->M <= 4 ? 8 : 1, blocks_task, &c);
     return LUTRT_OK;
 }
 
-const lutrt_mma_call_fn lutrt_mma_i8act_ptr = mma_i8act;
+const lutrt_mma_call_fn I8ACT_PTR = mma_i8act;
+#elif defined(LUTRT_I8ACT_AMX)
+const lutrt_mma_call_fn lutrt_mma_i8act_amx_ptr = 0;
 #else
 const lutrt_mma_call_fn lutrt_mma_i8act_ptr = 0;
 #endif

@@ -1,6 +1,6 @@
-"""The large-M int8-activation path of lut.mma (runtime/mma_i8act_avx512vnni.c,
-runtime/mma_i8act_avx2.c and the portable runtime/mma_i8act_c.c, lutrt.h); every test runs
-once per kernel this CPU has.
+"""The large-M int8-activation path of lut.mma (runtime/mma_i8act_avx512amx.c,
+runtime/mma_i8act_avx512vnni.c, runtime/mma_i8act_avx2.c and the portable
+runtime/mma_i8act_c.c, lutrt.h); every test runs once per kernel this CPU has.
 
 lut.precompute stores each int8 table row's activations in two passes, xq = 128 hi + lo (one
 pass, lo = 0, in groups without outliers once lutrt_set_one_pass_max_bits allows it: this module
@@ -26,6 +26,7 @@ Checked here:
     LUTRT_I8ACT_MIN_M and lutrt_set_i8act_min_m override;
   * one pass is off by default (lutrt_one_pass_max_bits() == 0): flat groups keep two passes
     and the error is the two-pass one; $LUTRT_ONE_PASS_MAX_BITS and the setter turn it on;
+  * AMX tiles (16 token rows, the rest on VNNI) give the VNNI kernel's outputs bit for bit;
   * the path runs clean under -fsanitize=address,undefined.
 """
 
@@ -39,7 +40,7 @@ from test_kernels import (HERE, _bits, _nonfinite_rows, _python, make_case, run_
                           runnable, seed, write_case, zero_weight_case)
 
 
-I8ACT_KERNELS = runnable(kernels.set_i8act_kernel, ("avx512vnni", "avx2", "c"))
+I8ACT_KERNELS = runnable(kernels.set_i8act_kernel, ("amx", "avx512vnni", "avx2", "c"))
 
 
 @pytest.fixture(autouse=True, params=I8ACT_KERNELS)
@@ -182,6 +183,36 @@ def test_low_bit_kernels_match_c_bit_for_bit(i8act_kernel, bits, mirrored, shape
             kernels.set_i8act_kernel(i8act_kernel)
         assert one_pass(t.slo).any() or m == 1
         assert np.array_equal(out, want), (m, np.abs(out - want).max())
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 4, 5, 8, "ternary"])
+@pytest.mark.parametrize("mirrored", [False, True])
+@pytest.mark.parametrize("shape", [(2100, 64, True), (688, 32, False), (1024, 128, True),
+                                   (688, 16, True), (24, 24, False), (1020, 1020, True)])
+def test_amx_matches_vnni_bit_for_bit(i8act_kernel, bits, mirrored, shape):
+    """The AMX kernel runs every 16 token rows on tiles (tdpbsud: exact int32 sums, then the
+    VNNI kernel's float epilogue in its order) and the rest on the VNNI tiles, so its outputs
+    equal the VNNI kernel's bit for bit: token counts 16, 17, 31, 32, 35, 48 (whole tiles and
+    remainders), K over several L1 chunks (2100), a partial last activation group (688 = 21.5
+    groups of 32; 24 < one group), activation groups of 16 (VNNI only), per-tensor scales,
+    one-pass and two-pass groups mixed (outliers), N not a multiple of 32, 1 to 3 threads."""
+    if i8act_kernel != "amx":
+        pytest.skip("compares the AMX kernel with the VNNI one")
+    nbits, ternary = _bits(bits)
+    k, group, zeros = shape
+    rng = np.random.default_rng(seed("i8act-amx", str(bits), mirrored, k, group))
+    for m in (16, 17, 31, 32, 35, 48):
+        c = make_case(rng, m, 70, k, nbits, group, mirrored, ternary, zeros, dist="student_t3")
+        c["x"][rng.random(m) < 0.5, ::37] *= 40.0  # outliers: those rows' groups keep two passes
+        t, out = i8act(c, nbits, group, mirrored, 1 + m % 3)
+        kernels.set_i8act_kernel("avx512vnni")
+        try:
+            _, want = i8act(c, nbits, group, mirrored, 1)
+        finally:
+            kernels.set_i8act_kernel("amx")
+        assert kernels.i8act_kernel_name() == "amx"
+        assert np.array_equal(out, want), (m, np.abs(out - want).max())
+        assert np.abs(out).max() > 0
 
 
 def one_pass(slo):

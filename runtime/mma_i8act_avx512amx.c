@@ -1,0 +1,180 @@
+/* mma_i8act_avx512amx.c — the int8-activation kernel with AMX-INT8 tiles (Sapphire Rapids and
+ * later Xeons).
+ *
+ * The formula, the weight unpacking, the work split and the epilogue are those of
+ * mma_i8act_avx512vnni.c, which this file compiles again with LUTRT_I8ACT_AMX: there every 16
+ * token rows of a 32-row weight block go to amx_rows below, the rest (M mod 16 rows, and all
+ * rows of a call whose activation group is not 32) to the VNNI tiles. Per activation group t
+ * (32 activations = 8 tables) and 16 token rows, four tdpbsud compute the int32 sums
+ *
+ *   I_hi[m, n] = sum_{k in t} hi[m, k] q[n, k],   I_lo likewise with lo     (s8 x u8)
+ *
+ * for the block's two halves of 16 weight rows: A tiles are the rows' hi / lo bytes (16 rows x
+ * 32 bytes, packed per call by amx_pack), B tiles the unpacked block's
+ * codes, whose [J][2][16][4] layout is already AMX's B layout (8 rows of 16 columns x 4 k per
+ * half, stride 128 bytes). The sums are exact integers, so the outputs are bit-identical to
+ * the VNNI kernel's: the same per-row float epilogue runs on them in the same order
+ * (two_pass_epilogue). One tdpbsud does 16 x 16 x 32 multiply-adds where vpdpbusd does 16 x 4;
+ * the per-group epilogue (16 rows x 32 columns of int32 -> float) is what is left.
+ * The epilogue of group t runs while the tiles of group t + 1 compute (two int32 buffers).
+ *
+ * Linux hands out AMX tile state only to processes that ask (arch_prctl ARCH_REQ_XCOMP_PERM,
+ * dispatch.c's lutrt_amx_permitted); each thread loads the tile configuration when it starts
+ * a share of the work and releases the tiles when it ends it.
+ * Compiled only with -mamx-tile -mamx-int8 (build.py); otherwise lutrt_mma_i8act_amx_ptr is
+ * NULL and dispatch.c never picks it.
+ */
+#if defined(__AMX_INT8__) && defined(__AMX_TILE__) && defined(__AVX512VNNI__) && \
+    !defined(LUTRT_AVX512_SIMDE)
+#define LUTRT_I8ACT_AMX 1
+#include "mma_i8act_avx512vnni.c"
+
+/* Tile registers: 0-3 int32 sums (hi x half 0, hi x half 1, lo x half 0, lo x half 1),
+ * 4-5 A (hi, lo: 16 rows x 32 bytes), 6-7 B (half 0, half 1: 8 rows x 64 bytes). */
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} __attribute__((packed)) amx_config;
+
+/* The A operand, packed once per call: for row tile i (rows 16 i..16 i + 15) and whole
+ * activation group t < J / 8, hi then lo, each 16 rows x 32 bytes (512 bytes, one tile load
+ * with stride 32), then the 16 rows' f32 ascale, S_hi, S_lo of the group (the epilogue's
+ * scalars). Read in place from the table rows instead, each tile load touches 16 rows a table
+ * row (~6 bytes per activation) apart: measured 28% of the kernel's time in those loads at
+ * M = 128, 4096^2. */
+#define PACK_GROUP_BYTES (1024 + 3 * 64)
+static size_t amx_pack_offset(int full, int i, int t) {
+    return ((size_t)i * full + t) * PACK_GROUP_BYTES;
+}
+
+static void pack_task(void *ctx, int i0, int i1) {
+    const lutrt_mma_args *a = ((const i8act_call *)ctx)->a;
+    uint8_t *apack = (uint8_t *)((const i8act_call *)ctx)->apack;
+    const int full = a->J / 8;
+    for (int i = i0; i < i1; i++)
+        for (int r = 0; r < 16; r++) {
+            const act_row row = row_at(a, 16 * i + r);
+            for (int t = 0; t < full; t++) {
+                uint8_t *dst = apack + amx_pack_offset(full, i, t) + 32 * r;
+                memcpy(dst, row.hi + 32 * t, 32);
+                memcpy(dst + 512, row.lo + 32 * t, 32);
+                float *f = (float *)(dst - 32 * r + 1024) + r;
+                f[0] = row.ascale[t], f[16] = row.shi[t], f[32] = row.slo[t];
+            }
+        }
+}
+
+/* The packed A operand in the calling thread's scratch (slot 1), or NULL where AMX does not
+ * apply: fewer than 16 token rows, activation groups other than 32, or no memory. */
+static const uint8_t *amx_pack(const lutrt_mma_args *a) {
+    const int full = a->J / 8, tiles = a->M / 16;
+    if (a->ja != 8 || tiles == 0 || full == 0) return NULL;
+    i8act_call c = {a, lutrt_scratch(1, amx_pack_offset(full, tiles, 0))};
+    if (c.apack) lutrt_parallel_for(a->d->num_threads, tiles, 1, pack_task, &c);
+    return c.apack;
+}
+
+static void amx_begin(void) {
+    amx_config c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int i = 0; i < 4; i++) c.rows[i] = 16, c.colsb[i] = 64;
+    for (int i = 4; i < 6; i++) c.rows[i] = 16, c.colsb[i] = 32;
+    for (int i = 6; i < 8; i++) c.rows[i] = 8, c.colsb[i] = 64;
+    _tile_loadconfig(&c);
+}
+
+static void amx_end(void) { _tile_release(); }
+
+/* sums[4][16][16] of group t (tables 8t..8t+7) of a row tile (its packed A: pa): issued, not
+ * waited for */
+ALWAYS_INLINE void amx_group(const uint8_t *pa, const uint8_t *q, int t) {
+    const int js = 8 * t;
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    _tile_loadd(4, pa, 32);
+    _tile_loadd(5, pa + 512, 32);
+    _tile_loadd(6, q + (size_t)js * 128, 128);
+    _tile_loadd(7, q + (size_t)js * 128 + 64, 128);
+    _tile_dpbsud(0, 4, 6);
+    _tile_dpbsud(1, 4, 7);
+    _tile_dpbsud(2, 5, 6);
+    _tile_dpbsud(3, 5, 7);
+}
+
+ALWAYS_INLINE void amx_store(int32_t *sums) {
+    _tile_stored(0, sums, 64);
+    _tile_stored(1, sums + 256, 64);
+    _tile_stored(2, sums + 512, 64);
+    _tile_stored(3, sums + 768, 64);
+}
+
+/* acc (float [16][32]) += group t's sums, or the output rows = when t is the last group;
+ * the float operations of mma_i8act_avx512vnni.c's tile, in its order */
+ALWAYS_INLINE void amx_epilogue(const lutrt_mma_args *a, const float *scal, const int32_t *sums,
+                                int blk, int m0, int t, float *acc) {
+    __m512 z[2], s[2];
+    lutrt_block_group_sz(a, blk, (8 * t) / a->jg, z, s);
+    const int last = t == a->NA - 1;
+    const int n0 = blk * LUTRT_BLOCK_N, rows_n = min_int(LUTRT_BLOCK_N, a->N - n0);
+    for (int r = 0; r < 16; r++) {
+        __m512 oacc[2];
+        if (t == 0) {
+            oacc[0] = oacc[1] = _mm512_setzero_ps();
+        } else {
+            oacc[0] = _mm512_load_ps(acc + 32 * r);
+            oacc[1] = _mm512_load_ps(acc + 32 * r + 16);
+        }
+        const __m512i ih[2] = {_mm512_load_si512(sums + 16 * r), _mm512_load_si512(sums + 256 + 16 * r)};
+        const float ascale = scal[r], shi = scal[16 + r], slo = scal[32 + r];
+        if (!lutrt_act_no_low_pass(slo)) {
+            const __m512i il[2] = {_mm512_load_si512(sums + 512 + 16 * r),
+                                   _mm512_load_si512(sums + 768 + 16 * r)};
+            two_pass_epilogue(ascale, shi, slo, z, s, ih, il, oacc);
+        } else { /* as the VNNI tile: s * (128 ascale) * fma(-z, S_hi, I_hi) */
+            const __m512 Sh = _mm512_set1_ps(shi);
+            const __m512 vas = _mm512_set1_ps(128.0f * ascale);
+            UNROLL for (int h = 0; h < 2; h++) {
+                const __m512 vh = _mm512_fnmadd_ps(z[h], Sh, _mm512_cvtepi32_ps(ih[h]));
+                oacc[h] = _mm512_fmadd_ps(vh, _mm512_mul_ps(s[h], vas), oacc[h]);
+            }
+        }
+        if (last) {
+            lutrt_store_block_row(a->out + (size_t)(m0 + r) * a->N + n0, rows_n, oacc[0], oacc[1]);
+        } else {
+            _mm512_store_ps(acc + 32 * r, oacc[0]);
+            _mm512_store_ps(acc + 32 * r + 16, oacc[1]);
+        }
+    }
+}
+
+/* Token rows m0..m0+15 against the unpacked block blk, activation groups t0..t1-1; acc: float
+ * [16][32], this block's partial sums of those rows (the VNNI tile's layout). A partial last
+ * group (K not a multiple of 32) runs on the VNNI tiles. */
+static void amx_rows(const lutrt_mma_args *a, const uint8_t *apack, const uint8_t *q, int blk,
+                     int m0, int t0, int t1, float *acc) {
+    const int full = a->J / 8; /* groups of 8 whole tables */
+    const int te = min_int(t1, full);
+    const uint8_t *pa = apack + amx_pack_offset(full, m0 / 16, 0);
+    int32_t sums[2][4 * 256] __attribute__((aligned(64)));
+    if (t0 < te) {
+        amx_group(pa + (size_t)t0 * PACK_GROUP_BYTES, q, t0);
+        amx_store(sums[t0 & 1]);
+        for (int t = t0; t < te; t++) {
+            if (t + 1 < te) amx_group(pa + (size_t)(t + 1) * PACK_GROUP_BYTES, q, t + 1); /* runs meanwhile */
+            amx_epilogue(a, (const float *)(pa + (size_t)t * PACK_GROUP_BYTES + 1024), sums[t & 1],
+                         blk, m0, t, acc);
+            if (t + 1 < te) amx_store(sums[(t + 1) & 1]);
+        }
+    }
+    for (int t = te > t0 ? te : t0; t < t1; t++) /* the partial last group */
+        for (int r = 0; r < 16; r += 4) tile_4(a, q, blk, m0 + r, t, t + 1, acc + 32 * r);
+}
+
+#else
+#include "lutrt_internal.h"
+const lutrt_mma_call_fn lutrt_mma_i8act_amx_ptr = 0;
+#endif
