@@ -1,4 +1,4 @@
-"""Large-M lut.mma: the LUT kernel against the int8-activation kernel (AVX512-VNNI).
+"""Large-M lut.mma: the LUT kernel against the int8-activation kernels (AVX512-VNNI, AMX-INT8).
 
     .venv/bin/python bench/bench_large_m.py [--quick] [--repeats 5] [--out bench/results/large_m.json]
     .venv/bin/python bench/bench_large_m.py --sweep [--repeats 7]    # the threshold table
@@ -6,11 +6,13 @@
 For GEMM M = 32 / 128 / 512 at N = K = 4096, and the SmolLM2-135M shapes (K = 576 with
 N = 576 / 1536 / 49152, and the down projection K = 1536, N = 576) at M = 32 and 128, weights
 w2 / w4 / w8 (group 32, explicit zero points, symmetrized tables: what lutc compiles a Q4_1
-model to), 1 and 2 threads, it times one lut.mma call on the same int8 tables both ways: the
-LUT kernel (lutrt_set_i8act_min_m(0)) and the int8-activation kernel (lutrt_set_i8act_min_m(1)).
-Repeats are interleaved (LUT, VNNI, LUT, VNNI, ...) and the medians reported, wall clock and
+model to), 1 and 2 threads, it times one lut.mma call on the same int8 tables each way: the
+LUT kernel (lutrt_set_i8act_min_m(0)) and the int8-activation kernel (lutrt_set_i8act_min_m(1))
+on AVX512-VNNI and, where the CPU and OS allow it, on AMX-INT8 (lutrt_set_i8act_kernel).
+Repeats are interleaved (LUT, VNNI, AMX, LUT, ...) and the medians reported, wall clock and
 process CPU time (the latter is less disturbed by other load on a shared machine). Prints
-the ratio LUT / VNNI (> 1: the VNNI kernel is faster) and GOP/s (2 M N K / time).
+the ratio LUT / VNNI (> 1: the VNNI kernel is faster), GOP/s (2 M N K / time), and with AMX
+its time, LUT / AMX, VNNI / AMX and GOP/s.
 
 --sweep measures what LUTRT_I8ACT_MIN_M / _NARROW are set from: M = 2..32 and 128, w2 / w4 /
 w8, N = K = 4096 and the SmolLM2 shapes (K = 576, N = 576 / 1536 / 49152), 1 thread, the LUT
@@ -50,31 +52,52 @@ def make_call(rng, m, n, k, bits, threads, scale_group=4):
                            threads=threads)
 
 
-def measure(m, n, k, bits, threads, repeats):
+def routes():
+    """The routes this CPU runs: the LUT kernel and each int8-activation kernel it has."""
+    have = []
+    for name in ("avx512vnni", "amx"):
+        try:
+            kernels.set_i8act_kernel(name)
+            have.append("vnni" if name == "avx512vnni" else "amx")
+        except Exception:
+            pass
+    kernels.set_i8act_kernel(None)
+    return ["lut", *have]
+
+
+def use_route(v):
+    kernels.set_i8act_min_m(0 if v == "lut" else 1)
+    kernels.set_i8act_kernel({"lut": None, "vnni": "avx512vnni", "amx": "amx"}[v])
+
+
+def measure(m, n, k, bits, threads, repeats, names=("lut", "vnni")):
     rng = np.random.default_rng(m * 7 + n + k + bits)
-    call = make_call(rng, m, n, k, bits, threads)  # the same tables and weights both ways
-    calls = {"lut": call, "vnni": call}
-    min_m = {"lut": 0, "vnni": 1}
-    wall = {v: [] for v in calls}
-    cpu = {v: [] for v in calls}
-    for v in calls:  # warm-up (page faults, pool start)
-        kernels.set_i8act_min_m(min_m[v])
-        calls[v]()
+    call = make_call(rng, m, n, k, bits, threads)  # the same tables and weights every route
+    wall = {v: [] for v in names}
+    cpu = {v: [] for v in names}
+    for v in names:  # warm-up (page faults, pool start)
+        use_route(v)
+        call()
     for _ in range(repeats):
-        for v, call in calls.items():
-            kernels.set_i8act_min_m(min_m[v])
+        for v in names:
+            use_route(v)
             w0, c0 = time.perf_counter(), time.process_time()
             call()
             wall[v].append(time.perf_counter() - w0)
             cpu[v].append(time.process_time() - c0)
     kernels.set_i8act_min_m(None)
+    kernels.set_i8act_kernel(None)
     rec = dict(M=m, N=n, K=k, bits=bits, threads=threads)
-    for v in calls:
+    for v in names:
         rec[f"{v}_us"] = float(np.median(wall[v]) * 1e6)
         rec[f"{v}_cpu_us"] = float(np.median(cpu[v]) * 1e6)
     rec["ratio"] = rec["lut_us"] / rec["vnni_us"]
     rec["ratio_cpu"] = rec["lut_cpu_us"] / rec["vnni_cpu_us"]
     rec["vnni_gops"] = 2.0 * m * n * k / rec["vnni_us"] / 1e3
+    if "amx" in names:
+        rec["amx_vs_lut"] = rec["lut_us"] / rec["amx_us"]
+        rec["amx_vs_vnni"] = rec["vnni_us"] / rec["amx_us"]
+        rec["amx_gops"] = 2.0 * m * n * k / rec["amx_us"] / 1e3
     return rec
 
 
@@ -131,16 +154,21 @@ def main(argv=None):
         sweep(bits_list, args.repeats, Path(args.out or results / "large_m_sweep.json"))
         return 0
     records = []
+    names = routes()
+    amx = "amx" in names
     print(f"{'M':>4} {'N':>6} {'K':>5} {'w':>2} {'thr':>3} | {'LUT us':>9} {'VNNI us':>9} "
-          f"{'ratio':>6} | {'LUT cpu':>9} {'VNNI cpu':>9} {'ratio':>6} | {'GOP/s':>6}")
+          f"{'ratio':>6} | {'LUT cpu':>9} {'VNNI cpu':>9} {'ratio':>6} | {'GOP/s':>6}"
+          + (f" | {'AMX us':>9} {'/LUT':>5} {'/VNNI':>5} {'GOP/s':>6}" if amx else ""))
     for m, n, k in shapes(args.quick):
         for bits in bits_list:
             for threads in [int(t) for t in args.threads.split(",")]:
-                r = measure(m, n, k, bits, threads, args.repeats)
+                r = measure(m, n, k, bits, threads, args.repeats, names)
                 records.append(r)
                 print(f"{m:>4} {n:>6} {k:>5} {bits:>2} {threads:>3} | {r['lut_us']:>9.0f} "
                       f"{r['vnni_us']:>9.0f} {r['ratio']:>6.2f} | {r['lut_cpu_us']:>9.0f} "
-                      f"{r['vnni_cpu_us']:>9.0f} {r['ratio_cpu']:>6.2f} | {r['vnni_gops']:>6.0f}",
+                      f"{r['vnni_cpu_us']:>9.0f} {r['ratio_cpu']:>6.2f} | {r['vnni_gops']:>6.0f}"
+                      + (f" | {r['amx_us']:>9.0f} {r['amx_vs_lut']:>5.2f} {r['amx_vs_vnni']:>5.2f}"
+                         f" {r['amx_gops']:>6.0f}" if amx else ""),
                       flush=True)
     out = Path(args.out or results / "large_m.json")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,8 @@ would otherwise run it with, all measured in this run on this machine.
     .venv/bin/python bench/bench_models.py [--quick] [--threads 1,2]
 
 Rows: lutc (ternary, w2g64; default pipeline = int8 tables; and ternary with
---disable-pass lut-fuse-precompute for the single token), torch f32 eager, onnxruntime f32,
+--disable-pass lut-fuse-precompute for the single token; on CPUs with AMX-INT8, ternary again
+with the prefill GEMMs on the AVX512-VNNI kernel instead), torch f32 eager, onnxruntime f32,
 onnxruntime MatMulNBits 4-bit and 2-bit (accuracy_level 4: int8 activations, its fastest CPU
 path). Three workloads with static shapes: 16- and 128-token prefills (the 128 one with
 fewer repeats: seconds per call for the float engines) and a single-token forward (the
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent
+AMX = False  # main(): the int8-activation kernel is AMX-INT8 here (then a VNNI row is added)
 FULL = dict(hidden_size=2048, num_hidden_layers=8, num_attention_heads=16, num_key_value_heads=4,
             intermediate_size=5632, vocab_size=32000)
 QUICK = dict(hidden_size=512, num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=2,
@@ -49,6 +51,15 @@ def llama(shape: dict) -> torch.nn.Module:
                          tie_word_embeddings=False)
     config._attn_implementation = "sdpa"
     return LogitsOnly(LlamaForCausalLM(config).eval())
+
+
+def on_kernel(name: str, compiled, ids):
+    """compiled(ids) with the int8-activation kernel `name` (runtime/dispatch.c), then auto."""
+    compiled.set_i8act_kernel(name)
+    try:
+        return compiled(ids)
+    finally:
+        compiled.set_i8act_kernel(None)
 
 
 def median_ms(fn, repeats: int, warmup: int = 2) -> float:
@@ -107,7 +118,11 @@ def main() -> None:
     threads = [int(t) for t in args.threads.split(",")]
     repeats = 5 if args.quick else 7
     from lutc.compiler.api import compile_model
+    from lutc.runtime import kernels
     from lutc.runtime.model_loader import CompiledModel
+
+    global AMX
+    AMX = kernels.i8act_kernel_name() == "amx"
 
     model = llama(shape)
     params = sum(p.numel() for p in model.parameters())
@@ -135,6 +150,10 @@ def main() -> None:
             compiled = CompiledModel(outdir)
             print(f"  seq {seq}: {label} compiled in {time.perf_counter() - t0:.1f} s")
             candidates[label] = (compiled, lambda c=compiled: c(ids_np))
+        if AMX and seq > 1:  # the same compiled model on AVX512-VNNI: what AMX adds
+            compiled = candidates["lutc ternary"][0]
+            candidates["lutc ternary, VNNI (no AMX)"] = (
+                compiled, lambda c=compiled: on_kernel("avx512vnni", c, ids_np))
         for t in threads:
             torch.set_num_threads(t)
             row = {"seq": seq, "threads": t}

@@ -235,8 +235,32 @@ static int cpu_has_avx2(void) {
 #endif
 }
 
-lutrt_mma_call_fn lutrt_i8act_kernel(void) {
+/* lutrt_set_i8act_kernel's choice, else $LUTRT_I8ACT_KERNEL's (read once; a name this CPU
+ * cannot run is reported on stderr once and ignored), else 0 (auto). */
+static int i8act_choice_in_force(void) {
     const int c = atomic_load(&i8act_choice);
+    if (c) return c;
+    static atomic_int from_env = -1;
+    int e = atomic_load(&from_env);
+    if (e < 0) {
+        const char *env = getenv("LUTRT_I8ACT_KERNEL");
+        e = 0;
+        if (env && *env && strcmp(env, "auto")) {
+            e = !strcmp(env, "avx512vnni") ? 1 : !strcmp(env, "avx2") ? 2 : !strcmp(env, "c") ? 3
+              : !strcmp(env, "amx") ? 4 : 0;
+            if (e && e != 3 && !(e == 1 ? cpu_has_vnni() : e == 2 ? cpu_has_avx2() : cpu_has_amx()))
+                e = 0;
+            if (!e)
+                fprintf(stderr, "lutrt: LUTRT_I8ACT_KERNEL=%s is not available here "
+                                "(amx, avx512vnni, avx2, c, auto); using auto\n", env);
+        }
+        atomic_store(&from_env, e);
+    }
+    return e;
+}
+
+lutrt_mma_call_fn lutrt_i8act_kernel(void) {
+    const int c = i8act_choice_in_force();
     if (c == 3) return lutrt_mma_i8act_c;
 #ifdef LUTRT_X86
     if (c == 4 || (c == 0 && cpu_has_amx())) return cpu_has_amx() ? lutrt_mma_i8act_amx_ptr : 0;
@@ -281,7 +305,7 @@ const char *lutrt_i8act_kernel_name(void) { return i8act_name(lutrt_i8act_kernel
  * kernels here), else portable C. */
 lutrt_mma_call_fn lutrt_code_bytes_kernel(void) {
 #ifdef LUTRT_X86
-    const int c = atomic_load(&i8act_choice);
+    const int c = i8act_choice_in_force();
     if ((c == 0 || c == 4) && cpu_has_amx()) return lutrt_mma_i8act_amx_ptr;
     if ((c == 0 || c == 1) && cpu_has_vnni()) return lutrt_mma_i8act_ptr;
     if ((c == 0 || c == 2) && cpu_has_avx2()) return lutrt_mma_i8act_avx2_ptr;

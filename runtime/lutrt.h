@@ -226,7 +226,7 @@ int lutrt_set_kernel(const char *name);
 const char *lutrt_kernel_name(void);
 int lutrt_kernel_available(const char *name); /* 1 if compiled in and supported by this CPU */
 
-/* ---- the large-M int8-activation path (mma_i8act_avx512vnni.c) ------------------------ */
+/* ---- the large-M int8-activation path (mma_i8act_avx512vnni.c, mma_i8act_avx512amx.c) ---- */
 /* Tokens from which lutrt_mma (int8 tables, strategy AUTO or PER_TOKEN) runs the
  * int8-activation kernel (see the semantics above) instead of the LUT kernel, on CPUs with
  * AVX512-VNNI. Measured 2026-12-01 on the 2-core Xeon (AVX512-VNNI, shared), 1 thread, with
@@ -293,13 +293,20 @@ int lutrt_one_pass_max_bits(void); /* the setting in force, 0 = one pass nowhere
  * (and thus the tables) too. */
 int lutrt_i8act_min_m(int bits);
 void lutrt_set_i8act_min_m(int m); /* m >= 1: from m tokens on; 0: never; < 0: unset */
-/* The int8-activation kernel in use: "avx512vnni", "avx2", "c" or "none"; lutrt_set_i8act_kernel
- * picks one this CPU runs (NULL or "auto": the best), else fails with lutrt_last_error. "c"
- * is the portable C kernel (mma_i8act_c.c: slow, bit-identical to "avx512vnni"), which auto
- * picks only for code bytes on CPUs without AVX2. */
+/* The int8-activation kernel in use: "amx", "avx512vnni", "avx2", "c" or "none";
+ * lutrt_set_i8act_kernel picks one this CPU runs (NULL or "auto": the best), else fails with
+ * lutrt_last_error; without a call, $LUTRT_I8ACT_KERNEL (same names) picks one. "amx"
+ * (mma_i8act_avx512amx.c: AMX-INT8 tiles for every 16 token rows, the VNNI kernel for the rest;
+ * bit-identical to "avx512vnni") is auto's choice where the CPU has AMX-INT8 and Linux grants
+ * the tile state (arch_prctl ARCH_REQ_XCOMP_PERM); measured on the 2-core Sapphire-Rapids-class
+ * Xeon VM, 2026-12-06, bench/bench_large_m.py: GEMM M = 128, N = K = 4096, w2 / w4, 1.5-1.7x
+ * the VNNI kernel on 1 and 2 threads (the per-group float epilogue is what is left: 16 rows x
+ * 32 columns of int32 -> f32 per 32 activations). Below 16 tokens both are the same code, so
+ * the thresholds above hold for both. "c" is the portable C kernel (mma_i8act_c.c: slow,
+ * bit-identical to "avx512vnni"), which auto picks only for code bytes on CPUs without AVX2. */
 const char *lutrt_i8act_kernel_name(void);
 int lutrt_set_i8act_kernel(const char *name);
-/* The kernel code-byte weights (LUTRT_LAYOUT_CODE_BYTES) run on: "avx512vnni", "avx2" or "c"
+/* The kernel code-byte weights (LUTRT_LAYOUT_CODE_BYTES) run on: "amx", "avx512vnni", "avx2" or "c"
  * (portable; every CPU), following lutrt_set_i8act_kernel; auto: the fastest this CPU runs. */
 const char *lutrt_code_bytes_kernel_name(void);
 

@@ -199,6 +199,17 @@ class CompiledModel:
                             f"(0: default), got {n}")
         self.lib.lutrt_set_num_threads(ctypes.c_int(int(n)))
 
+    def set_i8act_kernel(self, name: str | None) -> None:
+        """The int8-activation kernel of this model's runtime (runtime/lutrt.h: "amx",
+        "avx512vnni", "avx2", "c"; None or "auto": the fastest this CPU runs). The model's
+        runtime library is its own copy, so lutc.runtime.kernels.set_i8act_kernel does not
+        reach it. Raises LutcError for a name this CPU cannot run."""
+        fn = self.lib.lutrt_set_i8act_kernel
+        fn.argtypes = [ctypes.c_char_p]
+        if fn(None if name is None else str(name).encode()) != 0:
+            self.lib.lutrt_last_error.restype = ctypes.c_char_p
+            raise LutcError(self.lib.lutrt_last_error().decode())
+
     def _check(self, i: int, spec: dict, value) -> np.ndarray:
         array = np.asarray(value)
         want = tuple(spec["shape"])

@@ -82,8 +82,8 @@ static int run_case(const char *dir) {
                 failures++;
             }
             /* int8 tables: every int8-activation kernel this CPU runs */
-            const char *i8act[] = {"avx512vnni", "avx2"};
-            for (int v = 0; v < (d.table_i8 ? 2 : 1); v++) {
+            const char *i8act[] = {"amx", "avx512vnni", "avx2"};
+            for (int v = 0; v < (d.table_i8 ? 3 : 1); v++) {
                 if (d.table_i8 && lutrt_set_i8act_kernel(i8act[v])) continue;
                 if (lutrt_mma(&d, tables, tscale, sums, packed, scales, zeros, out))
                     return fprintf(stderr, "%s\n", lutrt_last_error()), 1;
@@ -115,8 +115,8 @@ static int run_case(const char *dir) {
                 lutrt_set_f32dq_min_m(1);
             }
             /* code bytes: every kernel that reads them, at every M (no threshold) */
-            const char *cb[] = {"avx512vnni", "avx2", "c"};
-            for (int v = 0; v < 3 && code_bytes && d.table_i8; v++) {
+            const char *cb[] = {"amx", "avx512vnni", "avx2", "c"};
+            for (int v = 0; v < 4 && code_bytes && d.table_i8; v++) {
                 if (lutrt_set_i8act_kernel(cb[v])) continue;
                 lutrt_mma_desc db = d;
                 db.layout = LUTRT_LAYOUT_CODE_BYTES;

@@ -1,6 +1,6 @@
 """lut.mma on code-byte weights (lutrt.h LUTRT_LAYOUT_CODE_BYTES: one byte per unsigned code,
 block-major [NB][K/4][2][16][4]), which every int8-activation kernel reads in place at every M
-(mma_i8act_avx512vnni.c, mma_i8act_avx2.c, mma_i8act_c.c). Checked on every kernel this CPU
+(mma_i8act_avx512amx.c, mma_i8act_avx512vnni.c, mma_i8act_avx2.c, mma_i8act_c.c). Checked on every kernel this CPU
 runs, the portable C one included:
   * packing: pack_code_bytes / unpack_code_bytes / q_from_planes round trips;
   * the same integers as bit planes: for one kernel, code bytes give bit for bit the output the
@@ -73,7 +73,8 @@ def test_packing_round_trips(bits, n):
 
 
 CASES = [(1, 70, 688, 32, True), (1, 33, 256, 256, False), (2, 40, 1000, 64, True),
-         (5, 96, 512, 128, False), (17, 200, 696, 24, True), (3, 1, 36, 12, True)]
+         (5, 96, 512, 128, False), (17, 200, 696, 24, True), (3, 1, 36, 12, True),
+         (20, 70, 688, 32, True)]  # 16 rows on AMX tiles where the CPU has them
 
 
 @pytest.mark.parametrize("bits", [1, 2, 3, 4, 5, 6, 7, 8, "ternary"])
@@ -92,9 +93,9 @@ def test_code_bytes_equal_bit_planes_on_the_same_kernel(bits, mirrored, i8act_ke
         for threads in (1, 2, 3):
             out = with_code_bytes(c, t, nbits, threads)
             assert np.array_equal(out, planes), (m, n, k, group, threads)
-        if i8act_kernel == "avx512vnni" or (i8act_kernel == "avx2" and nbits <= 4):
-            # the VNNI kernel, and the AVX2 one on <= 4-bit codes, compute the portable one's
-            # integers and float epilogue in its order
+        if i8act_kernel in ("amx", "avx512vnni") or (i8act_kernel == "avx2" and nbits <= 4):
+            # the VNNI and AMX kernels, and the AVX2 one on <= 4-bit codes, compute the
+            # portable one's integers and float epilogue in its order
             kernels.set_i8act_kernel("c")
             assert np.array_equal(with_code_bytes(c, t, nbits, 2), planes), (m, n, k)
             kernels.set_i8act_kernel(i8act_kernel)

@@ -23,7 +23,7 @@ Checked here:
     like the LUT path;
   * dispatch: the default threshold also under strategy per_token (what lut-tile emits);
     LUTRT_KERNEL / lutrt_set_kernel / strategy vec_lut force the LUT kernels,
-    LUTRT_I8ACT_MIN_M and lutrt_set_i8act_min_m override;
+    LUTRT_I8ACT_MIN_M and lutrt_set_i8act_min_m override; LUTRT_I8ACT_KERNEL picks a kernel;
   * one pass is off by default (lutrt_one_pass_max_bits() == 0): flat groups keep two passes
     and the error is the two-pass one; $LUTRT_ONE_PASS_MAX_BITS and the setter turn it on;
   * AMX tiles (16 token rows, the rest on VNNI) give the VNNI kernel's outputs bit for bit;
@@ -213,6 +213,25 @@ def test_amx_matches_vnni_bit_for_bit(i8act_kernel, bits, mirrored, shape):
         assert kernels.i8act_kernel_name() == "amx"
         assert np.array_equal(out, want), (m, np.abs(out - want).max())
         assert np.abs(out).max() > 0
+
+
+def test_env_selects_i8act_kernel(i8act_kernel):
+    """$LUTRT_I8ACT_KERNEL picks the int8-activation kernel (code bytes follow it); a name this
+    CPU cannot run is reported once on stderr and auto stays; the API wins over the variable."""
+    if i8act_kernel != I8ACT_KERNELS[0]:
+        pytest.skip("runs once")
+    code = ("from lutc.runtime import kernels as k; "
+            "print(k.i8act_kernel_name(), k.code_bytes_kernel_name())")
+    auto = _python(code)[0].split()[0]
+    for name in I8ACT_KERNELS:
+        if name in ("none", "c"):
+            continue
+        assert _python(code, LUTRT_I8ACT_KERNEL=name)[0] == f"{name} {name}"
+    out, err = _python(code, LUTRT_I8ACT_KERNEL="sse9")
+    assert out.split()[0] == auto and "LUTRT_I8ACT_KERNEL=sse9 is not available" in err
+    api = ("from lutc.runtime import kernels as k; k.set_i8act_kernel('c'); "
+           "print(k.i8act_kernel_name())")
+    assert _python(api, LUTRT_I8ACT_KERNEL=auto)[0] == "c"
 
 
 def one_pass(slo):
