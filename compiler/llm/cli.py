@@ -26,8 +26,9 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kv-cache", choices=("f32", "f16"), default="f32",
                    help="KV cache element type (f16: half the memory, keys and values rounded "
                    "to f16)")
-    p.add_argument("--chunk", type=at_least(int, 1), default=32,
-                   help="prefill rows per call of the compiled function")
+    p.add_argument("--chunk", type=at_least(int, 1), default=None,
+                   help="prefill rows per call of the compiled function (default: "
+                   "lutc.compiler.llm.llm.DEFAULT_CHUNK, 128)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_size_options(p)
 
@@ -37,7 +38,8 @@ def _load(args, quiet: bool, preflight=None):
 
     apply_size_options(args)
     say = (lambda s: None) if quiet else (lambda s: print(f"lutc: {s}", file=sys.stderr))
-    return LLM(args.model, weights=args.weights, max_context=args.max_context, chunk=args.chunk,
+    chunk = {} if args.chunk is None else {"chunk": args.chunk}
+    return LLM(args.model, weights=args.weights, max_context=args.max_context, **chunk,
                threads=args.threads, lossless=args.lossless, disable_passes=args.disable_pass,
                out=say, kv_cache=args.kv_cache, preflight=preflight)
 
