@@ -49,6 +49,15 @@ def mlp_onnx(path: Path, hidden: int = 256, out: int = 32, rows: int = X_SHAPE[0
     return path
 
 
+def compile_mlp(directory: Path, hidden: int, rows: int, weights: str) -> Path:
+    """`lutc compile` of mlp_onnx(hidden, rows) with `--weights weights` into directory/model
+    (asserted to succeed); returns that model folder."""
+    proc = run_lutc("compile", mlp_onnx(directory / "mlp.onnx", hidden=hidden, rows=rows),
+                    "-o", directory / "model", "--weights", weights)
+    assert proc.returncode == 0, proc.stderr
+    return directory / "model"
+
+
 @pytest.fixture(scope="session")
 def mlp_path(tmp_path_factory) -> Path:
     return mlp_onnx(tmp_path_factory.mktemp("onnx") / "mlp.onnx")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lutc.runtime.model_loader import CompiledModel
-from test.hostile.conftest import X_SHAPE, mlp_onnx, run_lutc
+from test.hostile.conftest import X_SHAPE, compile_mlp
 
 ROWS = 64  # enough work per call that two calls overlap in C
 CALLS = 500  # per thread
@@ -18,11 +18,7 @@ CALLS = 500  # per thread
 
 @pytest.fixture(scope="module")
 def wide_mlp(tmp_path_factory):
-    out = tmp_path_factory.mktemp("threads")
-    proc = run_lutc("compile", mlp_onnx(out / "wide.onnx", hidden=1024, rows=ROWS),
-                    "-o", out / "model", "--weights", "w2g16")
-    assert proc.returncode == 0, proc.stderr
-    return out / "model"
+    return compile_mlp(tmp_path_factory.mktemp("threads"), 1024, ROWS, "w2g16")
 
 
 def test_concurrent_calls_are_correct(wide_mlp):

@@ -169,20 +169,30 @@ def test_low_bit_kernels_match_c_bit_for_bit(i8act_kernel, bits, mirrored, shape
     mixed within a tile (outliers in some rows' groups), 1 and 2 threads."""
     if i8act_kernel == "c":
         pytest.skip("the reference itself")
-    nbits, ternary = _bits(bits)
-    k, group, zeros = shape
-    rng = np.random.default_rng(seed("i8act-bits", str(bits), mirrored, k, group))
-    for m in (1, 2, 3, 4, 5, 9):
-        c = make_case(rng, m, 70, k, nbits, group, mirrored, ternary, zeros, dist="student_t3")
-        c["x"][rng.random(m) < 0.5, ::37] *= 40.0  # outliers: those rows' groups keep two passes
-        t, out = i8act(c, nbits, group, mirrored, 1 + m % 2)
-        kernels.set_i8act_kernel("c")
-        try:
-            _, want = i8act(c, nbits, group, mirrored, 1)
-        finally:
-            kernels.set_i8act_kernel(i8act_kernel)
+    for m, t, out, want in against_kernel("c", i8act_kernel, bits, mirrored, shape,
+                                          (1, 2, 3, 4, 5, 9), lambda m: 1 + m % 2):
         assert one_pass(t.slo).any() or m == 1
         assert np.array_equal(out, want), (m, np.abs(out - want).max())
+
+
+def against_kernel(ref, kernel, bits, mirrored, shape, ms, threads):
+    """For each token count m in ms, a case of N = 70 with outliers in about half the rows
+    (every 37th activation x40: those rows' groups keep two passes while the others' may take
+    one), run on `kernel` with threads(m) threads and on `ref` with one:
+    yields (m, tables, outputs on kernel, outputs on ref)."""
+    nbits, ternary = _bits(bits)
+    k, group, zeros = shape
+    rng = np.random.default_rng(seed("i8act-vs", ref, kernel, str(bits), mirrored, k, group))
+    for m in ms:
+        c = make_case(rng, m, 70, k, nbits, group, mirrored, ternary, zeros, dist="student_t3")
+        c["x"][rng.random(m) < 0.5, ::37] *= 40.0
+        t, out = i8act(c, nbits, group, mirrored, threads(m))
+        kernels.set_i8act_kernel(ref)
+        try:
+            want = i8act(c, nbits, group, mirrored, 1)[1]
+        finally:
+            kernels.set_i8act_kernel(kernel)
+        yield m, t, out, want
 
 
 @pytest.mark.parametrize("bits", [1, 2, 3, 4, 5, 8, "ternary"])
@@ -198,18 +208,8 @@ def test_amx_matches_vnni_bit_for_bit(i8act_kernel, bits, mirrored, shape):
     one-pass and two-pass groups mixed (outliers), N not a multiple of 32, 1 to 3 threads."""
     if i8act_kernel != "amx":
         pytest.skip("compares the AMX kernel with the VNNI one")
-    nbits, ternary = _bits(bits)
-    k, group, zeros = shape
-    rng = np.random.default_rng(seed("i8act-amx", str(bits), mirrored, k, group))
-    for m in (16, 17, 31, 32, 35, 48):
-        c = make_case(rng, m, 70, k, nbits, group, mirrored, ternary, zeros, dist="student_t3")
-        c["x"][rng.random(m) < 0.5, ::37] *= 40.0  # outliers: those rows' groups keep two passes
-        t, out = i8act(c, nbits, group, mirrored, 1 + m % 3)
-        kernels.set_i8act_kernel("avx512vnni")
-        try:
-            _, want = i8act(c, nbits, group, mirrored, 1)
-        finally:
-            kernels.set_i8act_kernel("amx")
+    for m, _, out, want in against_kernel("avx512vnni", "amx", bits, mirrored, shape,
+                                          (16, 17, 31, 32, 35, 48), lambda m: 1 + m % 3):
         assert kernels.i8act_kernel_name() == "amx"
         assert np.array_equal(out, want), (m, np.abs(out - want).max())
         assert np.abs(out).max() > 0

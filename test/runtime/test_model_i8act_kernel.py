@@ -14,7 +14,7 @@ import pytest
 from lutc.runtime import kernels
 from lutc.runtime.errors import LutcError
 from lutc.runtime.model_loader import CompiledModel
-from test.hostile.conftest import X_SHAPE, mlp_onnx, run_lutc
+from test.hostile.conftest import X_SHAPE, compile_mlp
 from test_kernels import runnable
 
 ROWS = 64
@@ -22,11 +22,7 @@ ROWS = 64
 
 @pytest.fixture(scope="module")
 def mlp(tmp_path_factory):
-    out = tmp_path_factory.mktemp("i8act")
-    proc = run_lutc("compile", mlp_onnx(out / "mlp.onnx", hidden=512, rows=ROWS),
-                    "-o", out / "model", "--weights", "w4g32")
-    assert proc.returncode == 0, proc.stderr
-    return CompiledModel(out / "model")
+    return CompiledModel(compile_mlp(tmp_path_factory.mktemp("i8act"), 512, ROWS, "w4g32"))
 
 
 def model_kernel(model) -> str:
