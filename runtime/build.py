@@ -12,6 +12,7 @@ the kernel at run time. `-march=native` is never used for the library.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import platform
@@ -66,7 +67,9 @@ def isa_flags(c_file: Path, avx512_emulation: bool = False) -> tuple[str, ...]:
     if stem.endswith("avx512vnni") or stem.endswith("avx512amx"):  # never emulated: compiled
         if avx512_emulation:                                          # to nothing under SIMDe
             return AVX2_FLAGS + ("-DLUTRT_AVX512_SIMDE",)
-        return AMX_FLAGS if stem.endswith("amx") else AVX512VNNI_FLAGS
+        if stem.endswith("amx") and compiler_accepts(AMX_FLAGS):
+            return AMX_FLAGS
+        return AVX512VNNI_FLAGS  # an AMX file then compiles to its NULL kernel pointer
     if stem.endswith("avx512") or stem.endswith("avx512vbmi"):
         if avx512_emulation:  # -O1: emulated zmm code is slow to optimize, and only tested
             return AVX2_FLAGS + ("-DLUTRT_AVX512_SIMDE", "-Wno-psabi", "-O1")
@@ -74,6 +77,20 @@ def isa_flags(c_file: Path, avx512_emulation: bool = False) -> tuple[str, ...]:
     if stem.endswith("avx2"):
         return AVX2_FLAGS
     return ()
+
+
+@functools.lru_cache(maxsize=None)
+def _accepts(cc: str, flags: tuple[str, ...]) -> bool:
+    proc = subprocess.run([cc, *flags, "-x", "c", "-c", "-o", os.devnull, "-"],
+                          input="int lutrt_flag_probe;\n", capture_output=True, text=True)
+    return proc.returncode == 0
+
+
+def compiler_accepts(flags: Sequence[str]) -> bool:
+    """Whether the C compiler takes these flags (an empty file compiled once per compiler and
+    flags): GCC < 11 and Clang < 12 do not know -mamx-tile / -mamx-int8, and the runtime is
+    then built without its AMX kernel (dispatch.c never picks it)."""
+    return _accepts(compiler(), tuple(flags))
 
 
 def compiler() -> str:

@@ -11,6 +11,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include "lutrt_internal.h"
 
@@ -199,8 +202,10 @@ static int cpu_has_amx(void) {
     int h = atomic_load(&has);
     if (h < 0) {
         __builtin_cpu_init();
-        h = lutrt_mma_i8act_amx_ptr && cpu_has_vnni() && __builtin_cpu_supports("amx-tile") &&
-            __builtin_cpu_supports("amx-int8") &&
+        unsigned eax, ebx, ecx, edx; /* CPUID.(7,0):EDX bit 24 AMX-TILE, bit 25 AMX-INT8 (read
+                                        here: older compilers' __builtin_cpu_supports lacks them) */
+        h = lutrt_mma_i8act_amx_ptr && cpu_has_vnni() && __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) &&
+            (edx >> 24 & 1) && (edx >> 25 & 1) &&
             syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
         atomic_store(&has, h);
     }

@@ -638,6 +638,28 @@ def test_build_errors(tmp_path, monkeypatch):
         build.compile_shared([bad], tmp_path / "bad.so")
 
 
+def test_runtime_builds_without_amx_flags(tmp_path):
+    """A C compiler that does not know -mamx-tile / -mamx-int8 (GCC < 11, Clang < 12): the
+    runtime still builds, without its AMX kernel, and dispatch never picks AMX. (-O1 and a
+    fresh cache: the wrapper reports the same --version, so the cached library would hide it.)"""
+    if not build._is_x86():
+        pytest.skip("x86 only")
+    cc = tmp_path / "cc-without-amx"
+    cc.write_text('#!/bin/sh\nfor a in "$@"; do case "$a" in -mamx-*) '
+                  'echo "cc: error: unrecognized command-line option $a" >&2; exit 1;; '
+                  f'esac; done\nexec {build.compiler()} "$@"\n')
+    cc.chmod(0o755)
+    code = ("import ctypes; from lutc.runtime import build; "
+            "lib = ctypes.CDLL(str(build.runtime_library(extra_cflags=('-O1',)))); "
+            "lib.lutrt_i8act_kernel_name.restype = ctypes.c_char_p; "
+            "print(build.compiler_accepts(build.AMX_FLAGS), "
+            "lib.lutrt_set_i8act_kernel(b'amx') != 0, lib.lutrt_i8act_kernel_name().decode())")
+    out, _ = _python(code, CC=str(cc), LUTC_CACHE=str(tmp_path / "cache"))
+    accepts, refused, name = out.split()
+    assert (accepts, refused) == ("False", "True") and name != "amx", out
+    assert build.compiler_accepts(build.AMX_FLAGS)  # the real compiler (gcc 12 in CI) does
+
+
 # ---- sanitizers, emulated AVX-512 ----------------------------------------------------------
 
 def test_runtime_clean_under_asan_ubsan(tmp_path):
