@@ -10,17 +10,17 @@
  *   I_hi[m, n] = sum_{k in t} hi[m, k] q[n, k],   I_lo likewise with lo     (s8 x u8)
  *
  * for the block's two halves of 16 weight rows: A tiles are the rows' hi / lo bytes (16 rows x
- * 32 bytes, packed per call by amx_pack), B tiles the unpacked block's
- * codes, whose [J][2][16][4] layout is already AMX's B layout (8 rows of 16 columns x 4 k per
- * half, stride 128 bytes). The sums are exact integers, so the outputs are bit-identical to
+ * 32 bytes, packed once per call by amx_pack), B tiles the unpacked block's codes, whose
+ * [J][2][16][4] layout is already AMX's B layout (8 rows of 16 columns x 4 k per half, stride
+ * 128 bytes). The sums are exact integers, so the outputs are bit-identical to
  * the VNNI kernel's: the same per-row float epilogue runs on them in the same order
  * (two_pass_epilogue). One tdpbsud does 16 x 16 x 32 multiply-adds where vpdpbusd does 16 x 4;
  * the per-group epilogue (16 rows x 32 columns of int32 -> float) is what is left.
  * The epilogue of group t runs while the tiles of group t + 1 compute (two int32 buffers).
  *
  * Linux hands out AMX tile state only to processes that ask (arch_prctl ARCH_REQ_XCOMP_PERM,
- * dispatch.c's lutrt_amx_permitted); each thread loads the tile configuration when it starts
- * a share of the work and releases the tiles when it ends it.
+ * asked once by dispatch.c's cpu_has_amx, which also reads CPUID); each thread loads the tile
+ * configuration when it starts a share of the work and releases the tiles when it ends it.
  * Compiled only with -mamx-tile -mamx-int8 (build.py); otherwise lutrt_mma_i8act_amx_ptr is
  * NULL and dispatch.c never picks it.
  */
