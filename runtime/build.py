@@ -3,8 +3,8 @@
 The library is compiled file by file: portable files with plain `-O3`, and only the SIMD
 kernel files with their ISA flags (`*_avx2.c`: -mavx2 -mfma -mf16c; `*_avx512.c`: additionally
 -mavx512f -mavx512bw; `*_avx512vbmi.c`: additionally -mavx512vbmi -mavx512vnni;
-`*_avx512vnni.c`: -mavx512vnni; `*_avx512amx.c`: additionally -mamx-tile -mamx-int8), so the generic code runs on any x86-64 and dispatch.c picks
-the kernel at run time. `-march=native` is never used for the library.
+`*_avx512vnni.c`: -mavx512vnni; `*_avx512amx.c`: additionally -mamx-tile -mamx-int8), so the
+generic code runs on any x86-64 and dispatch.c picks the kernel at run time. `-march=native` is never used for the library.
 
 `runtime_library()` builds `liblutrt.so` once per distinct (sources, flags, compiler) into
 `$LUTC_CACHE` (default `~/.cache/lutc`).

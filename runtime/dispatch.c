@@ -204,8 +204,8 @@ static int cpu_has_amx(void) {
         __builtin_cpu_init();
         unsigned eax, ebx, ecx, edx; /* CPUID.(7,0):EDX bit 24 AMX-TILE, bit 25 AMX-INT8 (read
                                         here: older compilers' __builtin_cpu_supports lacks them) */
-        h = lutrt_mma_i8act_amx_ptr && cpu_has_vnni() && __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) &&
-            (edx >> 24 & 1) && (edx >> 25 & 1) &&
+        h = lutrt_mma_i8act_amx_ptr && cpu_has_vnni() &&
+            __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) && (edx >> 24 & 1) && (edx >> 25 & 1) &&
             syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
         atomic_store(&has, h);
     }
@@ -240,6 +240,17 @@ static int cpu_has_avx2(void) {
 #endif
 }
 
+/* i8act_choice's code of a kernel name, -1 for an unknown one */
+static int i8act_code(const char *name) {
+    return !strcmp(name, "avx512vnni") ? 1 : !strcmp(name, "avx2") ? 2 : !strcmp(name, "c") ? 3
+         : !strcmp(name, "amx") ? 4 : -1;
+}
+
+/* whether this CPU (and build) runs the kernel of code c (1..4) */
+static int i8act_runnable(int c) {
+    return c == 3 || (c == 1 ? cpu_has_vnni() : c == 2 ? cpu_has_avx2() : cpu_has_amx());
+}
+
 /* lutrt_set_i8act_kernel's choice, else $LUTRT_I8ACT_KERNEL's (read once; a name this CPU
  * cannot run is reported on stderr once and ignored), else 0 (auto). */
 static int i8act_choice_in_force(void) {
@@ -251,10 +262,8 @@ static int i8act_choice_in_force(void) {
         const char *env = getenv("LUTRT_I8ACT_KERNEL");
         e = 0;
         if (env && *env && strcmp(env, "auto")) {
-            e = !strcmp(env, "avx512vnni") ? 1 : !strcmp(env, "avx2") ? 2 : !strcmp(env, "c") ? 3
-              : !strcmp(env, "amx") ? 4 : 0;
-            if (e && e != 3 && !(e == 1 ? cpu_has_vnni() : e == 2 ? cpu_has_avx2() : cpu_has_amx()))
-                e = 0;
+            e = i8act_code(env);
+            if (e < 0 || !i8act_runnable(e)) e = 0;
             if (!e)
                 fprintf(stderr, "lutrt: LUTRT_I8ACT_KERNEL=%s is not available here "
                                 "(amx, avx512vnni, avx2, c, auto); using auto\n", env);
@@ -284,10 +293,9 @@ int lutrt_set_i8act_kernel(const char *name) {
         atomic_store(&i8act_choice, 0);
         return LUTRT_OK;
     }
-    const int c = !strcmp(name, "avx512vnni") ? 1 : !strcmp(name, "avx2") ? 2
-                : !strcmp(name, "c") ? 3 : !strcmp(name, "amx") ? 4 : -1;
+    const int c = i8act_code(name);
     if (c < 0) return lutrt_fail("lutrt: unknown int8-activation kernel '%s'", name);
-    if (c != 3 && !(c == 1 ? cpu_has_vnni() : c == 2 ? cpu_has_avx2() : cpu_has_amx()))
+    if (!i8act_runnable(c))
         return lutrt_fail("lutrt: this CPU cannot run int8-activation kernel '%s'", name);
     atomic_store(&i8act_choice, c);
     return LUTRT_OK;

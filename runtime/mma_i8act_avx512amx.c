@@ -134,13 +134,8 @@ ALWAYS_INLINE void amx_epilogue(const lutrt_mma_args *a, const float *scal, cons
             const __m512i il[2] = {_mm512_load_si512(sums + 512 + 16 * r),
                                    _mm512_load_si512(sums + 768 + 16 * r)};
             two_pass_epilogue(ascale, shi, slo, z, s, ih, il, oacc);
-        } else { /* as the VNNI tile: s * (128 ascale) * fma(-z, S_hi, I_hi) */
-            const __m512 Sh = _mm512_set1_ps(shi);
-            const __m512 vas = _mm512_set1_ps(128.0f * ascale);
-            UNROLL for (int h = 0; h < 2; h++) {
-                const __m512 vh = _mm512_fnmadd_ps(z[h], Sh, _mm512_cvtepi32_ps(ih[h]));
-                oacc[h] = _mm512_fmadd_ps(vh, _mm512_mul_ps(s[h], vas), oacc[h]);
-            }
+        } else {
+            one_pass_epilogue(ascale, shi, z, s, ih, oacc);
         }
         if (last) {
             lutrt_store_block_row(a->out + (size_t)(m0 + r) * a->N + n0, rows_n, oacc[0], oacc[1]);

@@ -100,6 +100,18 @@ ALWAYS_INLINE void two_pass_epilogue(float ascale, float shi, float slo, const _
     }
 }
 
+/* the same without a low pass (S_lo = -0): s * (128 ascale) * fma(-z, S_hi, I_hi); 128 x is
+ * exact both ways */
+ALWAYS_INLINE void one_pass_epilogue(float ascale, float shi, const __m512 z[2], const __m512 s[2],
+                                     const __m512i ih[2], __m512 oacc[2]) {
+    const __m512 Sh = _mm512_set1_ps(shi);
+    const __m512 vas = _mm512_set1_ps(128.0f * ascale);
+    UNROLL for (int h = 0; h < 2; h++) {
+        const __m512 vh = _mm512_fnmadd_ps(z[h], Sh, _mm512_cvtepi32_ps(ih[h]));
+        oacc[h] = _mm512_fmadd_ps(vh, _mm512_mul_ps(s[h], vas), oacc[h]);
+    }
+}
+
 /* Token rows m0..m0+MR-1 against the unpacked block blk (32 weight rows), activation groups
  * t0..t1-1 (a K chunk): acc (float [MR][32], this block's partial sums of those rows) +=, or
  * the output rows = when t1 is the last group. Per activation group t (tables js..je-1, in
@@ -172,13 +184,8 @@ ALWAYS_INLINE void tile(const lutrt_mma_args *a, const uint8_t *q, int blk, int 
                 }
                 two_pass_epilogue(rows[r].ascale[t], rows[r].shi[t], rows[r].slo[t], z, s, ih[r], il,
                                   oacc[r]);
-            } else { /* s * (128 ascale) * fma(-z, S_hi, I_hi): 128 x is exact both ways */
-                const __m512 Sh = _mm512_set1_ps(rows[r].shi[t]);
-                const __m512 vas = _mm512_set1_ps(128.0f * rows[r].ascale[t]);
-                UNROLL for (int h = 0; h < 2; h++) {
-                    const __m512 vh = _mm512_fnmadd_ps(z[h], Sh, _mm512_cvtepi32_ps(ih[r][h]));
-                    oacc[r][h] = _mm512_fmadd_ps(vh, _mm512_mul_ps(s[h], vas), oacc[r][h]);
-                }
+            } else {
+                one_pass_epilogue(rows[r].ascale[t], rows[r].shi[t], z, s, ih[r], oacc[r]);
             }
         }
     }
@@ -274,8 +281,6 @@ static int mma_i8act(const lutrt_mma_args *a) {
 }
 
 const lutrt_mma_call_fn I8ACT_PTR = mma_i8act;
-#elif defined(LUTRT_I8ACT_AMX)
-const lutrt_mma_call_fn lutrt_mma_i8act_amx_ptr = 0;
 #else
 const lutrt_mma_call_fn lutrt_mma_i8act_ptr = 0;
 #endif
