@@ -1,12 +1,13 @@
 """Large-M lut.mma: the LUT kernel against the int8-activation kernels (AVX512-VNNI, AMX-INT8).
 
-    .venv/bin/python bench/bench_large_m.py [--quick] [--repeats 5] [--out bench/results/large_m.json]
+    .venv/bin/python bench/bench_large_m.py [--quick] [--repeats 5] [--groups 32,128,0]
+                                            [--out bench/results/large_m.json]
     .venv/bin/python bench/bench_large_m.py --sweep [--repeats 7]    # the threshold table
 
 For GEMM M = 32 / 128 / 512 at N = K = 4096, and the SmolLM2-135M shapes (K = 576 with
 N = 576 / 1536 / 49152, and the down projection K = 1536, N = 576) at M = 32 and 128, weights
-w2 / w4 / w8 (group 32, explicit zero points, symmetrized tables: what lutc compiles a Q4_1
-model to), 1 and 2 threads, it times one lut.mma call on the same int8 tables each way: the
+w2 / w4 / w8 (group 32 unless --groups says otherwise, 0 = per-tensor like BitNet; explicit
+zero points, symmetrized tables: what lutc compiles a Q4_1 model to), 1 and 2 threads, it times one lut.mma call on the same int8 tables each way: the
 LUT kernel (lutrt_set_i8act_min_m(0)) and the int8-activation kernel (lutrt_set_i8act_min_m(1))
 on AVX512-VNNI and, where the CPU and OS allow it, on AMX-INT8 (lutrt_set_i8act_kernel).
 Repeats are interleaved (LUT, VNNI, AMX, LUT, ...) and the medians reported, wall clock and
@@ -39,15 +40,17 @@ from bench_kernels import kernels, packing  # noqa: E402  (lutc.runtime, tree or
 GROUP = 32
 
 
-def make_call(rng, m, n, k, bits, threads, scale_group=4):
+def make_call(rng, m, n, k, bits, threads, scale_group=4, group=GROUP):
+    """One lut.mma call; group: weight group size (0: per-tensor, one group of K)."""
+    group = group or k
     x = rng.standard_normal((m, k)).astype(np.float32)
     q = rng.integers(0, 1 << bits, (n, k)).astype(np.uint8)
-    ng = -(-k // GROUP)
+    ng = -(-k // group)
     s = (rng.random((n, ng)) * 0.02 + 0.01).astype(np.float32)
     z = (rng.random((n, ng)) * ((1 << bits) - 1)).astype(np.float32)
     codes = packing.mirror_codes(packing.codes_from_q(q, bits))
     s_sym, z_sym = packing.mirror_scales(s, z, bits)
-    t = kernels.precompute(x, group=GROUP, entries=8, table_i8=True, scale_group=scale_group)
+    t = kernels.precompute(x, group=group, entries=8, table_i8=True, scale_group=scale_group)
     return kernels.MmaCall(t, packing.pack_weights(codes), s_sym, z_sym, n=n, bits=bits,
                            threads=threads)
 
@@ -70,9 +73,9 @@ def use_route(v):
     kernels.set_i8act_kernel({"lut": None, "vnni": "avx512vnni", "amx": "amx"}[v])
 
 
-def measure(m, n, k, bits, threads, repeats, names=("lut", "vnni")):
+def measure(m, n, k, bits, threads, repeats, names=("lut", "vnni"), group=GROUP):
     rng = np.random.default_rng(m * 7 + n + k + bits)
-    call = make_call(rng, m, n, k, bits, threads)  # the same tables and weights every route
+    call = make_call(rng, m, n, k, bits, threads, group=group)  # the same tables and weights every route
     wall = {v: [] for v in names}
     cpu = {v: [] for v in names}
     for v in names:  # warm-up (page faults, pool start)
@@ -139,6 +142,9 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--bits", default="2,4,8")
+    ap.add_argument("--groups", default="32",
+                    help="weight group sizes, 0 = per-tensor (activation groups follow: "
+                         "lutrt_act_group, up to 128)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--sweep", action="store_true",
                     help="the threshold table: M = 2..32, 128, 1 thread, per-table tables")
@@ -156,15 +162,16 @@ def main(argv=None):
     records = []
     names = routes()
     amx = "amx" in names
-    print(f"{'M':>4} {'N':>6} {'K':>5} {'w':>2} {'thr':>3} | {'LUT us':>9} {'VNNI us':>9} "
+    print(f"{'M':>4} {'N':>6} {'K':>5} {'w':>2} {'G':>4} {'thr':>3} | {'LUT us':>9} {'VNNI us':>9} "
           f"{'ratio':>6} | {'LUT cpu':>9} {'VNNI cpu':>9} {'ratio':>6} | {'GOP/s':>6}"
           + (f" | {'AMX us':>9} {'/LUT':>5} {'/VNNI':>5} {'GOP/s':>6}" if amx else ""))
     for m, n, k in shapes(args.quick):
-        for bits in bits_list:
+        for bits, group in [(b, int(g)) for b in bits_list for g in args.groups.split(",")]:
             for threads in [int(t) for t in args.threads.split(",")]:
-                r = measure(m, n, k, bits, threads, args.repeats, names)
+                r = measure(m, n, k, bits, threads, args.repeats, names, group)
+                r["group"] = group
                 records.append(r)
-                print(f"{m:>4} {n:>6} {k:>5} {bits:>2} {threads:>3} | {r['lut_us']:>9.0f} "
+                print(f"{m:>4} {n:>6} {k:>5} {bits:>2} {group or 'K':>4} {threads:>3} | {r['lut_us']:>9.0f} "
                       f"{r['vnni_us']:>9.0f} {r['ratio']:>6.2f} | {r['lut_cpu_us']:>9.0f} "
                       f"{r['vnni_cpu_us']:>9.0f} {r['ratio_cpu']:>6.2f} | {r['vnni_gops']:>6.0f}"
                       + (f" | {r['amx_us']:>9.0f} {r['amx_vs_lut']:>5.2f} {r['amx_vs_vnni']:>5.2f}"

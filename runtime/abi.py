@@ -121,12 +121,15 @@ def table_row_bytes(k: int, entries: int, table_i8: bool) -> int:
 ACT_QMAX = 16256  # LUTRT_ACT_QMAX: xq = round(x / ascale) in [-16256, 16256] = 127 * 128
 
 
+ACT_GROUP_MAX = 128  # LUTRT_ACT_GROUP_MAX
+
+
 def act_group(k: int, group: int) -> int:
     """lutrt_act_group: activations per int8-activation scale (lutrt.h): the largest multiple
-    of 4 that is <= 32 and divides the weight group G, or 32 when G >= K (one group)."""
+    of 4 that is <= 128 and divides the weight group G, or 128 when G >= K (one group)."""
     if group >= k:
-        return 32
-    return next(ag for ag in range(32, 3, -4) if group % ag == 0)
+        return ACT_GROUP_MAX
+    return next(ag for ag in range(ACT_GROUP_MAX, 3, -4) if group % ag == 0)
 
 
 def num_act_groups(k: int, group: int, table_i8: bool = True) -> int:

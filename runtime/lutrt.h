@@ -51,8 +51,9 @@
  *   or PER_TOKEN (what lut-tile emits), runs an AVX512-VNNI kernel (mma_i8act_avx512vnni.c; AVX2 CPUs: mma_i8act_avx2.c)
  *   on the two-pass ("int16-equivalent", where needed) int8 activations that lut.precompute stores after
  *   each int8 table row, one scale per ACTIVATION group t of AG activations, AG =
- *   lutrt_act_group: the largest multiple of 4 that is <= 32 and divides G (32 when G >= K),
- *   independent of the table scale group:
+ *   lutrt_act_group: the largest multiple of 4 that is <= 128 and divides G (128 when G >= K;
+ *   until 2026-12-07 the cap was 32: each group costs the kernels an int32 -> float epilogue,
+ *   and 128 keeps every integer sum below 2^24), independent of the table scale group:
  *     ascale[m, t] = max_{k in t} |x[m, k]| / 16256 (NaN when a table scale group overlapping
  *                    t has a NaN tscale, so a non-finite row gives NaN outputs as on the LUT
  *                    kernels; 0 below 2^-100, the group then contributing exactly 0),

@@ -209,10 +209,13 @@ static inline __attribute__((always_inline)) void lutrt_gemv_prefetch_scales(con
 }
 
 /* The activation group of the int8-activation path (lutrt.h): the largest multiple of 4 that
- * is <= 32 and divides the weight group G, or 32 when G >= K (one weight group). */
+ * is <= LUTRT_ACT_GROUP_MAX and divides the weight group G, or LUTRT_ACT_GROUP_MAX when G >= K
+ * (one weight group). 128 bounds every sum the kernels keep exact: |I_hi| <= 255 * 127 * 128 <
+ * 2^24 (float conversion), sum xq^2 over 16 activations per int32 lane of precompute_avx2.c. */
+#define LUTRT_ACT_GROUP_MAX 128
 static inline int lutrt_act_group(const lutrt_mma_desc *d) {
-    if (d->group >= d->K) return 32;
-    for (int ag = 32; ag > 4; ag -= 4)
+    if (d->group >= d->K) return LUTRT_ACT_GROUP_MAX;
+    for (int ag = LUTRT_ACT_GROUP_MAX; ag > 4; ag -= 4)
         if (d->group % ag == 0) return ag;
     return 4;
 }

@@ -2,8 +2,8 @@
  * without AVX512-VNNI (mma_i8act_avx512vnni.c is the same path there). Two kernels:
  *
  * Codes of at most 4 bits (bit planes, or code bytes put in its order): unsigned code bytes times the int8
- * hi (and, in two-pass groups, lo) activations with vpmaddubsw, int16 sums over an activation
- * group, one vpmaddwd by ones per group; the passes and the float epilogue of
+ * hi (and, in two-pass groups, lo) activations with vpmaddubsw, int16 sums over up to 8 tables,
+ * one vpmaddwd by ones per 8 tables; the passes and the float epilogue of
  * mma_i8act_avx512vnni.c, so the output is bit-identical to the VNNI and portable kernels
  * (test_mma_i8act). Details at "Codes of at most 4 bits" below.
  *
@@ -11,11 +11,12 @@
  * two-pass activations of a token row are joined back into xq = 128 hi + lo (int16,
  * |xq| <= 16256) once per call, so one vpmaddwd (int16 x int16 -> int32 pairs) takes 16
  * products of any code width (q <= 255):
- *   I = sum_{k in t} q[n, k] xq[m, k]      (int32: |I| <= 32 * 255 * 16256 < 2^28)
+ *   I = sum_{k in t} q[n, k] xq[m, k]      (int32: |I| <= 128 * 255 * 16256 < 2^30)
  *   S = 128 S_hi[m, t] + S_lo[m, t]         (int32, the quantized activations' sum)
  *   out[m, n] += s[n, g] ascale[m, t] * (float(I - zi S) - zf S),   z = zi + zf
  *
- * with zi = z rounded to an integer (clamped to +-1024, so zi S fits int32) and zf the rest.
+ * with zi = z rounded to an integer (clamped to +-512, so zi S and I - zi S, at most
+ * (255 + 512) * 128 * 16256 < 2^31, fit int32) and zf the rest.
  * I - zi S is exact, so codes equal to an integer zero point give exactly 0 (W = 0), and for
  * integer z the value equals the VNNI kernel's 128 (I_hi - z S_hi) + (I_lo - z S_lo) before
  * the same single rounding to float.
@@ -44,7 +45,7 @@
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #define UNROLL _Pragma("GCC unroll 8")
-#define ZI_MAX 1024.0f
+#define ZI_MAX 512.0f
 
 static int min_int(int a, int b) { return a < b ? a : b; }
 
@@ -99,7 +100,7 @@ ALWAYS_INLINE void tile(const lutrt_mma_args *a, const int16_t *q16, int blk, in
                 }
             }
             UNROLL for (int r = 0; r < MR; r++) {
-                const float Sf = 128.0f * rows[r].shi[t] + rows[r].slo[t]; /* exact: < 2^20 */
+                const float Sf = 128.0f * rows[r].shi[t] + rows[r].slo[t]; /* exact: < 2^22 */
                 const __m256i S = _mm256_set1_epi32((int32_t)Sf);
                 const __m256 Sv = _mm256_set1_ps(Sf), as = _mm256_set1_ps(rows[r].ascale[t]);
                 UNROLL for (int c = 0; c < 2; c++) {
@@ -156,9 +157,9 @@ static void blocks_task(void *ctx, int b0, int b1) {
 
 /* ---- Codes of at most 4 bits: bytes and vpmaddubsw ----------------------------------------
  * u8 code x s8 activation, pairs summed in int16 (|pair| <= 2 * 15 * 127 = 3810), those int16
- * sums added over the <= 8 tables of an activation group (|sum| <= 30480 < 2^15, AG <= 32), then
- * one vpmaddwd by ones per group gives each row's int32 I. Per table and 16 rows of MR tokens:
- * MR vpmaddubsw + MR vpaddw on 32 products each, where the int16 path above spends 2 MR
+ * sums added over runs of <= 8 tables (|sum| <= 30480 < 2^15), then one vpmaddwd by ones per
+ * run gives each row's int32 I (an activation group of 32 is one run). Per table and 16 rows
+ * of MR tokens: MR vpmaddubsw + MR vpaddw on 32 products each, where the int16 path above spends 2 MR
  * vpmaddwd + 2 MR vpaddd. The passes and the float epilogue are mma_i8act_avx512vnni.c's:
  *   out += s * ascale * (128 fma(-z, S_hi, I_hi) + fma(-z, S_lo, I_lo)),
  * the low pass only where S_lo != -0 (lutrt_act_no_low_pass), so the result is bit-identical to
@@ -195,17 +196,26 @@ ALWAYS_INLINE __m256i madd16(__m256i acc, __m256i w, __m256i x) {
     return acc;
 }
 
-/* int16 sums over tables js..je-1 of ymm 2h, 2h + 1 times the activations x (hi or lo) */
+/* int32 sums over tables js..je-1 of ymm 2h, 2h + 1 times the activations x (hi or lo): int16
+ * sums over runs of <= 8 tables (|sum| <= 30480), each widened by one vpmaddwd by ones */
 ALWAYS_INLINE void pass8(const uint8_t *q, int h, int js, int je, const int8_t *const *x,
                          const int MR, __m256i acc[][2]) {
-    UNROLL for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
-    for (int j = js; j < je; j++) {
-        const __m256i *w = (const __m256i *)(q + (size_t)j * 128) + 2 * h;
-        const __m256i w0 = _mm256_load_si256(w), w1 = _mm256_load_si256(w + 1);
-        UNROLL for (int r = 0; r < MR; r++) {
-            const __m256i xr = bcast4(x[r] + 4 * j);
-            acc[r][0] = madd16(acc[r][0], w0, xr);
-            acc[r][1] = madd16(acc[r][1], w1, xr);
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int j0 = js; j0 < je; j0 += 8) {
+        __m256i a16[MR8][2];
+        UNROLL for (int r = 0; r < MR; r++) a16[r][0] = a16[r][1] = _mm256_setzero_si256();
+        for (int j = j0; j < min_int(je, j0 + 8); j++) {
+            const __m256i *w = (const __m256i *)(q + (size_t)j * 128) + 2 * h;
+            const __m256i w0 = _mm256_load_si256(w), w1 = _mm256_load_si256(w + 1);
+            UNROLL for (int r = 0; r < MR; r++) {
+                const __m256i xr = bcast4(x[r] + 4 * j);
+                a16[r][0] = madd16(a16[r][0], w0, xr);
+                a16[r][1] = madd16(a16[r][1], w1, xr);
+            }
+        }
+        UNROLL for (int r = 0; r < MR; r++) UNROLL for (int c = 0; c < 2; c++) {
+            const __m256i w = _mm256_madd_epi16(a16[r][c], ones);
+            acc[r][c] = j0 == js ? w : _mm256_add_epi32(acc[r][c], w);
         }
     }
 }
@@ -223,7 +233,6 @@ ALWAYS_INLINE void tile8(const lutrt_mma_args *a, const uint8_t *q, int blk, int
     const size_t K = 4 * (size_t)J; /* lo at hi + K, floats at hi + 2K */
     const float *zeros = a->zeros, *scales = a->scales + (size_t)blk * a->NG * LUTRT_BLOCK_N;
     if (zeros) zeros += (size_t)blk * a->NG * LUTRT_BLOCK_N;
-    const __m256i ones = _mm256_set1_epi16(1);
     const int8_t *xh[MR8];
     UNROLL for (int r = 0; r < MR; r++) xh[r] = rows[r].hi;
 #define ROW_F(r) ((const float *)(xh[r] + 2 * K)) /* ascale; S_hi at + J, S_lo at + 2J */
@@ -263,15 +272,15 @@ ALWAYS_INLINE void tile8(const lutrt_mma_args *a, const uint8_t *q, int blk, int
             if (li[r] < 0) { /* s * (128 ascale) * fma(-z, S_hi, I_hi) */
                 const __m256 vas = _mm256_set1_ps(128.0f * f[t]);
                 UNROLL for (int c = 0; c < 2; c++) {
-                    const __m256 I = _mm256_cvtepi32_ps(_mm256_madd_epi16(ih[r][c], ones));
+                    const __m256 I = _mm256_cvtepi32_ps(ih[r][c]);
                     const __m256 vh = _mm256_fnmadd_ps(z[c], Sh, I);
                     _mm256_store_ps(o + 8 * c, _mm256_fmadd_ps(vh, _mm256_mul_ps(s[c], vas), _mm256_load_ps(o + 8 * c)));
                 }
             } else {
                 const __m256 Sl = _mm256_set1_ps(f[2 * J + t]), as = _mm256_set1_ps(f[t]);
                 UNROLL for (int c = 0; c < 2; c++) {
-                    const __m256 vh = _mm256_fnmadd_ps(z[c], Sh, _mm256_cvtepi32_ps(_mm256_madd_epi16(ih[r][c], ones)));
-                    const __m256 vl = _mm256_fnmadd_ps(z[c], Sl, _mm256_cvtepi32_ps(_mm256_madd_epi16(il[li[r]][c], ones)));
+                    const __m256 vh = _mm256_fnmadd_ps(z[c], Sh, _mm256_cvtepi32_ps(ih[r][c]));
+                    const __m256 vl = _mm256_fnmadd_ps(z[c], Sl, _mm256_cvtepi32_ps(il[li[r]][c]));
                     const __m256 v = _mm256_fmadd_ps(vh, _mm256_set1_ps(128.0f), vl);
                     _mm256_store_ps(o + 8 * c, _mm256_fmadd_ps(v, _mm256_mul_ps(s[c], as), _mm256_load_ps(o + 8 * c)));
                 }
@@ -345,7 +354,7 @@ static void blocks_task8(void *ctx, int b0, int b1) {
 
 /* int16 sums of <= 8 tables stay below 2^15 only for codes of at most 4 bits */
 static int bytes_path(const lutrt_mma_args *a) {
-    return a->bits <= LUTRT_I8ACT_AVX2_BYTES_MAX_BITS && a->ja <= 8;
+    return a->bits <= LUTRT_I8ACT_AVX2_BYTES_MAX_BITS;
 }
 
 static int mma_i8act_avx2_bytes(const lutrt_mma_args *a) {

@@ -4,18 +4,20 @@
  * The formula, the weight unpacking, the work split and the epilogue are those of
  * mma_i8act_avx512vnni.c, which this file compiles again with LUTRT_I8ACT_AMX: there every 16
  * token rows of a 32-row weight block go to amx_rows below, the rest (M mod 16 rows, and all
- * rows of a call whose activation group is not 32) to the VNNI tiles. Per activation group t
- * (32 activations = 8 tables) and 16 token rows, four tdpbsud compute the int32 sums
+ * rows of a call whose activation group is not a multiple of 32, and a partial last group) to
+ * the VNNI tiles. Per activation group t (32, 64 or 128 activations, lutrt_act_group) and 16
+ * token rows, four tile sums
  *
  *   I_hi[m, n] = sum_{k in t} hi[m, k] q[n, k],   I_lo likewise with lo     (s8 x u8)
  *
- * for the block's two halves of 16 weight rows: A tiles are the rows' hi / lo bytes (16 rows x
- * 32 bytes, packed once per call by amx_pack), B tiles the unpacked block's codes, whose
- * [J][2][16][4] layout is already AMX's B layout (8 rows of 16 columns x 4 k per half, stride
- * 128 bytes). The sums are exact integers, so the outputs are bit-identical to
- * the VNNI kernel's: the same per-row float epilogue runs on them in the same order
+ * for the block's two halves of 16 weight rows, one tdpbsud each per 32 or 64 activations: A
+ * tiles are the rows' hi / lo bytes (16 rows x 32 or 64 bytes, packed once per call by
+ * amx_pack), B tiles the unpacked block's codes, whose [J][2][16][4] layout is already AMX's B
+ * layout (8 or 16 rows of 16 columns x 4 k per half, stride 128 bytes). The sums are exact
+ * integers, so the outputs are bit-identical to the VNNI kernel's: the same per-row float epilogue runs on them in the same order
  * (two_pass_epilogue). One tdpbsud does 16 x 16 x 32 multiply-adds where vpdpbusd does 16 x 4;
- * the per-group epilogue (16 rows x 32 columns of int32 -> float) is what is left.
+ * the per-group epilogue (16 rows x 32 columns of int32 -> float) is what is left, which is why
+ * activation groups are as large as the weight groups allow (up to 128).
  * The epilogue of group t runs while the tiles of group t + 1 compute (two int32 buffers).
  *
  * Linux hands out AMX tile state only to processes that ask (arch_prctl ARCH_REQ_XCOMP_PERM,
@@ -30,79 +32,90 @@
 #include "mma_i8act_avx512vnni.c"
 
 /* Tile registers: 0-3 int32 sums (hi x half 0, hi x half 1, lo x half 0, lo x half 1),
- * 4-5 A (hi, lo: 16 rows x 32 bytes), 6-7 B (half 0, half 1: 8 rows x 64 bytes). */
+ * 4-5 A (hi, lo: 16 rows x 4 KT bytes), 6-7 B (half 0, half 1: KT rows x 64 bytes), where KT
+ * (amx_step_tables) is the tables one tdpbsud takes: 16 (64 activations, the most a tile
+ * holds) when the activation group is a multiple of 64, else 8. An activation group of ja
+ * tables is ja / KT tdpbsud steps per sum tile, accumulated in the tile. */
 typedef struct {
     uint8_t palette, start_row, reserved[14];
     uint16_t colsb[16];
     uint8_t rows[16];
 } __attribute__((packed)) amx_config;
 
+static int amx_step_tables(const lutrt_mma_args *a) { return a->ja % 16 == 0 ? 16 : 8; }
+
 /* The A operand, packed once per call: for row tile i (rows 16 i..16 i + 15) and whole
- * activation group t < J / 8, hi then lo, each 16 rows x 32 bytes (512 bytes, one tile load
- * with stride 32), then the 16 rows' f32 ascale, S_hi, S_lo of the group (the epilogue's
- * scalars). Read in place from the table rows instead, each tile load touches 16 rows a table
- * row (~6 bytes per activation) apart: measured 28% of the kernel's time in those loads at
- * M = 128, 4096^2. */
-#define PACK_GROUP_BYTES (1024 + 3 * 64)
-static size_t amx_pack_offset(int full, int i, int t) {
-    return ((size_t)i * full + t) * PACK_GROUP_BYTES;
+ * activation group t < J / ja, hi then lo, each ja / KT steps of 16 rows x 4 KT bytes (one
+ * tile load each, stride 4 KT), then the 16 rows' f32 ascale, S_hi, S_lo of the group (the
+ * epilogue's scalars). Read in place from the table rows instead, each tile load touches 16
+ * rows a table row (~6 bytes per activation) apart: measured 28% of the kernel's time in
+ * those loads at M = 128, 4096^2. */
+static size_t pack_group_bytes(const lutrt_mma_args *a) { return 128 * (size_t)a->ja + 3 * 64; }
+static size_t amx_pack_offset(const lutrt_mma_args *a, int i, int t) {
+    return ((size_t)i * (a->J / a->ja) + t) * pack_group_bytes(a);
 }
 
 static void pack_task(void *ctx, int i0, int i1) {
     const lutrt_mma_args *a = ((const i8act_call *)ctx)->a;
     uint8_t *apack = (uint8_t *)((const i8act_call *)ctx)->apack;
-    const int full = a->J / 8;
+    const int full = a->J / a->ja, kb = 4 * amx_step_tables(a), gk = 4 * a->ja;
     for (int i = i0; i < i1; i++)
         for (int r = 0; r < 16; r++) {
             const act_row row = row_at(a, 16 * i + r);
             for (int t = 0; t < full; t++) {
-                uint8_t *dst = apack + amx_pack_offset(full, i, t) + 32 * r;
-                memcpy(dst, row.hi + 32 * t, 32);
-                memcpy(dst + 512, row.lo + 32 * t, 32);
-                float *f = (float *)(dst - 32 * r + 1024) + r;
+                uint8_t *g = apack + amx_pack_offset(a, i, t);
+                for (int k = 0; k < gk; k += kb) {
+                    memcpy(g + 16 * k + kb * r, row.hi + (size_t)gk * t + k, kb);
+                    memcpy(g + 16 * gk + 16 * k + kb * r, row.lo + (size_t)gk * t + k, kb);
+                }
+                float *f = (float *)(g + 32 * gk) + r;
                 f[0] = row.ascale[t], f[16] = row.shi[t], f[32] = row.slo[t];
             }
         }
 }
 
 /* The packed A operand in the calling thread's scratch (slot 1), or NULL where AMX does not
- * apply: fewer than 16 token rows, activation groups other than 32, or no memory. */
+ * apply: fewer than 16 token rows, activation groups not a multiple of 32, or no memory. */
 static const uint8_t *amx_pack(const lutrt_mma_args *a) {
-    const int full = a->J / 8, tiles = a->M / 16;
-    if (a->ja != 8 || tiles == 0 || full == 0) return NULL;
-    i8act_call c = {a, lutrt_scratch(1, amx_pack_offset(full, tiles, 0))};
+    if (a->ja % 8 || a->M < 16 || a->J < a->ja) return NULL;
+    const int tiles = a->M / 16;
+    i8act_call c = {a, lutrt_scratch(1, amx_pack_offset(a, tiles, 0))};
     if (c.apack) lutrt_parallel_for(a->d->num_threads, tiles, 1, pack_task, &c);
     return c.apack;
 }
 
-static void amx_begin(void) {
+static void amx_begin(const lutrt_mma_args *a) {
+    const int kt = amx_step_tables(a);
     amx_config c;
     memset(&c, 0, sizeof c);
     c.palette = 1;
     for (int i = 0; i < 4; i++) c.rows[i] = 16, c.colsb[i] = 64;
-    for (int i = 4; i < 6; i++) c.rows[i] = 16, c.colsb[i] = 32;
-    for (int i = 6; i < 8; i++) c.rows[i] = 8, c.colsb[i] = 64;
+    for (int i = 4; i < 6; i++) c.rows[i] = 16, c.colsb[i] = (uint16_t)(4 * kt);
+    for (int i = 6; i < 8; i++) c.rows[i] = (uint8_t)kt, c.colsb[i] = 64;
     _tile_loadconfig(&c);
 }
 
 static void amx_end(void) { _tile_release(); }
 
-/* sums[4][16][16] of group t (tables 8t..8t+7) of a row tile (its packed A: pa): issued, not
- * waited for */
-ALWAYS_INLINE void amx_group(const uint8_t *pa, const uint8_t *q, int t) {
-    const int js = 8 * t;
+/* sums[4][16][16] of group t (tables ja t..ja t + ja - 1) of a row tile (its packed A: pa, the
+ * group's): issued, not waited for */
+ALWAYS_INLINE void amx_group(const lutrt_mma_args *a, const uint8_t *pa, const uint8_t *q, int t) {
+    const int kt = amx_step_tables(a), kb = 4 * kt, gk = 4 * a->ja;
+    const uint8_t *qg = q + (size_t)t * a->ja * 128;
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
     _tile_zero(3);
-    _tile_loadd(4, pa, 32);
-    _tile_loadd(5, pa + 512, 32);
-    _tile_loadd(6, q + (size_t)js * 128, 128);
-    _tile_loadd(7, q + (size_t)js * 128 + 64, 128);
-    _tile_dpbsud(0, 4, 6);
-    _tile_dpbsud(1, 4, 7);
-    _tile_dpbsud(2, 5, 6);
-    _tile_dpbsud(3, 5, 7);
+    for (int k = 0; k < gk; k += kb) {
+        _tile_loadd(4, pa + 16 * k, kb);
+        _tile_loadd(5, pa + 16 * gk + 16 * k, kb);
+        _tile_loadd(6, qg + (size_t)k * 32, 128);
+        _tile_loadd(7, qg + (size_t)k * 32 + 64, 128);
+        _tile_dpbsud(0, 4, 6);
+        _tile_dpbsud(1, 4, 7);
+        _tile_dpbsud(2, 5, 6);
+        _tile_dpbsud(3, 5, 7);
+    }
 }
 
 ALWAYS_INLINE void amx_store(int32_t *sums) {
@@ -117,7 +130,7 @@ ALWAYS_INLINE void amx_store(int32_t *sums) {
 ALWAYS_INLINE void amx_epilogue(const lutrt_mma_args *a, const float *scal, const int32_t *sums,
                                 int blk, int m0, int t, float *acc) {
     __m512 z[2], s[2];
-    lutrt_block_group_sz(a, blk, (8 * t) / a->jg, z, s);
+    lutrt_block_group_sz(a, blk, (t * a->ja) / a->jg, z, s);
     const int last = t == a->NA - 1;
     const int n0 = blk * LUTRT_BLOCK_N, rows_n = min_int(LUTRT_BLOCK_N, a->N - n0);
     for (int r = 0; r < 16; r++) {
@@ -151,17 +164,16 @@ ALWAYS_INLINE void amx_epilogue(const lutrt_mma_args *a, const float *scal, cons
  * group (K not a multiple of 32) runs on the VNNI tiles. */
 static void amx_rows(const lutrt_mma_args *a, const uint8_t *apack, const uint8_t *q, int blk,
                      int m0, int t0, int t1, float *acc) {
-    const int full = a->J / 8; /* groups of 8 whole tables */
-    const int te = min_int(t1, full);
-    const uint8_t *pa = apack + amx_pack_offset(full, m0 / 16, 0);
+    const int te = min_int(t1, a->J / a->ja); /* whole activation groups */
+    const size_t gb = pack_group_bytes(a), sc = 128 * (size_t)a->ja; /* scalars' offset */
+    const uint8_t *pa = apack + amx_pack_offset(a, m0 / 16, 0);
     int32_t sums[2][4 * 256] __attribute__((aligned(64)));
     if (t0 < te) {
-        amx_group(pa + (size_t)t0 * PACK_GROUP_BYTES, q, t0);
+        amx_group(a, pa + t0 * gb, q, t0);
         amx_store(sums[t0 & 1]);
         for (int t = t0; t < te; t++) {
-            if (t + 1 < te) amx_group(pa + (size_t)(t + 1) * PACK_GROUP_BYTES, q, t + 1); /* runs meanwhile */
-            amx_epilogue(a, (const float *)(pa + (size_t)t * PACK_GROUP_BYTES + 1024), sums[t & 1],
-                         blk, m0, t, acc);
+            if (t + 1 < te) amx_group(a, pa + (t + 1) * gb, q, t + 1); /* runs meanwhile */
+            amx_epilogue(a, (const float *)(pa + t * gb + sc), sums[t & 1], blk, m0, t, acc);
             if (t + 1 < te) amx_store(sums[(t + 1) & 1]);
         }
     }

@@ -46,7 +46,7 @@ static int min_int(int a, int b) { return a < b ? a : b; }
 
 #ifdef LUTRT_I8ACT_AMX /* mma_i8act_avx512amx.c */
 static const uint8_t *amx_pack(const lutrt_mma_args *a);
-static void amx_begin(void);
+static void amx_begin(const lutrt_mma_args *a);
 static void amx_end(void);
 static void amx_rows(const lutrt_mma_args *a, const uint8_t *apack, const uint8_t *q, int blk,
                      int m0, int t0, int t1, float *acc);
@@ -253,7 +253,7 @@ static void blocks_task(void *ctx, int b0, int b1) {
     }
     float *acc = (float *)(q + qbytes);
 #ifdef LUTRT_I8ACT_AMX
-    if (c->apack) amx_begin();
+    if (c->apack) amx_begin(a);
 #endif
     if (a->code_bytes) { /* the weights are the unpacked layout already */
         for (int blk = b0; blk < b1; blk++) run_block(c, a->w + (size_t)blk * a->J * 128, blk, acc);
@@ -273,7 +273,7 @@ static void blocks_task(void *ctx, int b0, int b1) {
 static int mma_i8act(const lutrt_mma_args *a) {
     i8act_call c = {a, NULL};
 #ifdef LUTRT_I8ACT_AMX
-    c.apack = amx_pack(a); /* NULL: too few rows, activation groups of != 32, or no memory */
+    c.apack = amx_pack(a); /* NULL: too few rows, activation groups not of 32k, or no memory */
 #endif
     /* few token rows: runs of blocks per claim keep each thread streaming its weights */
     lutrt_parallel_for(a->d->num_threads, a->NB, a->M <= 4 ? 8 : 1, blocks_task, &c);

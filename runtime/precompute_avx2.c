@@ -143,7 +143,8 @@ static void acts_i8(const lutrt_mma_desc *d, const float *x, const float *tscale
         const __m128 inv = _mm_set1_ps(LUTRT_ACT_QMAX / mx), r128 = _mm_set1_ps(1.0f / 128.0f);
         const __m128i lim = _mm_set1_epi32(16256), nlim = _mm_set1_epi32(-16256);
         __m128i acc_hi = _mm_setzero_si128(), acc_lo = _mm_setzero_si128();
-        /* per lane: max |xq|, sum xq^2 (<= 8 terms of <= 16256^2 per lane: int32) */
+        /* per lane: max |xq|, sum xq^2 (<= 16 terms of <= 16256^2 per lane, AG <= 128: below
+         * 2^32, read as unsigned) */
         __m128i qmax4 = _mm_setzero_si128(), qsq4 = _mm_setzero_si128();
         int64_t qsq64 = 0;
         k = k0;

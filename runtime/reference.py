@@ -146,11 +146,11 @@ def mma_reference(x: np.ndarray, codes: np.ndarray, scales: np.ndarray,
 
 
 def act_group(k: int, group: int) -> int:
-    """Activations per int8-activation scale: the largest multiple of 4 that is <= 32 and
-    divides the weight group G, or 32 when G >= K (lutrt.h)."""
+    """Activations per int8-activation scale: the largest multiple of 4 that is <= 128 and
+    divides the weight group G, or 128 when G >= K (lutrt.h)."""
     if group >= k:
-        return 32
-    return max(ag for ag in range(4, 33, 4) if group % ag == 0)
+        return 128
+    return max(ag for ag in range(4, 129, 4) if group % ag == 0)
 
 
 def acts_reference(x: np.ndarray, group: int, scale_group: int = 4, consumer_bits: int = 0,

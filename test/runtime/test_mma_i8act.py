@@ -116,9 +116,10 @@ def test_precompute_writes_int8_activations(group, scale_group, entries, consume
 
 
 def test_act_group():
-    assert [abi.act_group(4096, g) for g in (16, 24, 32, 48, 64, 128, 4096, 8192)] == \
-        [16, 24, 32, 24, 32, 32, 32, 32]
-    assert abi.act_group(4096, 44) == 4 and abi.act_group(4096, 36) == 12
+    assert [abi.act_group(4096, g) for g in (16, 24, 32, 48, 64, 96, 128, 256, 4096, 8192)] == \
+        [16, 24, 32, 48, 64, 96, 128, 128, 128, 128]
+    assert abi.act_group(4096, 44) == 44 and abi.act_group(4096, 36) == 36
+    assert abi.act_group(4096, 132) == 44 and abi.act_group(4096, 200) == 100
 
 
 # ---- the kernel -------------------------------------------------------------------------------
@@ -160,12 +161,13 @@ def test_kernel_matches_formula(bits, mirrored, shape):
 @pytest.mark.parametrize("bits", [1, 2, 3, 4, "ternary"])
 @pytest.mark.parametrize("mirrored", [False, True])
 @pytest.mark.parametrize("shape", [(2100, 64, True), (1000, 32, False), (688, 16, True),
-                                   (696, 24, True), (1020, 1020, False)])
+                                   (696, 24, True), (1020, 1020, False), (1056, 96, True)])
 def test_low_bit_kernels_match_c_bit_for_bit(i8act_kernel, bits, mirrored, shape):
     """For codes of at most 4 bits the SIMD kernels (VNNI vpdpbusd; AVX2 vpmaddubsw with int16
     sums) compute the portable kernel's integers and its float epilogue in the same order, so
     the outputs are identical: token counts 1..9 (every tile height and remainder), N not a
-    multiple of 32, K over several L1 chunks (2100 activations), one-pass and two-pass groups
+    multiple of 32, K over several L1 chunks (2100 activations), activation groups of 16 to 128
+    (the AVX2 kernel's int16 sums widened every 8 tables), one-pass and two-pass groups
     mixed within a tile (outliers in some rows' groups), 1 and 2 threads."""
     if i8act_kernel == "c":
         pytest.skip("the reference itself")
@@ -176,16 +178,18 @@ def test_low_bit_kernels_match_c_bit_for_bit(i8act_kernel, bits, mirrored, shape
 
 
 def against_kernel(ref, kernel, bits, mirrored, shape, ms, threads):
-    """For each token count m in ms, a case of N = 70 with outliers in about half the rows
-    (every 37th activation x40: those rows' groups keep two passes while the others' may take
-    one), run on `kernel` with threads(m) threads and on `ref` with one:
+    """For each token count m in ms, a case of N = 70 whose even rows have outliers (Student-t
+    activations, every 37th x40: their groups keep two passes) and odd rows Gaussian
+    activations (their groups, up to 128 wide, mostly take one pass), run on `kernel` with
+    threads(m) threads and on `ref` with one:
     yields (m, tables, outputs on kernel, outputs on ref)."""
     nbits, ternary = _bits(bits)
     k, group, zeros = shape
     rng = np.random.default_rng(seed("i8act-vs", ref, kernel, str(bits), mirrored, k, group))
     for m in ms:
         c = make_case(rng, m, 70, k, nbits, group, mirrored, ternary, zeros, dist="student_t3")
-        c["x"][rng.random(m) < 0.5, ::37] *= 40.0
+        c["x"][1::2] = rng.standard_normal((m // 2, k)).astype(np.float32)
+        c["x"][0::2, ::37] *= 40.0
         t, out = i8act(c, nbits, group, mirrored, threads(m))
         kernels.set_i8act_kernel(ref)
         try:
@@ -198,14 +202,17 @@ def against_kernel(ref, kernel, bits, mirrored, shape, ms, threads):
 @pytest.mark.parametrize("bits", [1, 2, 3, 4, 5, 8, "ternary"])
 @pytest.mark.parametrize("mirrored", [False, True])
 @pytest.mark.parametrize("shape", [(2100, 64, True), (688, 32, False), (1024, 128, True),
-                                   (688, 16, True), (24, 24, False), (1020, 1020, True)])
+                                   (688, 16, True), (24, 24, False), (1020, 1020, True),
+                                   (2112, 96, False), (4100, 4100, True)])
 def test_amx_matches_vnni_bit_for_bit(i8act_kernel, bits, mirrored, shape):
     """The AMX kernel runs every 16 token rows on tiles (tdpbsud: exact int32 sums, then the
     VNNI kernel's float epilogue in its order) and the rest on the VNNI tiles, so its outputs
     equal the VNNI kernel's bit for bit: token counts 16, 17, 31, 32, 35, 48 (whole tiles and
-    remainders), K over several L1 chunks (2100), a partial last activation group (688 = 21.5
-    groups of 32; 24 < one group), activation groups of 16 (VNNI only), per-tensor scales,
-    one-pass and two-pass groups mixed (outliers), N not a multiple of 32, 1 to 3 threads."""
+    remainders), K over several L1 chunks (2100, 2112, 4100), a partial last activation group
+    (688 = 21.5 groups of 32; 1020 and 4100 per-tensor: 7.97 and 32.03 groups of 128; 24 < one
+    group), activation groups of 16 (VNNI only), 32 and 96 (tdpbsud steps of 32 activations),
+    64 and 128 (steps of 64), one-pass and two-pass groups mixed (outliers), N not a multiple of
+    32, 1 to 3 threads."""
     if i8act_kernel != "amx":
         pytest.skip("compares the AMX kernel with the VNNI one")
     for m, _, out, want in against_kernel("avx512vnni", "amx", bits, mirrored, shape,
@@ -304,7 +311,7 @@ def test_one_pass_off_by_default():
     for bits in (1, 2, 4):
         t = kernels.precompute(x, group=64, entries=8, scale_group=4, consumer_bits=bits)
         assert not one_pass(t.slo).any() and t.lo.any(), bits
-        step = np.repeat(t.ascale[:, :16].astype(np.float64), 32, axis=1)  # 16 groups of 32
+        step = np.repeat(t.ascale[:, :8].astype(np.float64), 64, axis=1)  # 8 groups of 64
         xs = (128.0 * t.hi.astype(np.float64) + t.lo) * step
         # ascale / 2, plus the float32 roundings of x * (16256 / max) and of ascale (~1e-3 of
         # a step); one pass would leave errors up to 64.5 steps
