@@ -55,23 +55,24 @@ static size_t amx_pack_offset(const lutrt_mma_args *a, int i, int t) {
     return ((size_t)i * (a->J / a->ja) + t) * pack_group_bytes(a);
 }
 
-static void pack_task(void *ctx, int i0, int i1) {
+/* packs (row tile, whole activation group) pairs u0..u1-1, u = i * (J / ja) + t */
+static void pack_task(void *ctx, int u0, int u1) {
     const lutrt_mma_args *a = ((const i8act_call *)ctx)->a;
     uint8_t *apack = (uint8_t *)((const i8act_call *)ctx)->apack;
     const int full = a->J / a->ja, kb = 4 * amx_step_tables(a), gk = 4 * a->ja;
-    for (int i = i0; i < i1; i++)
+    for (int u = u0; u < u1; u++) {
+        const int i = u / full, t = u % full;
+        uint8_t *g = apack + amx_pack_offset(a, i, t);
         for (int r = 0; r < 16; r++) {
             const act_row row = row_at(a, 16 * i + r);
-            for (int t = 0; t < full; t++) {
-                uint8_t *g = apack + amx_pack_offset(a, i, t);
-                for (int k = 0; k < gk; k += kb) {
-                    memcpy(g + 16 * k + kb * r, row.hi + (size_t)gk * t + k, kb);
-                    memcpy(g + 16 * gk + 16 * k + kb * r, row.lo + (size_t)gk * t + k, kb);
-                }
-                float *f = (float *)(g + 32 * gk) + r;
-                f[0] = row.ascale[t], f[16] = row.shi[t], f[32] = row.slo[t];
+            for (int k = 0; k < gk; k += kb) {
+                memcpy(g + 16 * k + kb * r, row.hi + (size_t)gk * t + k, kb);
+                memcpy(g + 16 * gk + 16 * k + kb * r, row.lo + (size_t)gk * t + k, kb);
             }
+            float *f = (float *)(g + 32 * gk) + r;
+            f[0] = row.ascale[t], f[16] = row.shi[t], f[32] = row.slo[t];
         }
+    }
 }
 
 /* The packed A operand in the calling thread's scratch (slot 1), or NULL where AMX does not
@@ -80,7 +81,8 @@ static const uint8_t *amx_pack(const lutrt_mma_args *a) {
     if (a->ja % 8 || a->M < 16 || a->J < a->ja) return NULL;
     const int tiles = a->M / 16;
     i8act_call c = {a, lutrt_scratch(1, amx_pack_offset(a, tiles, 0))};
-    if (c.apack) lutrt_parallel_for(a->d->num_threads, tiles, 1, pack_task, &c);
+    /* by groups, not row tiles: a 16-token prefill has one row tile */
+    if (c.apack) lutrt_parallel_for(a->d->num_threads, tiles * (a->J / a->ja), 4, pack_task, &c);
     return c.apack;
 }
 
