@@ -55,23 +55,35 @@ static size_t amx_pack_offset(const lutrt_mma_args *a, int i, int t) {
     return ((size_t)i * (a->J / a->ja) + t) * pack_group_bytes(a);
 }
 
+/* copies the kb (32 or 64) bytes at src to dst */
+ALWAYS_INLINE void copy_step(uint8_t *dst, const int8_t *src, int kb) {
+    if (kb == 64)
+        _mm512_storeu_si512(dst, _mm512_loadu_si512(src));
+    else
+        _mm256_storeu_si256((__m256i *)dst, _mm256_loadu_si256((const __m256i *)src));
+}
+
 /* packs (row tile, whole activation group) pairs u0..u1-1, u = i * (J / ja) + t */
 static void pack_task(void *ctx, int u0, int u1) {
     const lutrt_mma_args *a = ((const i8act_call *)ctx)->a;
     uint8_t *apack = (uint8_t *)((const i8act_call *)ctx)->apack;
     const int full = a->J / a->ja, kb = 4 * amx_step_tables(a), gk = 4 * a->ja;
-    for (int u = u0; u < u1; u++) {
-        const int i = u / full, t = u % full;
-        uint8_t *g = apack + amx_pack_offset(a, i, t);
+    for (int u = u0; u < u1;) {
+        const int i = u / full, t0 = u % full, t1 = min_int(full, t0 + (u1 - u));
         for (int r = 0; r < 16; r++) {
             const act_row row = row_at(a, 16 * i + r);
-            for (int k = 0; k < gk; k += kb) {
-                memcpy(g + 16 * k + kb * r, row.hi + (size_t)gk * t + k, kb);
-                memcpy(g + 16 * gk + 16 * k + kb * r, row.lo + (size_t)gk * t + k, kb);
+            for (int t = t0; t < t1; t++) {
+                uint8_t *g = apack + amx_pack_offset(a, i, t);
+                const int8_t *hi = row.hi + (size_t)gk * t, *lo = row.lo + (size_t)gk * t;
+                for (int k = 0; k < gk; k += kb) {
+                    copy_step(g + 16 * k + kb * r, hi + k, kb);
+                    copy_step(g + 16 * gk + 16 * k + kb * r, lo + k, kb);
+                }
+                float *f = (float *)(g + 32 * gk) + r;
+                f[0] = row.ascale[t], f[16] = row.shi[t], f[32] = row.slo[t];
             }
-            float *f = (float *)(g + 32 * gk) + r;
-            f[0] = row.ascale[t], f[16] = row.shi[t], f[32] = row.slo[t];
         }
+        u += t1 - t0;
     }
 }
 
@@ -82,7 +94,7 @@ static const uint8_t *amx_pack(const lutrt_mma_args *a) {
     const int tiles = a->M / 16;
     i8act_call c = {a, lutrt_scratch(1, amx_pack_offset(a, tiles, 0))};
     /* by groups, not row tiles: a 16-token prefill has one row tile */
-    if (c.apack) lutrt_parallel_for(a->d->num_threads, tiles * (a->J / a->ja), 4, pack_task, &c);
+    if (c.apack) lutrt_parallel_for(a->d->num_threads, tiles * (a->J / a->ja), 8, pack_task, &c);
     return c.apack;
 }
 
