@@ -14,8 +14,8 @@
  * tiles are the rows' hi / lo bytes (16 rows x 32 or 64 bytes, packed once per call by
  * amx_pack), B tiles the unpacked block's codes, whose [J][2][16][4] layout is already AMX's B
  * layout (8 or 16 rows of 16 columns x 4 k per half, stride 128 bytes). The sums are exact
- * integers, so the outputs are bit-identical to the VNNI kernel's: the same per-row float epilogue runs on them in the same order
- * (two_pass_epilogue). One tdpbsud does 16 x 16 x 32 multiply-adds where vpdpbusd does 16 x 4;
+ * integers, so the outputs are bit-identical to the VNNI kernel's: the same per-row float
+ * epilogue runs on them in the same order (two_pass_epilogue). One tdpbsud does 16 x 16 x 32 multiply-adds where vpdpbusd does 16 x 4;
  * the per-group epilogue (16 rows x 32 columns of int32 -> float) is what is left, which is why
  * activation groups are as large as the weight groups allow (up to 128).
  * The epilogue of group t runs while the tiles of group t + 1 compute (two int32 buffers).
