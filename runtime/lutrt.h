@@ -301,8 +301,9 @@ void lutrt_set_i8act_min_m(int m); /* m >= 1: from m tokens on; 0: never; < 0: u
  * bit-identical to "avx512vnni") is auto's choice where the CPU has AMX-INT8 and Linux grants
  * the tile state (arch_prctl ARCH_REQ_XCOMP_PERM); measured on the 2-core Sapphire-Rapids-class
  * Xeon VM, 2026-12-06, bench/bench_large_m.py: GEMM M = 128, N = K = 4096, w2 / w4, 1.5-1.7x
- * the VNNI kernel on 1 and 2 threads (the per-group float epilogue is what is left: 16 rows x
- * 32 columns of int32 -> f32 per 32 activations). Below 16 tokens both are the same code, so
+ * the VNNI kernel on 1 and 2 threads at weight group 32 (the per-group float epilogue is what
+ * is left: 16 rows x 32 columns of int32 -> f32 per activation group), 2.4x at group 128 and
+ * per tensor (activation groups of 128). Below 16 tokens both are the same code, so
  * the thresholds above hold for both. "c" is the portable C kernel (mma_i8act_c.c: slow,
  * bit-identical to "avx512vnni"), which auto picks only for code bytes on CPUs without AVX2. */
 const char *lutrt_i8act_kernel_name(void);
