@@ -7,9 +7,10 @@
 For GEMM M = 32 / 128 / 512 at N = K = 4096, and the SmolLM2-135M shapes (K = 576 with
 N = 576 / 1536 / 49152, and the down projection K = 1536, N = 576) at M = 32 and 128, weights
 w2 / w4 / w8 (group 32 unless --groups says otherwise, 0 = per-tensor like BitNet; explicit
-zero points, symmetrized tables: what lutc compiles a Q4_1 model to), 1 and 2 threads, it times one lut.mma call on the same int8 tables each way: the
-LUT kernel (lutrt_set_i8act_min_m(0)) and the int8-activation kernel (lutrt_set_i8act_min_m(1))
-on AVX512-VNNI and, where the CPU and OS allow it, on AMX-INT8 (lutrt_set_i8act_kernel).
+zero points, symmetrized tables: what lutc compiles a Q4_1 model to), 1 and 2 threads, it
+times one lut.mma call on the same int8 tables each way: the LUT kernel
+(lutrt_set_i8act_min_m(0)) and the int8-activation kernel (lutrt_set_i8act_min_m(1)) on
+AVX512-VNNI and, where the CPU and OS allow it, on AMX-INT8 (lutrt_set_i8act_kernel).
 Repeats are interleaved (LUT, VNNI, AMX, LUT, ...) and the medians reported, wall clock and
 process CPU time (the latter is less disturbed by other load on a shared machine). Prints
 the ratio LUT / VNNI (> 1: the VNNI kernel is faster), GOP/s (2 M N K / time), and with AMX
@@ -75,7 +76,8 @@ def use_route(v):
 
 def measure(m, n, k, bits, threads, repeats, names=("lut", "vnni"), group=GROUP):
     rng = np.random.default_rng(m * 7 + n + k + bits)
-    call = make_call(rng, m, n, k, bits, threads, group=group)  # the same tables and weights every route
+    # the same tables and weights every route
+    call = make_call(rng, m, n, k, bits, threads, group=group)
     wall = {v: [] for v in names}
     cpu = {v: [] for v in names}
     for v in names:  # warm-up (page faults, pool start)
@@ -171,7 +173,8 @@ def main(argv=None):
                 r = measure(m, n, k, bits, threads, args.repeats, names, group)
                 r["group"] = group
                 records.append(r)
-                print(f"{m:>4} {n:>6} {k:>5} {bits:>2} {group or 'K':>4} {threads:>3} | {r['lut_us']:>9.0f} "
+                print(f"{m:>4} {n:>6} {k:>5} {bits:>2} {group or 'K':>4} {threads:>3} | "
+                      f"{r['lut_us']:>9.0f} "
                       f"{r['vnni_us']:>9.0f} {r['ratio']:>6.2f} | {r['lut_cpu_us']:>9.0f} "
                       f"{r['vnni_cpu_us']:>9.0f} {r['ratio_cpu']:>6.2f} | {r['vnni_gops']:>6.0f}"
                       + (f" | {r['amx_us']:>9.0f} {r['amx_vs_lut']:>5.2f} {r['amx_vs_vnni']:>5.2f}"

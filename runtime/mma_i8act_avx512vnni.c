@@ -273,7 +273,7 @@ static void blocks_task(void *ctx, int b0, int b1) {
 static int mma_i8act(const lutrt_mma_args *a) {
     i8act_call c = {a, NULL};
 #ifdef LUTRT_I8ACT_AMX
-    c.apack = amx_pack(a); /* NULL: too few rows, activation groups not of 32k, or no memory */
+    c.apack = amx_pack(a); /* NULL: < 16 rows, groups not a multiple of 32, or no memory */
 #endif
     /* few token rows: runs of blocks per claim keep each thread streaming its weights */
     lutrt_parallel_for(a->d->num_threads, a->NB, a->M <= 4 ? 8 : 1, blocks_task, &c);
