@@ -1,0 +1,94 @@
+/* threadpool_driver.c — lutrt_parallel_for (threadpool.c) runs every task of a loop exactly
+ * once, in chunks that start and end on whole grains (except the last chunk), for 1-8 threads,
+ * task counts 1-1000, grains 1-64 and task costs that are even, skewed (the first tasks 100x
+ * the rest) or random; a loop called inside a task runs serially on that thread; the pool
+ * restarts after lutrt_shutdown. Built with the runtime under -fsanitize=address,undefined
+ * (test_threadpool.py). Exit status 1 on a failure; prints "cases N" on success. */
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "lutrt.h"
+#include "lutrt_internal.h"
+
+#define MAX_TASKS 1000
+
+typedef struct {
+    atomic_int runs[MAX_TASKS];
+    int ntasks, grain, cost; /* cost: 0 even, 1 skewed, 2 random */
+    atomic_int bad_chunks, nested_bad;
+} loop_t;
+
+static volatile double sink;
+
+static void spin(int units) {
+    double x = 0.0;
+    for (int i = 0; i < units * 50; i++) x += (double)i * 1e-9;
+    sink = x;
+}
+
+static void inner_task(void *ctx, int begin, int end) {
+    atomic_int *count = (atomic_int *)ctx;
+    atomic_fetch_add(count, end - begin);
+}
+
+static void task(void *ctx, int begin, int end) {
+    loop_t *l = (loop_t *)ctx;
+    /* a chunk starts on a grain boundary and holds whole grains unless it ends the loop */
+    if (begin < 0 || end > l->ntasks || begin >= end || begin % l->grain != 0 ||
+        (end != l->ntasks && (end - begin) % l->grain != 0))
+        atomic_fetch_add(&l->bad_chunks, 1);
+    for (int i = begin; i < end && i >= 0 && i < l->ntasks; i++) {
+        atomic_fetch_add(&l->runs[i], 1);
+        int units = l->cost == 1 ? (i < l->ntasks / 8 ? 100 : 1) : l->cost == 2 ? (i * 7919) % 13 : 1;
+        spin(units);
+    }
+    if (begin % 97 == 0) { /* a nested loop: runs serially, on this thread, completely */
+        atomic_int count = 0;
+        lutrt_parallel_for(0, 5, 1, inner_task, &count);
+        if (atomic_load(&count) != 5) atomic_fetch_add(&l->nested_bad, 1);
+    }
+}
+
+static int run_case(int threads, int ntasks, int grain, int cost) {
+    static loop_t l;
+    for (int i = 0; i < MAX_TASKS; i++) atomic_store(&l.runs[i], 0);
+    l.ntasks = ntasks;
+    l.grain = grain;
+    l.cost = cost;
+    atomic_store(&l.bad_chunks, 0);
+    atomic_store(&l.nested_bad, 0);
+    lutrt_parallel_for(threads, ntasks, grain, task, &l);
+    for (int i = 0; i < ntasks; i++)
+        if (atomic_load(&l.runs[i]) != 1) {
+            printf("threads %d ntasks %d grain %d cost %d: task %d ran %d times\n", threads, ntasks,
+                   grain, cost, i, atomic_load(&l.runs[i]));
+            return 0;
+        }
+    if (atomic_load(&l.bad_chunks) || atomic_load(&l.nested_bad)) {
+        printf("threads %d ntasks %d grain %d cost %d: %d chunks off the grain, %d nested loops "
+               "incomplete\n", threads, ntasks, grain, cost, atomic_load(&l.bad_chunks),
+               atomic_load(&l.nested_bad));
+        return 0;
+    }
+    return 1;
+}
+
+int main(void) {
+    static const int task_counts[] = {1, 2, 3, 7, 16, 61, 128, 333, 1000};
+    static const int grains[] = {1, 3, 8, 64};
+    int cases = 0;
+    for (int round = 0; round < 2; round++) {
+        for (int threads = 1; threads <= 8; threads++)
+            for (size_t a = 0; a < sizeof task_counts / sizeof *task_counts; a++)
+                for (size_t b = 0; b < sizeof grains / sizeof *grains; b++)
+                    for (int cost = 0; cost < 3; cost++) {
+                        if (!run_case(threads, task_counts[a], grains[b], cost)) return 1;
+                        cases++;
+                    }
+        lutrt_shutdown(); /* the next round starts the workers again */
+    }
+    printf("cases %d\n", cases);
+    return 0;
+}
