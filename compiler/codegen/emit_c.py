@@ -38,6 +38,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Block, BlockArgument, Operation, SSAValue
 from xdsl.ir.affine import AffineConstantExpr, AffineDimExpr
 
+from lutc.compiler.codegen import lane_reduction
 from lutc.compiler.codegen.buffer_plan import ALIGN, VIEW_OPS, BufferPlan, plan_buffers
 from lutc.compiler.codegen.c_types import c_float_literal, c_type
 from lutc.compiler.codegen.emit_tasks import POOL_PROTOTYPE, body_cost
@@ -723,11 +724,13 @@ class CEmitter:
         if not splittable:
             split = 0
 
-        def nest(begin: str, end: str) -> None:
-            self._loops(sizes, idx, (begin, end), split)
+        red = lane_reduction.match(op, sizes) if row_epilogue is None else None
+
+        def iteration() -> _Env:
+            """Loads the operands at `idx` and emits the body (the yield too, unless `red`)."""
             env = _Env(self)
             for i, arg in enumerate(block.args):
-                if not arg.uses:
+                if not arg.uses or (red is not None and i == n_in):  # red: only its add reads
                     continue
                 value = operands[i]
                 base = self.ptr(value) if i < n_in else outs[i - n_in]
@@ -737,12 +740,26 @@ class CEmitter:
                 env[arg] = name
             self._index_names = idx
             for body_op in block.ops:
-                if isinstance(body_op, linalg.YieldOp):
+                if red is not None:
+                    if lane_reduction.is_body_op(red, body_op):
+                        self.emit_scalar(body_op, env)
+                elif isinstance(body_op, linalg.YieldOp):
                     for j, yielded in enumerate(body_op.operands):
                         index = self._map_index(maps[n_in + j].results, _shape(op.outputs[j]), idx)
                         self.line(f"{outs[j]}[{index}] = {env[yielded]};")
                 else:
                     self.emit_scalar(body_op, env)
+            return env
+
+        def nest(begin: str, end: str) -> None:
+            if red is not None:
+                self._lane_reduction(red, sizes, idx, (begin, end), split, iteration,
+                                     outs[0] + "[" + self._map_index(
+                                         maps[n_in].results, _shape(op.outputs[0]), idx) + "]",
+                                     c_type(block.args[n_in].type))
+                return
+            self._loops(sizes, idx, (begin, end), split)
+            iteration()
             (row_epilogue or self._close)(len(sizes))
 
         if not splittable:
@@ -751,6 +768,34 @@ class CEmitter:
         inner = _numel(sizes[split + 1:])
         cost = body_cost(block, len(operands)) + (8 if row_epilogue else 0)
         self.tasks.emit(sizes[split], inner * cost, nest)
+
+    def _lane_reduction(self, red: lane_reduction.LaneReduction, sizes, idx,
+                        first: tuple[str, str], split: int, iteration: Callable[[], _Env],
+                        out: str, typ: str) -> None:
+        """The loop nest of a sum reduction over its innermost dim in LANES partial sums
+        (compiler/codegen/lane_reduction.py: the order of the additions and its error)."""
+        lanes, n, i = lane_reduction.LANES, sizes[red.dim], idx[red.dim]
+        whole = n // lanes * lanes
+        self._loops(sizes[:red.dim], idx, first if split < red.dim else None, split)
+        acc, sum_, blk = self.fresh("r"), self.fresh("r"), self.fresh("rb")
+        self.line(f"{typ} {acc}[{lanes}] = {{0}};")
+        self.line(f"for (int64_t {blk} = 0; {blk} < {whole}; {blk} += {lanes}) {{")
+        self.line(f"    for (int64_t {i} = {blk}; {i} < {blk} + {lanes}; ++{i}) {{")
+        self.indent += 2
+        env = iteration()
+        self.line(f"{acc}[{i} - {blk}] += {env[red.term]};")
+        self._close(2)
+        self.line(f"for (int w = {lanes // 2}; w > 0; w >>= 1)")
+        self.line(f"    for (int l = 0; l < w; ++l) {acc}[l] += {acc}[l + w];")
+        self.line(f"{typ} {sum_} = {acc}[0];")
+        if whole < n:
+            self.line(f"for (int64_t {i} = {whole}; {i} < {n}; ++{i}) {{")
+            self.indent += 1
+            env = iteration()
+            self.line(f"{sum_} += {env[red.term]};")
+            self._close(1)
+        self.line(f"{out} = {out} + {sum_};")
+        self._close(red.dim)
 
     def _map_index(self, exprs, shape, idx) -> str:
         strides = _strides(shape)

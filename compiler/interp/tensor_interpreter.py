@@ -36,6 +36,7 @@ from xdsl.interpreter import (
 )
 from xdsl.ir import Attribute, Operation
 
+from lutc.compiler.codegen import lane_reduction
 from lutc.dialects.dtypes import numpy_dtype
 from xdsl.ir.affine import AffineConstantExpr, AffineDimExpr
 
@@ -212,24 +213,50 @@ class TensorFunctions(InterpreterFunctions):
         accs = [_map_view(o, m.results, rank) * np.ones(parallel_sizes, o.dtype)
                 for o, m in zip(outs, out_maps)]
         contraction = _contraction_einsum(op, views, accs, sizes, reduction)
+        lanes = lane_reduction.match(op, sizes) if contraction is None else None
         if contraction is not None:
             accs = contraction
+        elif lanes is not None:
+            accs = [self._lane_sum(interpreter, op, views, accs[0], sizes, lanes.dim)]
         else:
             for point in itertools.product(*[range(sizes[d]) for d in reduction]):
-                index = [slice(None)] * rank
-                for d, i in zip(reduction, point):
-                    index[d] = slice(i, i + 1)
-                # an operand that does not vary along a reduced dim (size 1 there) is read
-                # at 0 on every step of it
-                sliced = [v[tuple(slice(0, 1) if isinstance(ix, slice) and v.shape[d] == 1
-                                  else ix for d, ix in enumerate(index))] if v.ndim else v
-                          for v in views]
-                self._domains[-1] = [s if d not in reduction else 1 for d, s in enumerate(sizes)]
-                self._offsets = dict(zip(reduction, point))
-                accs = [np.asarray(a) for a in interpreter.run_ssacfg_region(op.body, sliced + accs)]
-            self._offsets = {}
+                accs = self._reduction_step(interpreter, op, views, accs, sizes,
+                                            dict(zip(reduction, point)))
+        self._offsets = {}
         return tuple(self._store(np.broadcast_to(a, parallel_sizes), o, m.results, rank,
                                  parallel_sizes) for a, o, m in zip(accs, outs, out_maps))
+
+    def _reduction_step(self, interpreter, op, views, accs, sizes, point: dict[int, int]):
+        """The body at one point of the reduced dims ({dim: index}), vectorised over the
+        others, accumulating into `accs`."""
+        index = [slice(i, i + 1) if d in point else slice(None)
+                 for d, i in ((d, point.get(d)) for d in range(len(sizes)))]
+        # an operand that does not vary along a reduced dim (size 1 there) is read at 0 on
+        # every step of it
+        sliced = [v[tuple(slice(0, 1) if d in point and v.shape[d] == 1 else ix
+                          for d, ix in enumerate(index))] if v.ndim else v for v in views]
+        self._domains[-1] = [1 if d in point else s for d, s in enumerate(sizes)]
+        self._offsets = point
+        return [np.asarray(a) for a in interpreter.run_ssacfg_region(op.body, sliced + accs)]
+
+    def _lane_sum(self, interpreter, op, views, init, sizes, dim: int):
+        """A sum over `dim` in the C emitter's order (compiler/codegen/lane_reduction.py):
+        LANES partial sums from 0, their binary tree, the remaining iterations in order, then
+        the initial value; each add in the output's precision, as the compiled C does it."""
+        n, width = sizes[dim], lane_reduction.LANES
+        whole = n // width * width
+        lanes = [np.zeros_like(init)] * width
+        for i in range(whole):
+            lanes[i % width] = self._reduction_step(interpreter, op, views, [lanes[i % width]],
+                                                    sizes, {dim: i})[0]
+        w = width // 2
+        while w:
+            lanes[:w] = [(lanes[k] + lanes[k + w]).astype(init.dtype) for k in range(w)]
+            w //= 2
+        total = lanes[0]
+        for i in range(whole, n):
+            total = self._reduction_step(interpreter, op, views, [total], sizes, {dim: i})[0]
+        return (init + total).astype(init.dtype)
 
     _offsets: dict[int, int] = {}
 
