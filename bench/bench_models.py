@@ -10,12 +10,15 @@ onnxruntime MatMulNBits 4-bit and 2-bit (accuracy_level 4: int8 activations, its
 path). Three workloads with static shapes: 16- and 128-token prefills (the 128 one with
 fewer repeats: seconds per call for the float engines) and a single-token forward (the
 GEMV-bound shape of a decode step; no KV cache, so attention is over one token).
+Engines are timed in interleaved rounds (per round and engine: a 150 ms settle, an untimed
+call, the timed call).
 Prints medians (ms), tokens/s and ratios against lutc; saves bench/results/models.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import tempfile
@@ -62,15 +65,30 @@ def on_kernel(name: str, compiled, ids):
         compiled.set_i8act_kernel(None)
 
 
-def median_ms(fn, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    samples = []
+def settle() -> None:
+    """Let other engines' spinning worker threads (onnxruntime, OpenMP) go idle first."""
+    gc.collect()
+    time.sleep(0.15)
+
+
+def interleaved_ms(fns: dict, repeats: int, warmup: int = 2) -> dict:
+    """Median ms of each engine's call, measured in rounds: each engine in turn, after
+    `settle` and one untimed call, so that drifting load on a shared VM hits every engine
+    alike, no engine runs while another's threads still spin, and each timed call runs back
+    to back with the engine's previous one (its weights as warm in the caches as repeated
+    calls keep them, its threads awake), as a sequence of calls of one engine would."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    samples = {name: [] for name in fns}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples) * 1e3
+        for name, fn in fns.items():
+            settle()
+            fn()
+            t0 = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) * 1e3 for name, t in samples.items()}
 
 
 def export_onnx(model, ids, path: Path) -> Path:
@@ -134,7 +152,7 @@ def main() -> None:
     nbits = {b: nbits_model(onnx_path, b, work / f"nbits{b}.onnx") for b in (4, 2)}
     print(f"  ONNX export and MatMulNBits quantization: {time.perf_counter() - t0:.1f} s")
     for seq in (16, 128, 1):
-        reps = repeats if seq < 128 else max(3, repeats // 2)  # a 128-token prefill: seconds
+        reps = repeats if seq < 128 else 5  # a 128-token prefill: seconds per float engine
         ids = torch.randint(0, shape["vocab_size"], (1, seq), generator=torch.Generator().manual_seed(1))
         ids_np = ids.numpy()
         candidates = {}
@@ -156,19 +174,22 @@ def main() -> None:
                 compiled, lambda c=compiled: on_kernel("avx512vnni", c, ids_np))
         for t in threads:
             torch.set_num_threads(t)
-            row = {"seq": seq, "threads": t}
+            fns = {}
             for name, (compiled, fn) in candidates.items():
                 compiled.set_num_threads(t)
-                row[name] = median_ms(fn, reps)
-            with torch.inference_mode():
-                row["torch f32"] = median_ms(lambda: model(ids), reps)
+                fns[name] = fn
+
+            def eager():
+                with torch.inference_mode():
+                    model(ids)
+
+            fns["torch f32"] = eager
             sess = ort_session(onnx_path, t)
-            row["ort f32"] = median_ms(lambda: sess.run(None, {"input_ids": ids_np}), reps)
+            fns["ort f32"] = lambda: sess.run(None, {"input_ids": ids_np})
             for b, path in nbits.items():
-                s = ort_session(path, t)
-                row[f"ort MatMulNBits {b}-bit"] = median_ms(
-                    lambda s=s: s.run(None, {"input_ids": ids_np}), reps)
-            results.append(row)
+                fns[f"ort MatMulNBits {b}-bit"] = (
+                    lambda s=ort_session(path, t): s.run(None, {"input_ids": ids_np}))
+            results.append({"seq": seq, "threads": t, **interleaved_ms(fns, reps)})
             print(f"  seq {seq}, {t} thread(s): done")
     (ROOT / "results").mkdir(exist_ok=True)
     (ROOT / "results" / "models.json").write_text(json.dumps(
