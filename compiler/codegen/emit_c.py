@@ -782,18 +782,19 @@ class CEmitter:
         self.line(f"for (int64_t {blk} = 0; {blk} < {whole}; {blk} += {lanes}) {{")
         self.line(f"    for (int64_t {i} = {blk}; {i} < {blk} + {lanes}; ++{i}) {{")
         self.indent += 2
-        env = iteration()
-        self.line(f"{acc}[{i} - {blk}] += {env[red.term]};")
-        self._close(2)
+
+        def accumulate(into: str, loops: int) -> None:
+            self.line(f"{into} += {iteration()[red.term]};")
+            self._close(loops)
+
+        accumulate(f"{acc}[{i} - {blk}]", 2)
         self.line(f"for (int w = {lanes // 2}; w > 0; w >>= 1)")
         self.line(f"    for (int l = 0; l < w; ++l) {acc}[l] += {acc}[l + w];")
         self.line(f"{typ} {sum_} = {acc}[0];")
         if whole < n:
             self.line(f"for (int64_t {i} = {whole}; {i} < {n}; ++{i}) {{")
             self.indent += 1
-            env = iteration()
-            self.line(f"{sum_} += {env[red.term]};")
-            self._close(1)
+            accumulate(sum_, 1)
         self.line(f"{out} = {out} + {sum_};")
         self._close(red.dim)
 

@@ -16,8 +16,6 @@ Tolerance: max |out - ref| <= 1e-5 max |ref|.
 from __future__ import annotations
 
 import ctypes
-import os
-import subprocess
 import zlib
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import numpy as np
 import pytest
 
 from lutc.runtime import build, kernels
+from test_kernels import run_sanitized
 
 HERE = Path(__file__).resolve().parent
 KERNELS = [k for k in ("ref", "avx2", "avx512") if kernels.kernel_available(k)]
@@ -400,8 +399,4 @@ def test_attention_clean_under_asan_ubsan(tmp_path):
         (d / "meta.txt").write_text(f"1 {H} {KVH} {D} 0 0 {1 / np.sqrt(D)} 2.0 0 0 {Sq} {Skv} "
                                     f"{causal} {int(masked)}\n")
         dirs.append(str(d))
-    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
-               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
-    proc = subprocess.run([str(exe), *dirs], capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0 and "runtime error" not in proc.stderr, proc.stderr
-    assert proc.stdout.strip() == f"OK {len(dirs)} cases"
+    run_sanitized(exe, dirs)

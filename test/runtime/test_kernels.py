@@ -561,14 +561,20 @@ def write_case(d, c, m, n, k, bits, group, mirrored, table_i8, scale_group, zero
     return str(d)
 
 
-def run_sanitized(exe, dirs, timeout=300):
-    """Runs a sanitizer driver on case directories; it must report every case OK, no error."""
+def run_driver(exe, args=(), timeout=300) -> str:
+    """Runs a driver built with -fsanitize=address,undefined (leak checks on, UBSan halting);
+    it must exit 0 with no sanitizer report. Returns its stdout, stripped."""
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
                UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
-    proc = subprocess.run([str(exe), *dirs], capture_output=True, text=True, env=env,
+    proc = subprocess.run([str(exe), *args], capture_output=True, text=True, env=env,
                           timeout=timeout)
-    assert proc.returncode == 0 and "runtime error" not in proc.stderr, proc.stderr
-    assert proc.stdout.strip() == f"OK {len(dirs)} cases"
+    assert proc.returncode == 0 and "runtime error" not in proc.stderr, proc.stdout + proc.stderr
+    return proc.stdout.strip()
+
+
+def run_sanitized(exe, dirs, timeout=300):
+    """Runs a sanitizer driver on case directories; it must report every case OK, no error."""
+    assert run_driver(exe, dirs, timeout) == f"OK {len(dirs)} cases"
 
 
 def _python(code: str, **env) -> tuple[str, str]:

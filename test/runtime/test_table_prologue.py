@@ -6,14 +6,13 @@ are unchanged on the AVX-512 kernels that read its multipliers."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lutc.runtime import build, kernels, packing, reference
+from test_kernels import run_driver
 
 HERE = Path(__file__).resolve().parent
 
@@ -21,13 +20,10 @@ HERE = Path(__file__).resolve().parent
 def test_avx2_prologue_equals_portable_under_sanitizers():
     exe = build.runtime_executable(HERE / "table_prologue_driver.c", sanitize=True,
                                    extra_cflags=("-O1",))
-    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
-               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
-    proc = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=120)
-    assert proc.returncode == 0 and "runtime error" not in proc.stderr, proc.stdout + proc.stderr
-    if "no AVX2" in proc.stdout:
+    stdout = run_driver(exe, timeout=120)
+    if "no AVX2" in stdout:
         pytest.skip("no AVX2 on this CPU")
-    assert proc.stdout.strip() == "cases 400"
+    assert stdout == "cases 400"
 
 
 @pytest.mark.parametrize("kernel", [k for k in ("avx512", "avx512vbmi") if kernels.kernel_available(k)])
