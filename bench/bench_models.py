@@ -18,7 +18,6 @@ Prints medians (ms), tokens/s and ratios against lutc; saves bench/results/model
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import statistics
 import tempfile
@@ -28,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from bench_kernels import settle  # the bench folder is the script's (150 ms, gc first)
 
 ROOT = Path(__file__).resolve().parent
 AMX = False  # main(): the int8-activation kernel is AMX-INT8 here (then a VNNI row is added)
@@ -63,12 +64,6 @@ def on_kernel(name: str, compiled, ids):
         return compiled(ids)
     finally:
         compiled.set_i8act_kernel(None)
-
-
-def settle() -> None:
-    """Let other engines' spinning worker threads (onnxruntime, OpenMP) go idle first."""
-    gc.collect()
-    time.sleep(0.15)
 
 
 def interleaved_ms(fns: dict, repeats: int, warmup: int = 2) -> dict:

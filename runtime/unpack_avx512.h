@@ -45,8 +45,13 @@ static inline void lutrt_spread_luts(int bits, int mirrored, __m512i *lut) {
  * amortize the wait over more tile work. */
 #define LUTRT_UNPACK_PREFETCH_BYTES 4096
 #define LUTRT_UNPACK_PREFETCH_MAX_M 32
-static inline void lutrt_unpack_prefetch(const lutrt_mma_args *a, const uint8_t *c) {
-    if (a->M <= LUTRT_UNPACK_PREFETCH_MAX_M) __builtin_prefetch(c + LUTRT_UNPACK_PREFETCH_BYTES, 0, 3);
+/* whether a call's unpack prefetches (decided once per block: the loops' scratch stores may
+ * alias *a, so a test of a->M inside them would reload it every table) */
+static inline int lutrt_unpack_prefetches(const lutrt_mma_args *a) {
+    return a->M <= LUTRT_UNPACK_PREFETCH_MAX_M;
+}
+static inline void lutrt_unpack_prefetch(int on, const uint8_t *c) {
+    if (on) __builtin_prefetch(c + LUTRT_UNPACK_PREFETCH_BYTES, 0, 3);
 }
 
 #if !defined(LUTRT_AVX512_SIMDE) && !defined(LUTRT_NO_GFNI_UNPACK)
@@ -83,8 +88,9 @@ lutrt_unpack_block_gfni(const lutrt_mma_args *a, int blk, const lutrt_unpacker *
     const __m512i sh_lo = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4);
     const __m512i sh_hi = _mm512_setr_epi32(8, 8, 8, 8, 8, 8, 8, 8, 12, 12, 12, 12, 12, 12, 12, 12);
     const uint8_t *c = a->w + (size_t)blk * a->J * a->chunk;
+    const int prefetch = lutrt_unpack_prefetches(a);
     for (int j = 0; j < a->J; j++, c += a->chunk) {
-        lutrt_unpack_prefetch(a, c);
+        lutrt_unpack_prefetch(prefetch, c);
         __m512i a0, a1;
         if (pbytes <= 64) {
             __m512i lo = pbytes == 64 ? _mm512_loadu_si512(c) : _mm512_maskz_loadu_epi8(tail, c);
@@ -149,8 +155,9 @@ static inline void lutrt_unpack_block(const lutrt_mma_args *a, int blk, const lu
     const __m512i sh_lo = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4);
     const __m512i sh_hi = _mm512_setr_epi32(8, 8, 8, 8, 8, 8, 8, 8, 12, 12, 12, 12, 12, 12, 12, 12);
     const uint8_t *c = a->w + (size_t)blk * a->J * a->chunk;
+    const int prefetch = lutrt_unpack_prefetches(a);
     for (int j = 0; j < a->J; j++, c += a->chunk) {
-        lutrt_unpack_prefetch(a, c);
+        lutrt_unpack_prefetch(prefetch, c);
         __m512i q0 = _mm512_setzero_si512(), q1 = _mm512_setzero_si512();
         for (int pp = 0; pp < npairs; pp++) {
             /* word i: plane 2pp of rows i / 16+i in bits 0-3 / 4-7, plane 2pp+1 in 8-11 / 12-15 */
