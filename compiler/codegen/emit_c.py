@@ -753,10 +753,9 @@ class CEmitter:
 
         def nest(begin: str, end: str) -> None:
             if red is not None:
+                out = self._map_index(maps[n_in].results, _shape(op.outputs[0]), idx)
                 self._lane_reduction(red, sizes, idx, (begin, end), split, iteration,
-                                     outs[0] + "[" + self._map_index(
-                                         maps[n_in].results, _shape(op.outputs[0]), idx) + "]",
-                                     c_type(block.args[n_in].type))
+                                     f"{outs[0]}[{out}]", c_type(block.args[n_in].type))
                 return
             self._loops(sizes, idx, (begin, end), split)
             iteration()

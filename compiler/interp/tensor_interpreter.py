@@ -229,8 +229,8 @@ class TensorFunctions(InterpreterFunctions):
     def _reduction_step(self, interpreter, op, views, accs, sizes, point: dict[int, int]):
         """The body at one point of the reduced dims ({dim: index}), vectorised over the
         others, accumulating into `accs`."""
-        index = [slice(i, i + 1) if d in point else slice(None)
-                 for d, i in ((d, point.get(d)) for d in range(len(sizes)))]
+        index = [slice(point[d], point[d] + 1) if d in point else slice(None)
+                 for d in range(len(sizes))]
         # an operand that does not vary along a reduced dim (size 1 there) is read at 0 on
         # every step of it
         sliced = [v[tuple(slice(0, 1) if d in point and v.shape[d] == 1 else ix
