@@ -8,8 +8,9 @@ facts the compiled library exports about itself before anything enters C:
     const char *lutc_signature(void);   "float32[2x8],int64[1x16]->float32[2x8]" (`signature`)
 
 The files it names must lie inside the directory, the weights file must be a regular file of
-exactly the library's size (a shorter mmapped file would SIGBUS), and each call's inputs are
-checked against the signature. Any mismatch is one LutcError naming the file and field.
+exactly the library's size (a shorter mmapped file would SIGBUS; where the weights are copied
+to huge pages instead, runtime/weight_memory.py, a short read is the same error), and each
+call's inputs are checked against the signature. Any mismatch is one LutcError naming the file and field.
 
 Threads: each Python thread that calls a model gets its own arena (allocated on its first
 call), so concurrent calls never share scratch memory and run in parallel; the runtime's
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from lutc.runtime.errors import LutcError
+from lutc.runtime.weight_memory import load_weights
 
 MANIFEST = "model.json"
 MAX_THREADS = 256  # threadpool.c's MAX_THREADS: lutrt clamps larger counts to it
@@ -85,7 +87,10 @@ class CompiledModel:
         with open(weights_path, "rb") as f:  # mapped from the file that was size-checked
             if os.fstat(f.fileno()).st_size != facts["weight_bytes"]:
                 raise LutcError(f"{weights_path}: changed while loading; try again")
-            self.weights = np.memmap(f, dtype=np.uint8, mode="r", shape=(facts["weight_bytes"],))
+            try:
+                self.weights = load_weights(f, facts["weight_bytes"])
+            except EOFError as err:
+                raise LutcError(f"{weights_path}: changed while loading ({err}); try again") from None
         self.entry = getattr(self.lib, entry)
         self.entry.restype = None
         self._local = threading.local()
