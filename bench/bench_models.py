@@ -7,8 +7,8 @@ Rows: lutc (ternary, w2g64; default pipeline = int8 tables; and ternary with
 --disable-pass lut-fuse-precompute for the single token; on CPUs with AMX-INT8, ternary again
 with the prefill GEMMs on the AVX512-VNNI kernel instead), torch f32 eager, onnxruntime f32,
 onnxruntime MatMulNBits 4-bit and 2-bit (accuracy_level 4: int8 activations, its fastest CPU
-path). Three workloads with static shapes: 16- and 128-token prefills (the 128 one with
-fewer repeats: seconds per call for the float engines) and a single-token forward (the
+path). Four workloads with static shapes: 16-, 128- and 512-token prefills (the longer ones
+with fewer repeats: seconds per call for the float engines) and a single-token forward (the
 GEMV-bound shape of a decode step; no KV cache, so attention is over one token).
 Engines are timed in interleaved rounds (per round and engine: a 150 ms settle, an untimed
 call, the timed call).
@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parent
 AMX = False  # main(): the int8-activation kernel is AMX-INT8 here (then a VNNI row is added)
 FULL = dict(hidden_size=2048, num_hidden_layers=8, num_attention_heads=16, num_key_value_heads=4,
             intermediate_size=5632, vocab_size=32000)
+SEQS = (16, 128, 512, 1)  # prompt tokens of each workload (1: the single-token forward)
+MAX_SEQ = max(SEQS)
 QUICK = dict(hidden_size=512, num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=2,
              intermediate_size=1376, vocab_size=4000)
 
@@ -51,7 +53,7 @@ def llama(shape: dict) -> torch.nn.Module:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(**shape, max_position_embeddings=128, use_cache=False,
+    config = LlamaConfig(**shape, max_position_embeddings=MAX_SEQ, use_cache=False,
                          tie_word_embeddings=False)
     config._attn_implementation = "sdpa"
     return LogitsOnly(LlamaForCausalLM(config).eval())
@@ -88,7 +90,7 @@ def interleaved_ms(fns: dict, repeats: int, warmup: int = 2) -> dict:
 
 def export_onnx(model, ids, path: Path) -> Path:
     """One export with a symbolic sequence length serves every workload's onnxruntime rows."""
-    dims = {"input_ids": {1: torch.export.Dim("seq", min=1, max=128)}}
+    dims = {"input_ids": {1: torch.export.Dim("seq", min=1, max=MAX_SEQ)}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (ids,), str(path), dynamo=True, input_names=["input_ids"],
@@ -146,8 +148,9 @@ def main() -> None:
     onnx_path = export_onnx(model, torch.zeros((1, 16), dtype=torch.int64), work / "f32.onnx")
     nbits = {b: nbits_model(onnx_path, b, work / f"nbits{b}.onnx") for b in (4, 2)}
     print(f"  ONNX export and MatMulNBits quantization: {time.perf_counter() - t0:.1f} s")
-    for seq in (16, 128, 1):
-        reps = repeats if seq < 128 else 5  # a 128-token prefill: seconds per float engine
+    for seq in SEQS:
+        # long prefills: seconds per call for the float engines
+        reps = repeats if seq < 128 else 5 if seq == 128 else 3
         ids = torch.randint(0, shape["vocab_size"], (1, seq), generator=torch.Generator().manual_seed(1))
         ids_np = ids.numpy()
         candidates = {}
