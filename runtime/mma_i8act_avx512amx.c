@@ -175,9 +175,10 @@ ALWAYS_INLINE void amx_epilogue(const lutrt_mma_args *a, const float *scal, cons
 
 /* Token rows m0..m0+15 against the unpacked block blk, activation groups t0..t1-1; acc: float
  * [16][32], this block's partial sums of those rows (the VNNI tile's layout). A partial last
- * group (K not a multiple of 32) runs on the VNNI tiles. */
+ * group (K not a multiple of 32) runs on the VNNI tiles. `ahead` (may be NULL): the next
+ * block's packed weights, a slice of which each group prefetches (next_block_ahead). */
 static void amx_rows(const lutrt_mma_args *a, const uint8_t *apack, const uint8_t *q, int blk,
-                     int m0, int t0, int t1, float *acc) {
+                     int m0, int t0, int t1, float *acc, lutrt_ahead *ahead) {
     const int te = min_int(t1, a->J / a->ja); /* whole activation groups */
     const size_t gb = pack_group_bytes(a), sc = 128 * (size_t)a->ja; /* scalars' offset */
     const uint8_t *pa = apack + amx_pack_offset(a, m0 / 16, 0);
@@ -187,6 +188,7 @@ static void amx_rows(const lutrt_mma_args *a, const uint8_t *apack, const uint8_
         amx_store(sums[t0 & 1]);
         for (int t = t0; t < te; t++) {
             if (t + 1 < te) amx_group(a, pa + (t + 1) * gb, q, t + 1); /* runs meanwhile */
+            if (ahead) lutrt_ahead_step(ahead);
             amx_epilogue(a, (const float *)(pa + t * gb + sc), sums[t & 1], blk, m0, t, acc);
             if (t + 1 < te) amx_store(sums[(t + 1) & 1]);
         }

@@ -38,6 +38,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "unpack_avx512.h"
+
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #define UNROLL _Pragma("GCC unroll 16")
 
@@ -49,13 +51,11 @@ static const uint8_t *amx_pack(const lutrt_mma_args *a);
 static void amx_begin(const lutrt_mma_args *a);
 static void amx_end(void);
 static void amx_rows(const lutrt_mma_args *a, const uint8_t *apack, const uint8_t *q, int blk,
-                     int m0, int t0, int t1, float *acc);
+                     int m0, int t0, int t1, float *acc, lutrt_ahead *ahead);
 #define I8ACT_PTR lutrt_mma_i8act_amx_ptr
 #else
 #define I8ACT_PTR lutrt_mma_i8act_ptr
 #endif
-
-#include "unpack_avx512.h"
 
 /* Code-byte weights at few token rows stream from memory block after block, in memory order:
  * software prefetch (lutrt_gemv_prefetch). SmolLM2's 8-bit head (K = 576, N = 49152) at one
@@ -226,19 +226,38 @@ typedef struct {
     const uint8_t *apack;
 } i8act_call;
 
-/* acc: float [M][32] scratch, 64-byte aligned */
-static void run_block(const i8act_call *c, const uint8_t *q, int blk, float *acc) {
+/* Steps of lutrt_ahead in one block's run_block: the AMX groups of its first row tile, else
+ * its VNNI row tiles (every K chunk). */
+static int ahead_steps(const i8act_call *c) {
+    const lutrt_mma_args *a = c->a;
+    if (c->apack) return a->J >= a->ja ? a->J / a->ja : 1;
+    const int tc = a->ja >= KC_TABLES ? 1 : KC_TABLES / a->ja;
+    return (a->M + MR_MAX - 1) / MR_MAX * ((a->NA + tc - 1) / tc);
+}
+
+/* acc: float [M][32] scratch, 64-byte aligned. `ahead` (may be NULL): the next block's weights,
+ * scales and zeros, prefetched in ahead_steps(c) slices while this block's tiles compute. */
+static void run_block(const i8act_call *c, const uint8_t *q, int blk, float *acc,
+                      lutrt_ahead *ahead) {
     const lutrt_mma_args *a = c->a;
     const int tc = a->ja >= KC_TABLES ? 1 : KC_TABLES / a->ja;
     for (int t0 = 0; t0 < a->NA; t0 += tc) {
         const int t1 = min_int(a->NA, t0 + tc);
         int m = 0;
 #ifdef LUTRT_I8ACT_AMX
-        if (c->apack)
-            for (; m + 16 <= a->M; m += 16) amx_rows(a, c->apack, q, blk, m, t0, t1, acc + 32 * m);
+        if (c->apack) /* the first row tile's groups take the prefetch steps */
+            for (; m + 16 <= a->M; m += 16)
+                amx_rows(a, c->apack, q, blk, m, t0, t1, acc + 32 * m, m == 0 ? ahead : NULL);
 #endif
-        for (; m + MR_MAX <= a->M; m += MR_MAX) tiles[MR_MAX](a, q, blk, m, t0, t1, acc + 32 * m);
-        if (m < a->M) tiles[a->M - m](a, q, blk, m, t0, t1, acc + 32 * m);
+        lutrt_ahead *vnni_ahead = c->apack ? NULL : ahead; /* else the VNNI row tiles take them */
+        for (; m + MR_MAX <= a->M; m += MR_MAX) {
+            if (vnni_ahead) lutrt_ahead_step(vnni_ahead);
+            tiles[MR_MAX](a, q, blk, m, t0, t1, acc + 32 * m);
+        }
+        if (m < a->M) {
+            if (vnni_ahead) lutrt_ahead_step(vnni_ahead);
+            tiles[a->M - m](a, q, blk, m, t0, t1, acc + 32 * m);
+        }
     }
 }
 
@@ -256,13 +275,16 @@ static void blocks_task(void *ctx, int b0, int b1) {
     if (c->apack) amx_begin(a);
 #endif
     if (a->code_bytes) { /* the weights are the unpacked layout already */
-        for (int blk = b0; blk < b1; blk++) run_block(c, a->w + (size_t)blk * a->J * 128, blk, acc);
+        for (int blk = b0; blk < b1; blk++)
+            run_block(c, a->w + (size_t)blk * a->J * 128, blk, acc, NULL);
     } else {
         lutrt_unpacker u;
         lutrt_unpacker_init(&u, a->bits, a->mirrored);
         for (int blk = b0; blk < b1; blk++) {
             lutrt_unpack_block(a, blk, &u, q);
-            run_block(c, q, blk, acc);
+            lutrt_ahead ahead;
+            const int on = blk + 1 < b1 && lutrt_ahead_init(&ahead, a, blk + 1, ahead_steps(c));
+            run_block(c, q, blk, acc, on ? &ahead : NULL);
         }
     }
 #ifdef LUTRT_I8ACT_AMX

@@ -54,6 +54,41 @@ static inline void lutrt_unpack_prefetch(int on, const uint8_t *c) {
     if (on) __builtin_prefetch(c + LUTRT_UNPACK_PREFETCH_BYTES, 0, 3);
 }
 
+/* The int8-activation kernel's next weight block: its packed bits, scales and zeros,
+ * prefetched into L2 in slices while the current block's tiles compute (one slice per AMX
+ * activation group of the first row tile, or per VNNI row tile). Without it a block's unpack
+ * streams the block from memory while the tiles idle, and the tiles then compute while the
+ * memory idles; at few token rows that unpack was 16% of SmolLM2's 16-token prefill (perf).
+ * Only within one claim of blocks (blk + 1 < the claim's end): another thread may take the
+ * next claim. Interleaved A/B, SmolLM2 16-token prefill on the 2-core AMX VM (2026-12-07,
+ * medians of 3 runs of 300 calls): AMX 1 thread 22.2 -> 20.4 ms (weights alone: 21.0), 2
+ * threads 14.1 -> 13.5 ms; AVX512-VNNI kernel 1 thread 25.8 -> 25.1 ms, 2 threads unchanged;
+ * 128 tokens 1 thread -3%, 2 threads unchanged; the 492M model's 16-token prefill (2-bit
+ * ternary, 16 KiB blocks) unchanged. */
+typedef struct {
+    const char *p[3], *end[3]; /* next line to prefetch and end: weights, scales, zeros */
+    int lines[3];              /* lines per step */
+} lutrt_ahead;
+static inline void lutrt_ahead_region(lutrt_ahead *h, int r, const void *p, size_t bytes,
+                                      int steps) {
+    h->p[r] = (const char *)p;
+    h->end[r] = p ? h->p[r] + bytes : h->p[r];
+    h->lines[r] = (int)((bytes / 64 + (size_t)steps - 1) / (size_t)steps);
+}
+/* prepares the prefetch of block blk in `steps` slices */
+static inline int lutrt_ahead_init(lutrt_ahead *h, const lutrt_mma_args *a, int blk, int steps) {
+    const size_t bytes = (size_t)a->J * a->chunk, sz = (size_t)a->NG * LUTRT_BLOCK_N;
+    lutrt_ahead_region(h, 0, a->w + (size_t)blk * bytes, bytes, steps);
+    lutrt_ahead_region(h, 1, a->scales + (size_t)blk * sz, sz * sizeof(float), steps);
+    lutrt_ahead_region(h, 2, a->zeros ? a->zeros + (size_t)blk * sz : NULL, sz * sizeof(float), steps);
+    return 1;
+}
+static inline void lutrt_ahead_step(lutrt_ahead *h) {
+    for (int r = 0; r < 3; r++)
+        for (int i = 0; i < h->lines[r] && h->p[r] < h->end[r]; i++, h->p[r] += 64)
+            _mm_prefetch(h->p[r], _MM_HINT_T1);
+}
+
 #if !defined(LUTRT_AVX512_SIMDE) && !defined(LUTRT_NO_GFNI_UNPACK)
 #define LUTRT_GFNI_UNPACK 1
 /* The GFNI path, for the 2 (B / 2) planes stored in pairs (lutrt_code_at: plane 2pp + s of
