@@ -176,7 +176,7 @@ ALWAYS_INLINE void amx_epilogue(const lutrt_mma_args *a, const float *scal, cons
 /* Token rows m0..m0+15 against the unpacked block blk, activation groups t0..t1-1; acc: float
  * [16][32], this block's partial sums of those rows (the VNNI tile's layout). A partial last
  * group (K not a multiple of 32) runs on the VNNI tiles. `ahead` (may be NULL): the next
- * block's packed weights, a slice of which each group prefetches (next_block_ahead). */
+ * block's weights, scales and zeros, a slice of which each group prefetches (lutrt_ahead). */
 static void amx_rows(const lutrt_mma_args *a, const uint8_t *apack, const uint8_t *q, int blk,
                      int m0, int t0, int t1, float *acc, lutrt_ahead *ahead) {
     const int te = min_int(t1, a->J / a->ja); /* whole activation groups */
