@@ -12,7 +12,9 @@ compiler stack (the lent 16-core Xeon has python3, numpy and cc only): issue 9's
 The model: the 492M bench model's shapes (bench_models.py: hidden 2048, 16 heads over 4 kv
 heads, FFN 5632, ternary weights, torch.export with run_decompositions) with 3 layers and a
 2,000-token vocabulary, so that its weights fit the trip; a 128-token prefill. Prints the
-median ms of interleaved rounds and the speedup over the first thread count.
+median ms of interleaved rounds and the speedup over the first thread count, then, with
+--profile, one more call per thread count under lutrt's parallel-loop profile
+(runtime/pool_profile.py: serial code, and thread time lost per task function).
 """
 
 from __future__ import annotations
@@ -71,16 +73,21 @@ def unpack(src: Path, dst: Path) -> None:
             shutil.copyfileobj(f, g)
 
 
-def run(model_dir: Path, threads: list[int], rounds: int) -> list[dict]:
+def run(model_dir: Path, threads: list[int], rounds: int, profile: bool = False) -> list[dict]:
     import numpy as np
+
+    from lutc.runtime import pool_profile
+    from lutc.runtime.weight_memory import load_weights
 
     manifest = json.loads((model_dir / "model.json").read_text())
     lib = ctypes.CDLL(str(model_dir / manifest["library"]))
     runtime = ctypes.CDLL(str(next(model_dir.glob("liblutrt-*.so"))))
     runtime.lutrt_set_num_threads.argtypes = [ctypes.c_int]
-    weights = np.memmap(model_dir / manifest["weights"], dtype=np.uint8, mode="r")
-    if weights.size != manifest["weight_bytes"]:
+    path = model_dir / manifest["weights"]
+    if path.stat().st_size != manifest["weight_bytes"]:
         raise SystemExit(f"{model_dir}: weights.bin is not this model's")
+    with open(path, "rb") as f:  # as CompiledModel loads them (huge pages where they fit)
+        weights = load_weights(f, manifest["weight_bytes"])
     arena = np.zeros(manifest["arena_bytes"] + 64, np.uint8)
     (spec,), (out_spec,) = manifest["inputs"], manifest["outputs"]
     ids = np.random.default_rng(1).integers(0, SHAPE["vocab_size"], spec["shape"]).astype(np.int64)
@@ -105,6 +112,13 @@ def run(model_dir: Path, threads: list[int], rounds: int) -> list[dict]:
                      "speedup": base / median})
         print(f"threads {t:2d}: {median * 1e3:8.2f} ms {SEQ / median:8.1f} tok/s "
               f"{base / median:6.2f}x vs {threads[0]}", flush=True)
+    for row in rows if profile else ():
+        runtime.lutrt_set_num_threads(row["threads"])
+        lib.lutc_main(*args)
+        with pool_profile.recording(runtime) as prof:
+            lib.lutc_main(*args)
+        print(pool_profile.report(prof, row["threads"]), flush=True)
+        row["profile"] = {"wall_s": prof.wall_s, "loops": [vars(s) for s in prof.loops]}
     return rows
 
 
@@ -116,6 +130,7 @@ def main() -> None:
     ap.add_argument("--threads", default="1,2,4,8,16")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--profile", action="store_true", help="a profiled call per thread count")
     args = ap.parse_args()
     if args.prepare:
         prepare(args.prepare)
@@ -123,7 +138,7 @@ def main() -> None:
         unpack(*args.unpack)
     if args.run:
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-        rows = run(args.run, [int(t) for t in args.threads.split(",")], args.rounds)
+        rows = run(args.run, [int(t) for t in args.threads.split(",")], args.rounds, args.profile)
         if args.json:
             args.json.write_text(json.dumps({"workload": f"prefill {SEQ}", "shape": SHAPE,
                                              "rows": rows}, indent=1))

@@ -362,6 +362,19 @@ int lutrt_get_num_threads(void);
 /* Joins the pool's worker threads (they are restarted on demand) and frees the calling
  * thread's cached Vec-LUT table buffer. Optional. */
 void lutrt_shutdown(void);
+/* Parallel-loop profile, for measuring thread scaling (runtime/pool_profile.py reads it).
+ * lutrt_pool_profile(1) clears it and starts recording, (0) stops. While on, every parallel
+ * loop adds to the entry of its task function (at most LUTRT_POOL_PROFILE_FNS; later ones are
+ * not recorded): out[0] loops, out[1] ns the caller spent in them, out[2] ns of all threads
+ * inside task chunks, out[3] ns x the pool's thread count (the thread time the loops held:
+ * out[3] - out[2] is time threads waited, idled or claimed). A loop of fewer chunks than
+ * threads holds them all all the same; a loop nested in a chunk is part of that chunk and not
+ * recorded. Entry i's task function
+ * is stored in *fn; returns 0 past the last entry, else 1. Recording costs two clock reads
+ * per loop and per chunk. */
+#define LUTRT_POOL_PROFILE_FNS 256
+void lutrt_pool_profile(int on);
+int lutrt_pool_profile_entry(int i, const void **fn, int64_t out[4]);
 
 
 /* ---- attention (attention.c) ------------------------------------------------------------ *

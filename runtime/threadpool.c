@@ -15,6 +15,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -66,6 +67,41 @@ static struct {
 
 static _Thread_local int in_pool; /* nested parallel loops run serially */
 
+/* lutrt_pool_profile: per task function, [loops, caller ns, ns in chunks, threads x ns];
+ * entries are written by the caller of a loop under run_lock (chunk time goes to busy_ns) */
+static atomic_int profiling;
+static _Atomic int64_t busy_ns; /* chunk time of the current loop */
+static struct {
+    const void *fn;
+    int64_t v[4];
+} profile[LUTRT_POOL_PROFILE_FNS];
+static int nprofile;
+
+static void profile_add(lutrt_task_fn fn, int64_t wall, int64_t busy, int threads) {
+    int i = 0;
+    while (i < nprofile && profile[i].fn != (const void *)fn) i++;
+    if (i == nprofile) {
+        if (nprofile == LUTRT_POOL_PROFILE_FNS) return;
+        profile[nprofile].fn = (const void *)fn;
+        nprofile++;
+    }
+    profile[i].v[0] += 1;
+    profile[i].v[1] += wall;
+    profile[i].v[2] += busy;
+    profile[i].v[3] += wall * threads;
+}
+
+/* fn(ctx, begin, end), its time added to busy_ns while profiling */
+static inline void run_chunk(lutrt_task_fn fn, void *ctx, int begin, int end, int prof) {
+    if (!prof) {
+        fn(ctx, begin, end);
+        return;
+    }
+    const long t0 = now_ns();
+    fn(ctx, begin, end);
+    atomic_fetch_add_explicit(&busy_ns, now_ns() - t0, memory_order_relaxed);
+}
+
 /* Claims and runs chunks of loop `gen` until none is left. */
 static void work(unsigned gen) {
     for (;;) {
@@ -83,7 +119,7 @@ static void work(unsigned gen) {
                                                    memory_order_acq_rel, memory_order_acquire))
             continue;
         int end = begin + size < n ? begin + size : n;
-        pool.fn(pool.ctx, begin, end);
+        run_chunk(pool.fn, pool.ctx, begin, end, atomic_load_explicit(&profiling, memory_order_relaxed));
         atomic_fetch_add_explicit(&pool.finished, end - begin, memory_order_release);
     }
 }
@@ -153,11 +189,19 @@ void lutrt_parallel_for(int nthreads, int ntasks, int grain, lutrt_task_fn fn, v
     if (!pool.default_threads) pool.default_threads = resolve_default();
     int p = nthreads > 0 ? nthreads : pool.default_threads;
     if (p > MAX_THREADS) p = MAX_THREADS;
+    const int prof = atomic_load_explicit(&profiling, memory_order_relaxed), held = p;
+    const long t0 = prof ? now_ns() : 0;
     int chunks = (ntasks + grain - 1) / grain;
     if (p > chunks) p = chunks;
     if (p <= 1) {
         pthread_mutex_unlock(&pool.run_lock);
         fn(ctx, 0, ntasks);
+        if (prof) {
+            const long dt = now_ns() - t0;
+            pthread_mutex_lock(&pool.run_lock);
+            profile_add(fn, dt, dt, held);
+            pthread_mutex_unlock(&pool.run_lock);
+        }
         return;
     }
     while (pool.nworkers < p - 1) {
@@ -173,6 +217,7 @@ void lutrt_parallel_for(int nthreads, int ntasks, int grain, lutrt_task_fn fn, v
     /* workers 1..p-1 take part; the caller is thread 0 */
     atomic_store_explicit(&pool.nthreads, p, memory_order_relaxed);
     atomic_store(&pool.finished, 0);
+    atomic_store_explicit(&busy_ns, 0, memory_order_relaxed);
     unsigned gen = atomic_load(&pool.job) + 1;
     atomic_store(&pool.claim, (uint64_t)gen << 32);
     atomic_store(&pool.job, gen);
@@ -189,7 +234,29 @@ void lutrt_parallel_for(int nthreads, int ntasks, int grain, lutrt_task_fn fn, v
         if (i > 2000) sched_yield();
         else cpu_relax();
     }
+    if (prof) profile_add(fn, now_ns() - t0, atomic_load(&busy_ns), held);
     pthread_mutex_unlock(&pool.run_lock);
+}
+
+void lutrt_pool_profile(int on) {
+    pthread_mutex_lock(&pool.run_lock);
+    if (on) {
+        memset(profile, 0, sizeof profile);
+        nprofile = 0;
+    }
+    atomic_store(&profiling, on != 0);
+    pthread_mutex_unlock(&pool.run_lock);
+}
+
+int lutrt_pool_profile_entry(int i, const void **fn, int64_t out[4]) {
+    pthread_mutex_lock(&pool.run_lock);
+    const int ok = i >= 0 && i < nprofile;
+    if (ok) {
+        *fn = profile[i].fn;
+        for (int k = 0; k < 4; k++) out[k] = profile[i].v[k];
+    }
+    pthread_mutex_unlock(&pool.run_lock);
+    return ok;
 }
 
 static pthread_mutex_t release_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -80,6 +80,7 @@ int main(void) {
     static const int grains[] = {1, 3, 8, 64};
     int cases = 0;
     for (int round = 0; round < 2; round++) {
+        lutrt_pool_profile(round == 1); /* the second round runs under the loop profile */
         for (int threads = 1; threads <= 8; threads++)
             for (size_t a = 0; a < sizeof task_counts / sizeof *task_counts; a++)
                 for (size_t b = 0; b < sizeof grains / sizeof *grains; b++)
@@ -88,6 +89,24 @@ int main(void) {
                         cases++;
                     }
         lutrt_shutdown(); /* the next round starts the workers again */
+    }
+    lutrt_pool_profile(0);
+    const void *fn = NULL;
+    int64_t v[4];
+    long loops = 0;
+    for (int i = 0; lutrt_pool_profile_entry(i, &fn, v); i++) {
+        if ((fn != (const void *)task && fn != (const void *)inner_task) || v[1] < 0 || v[2] < 0 ||
+            v[3] < v[1]) {
+            printf("profile entry %d: not a task function, or negative / inconsistent times\n", i);
+            return 1;
+        }
+        if (fn == (const void *)task) loops += v[0];
+    }
+    /* one loop of `task` per case of the second round (its nested loops: inner_task's entry
+     * when the outer loop ran on the caller alone, none when nested in a pool chunk) */
+    if (loops != cases / 2) {
+        printf("profile: %ld loops recorded, %d run\n", loops, cases / 2);
+        return 1;
     }
     printf("cases %d\n", cases);
     return 0;
