@@ -35,6 +35,7 @@
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && !defined(LUTRT_AVX512_SIMDE)
 #include <immintrin.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,7 +48,8 @@
 static int min_int(int a, int b) { return a < b ? a : b; }
 
 #ifdef LUTRT_I8ACT_AMX /* mma_i8act_avx512amx.c */
-static const uint8_t *amx_pack(const lutrt_mma_args *a);
+static const uint8_t *amx_pack(const lutrt_mma_args *a, int *local);
+static const uint8_t *amx_local_pack(const lutrt_mma_args *a, unsigned call);
 static void amx_begin(const lutrt_mma_args *a);
 static void amx_end(void);
 static void amx_rows(const lutrt_mma_args *a, const uint8_t *apack, const uint8_t *q, int blk,
@@ -224,6 +226,8 @@ static const tile_fn tiles[7] = {NULL, tile_1, tile_2, tile_3, tile_4, tile_5, t
 typedef struct {
     const lutrt_mma_args *a;
     const uint8_t *apack;
+    int local_pack; /* AMX: each thread packs the A operand itself (amx_local_pack), apack NULL */
+    unsigned call;  /* this call's number (the per-thread pack's key) */
 } i8act_call;
 
 /* Steps of lutrt_ahead in one block's run_block: the AMX groups of its first row tile, else
@@ -264,6 +268,14 @@ static void run_block(const i8act_call *c, const uint8_t *q, int blk, float *acc
 static void blocks_task(void *ctx, int b0, int b1) {
     const i8act_call *c = (const i8act_call *)ctx;
     const lutrt_mma_args *a = c->a;
+#ifdef LUTRT_I8ACT_AMX
+    i8act_call here;
+    if (c->local_pack) { /* this thread's own packed A (NULL, out of memory: the VNNI tiles) */
+        here = *c;
+        here.apack = amx_local_pack(a, c->call);
+        c = &here;
+    }
+#endif
     const size_t qbytes = a->code_bytes ? 0 : (size_t)a->J * 128;
     uint8_t *q = lutrt_unpack_scratch(qbytes + (size_t)a->M * 128);
     if (!q) { /* out of memory */
@@ -293,9 +305,12 @@ static void blocks_task(void *ctx, int b0, int b1) {
 }
 
 static int mma_i8act(const lutrt_mma_args *a) {
-    i8act_call c = {a, NULL};
+    i8act_call c = {a, NULL, 0, 0};
 #ifdef LUTRT_I8ACT_AMX
-    c.apack = amx_pack(a); /* NULL: < 16 rows, groups not a multiple of 32, or no memory */
+    static atomic_uint calls;
+    c.call = atomic_fetch_add_explicit(&calls, 1, memory_order_relaxed) + 1;
+    /* NULL: < 16 rows, groups not a multiple of 32, no memory, or packed per thread */
+    c.apack = amx_pack(a, &c.local_pack);
 #endif
     /* few token rows: runs of blocks per claim keep each thread streaming its weights */
     lutrt_parallel_for(a->d->num_threads, a->NB, a->M <= 4 ? 8 : 1, blocks_task, &c);
