@@ -144,6 +144,9 @@ class CEmitter:
         self.indent = 1
         self.constants: list[str] = []
         self.plan: BufferPlan | None = None
+        # strided windows (buffer_plan.strided_slices, and expand_shape views of them): element
+        # offset and strides per dim from their storage root's pointer
+        self.strided: dict[SSAValue, tuple[int, tuple[int, ...]]] = {}
         self.counts: set[str] = set()  # run-time row counts declared (_count): M, MS
         self.weight_offsets: dict[str, int] = {}
         # dynamic rows (generation): values whose leading dim is the chunk's row count, a
@@ -493,7 +496,24 @@ class CEmitter:
     def _view(self, op: Operation) -> None:
         name = self.fresh("t")
         typ = c_type(op.results[0].type)
-        self.line(f"{typ} *{name} = ({typ} *){self.ptr(op.operands[0])};  /* view */")
+        source = op.operands[0]
+        note = "view"
+        if source in self.strided:  # an expand_shape of a window (buffer_plan): a window too
+            assert isinstance(op, tensor.ExpandShapeOp), op
+            offset, strides = self.strided[source]
+            shape = _shape(op.results[0])
+            new: list[int] = []
+            for d, group in enumerate(op.reassociation.data):
+                dims = [g.value.data for g in group.data]
+                inner = strides[d]
+                group_strides = []
+                for k in reversed(dims):
+                    group_strides.append(inner)
+                    inner *= shape[k]
+                new.extend(reversed(group_strides))
+            self.strided[op.results[0]] = (offset, tuple(new))
+            note = f"strided view: offset {offset}, strides {tuple(new)}"
+        self.line(f"{typ} *{name} = ({typ} *){self.ptr(source)};  /* {note} */")
         self.names[op.results[0]] = name
 
     emit_CollapseShapeOp = emit_ExpandShapeOp = emit_ReshapeOp = emit_CastOp = _view
@@ -620,6 +640,16 @@ class CEmitter:
                         lambda begin, end: nest(begin, end, split))
 
     def emit_ExtractSliceOp(self, op: tensor.ExtractSliceOp) -> None:
+        if op.result in self.plan.strided:  # a window the loops reading it index in place
+            base, strides = self.strided.get(op.source, (0, tuple(_strides(_shape(op.source)))))
+            offset = base + sum(o * st for o, st in zip(op.static_offsets.get_values(), strides))
+            self.strided[op.result] = (offset, tuple(strides))
+            name = self.fresh("t")
+            typ = c_type(op.result.type)
+            self.line(f"{typ} *{name} = ({typ} *){self.ptr(op.source)};  /* strided view: "
+                      f"offset {offset}, strides {tuple(strides)} */")
+            self.names[op.result] = name
+            return
         dst = self.define(op.result)
         self._copy_slice(op, self.ptr(op.source), _shape(op.source), dst, into_slice=False,
                          rows_of=op.result)
@@ -734,7 +764,10 @@ class CEmitter:
                     continue
                 value = operands[i]
                 base = self.ptr(value) if i < n_in else outs[i - n_in]
-                index = self._map_index(maps[i].results, _shape(value), idx)
+                if i < n_in and value in self.strided:
+                    index = self._window_index(maps[i].results, self.strided[value], idx)
+                else:
+                    index = self._map_index(maps[i].results, _shape(value), idx)
                 name = self.fresh("v")
                 self.line(f"const {c_type(arg.type)} {name} = {base}[{index}];")
                 env[arg] = name
@@ -796,6 +829,18 @@ class CEmitter:
             accumulate(sum_, 1)
         self.line(f"{out} = {out} + {sum_};")
         self._close(red.dim)
+
+    @staticmethod
+    def _window_index(exprs, window: tuple[int, tuple[int, ...]], idx) -> str:
+        """`_map_index` into a strided window (offset, strides) of its storage."""
+        offset, strides = window
+        terms = [str(offset)] if offset else []
+        for axis, expr in enumerate(exprs):
+            if isinstance(expr, AffineDimExpr):
+                terms.append(f"{idx[expr.position]} * {strides[axis]}")
+            elif not (isinstance(expr, AffineConstantExpr) and expr.value == 0):
+                terms.append(f"{expr.value} * {strides[axis]}")
+        return " + ".join(terms) or "0"
 
     def _map_index(self, exprs, shape, idx) -> str:
         strides = _strides(shape)
