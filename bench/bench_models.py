@@ -18,7 +18,9 @@ Prints medians (ms), tokens/s and ratios against lutc; saves bench/results/model
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import shutil
 import statistics
 import tempfile
 import time
@@ -142,7 +144,9 @@ def main() -> None:
     model = llama(shape)
     params = sum(p.numel() for p in model.parameters())
     print(f"Llama-shaped model: {shape}, {params / 1e6:.0f}M parameters, random weights")
+    # the ONNX exports and compiled models take ~5 GB: removed however the run ends
     work = Path(tempfile.mkdtemp(prefix="lutc-bench-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
     results = []
     t0 = time.perf_counter()
     onnx_path = export_onnx(model, torch.zeros((1, 16), dtype=torch.int64), work / "f32.onnx")
