@@ -832,7 +832,8 @@ class CEmitter:
 
     @staticmethod
     def _window_index(exprs, window: tuple[int, tuple[int, ...]], idx) -> str:
-        """`_map_index` into a strided window (offset, strides) of its storage."""
+        """The linear index into a strided window (element offset, strides per dim) of its
+        storage, read at the map results `exprs` of the loop indices `idx`."""
         offset, strides = window
         terms = [str(offset)] if offset else []
         for axis, expr in enumerate(exprs):
@@ -843,14 +844,9 @@ class CEmitter:
         return " + ".join(terms) or "0"
 
     def _map_index(self, exprs, shape, idx) -> str:
-        strides = _strides(shape)
-        terms = []
-        for axis, expr in enumerate(exprs):
-            if isinstance(expr, AffineDimExpr):
-                terms.append(f"{idx[expr.position]} * {strides[axis]}")
-            elif not (isinstance(expr, AffineConstantExpr) and expr.value == 0):
-                terms.append(f"{expr.value} * {strides[axis]}")
-        return " + ".join(terms) or "0"
+        """The row-major linear index of an operand of `shape` read at the map results
+        `exprs` (dims and constants) of the loop indices `idx`."""
+        return self._window_index(exprs, (0, tuple(_strides(shape))), idx)
 
     # -- scalar ops (inside generic bodies and between tensor ops) -------------------
     def scalar(self, value: SSAValue) -> str:
