@@ -292,11 +292,12 @@ static void blocks_task(void *ctx, int b0, int b1) {
     } else {
         lutrt_unpacker u;
         lutrt_unpacker_init(&u, a->bits, a->mirrored);
+        const int steps = ahead_steps(c);
         for (int blk = b0; blk < b1; blk++) {
             lutrt_unpack_block(a, blk, &u, q);
-            lutrt_ahead ahead;
-            const int on = blk + 1 < b1 && lutrt_ahead_init(&ahead, a, blk + 1, ahead_steps(c));
-            run_block(c, q, blk, acc, on ? &ahead : NULL);
+            lutrt_ahead ahead; /* the next block of this claim */
+            if (blk + 1 < b1) lutrt_ahead_init(&ahead, a, blk + 1, steps);
+            run_block(c, q, blk, acc, blk + 1 < b1 ? &ahead : NULL);
         }
     }
 #ifdef LUTRT_I8ACT_AMX

@@ -10,7 +10,8 @@ facts the compiled library exports about itself before anything enters C:
 The files it names must lie inside the directory, the weights file must be a regular file of
 exactly the library's size (a shorter mmapped file would SIGBUS; where the weights are copied
 to huge pages instead, runtime/weight_memory.py, a short read is the same error), and each
-call's inputs are checked against the signature. Any mismatch is one LutcError naming the file and field.
+call's inputs are checked against the signature. Any mismatch is one LutcError naming the file
+and field.
 
 Threads: each Python thread that calls a model gets its own arena (allocated on its first
 call), so concurrent calls never share scratch memory and run in parallel; the runtime's

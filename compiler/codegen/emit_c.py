@@ -494,8 +494,6 @@ class CEmitter:
         self.names[op.tensor] = "NULL"
 
     def _view(self, op: Operation) -> None:
-        name = self.fresh("t")
-        typ = c_type(op.results[0].type)
         source = op.operands[0]
         note = "view"
         if source in self.strided:  # an expand_shape of a window (buffer_plan): a window too
@@ -513,8 +511,14 @@ class CEmitter:
                 new.extend(reversed(group_strides))
             self.strided[op.results[0]] = (offset, tuple(new))
             note = f"strided view: offset {offset}, strides {tuple(new)}"
+        self._alias(op.results[0], source, note)
+
+    def _alias(self, result: SSAValue, source: SSAValue, note: str) -> None:
+        """Names `result` by a pointer to `source`'s storage (a view; no copy)."""
+        name = self.fresh("t")
+        typ = c_type(result.type)
         self.line(f"{typ} *{name} = ({typ} *){self.ptr(source)};  /* {note} */")
-        self.names[op.results[0]] = name
+        self.names[result] = name
 
     emit_CollapseShapeOp = emit_ExpandShapeOp = emit_ReshapeOp = emit_CastOp = _view
 
@@ -644,11 +648,8 @@ class CEmitter:
             base, strides = self.strided.get(op.source, (0, tuple(_strides(_shape(op.source)))))
             offset = base + sum(o * st for o, st in zip(op.static_offsets.get_values(), strides))
             self.strided[op.result] = (offset, tuple(strides))
-            name = self.fresh("t")
-            typ = c_type(op.result.type)
-            self.line(f"{typ} *{name} = ({typ} *){self.ptr(op.source)};  /* strided view: "
-                      f"offset {offset}, strides {tuple(strides)} */")
-            self.names[op.result] = name
+            self._alias(op.result, op.source,
+                        f"strided view: offset {offset}, strides {tuple(strides)}")
             return
         dst = self.define(op.result)
         self._copy_slice(op, self.ptr(op.source), _shape(op.source), dst, into_slice=False,
