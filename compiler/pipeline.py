@@ -18,6 +18,7 @@ from lutc.passes import PASSES
 # The default order; passes not yet registered in lutc.passes.PASSES are skipped.
 DEFAULT_PASSES = (
     "lut-fuse-attention",  # float attention chains -> lutrt_attention (no LUT op involved)
+    "lut-fuse-elementwise",  # elementwise chains -> one loop nest
     "lut-lower-mpgemm",
     "lut-symmetrize",
     "lut-quantize-table",

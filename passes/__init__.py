@@ -11,6 +11,12 @@ def _fuse_attention():
     return FuseAttentionPass
 
 
+def _fuse_elementwise():
+    from lutc.passes.fuse_elementwise import FuseElementwisePass
+
+    return FuseElementwisePass
+
+
 def _lower_mpgemm():
     from lutc.passes.lower_mpgemm import LowerMpGemmPass
 
@@ -55,6 +61,7 @@ def _pack_weights():
 
 PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "lut-fuse-attention": _fuse_attention,
+    "lut-fuse-elementwise": _fuse_elementwise,
     "lut-lower-mpgemm": _lower_mpgemm,
     "lut-symmetrize": _symmetrize,
     "lut-quantize-table": _quantize_table,
