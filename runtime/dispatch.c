@@ -49,6 +49,7 @@ static const lutrt_kernel *find(const char *name) {
             if (lutrt_mma_i8_avx512vnni_ptr && __builtin_cpu_supports("avx512vnni"))
                 avx512_kernel.mma_i8 = lutrt_mma_i8_avx512vnni_ptr;
             if (lutrt_mma_f32_avx512_ptr) avx512_kernel.mma_f32 = lutrt_mma_f32_avx512_ptr;
+            if (lutrt_precompute_row_avx512_ptr) avx512_kernel.precompute_row = lutrt_precompute_row_avx512_ptr;
             return &avx512_kernel;
         }
         if (!strcmp(name, "avx512vbmi")) {
@@ -57,6 +58,8 @@ static const lutrt_kernel *find(const char *name) {
             avx512vbmi_kernel.mma_i8 = lutrt_mma_i8_avx512vbmi_ptr;
             avx512vbmi_kernel.table_multipliers = 1;
             if (lutrt_mma_f32_avx512_ptr) avx512vbmi_kernel.mma_f32 = lutrt_mma_f32_avx512_ptr;
+            if (lutrt_precompute_row_avx512_ptr)
+                avx512vbmi_kernel.precompute_row = lutrt_precompute_row_avx512_ptr;
             return &avx512vbmi_kernel;
         }
 #endif

@@ -89,6 +89,10 @@ void lutrt_table_prologue_avx2(const lutrt_mma_args *a, float *tsum, int16_t *mu
 void lutrt_mma_i8_avx2(const lutrt_mma_args *a, int blk_begin, int blk_end);
 void lutrt_precompute_row_avx2(const lutrt_mma_desc *d, const float *x_row, void *tables_row,
                                float *tscale_row, float *sums_row);
+/* The same row with AVX-512F/BW (precompute_avx512.c); NULL without it or under SIMDe. */
+void lutrt_precompute_row_avx512(const lutrt_mma_desc *d, const float *x_row, void *tables_row,
+                                 float *tscale_row, float *sums_row);
+extern const lutrt_precompute_row_fn lutrt_precompute_row_avx512_ptr;
 /* Vec-LUT (lmma_vlut_avx2.c): the whole call (int8 tables), threads included. */
 int lutrt_mma_i8_vlut_avx2(const lutrt_mma_args *a);
 void lutrt_vlut_release(void); /* frees the calling thread's cached Vec-LUT tables */

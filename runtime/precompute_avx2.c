@@ -12,6 +12,16 @@
 
 #include "lutrt_internal.h"
 
+/* precompute_avx512.c compiles this file again with AVX-512F/BW and LUTRT_PRECOMPUTE_AVX512:
+ * the int8 activation section then takes 16 activations per step (the rest is this code with
+ * EVEX encodings). Its bytes and sums are integers and the max is exact, so the row stays
+ * bit-identical to this one and to precompute.c's. */
+#ifdef LUTRT_PRECOMPUTE_AVX512
+#define PRECOMPUTE_ROW lutrt_precompute_row_avx512
+#else
+#define PRECOMPUTE_ROW lutrt_precompute_row_avx2
+#endif
+
 static int min_int(int a, int b) { return a < b ? a : b; }
 
 static __m256 pattern(int bit, int mirrored) {
@@ -123,6 +133,14 @@ static void acts_i8(const lutrt_mma_desc *d, const float *x, const float *tscale
         int k = k0;
         if (k + 8 <= k1) {
             __m256 m8 = _mm256_setzero_ps();
+#ifdef LUTRT_PRECOMPUTE_AVX512
+            if (k + 16 <= k1) {
+                __m512 m16 = _mm512_setzero_ps();
+                for (; k + 16 <= k1; k += 16) m16 = _mm512_max_ps(m16, _mm512_abs_ps(_mm512_loadu_ps(x + k)));
+                m8 = _mm256_max_ps(_mm512_castps512_ps256(m16),
+                                   _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(m16), 1)));
+            }
+#endif
             for (; k + 8 <= k1; k += 8) m8 = _mm256_max_ps(m8, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + k)));
             m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps(m8, 1));
         }
@@ -155,6 +173,34 @@ static void acts_i8(const lutrt_mma_desc *d, const float *x, const float *tscale
             const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 3, 6, 7);
             __m256i ah = _mm256_setzero_si256(), al = _mm256_setzero_si256();
             __m256i qm = _mm256_setzero_si256(), qs = _mm256_setzero_si256();
+#ifdef LUTRT_PRECOMPUTE_AVX512
+            if (k + 16 <= k1) { /* 16 per step; the same integers, bytes by vpmovsdb */
+                const __m512 inv16 = _mm512_set1_ps(LUTRT_ACT_QMAX / mx);
+                const __m512 r512 = _mm512_set1_ps(1.0f / 128.0f);
+                const __m512i lim16 = _mm512_set1_epi32(16256), nlim16 = _mm512_set1_epi32(-16256);
+                __m512i ah16 = _mm512_setzero_si512(), al16 = _mm512_setzero_si512();
+                __m512i qm16 = _mm512_setzero_si512(), qs16 = _mm512_setzero_si512();
+                for (; k + 16 <= k1; k += 16) {
+                    __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + k), inv16));
+                    q = _mm512_max_epi32(_mm512_min_epi32(q, lim16), nlim16);
+                    qm16 = _mm512_max_epi32(qm16, _mm512_abs_epi32(q));
+                    qs16 = _mm512_add_epi32(qs16, _mm512_mullo_epi32(q, q)); /* <= 8 terms per lane */
+                    const __m512i h = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(q), r512));
+                    const __m512i l = _mm512_sub_epi32(q, _mm512_slli_epi32(h, 7));
+                    ah16 = _mm512_add_epi32(ah16, h);
+                    al16 = _mm512_add_epi32(al16, l);
+                    _mm_storeu_si128((__m128i *)(a.hi + k), _mm512_cvtsepi32_epi8(h));
+                    _mm_storeu_si128((__m128i *)(a.lo + k), _mm512_cvtsepi32_epi8(l));
+                }
+                ah = _mm256_add_epi32(_mm512_castsi512_si256(ah16), _mm512_extracti64x4_epi64(ah16, 1));
+                al = _mm256_add_epi32(_mm512_castsi512_si256(al16), _mm512_extracti64x4_epi64(al16, 1));
+                qm = _mm256_max_epi32(_mm512_castsi512_si256(qm16), _mm512_extracti64x4_epi64(qm16, 1));
+                /* unsigned lanes widened before adding, as below */
+                qsq64 = _mm512_reduce_add_epi64(_mm512_add_epi64(
+                    _mm512_cvtepu32_epi64(_mm512_castsi512_si256(qs16)),
+                    _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(qs16, 1))));
+            }
+#endif
             for (; k + 8 <= k1; k += 8) {
                 __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + k), inv8));
                 q = _mm256_max_epi32(_mm256_min_epi32(q, lim8), nlim8);
@@ -176,8 +222,8 @@ static void acts_i8(const lutrt_mma_desc *d, const float *x, const float *tscale
             /* two lanes' sums can pass 2^31: widen before adding */
             const __m256i qs64 = _mm256_add_epi64(_mm256_cvtepu32_epi64(_mm256_castsi256_si128(qs)),
                                                   _mm256_cvtepu32_epi64(_mm256_extracti128_si256(qs, 1)));
-            qsq64 = _mm256_extract_epi64(qs64, 0) + _mm256_extract_epi64(qs64, 1) +
-                    _mm256_extract_epi64(qs64, 2) + _mm256_extract_epi64(qs64, 3);
+            qsq64 += _mm256_extract_epi64(qs64, 0) + _mm256_extract_epi64(qs64, 1) +
+                     _mm256_extract_epi64(qs64, 2) + _mm256_extract_epi64(qs64, 3);
         }
         for (; k + 4 <= k1; k += 4) {
             __m128i q = _mm_cvtps_epi32(_mm_mul_ps(_mm_loadu_ps(x + k), inv));
@@ -244,8 +290,8 @@ static void grid_block(const float *asum, float *tscale, float *inv) {
     _mm256_storeu_ps(inv, _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(1.0f), ts), pos));
 }
 
-void lutrt_precompute_row_avx2(const lutrt_mma_desc *d, const float *x, void *tables_row,
-                               float *tscale, float *sums) {
+void PRECOMPUTE_ROW(const lutrt_mma_desc *d, const float *x, void *tables_row, float *tscale,
+                    float *sums) {
     const int J = d->K / 4, mirrored = d->mirrored;
     const patterns pt = {pattern(0, mirrored), pattern(1, mirrored), pattern(2, mirrored)};
     group_sums(d, x, sums);

@@ -161,7 +161,8 @@ def test_precompute(kernel, entries, scale_group):
 @pytest.mark.parametrize("k", [1024, 1000])  # J = 256, 250 (a partial grid block)
 def test_precompute_portable_and_avx2_identical(scale_group, entries, k):
     """Whole rows (entries, tscale, the int8 activation section) bit for bit, with rows of
-    zeros, tiny, huge, subnormal, inf and NaN activations among heavy-tailed ones."""
+    zeros, tiny, huge, subnormal, inf and NaN activations among heavy-tailed ones; the AVX-512
+    kernels' row (precompute_avx512.c) too where the CPU has it."""
     if "avx2" not in KERNELS:
         pytest.skip("no AVX2")
     x = np.random.default_rng(5).standard_t(3, (9, k)).astype(np.float32)
@@ -174,14 +175,15 @@ def test_precompute_portable_and_avx2_identical(scale_group, entries, k):
     x[7, :64] = 0.0
     out = []
     try:
-        for kern in ("ref", "avx2"):
+        for kern in ("ref", "avx2", *(k for k in ("avx512", "avx512vbmi") if k in KERNELS)):
             kernels.set_kernel(kern)
             out.append(kernels.precompute(x, group=80 if k == 1000 else 128, entries=entries,
                                           table_i8=True, scale_group=scale_group))
     finally:
         kernels.set_kernel(None)
-    assert np.array_equal(out[0].rows, out[1].rows)
-    assert np.array_equal(out[0].tscale, out[1].tscale, equal_nan=True)
+    for other in out[1:]:
+        assert np.array_equal(out[0].rows, other.rows)
+        assert np.array_equal(out[0].tscale, other.tscale, equal_nan=True)
 
 
 # ---- mma -----------------------------------------------------------------------------------

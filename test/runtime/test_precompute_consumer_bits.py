@@ -5,7 +5,8 @@ int8-activation kernel (M >= lutrt_i8act_min_m(B) > 0), and nothing else changes
   * below the threshold (or with the path off) the rows are byte-identical to consumer_bits 0;
   * from the threshold on the entries are left as they were (a sentinel survives), tscale and
     the activation section are byte-identical, and lut.mma gives a bit-identical output;
-  * both precompute implementations (ref, avx2) and the multi-threaded row split agree;
+  * every precompute implementation (ref, avx2, the AVX-512 kernels' row) and the
+    multi-threaded row split agree;
   * an out-of-range consumer_bits is an error naming the field.
 """
 
@@ -16,7 +17,7 @@ import pytest
 
 from lutc.runtime import kernels, packing
 
-PRECOMPUTE_KERNELS = [k for k in ("ref", "avx2") if kernels.kernel_available(k)]
+PRECOMPUTE_KERNELS = [k for k in ("ref", "avx2", "avx512", "avx512vbmi") if kernels.kernel_available(k)]
 SENTINEL = 0x5A
 
 
