@@ -15,6 +15,7 @@ loops (W - sum of wall) the caller runs serial code while T - 1 threads idle.
 from __future__ import annotations
 
 import ctypes
+import re
 import shutil
 import subprocess
 import time
@@ -46,21 +47,37 @@ class _DlInfo(ctypes.Structure):
 _symbols: dict[str, dict[int, str]] = {}
 
 
+def _tool_output(tool: str, *args: str) -> str:
+    exe = shutil.which(tool)
+    if not exe:
+        return ""
+    try:
+        return subprocess.run([exe, *args], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+# a PLT stub of a local ifunc (objdump's name for it): "0000000000002180 <*ABS*+0x9490@plt>:"
+_IFUNC_STUB = re.compile(r"^([0-9a-f]+) <\*ABS\*\+0x([0-9a-f]+)@plt>:$")
+
+
 def _static_symbols(path: str) -> dict[int, str]:
-    """Function offsets -> names of a shared library, static functions included (`nm`)."""
+    """Function offsets -> names of a shared library, static functions included (`nm`). The
+    generated loops are ifuncs (one version per ISA level, compiler/codegen/emit_c.py
+    ISA_CLONES) whose address is a PLT stub: stubs are named after their ifunc (`objdump`)."""
     if path not in _symbols:
         table: dict[int, str] = {}
-        nm = shutil.which("nm")
-        if nm:
-            try:
-                out = subprocess.run([nm, "--defined-only", path], capture_output=True, text=True,
-                                     timeout=30).stdout
-            except (OSError, subprocess.SubprocessError):
-                out = ""
-            for line in out.splitlines():
-                parts = line.split()
-                if len(parts) == 3 and parts[1] in "tTwW":
-                    table[int(parts[0], 16)] = parts[2]
+        ifuncs = False
+        for line in _tool_output("nm", "--defined-only", path).splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[1] in "tTwWiI" and not parts[2].endswith(".resolver"):
+                table[int(parts[0], 16)] = parts[2]
+                ifuncs |= parts[1] in "iI"
+        if ifuncs:
+            for line in _tool_output("objdump", "-d", "-j", ".plt", path).splitlines():
+                m = _IFUNC_STUB.match(line.strip())
+                if m and int(m.group(2), 16) in table:
+                    table[int(m.group(1), 16)] = table[int(m.group(2), 16)]
         _symbols[path] = table
     return _symbols[path]
 

@@ -21,7 +21,9 @@ from lutc.runtime.model_loader import ENTRY, MANIFEST
 # (as many as -O3; cc 1.9 s against 2.2 s at -O3). -fno-math-errno lets sqrtf be one
 # instruction and the libm calls emit_c.py declares `simd` (glibc's libmvec: expf, logf, sinf,
 # cosf) vectorize; results, NaN and inf included, are unchanged, only errno is not set.
-MODEL_CFLAGS = ("-fno-math-errno",)
+# -ffp-contract=off: no a * b + c fused into one rounding in the FMA versions of the loops
+# (emit_c.ISA_CLONES), so every version computes what the interpreter computes.
+MODEL_CFLAGS = ("-fno-math-errno", "-ffp-contract=off")
 GCC_MODEL_CFLAGS = ("-fvect-cost-model=cheap",)
 
 

@@ -266,6 +266,7 @@ class CEmitter:
             "static inline float lutc_minf(float a, float b) "
             "{ return (isnan(a) || isnan(b)) ? NAN : (a < b ? a : b); }",
             *_simd_declarations(vector_math),
+            *ISA_CLONES,
             "",
             "size_t lutc_arena_bytes(void) { return LUTC_ARENA_BYTES; }",
             "size_t lutc_weight_bytes(void) { return LUTC_WEIGHT_BYTES; }",
@@ -277,7 +278,7 @@ class CEmitter:
             *self.blas.header(),
             *self.tasks.header(),
             *self.bodies,
-            f"void lutc_{function_name}({', '.join(params)})",
+            f"LUTC_ISA_CLONES void lutc_{function_name}({', '.join(params)})",
             "{",
         ]
         return "\n".join(header + body + ["}", ""])
@@ -373,7 +374,7 @@ class CEmitter:
             f"static const int64_t lutc_layer{index}_offsets[{len(users)}][{max(count, 1)}] = {{",
             *rows, "};",
             f"/* the body of {_labels(layers)} */",
-            f"static void lutc_layer{index}("
+            f"LUTC_ISA_CLONES static void lutc_layer{index}("
             f"{', '.join(params[n] for n in self._body_args(fn, text))}, "
             f"const int64_t *restrict o)",
             "{", text, "}", ""]
@@ -939,6 +940,20 @@ def _split_dim(sizes) -> int:
     is not a unit dim (exported programs put a batch dim of 1 first; `M` counts as > 1)."""
     return next((d for d, n in enumerate(sizes) if n != 1), 0)
 
+
+# Every function with loops (tasks, layer bodies, the entry) is built by GCC >= 11 on x86-64
+# for the baseline ISA and also for x86-64-v3 (AVX2, FMA) and x86-64-v4 (AVX-512); glibc's
+# ifunc picks one version per function when the library loads, so a model directory runs on
+# any x86-64 and its loops use the vector width of the CPU it runs on (libmvec's 8- and
+# 16-lane expf there). -ffp-contract=off (compiler/codegen/build.py) keeps a * b + c two
+# roundings in every version. SmolLM2 / 492M model.c: cc ~0.4 -> ~1.1 s.
+ISA_CLONES = [
+    "/* one version per ISA level, picked when the library loads (ifunc) */",
+    "#if defined(__x86_64__) && defined(__GLIBC__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11",
+    '#define LUTC_ISA_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))',
+    "#else",
+    "#define LUTC_ISA_CLONES",
+    "#endif"]
 
 # libm functions with 4-lane versions in every glibc libmvec since 2.22 (x86-64)
 _LIBMVEC = ("expf", "logf", "sinf", "cosf")

@@ -145,7 +145,7 @@ class TaskOutliner:
             prologue.append(f"    {typ}{qual}{sep}{local} = c->{local};")
         template = "\n".join([  # @N@: the task's number, once known
             f"struct lutc_task@N@_ctx {{ {' '.join(fields)} }};",
-            "static void lutc_task@N@(void *arg, int begin, int end)",
+            "LUTC_ISA_CLONES static void lutc_task@N@(void *arg, int begin, int end)",
             "{",
             "    const struct lutc_task@N@_ctx *c = arg;",
             *prologue, text, "}", ""])

@@ -66,6 +66,34 @@ def test_elementwise_bitwise_at_1_and_2_threads(tmp_path):
     np.testing.assert_array_equal(one[1], x[:2, :4] + 1.0)
 
 
+def test_loops_are_isa_versions_named_in_the_pool_profile(tmp_path):
+    """emit_c.ISA_CLONES: with GCC >= 11 on x86-64 each loop function is an ifunc over its
+    baseline, x86-64-v3 and x86-64-v4 builds; the pool profile names the loop after its
+    function, not after the PLT stub its address is."""
+    import shutil
+    import subprocess
+
+    from lutc.runtime import pool_profile
+
+    model = compile_and_load(_elementwise_and_tiny(), {}, tmp_path)
+    text = (tmp_path / "model.c").read_text()
+    assert "LUTC_ISA_CLONES static void lutc_task1(" in text
+    if not shutil.which("nm"):
+        pytest.skip("no nm")
+    (so,) = tmp_path.glob("model-*.so")
+    symbols = subprocess.run(["nm", str(so)], capture_output=True, text=True).stdout
+    if "lutc_task1.arch_x86_64_v4" not in symbols:
+        pytest.skip("cc without target_clones (not GCC >= 11 on x86-64)")
+    assert re.search(r" i lutc_task1$", symbols, re.M)  # the ifunc
+    assert "lutc_task1.arch_x86_64_v3" in symbols and "lutc_task1.default" in symbols
+    x, y = (RNG.standard_normal((64, 2048)).astype(np.float32) for _ in range(2))
+    model.set_num_threads(2)
+    with pool_profile.recording(model.lib) as prof:
+        model(x, y)
+    model.set_num_threads(0)
+    assert [s.name for s in prof.loops] == ["lutc_task1"]
+
+
 def _reductions():
     gb = GraphBuilder()
     x = gb.add_input((512, 256), np.float32)
