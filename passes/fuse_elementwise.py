@@ -10,7 +10,8 @@ writes its whole tensor to memory for the next to read back (the 492M bench mode
 A producer is folded into its consumer when
   - the producer is a `linalg.generic` whose loops are all parallel, with one result that
     has one use (the consumer's input), an output map that is a permutation of its loops,
-    and a body that does not read its output (`outs` is only a shape);
+    and a body that does not read its output (`outs` is only a shape) and holds no nested
+    regions;
   - the consumer is a `linalg.generic` (any iterators: x * x folds into its sum) that reads
     the result through a permutation of *all* its loops, so that every producer element is
     computed exactly once (a broadcast read, like rsqrt's per-row value in x * rsqrt, would
@@ -115,6 +116,8 @@ def producer_dims(producer: linalg.GenericOp, consumer: linalg.GenericOp,
     out_arg = producer.body.block.args[len(producer.inputs)]
     if out_arg.uses.get_length():  # the body reads its output: not elementwise
         return None
+    if any(op.regions for op in producer.body.block.ops):  # a linalg.index inside would keep
+        return None                                         # the producer's loop numbering
     out_perm = permutation(_maps(producer)[len(producer.inputs)])
     read_perm = permutation(_maps(consumer)[operand])
     if out_perm is None or read_perm is None or len(out_perm) != len(read_perm):
