@@ -116,15 +116,15 @@ def producer_dims(producer: linalg.GenericOp, consumer: linalg.GenericOp,
     out_arg = producer.body.block.args[len(producer.inputs)]
     if out_arg.uses.get_length():  # the body reads its output: not elementwise
         return None
-    if any(op.regions for op in producer.body.block.ops):  # a linalg.index inside would keep
-        return None                                         # the producer's loop numbering
+    if any(op.regions for op in producer.body.block.ops):  # a linalg.index in a nested
+        return None  # region would keep the producer's loop numbering
     out_perm = permutation(_maps(producer)[len(producer.inputs)])
     read_perm = permutation(_maps(consumer)[operand])
     if out_perm is None or read_perm is None or len(out_perm) != len(read_perm):
         return None
     dims = [0] * len(out_perm)
-    for r, p in enumerate(out_perm):  # producer loop p writes result dim r, read by loop read_perm[r]
-        dims[p] = read_perm[r]
+    for r, p in enumerate(out_perm):  # producer loop p writes result dim r, which the
+        dims[p] = read_perm[r]         # consumer's loop read_perm[r] reads
     return tuple(dims)
 
 

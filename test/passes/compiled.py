@@ -13,6 +13,7 @@ from lutc.compiler.codegen.build import build_library, emit_model
 from lutc.compiler.imported_model import ImportedModel, TensorSpec
 from lutc.compiler.pipeline import PipelineOptions, run_pipeline
 from lutc.compiler.weight_store import WeightStore
+from lutc.dialects.dtypes import numpy_dtype
 from lutc.runtime.model_loader import CompiledModel
 
 
@@ -26,7 +27,7 @@ def store_of(weights: dict[str, np.ndarray]) -> WeightStore:
 def compile_module(module: ModuleOp, store: WeightStore, outdir: Path) -> tuple[CompiledModel, str]:
     """(loaded model, C source) of `module` (its weights are folded into `store`)."""
     fn = next(op for op in module.walk() if isinstance(op, func.FuncOp))
-    ins = [TensorSpec(f"x{i}", tuple(a.type.get_shape()), np.dtype(np.float32))
+    ins = [TensorSpec(f"x{i}", tuple(a.type.get_shape()), np.dtype(numpy_dtype(a.type)))
            for i, a in enumerate(fn.body.block.args)]
     outs = [TensorSpec(f"y{i}", tuple(t.get_shape()), np.dtype(np.float32))
             for i, t in enumerate(fn.function_type.outputs.data)]

@@ -7,34 +7,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from xdsl.dialects import func
 from xdsl.dialects.linalg import ops as linalg
 
-from lutc.compiler.codegen.build import build_library, emit_model
 from lutc.compiler.context import make_context
-from lutc.compiler.imported_model import ImportedModel, TensorSpec
 from lutc.compiler.interp.interpret import run_module
 from lutc.compiler.weight_store import WeightStore
-from lutc.dialects.dtypes import numpy_dtype
 from lutc.passes.fuse_elementwise import FuseElementwisePass
-from lutc.runtime.model_loader import CompiledModel
 from test.ir_builders import rel_max_err
-from test.passes.compiled import pipeline
+from test.passes.compiled import compile_module, pipeline
 
 
 def generics(module) -> int:
     return sum(isinstance(op, linalg.GenericOp) for op in module.walk())
-
-
-def compiled(module, weights, outdir) -> tuple[CompiledModel, str]:
-    fn = next(op for op in module.walk() if isinstance(op, func.FuncOp))
-    ins = [TensorSpec(f"x{i}", tuple(a.type.get_shape()), np.dtype(numpy_dtype(a.type)))
-           for i, a in enumerate(fn.body.block.args)]
-    outs = [TensorSpec(f"y{i}", tuple(t.get_shape()), np.dtype(np.float32))
-            for i, t in enumerate(fn.function_type.outputs.data)]
-    c_file = emit_model(ImportedModel(module, weights, ins, outs), outdir, "fusion test")
-    build_library(c_file)
-    return CompiledModel(outdir), c_file.read_text()
 
 
 def parse(text: str):
@@ -130,7 +114,7 @@ def test_chains_fuse_with_bitwise_equal_results(tmp_path):
     xs = [rng.standard_normal(s).astype(np.float32) * 3 for s in ((6, 40), (6, 40), (40, 6))]
     module = parse(CHAINS)
     before = run_module(module, WeightStore(), xs)
-    model, source = compiled(module, WeightStore(), tmp_path / "unfused")
+    model, source = compile_module(module, WeightStore(), tmp_path / "unfused")
     c_before = model(*xs)
     n_before = source.count("for (int64_t")
     module = parse(CHAINS)
@@ -140,7 +124,7 @@ def test_chains_fuse_with_bitwise_equal_results(tmp_path):
     # a broadcast), y1 and y2 and tanh (two uses each) stay: 10 generics -> 6
     assert generics(module) == 6
     after = run_module(module, WeightStore(), xs)
-    model, source = compiled(module, WeightStore(), tmp_path / "fused")
+    model, source = compile_module(module, WeightStore(), tmp_path / "fused")
     c_after = model(*xs)
     assert source.count("for (int64_t") < n_before
     for b, a, cb, ca in zip(before, after, c_before, c_after):
@@ -179,7 +163,8 @@ def test_torch_llama_fuses_with_bitwise_equal_outputs(weights, tmp_path):
         pipeline(im.module, disabled=disabled)
         counts.append(generics(im.module))
         expected = run_module(im.module, im.weights, [ids.numpy()])[0]
-        compiled_model, source = compiled(im.module, im.weights, tmp_path / str(len(disabled)))
+        compiled_model, source = compile_module(im.module, im.weights,
+                                                tmp_path / str(len(disabled)))
         loops.append(source.count("for (int64_t"))
         for threads in (1, 2):
             compiled_model.set_num_threads(threads)
