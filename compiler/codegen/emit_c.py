@@ -949,8 +949,10 @@ def _split_dim(sizes) -> int:
 # roundings in every version. SmolLM2 / 492M model.c: cc ~0.4 -> ~1.1 s.
 ISA_CLONES = [
     "/* one version per ISA level, picked when the library loads (ifunc) */",
-    "#if defined(__x86_64__) && defined(__GLIBC__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11",
-    '#define LUTC_ISA_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))',
+    "#if defined(__x86_64__) && defined(__GLIBC__) && defined(__GNUC__) && !defined(__clang__) "
+    "&& __GNUC__ >= 11",
+    "#define LUTC_ISA_CLONES "
+    '__attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))',
     "#else",
     "#define LUTC_ISA_CLONES",
     "#endif"]
