@@ -164,3 +164,31 @@ func.func @not_fused(%x: tensor<16xf32>, %acc: tensor<16xf32>) -> (tensor<16xf32
   } -> tensor<16xf32>
   func.return %a, %b, %d, %g : tensor<16xf32>, tensor<16xf32>, tensor<16xf32>, tensor<16xf32>
 }
+
+// -----
+
+// A producer with no inputs (an iota from linalg.index): the fused op keeps the consumer's
+// other operands in place.
+// CHECK-LABEL: func.func @iota
+// CHECK:         %y = linalg.generic {indexing_maps = [affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>], iterator_types = ["parallel"]} ins(%x : tensor<16xf32>) outs(%e1 : tensor<16xf32>) {
+// CHECK-NEXT:    ^bb0(%a: f32, %o: f32):
+// CHECK-NEXT:      %{{.*}} = linalg.index 0 : index
+// CHECK:           %s = arith.addf %a, %f : f32
+#iota = affine_map<(d0) -> (d0)>
+func.func @iota(%x: tensor<16xf32>) -> tensor<16xf32> {
+  %e0 = tensor.empty() : tensor<16xf32>
+  %io = linalg.generic {indexing_maps = [#iota], iterator_types = ["parallel"]} outs(%e0 : tensor<16xf32>) {
+  ^bb0(%o: f32):
+    %i = linalg.index 0 : index
+    %ii = arith.index_cast %i : index to i64
+    %f = arith.sitofp %ii : i64 to f32
+    linalg.yield %f : f32
+  } -> tensor<16xf32>
+  %e1 = tensor.empty() : tensor<16xf32>
+  %y = linalg.generic {indexing_maps = [#iota, #iota, #iota], iterator_types = ["parallel"]} ins(%x, %io : tensor<16xf32>, tensor<16xf32>) outs(%e1 : tensor<16xf32>) {
+  ^bb0(%a: f32, %b: f32, %o: f32):
+    %s = arith.addf %a, %b : f32
+    linalg.yield %s : f32
+  } -> tensor<16xf32>
+  func.return %y : tensor<16xf32>
+}
