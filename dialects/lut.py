@@ -11,6 +11,10 @@ from lutc.dialects.table_type import TableType
 from lutc.dialects.tile_attr import TileAttr
 from lutc.dialects.weight_format import WeightFormatAttr
 
+# op attribute: the decoder layer an op belongs to (frontends set it; passes keep repeated
+# layers identical; compiler/codegen/emit_c.py emits each distinct layer body once)
+LAYER_ATTR = "lutc.layer"
+
 LUT = Dialect(
     "lut",
     [WeightOp, DequantizeOp, BitPlanesOp, PrecomputeOp, MmaOp,

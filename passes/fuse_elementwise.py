@@ -72,9 +72,8 @@ from xdsl.pattern_rewriter import (
     op_type_rewrite_pattern,
 )
 
+from lutc.dialects.lut import LAYER_ATTR
 from lutc.passes.tensor_dce import erase_dead_tensor_ops
-
-LAYER_ATTR = "lutc.layer"
 
 
 def permutation(amap: AffineMap) -> tuple[int, ...] | None:

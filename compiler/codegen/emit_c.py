@@ -45,6 +45,7 @@ from lutc.compiler.codegen.emit_tasks import POOL_PROTOTYPE, body_cost
 from lutc.runtime.errors import LutcError
 from lutc.runtime.model_loader import signature
 from lutc.dialects.dtypes import numpy_dtype
+from lutc.dialects.lut import LAYER_ATTR
 from lutc.dialects.lut_ops import WeightOp
 from lutc.dialects.table_type import TableType
 
@@ -120,8 +121,6 @@ ROWS_ARG_ATTR = "lutc.rows_arg"
 ROW_ARGS_ATTR = "lutc.row_args"
 # [count arg, index arg]: the rows a gather selects by the index input, `MS` of them at run time
 SELECT_ROWS_ATTR = "lutc.select_rows"
-# op attribute: the decoder layer an op belongs to (emitted as a shared layer body)
-LAYER_ATTR = "lutc.layer"
 
 
 def tag_layer(block: Block, after: Operation | None, layer: int) -> None:
