@@ -268,7 +268,8 @@ static int mma_f32_gemv(const lutrt_mma_args *a) {
         lutrt_parallel_for(a->d->num_threads, a->NG, (a->NG + threads - 1) / threads, convert_task, &cj);
     else
         convert_task(&cj, 0, a->NG);
-    lutrt_parallel_for(a->d->num_threads, a->NB, lutrt_gemv_grain(a->NB, threads), blocks_task, &job);
+    /* owner-first, as mma.c's GEMVs (threadpool.c) */
+    lutrt_parallel_for_owned(a->d->num_threads, a->NB, lutrt_gemv_grain(a->NB, threads), blocks_task, &job);
     return LUTRT_OK;
 }
 

@@ -9,6 +9,13 @@
  * waits for the chunk's stores to drain: one claim per task cost ~7% of a 2-thread SmolLM2
  * prefill, whose weight-block loops run ~60 tasks per call). Idle workers poll briefly
  * (back-to-back GEMVs of a decode step then skip the futex wake-up), then yield, then sleep.
+ *
+ * lutrt_parallel_for_owned schedules owner-first instead (work stealing, Blumofe & Leiserson
+ * 1999, on static ranges as OpenMP runtimes steal): thread i owns the i-th of p contiguous
+ * ranges and claims from its front, half of what it has left at a time; a thread whose range is
+ * empty takes half of what is left of the fullest range, from its back. Each thread then walks
+ * one run of consecutive tasks (a kernel may prefetch the task after its chunk: mostly its own
+ * next one), and a thread that starts late or runs slow still loses its tasks to the others.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -60,12 +67,24 @@ static struct {
     /* read speculatively (before a claim) while the caller may publish the next loop: a
      * stale value only makes the claim's CAS fail, but the accesses must be atomic */
     atomic_int ntasks, grain, nthreads;
+    atomic_int owned; /* the current loop is owner-first (lutrt_parallel_for_owned) */
     int default_threads; /* 0: not yet resolved */
 } pool = {.run_lock = PTHREAD_MUTEX_INITIALIZER,
           .wake_lock = PTHREAD_MUTEX_INITIALIZER,
           .wake = PTHREAD_COND_INITIALIZER};
 
 static _Thread_local int in_pool; /* nested parallel loops run serially */
+
+/* Owner-first loops: range i of the current loop as generation (low 16 bits) << 48 | next
+ * task << 24 | end, one cache line each; ranges hold < 2^24 tasks (larger loops run guided). */
+#define OWNED_MAX_TASKS ((1 << 24) - 1)
+static struct {
+    _Alignas(64) _Atomic uint64_t r;
+} ranges[MAX_THREADS];
+
+static inline uint64_t range_word(unsigned gen, int front, int back) {
+    return (uint64_t)(gen & 0xFFFFu) << 48 | (uint64_t)front << 24 | (uint64_t)back;
+}
 
 /* lutrt_pool_profile: per task function, [loops, caller ns, ns in chunks, threads x ns];
  * entries are written by the caller of a loop under run_lock (chunk time goes to busy_ns) */
@@ -100,6 +119,58 @@ static inline void run_chunk(lutrt_task_fn fn, void *ctx, int begin, int end, in
     const long t0 = now_ns();
     fn(ctx, begin, end);
     atomic_fetch_add_explicit(&busy_ns, now_ns() - t0, memory_order_relaxed);
+}
+
+/* Owner-first: claims [*b, *e) from range i, from its front (own) or back (stolen): half of
+ * what is left in whole grains, at least a grain (or the rest). 0 when range i is empty or no
+ * longer of loop `gen`. */
+static int take(int i, unsigned gen, int grain, int own, int *b, int *e) {
+    uint64_t w = atomic_load_explicit(&ranges[i].r, memory_order_acquire);
+    for (;;) {
+        if ((unsigned)(w >> 48) != (gen & 0xFFFFu)) return 0;
+        const int front = (int)(w >> 24 & 0xFFFFFF), back = (int)(w & 0xFFFFFF), left = back - front;
+        if (left <= 0) return 0;
+        /* ranges start on whole grains and the front moves by whole grains: the split point
+         * stays on a grain (only the loop's last task may end a chunk off one) */
+        int split;
+        if (own) {
+            split = front + left / 2 / grain * grain;
+            if (split == front) split = front + grain < back ? front + grain : back;
+        } else {
+            split = (front + left / 2 + grain - 1) / grain * grain;
+            if (split >= back) split = front;
+        }
+        const uint64_t next = own ? range_word(gen, split, back) : range_word(gen, front, split);
+        if (atomic_compare_exchange_weak_explicit(&ranges[i].r, &w, next, memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+            *b = own ? front : split;
+            *e = own ? split : back;
+            return 1;
+        }
+    }
+}
+
+/* Owner-first: thread `id`'s range first, then steals until every range is empty. */
+static void work_owned(unsigned gen, int id) {
+    const int p = atomic_load_explicit(&pool.nthreads, memory_order_relaxed);
+    const int grain = atomic_load_explicit(&pool.grain, memory_order_relaxed);
+    const int prof = atomic_load_explicit(&profiling, memory_order_relaxed);
+    int b, e;
+    for (;;) {
+        if (id < p && take(id, gen, grain, 1, &b, &e)) {
+        } else { /* the fullest other range; none left: done */
+            int best = -1, most = 0;
+            for (int i = 0; i < p; i++) {
+                const uint64_t w = atomic_load_explicit(&ranges[i].r, memory_order_relaxed);
+                const int left = (int)(w & 0xFFFFFF) - (int)(w >> 24 & 0xFFFFFF);
+                if ((unsigned)(w >> 48) == (gen & 0xFFFFu) && left > most) best = i, most = left;
+            }
+            if (best < 0) return;
+            if (!take(best, gen, grain, 0, &b, &e)) continue;
+        }
+        run_chunk(pool.fn, pool.ctx, b, e, prof);
+        atomic_fetch_add_explicit(&pool.finished, e - b, memory_order_release);
+    }
 }
 
 /* Claims and runs chunks of loop `gen` until none is left. */
@@ -151,8 +222,12 @@ static void *worker_main(void *arg) {
         }
         if (atomic_load(&pool.stop)) return NULL;
         seen = job;
-        if (id < atomic_load_explicit(&pool.nthreads, memory_order_relaxed))
-            work(job); /* work() re-checks the generation */
+        if (id < atomic_load_explicit(&pool.nthreads, memory_order_relaxed)) {
+            if (atomic_load_explicit(&pool.owned, memory_order_relaxed))
+                work_owned(job, id); /* both re-check the generation */
+            else
+                work(job);
+        }
     }
 }
 
@@ -178,7 +253,7 @@ int lutrt_get_num_threads(void) {
     return n;
 }
 
-void lutrt_parallel_for(int nthreads, int ntasks, int grain, lutrt_task_fn fn, void *ctx) {
+static void parallel_for(int nthreads, int ntasks, int grain, lutrt_task_fn fn, void *ctx, int owned) {
     if (ntasks <= 0) return;
     if (grain < 1) grain = 1;
     if (in_pool) {
@@ -219,6 +294,14 @@ void lutrt_parallel_for(int nthreads, int ntasks, int grain, lutrt_task_fn fn, v
     atomic_store(&pool.finished, 0);
     atomic_store_explicit(&busy_ns, 0, memory_order_relaxed);
     unsigned gen = atomic_load(&pool.job) + 1;
+    owned = owned && ntasks <= OWNED_MAX_TASKS;
+    if (owned) /* range i: whole grains i * chunks / p .. (i + 1) * chunks / p */
+        for (int i = 0; i < p; i++) {
+            const int b = (int)((int64_t)i * chunks / p) * grain;
+            const int e = i == p - 1 ? ntasks : (int)((int64_t)(i + 1) * chunks / p) * grain;
+            atomic_store_explicit(&ranges[i].r, range_word(gen, b, e), memory_order_relaxed);
+        }
+    atomic_store_explicit(&pool.owned, owned, memory_order_relaxed);
     atomic_store(&pool.claim, (uint64_t)gen << 32);
     atomic_store(&pool.job, gen);
     if (atomic_load(&pool.sleepers)) {
@@ -227,7 +310,10 @@ void lutrt_parallel_for(int nthreads, int ntasks, int grain, lutrt_task_fn fn, v
         pthread_mutex_unlock(&pool.wake_lock);
     }
     in_pool = 1; /* the caller's chunks must not re-enter the pool */
-    work(gen);
+    if (owned)
+        work_owned(gen, 0);
+    else
+        work(gen);
     in_pool = 0;
     /* wait for chunks other threads claimed; yield so a descheduled worker can finish */
     for (int i = 1; atomic_load_explicit(&pool.finished, memory_order_acquire) < ntasks; i++) {
@@ -236,6 +322,14 @@ void lutrt_parallel_for(int nthreads, int ntasks, int grain, lutrt_task_fn fn, v
     }
     if (prof) profile_add(fn, now_ns() - t0, atomic_load(&busy_ns), held);
     pthread_mutex_unlock(&pool.run_lock);
+}
+
+void lutrt_parallel_for(int nthreads, int ntasks, int grain, lutrt_task_fn fn, void *ctx) {
+    parallel_for(nthreads, ntasks, grain, fn, ctx, 0);
+}
+
+void lutrt_parallel_for_owned(int nthreads, int ntasks, int grain, lutrt_task_fn fn, void *ctx) {
+    parallel_for(nthreads, ntasks, grain, fn, ctx, 1);
 }
 
 void lutrt_pool_profile(int on) {

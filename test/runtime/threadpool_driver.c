@@ -1,9 +1,11 @@
-/* threadpool_driver.c — lutrt_parallel_for (threadpool.c) runs every task of a loop exactly
- * once, in chunks that start and end on whole grains (except the last chunk), for 1-8 threads,
+/* threadpool_driver.c — lutrt_parallel_for and lutrt_parallel_for_owned (threadpool.c: guided
+ * and owner-first schedules) run every task of a loop exactly once, in chunks that start and
+ * end on whole grains (except the last chunk), for 1-8 threads,
  * task counts 1-1000, grains 1-64 and task costs that are even, skewed (the first tasks 100x
  * the rest) or random; a loop called inside a task runs serially on that thread; the pool
  * restarts after lutrt_shutdown. Built with the runtime under -fsanitize=address,undefined
  * (test_threadpool.py). Exit status 1 on a failure; prints "cases N" on success. */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@ typedef struct {
     atomic_int runs[MAX_TASKS];
     int ntasks, grain, cost; /* cost: 0 even, 1 skewed, 2 random */
     atomic_int bad_chunks, nested_bad;
+    pthread_t by[MAX_TASKS]; /* the thread that ran each task */
 } loop_t;
 
 static volatile double sink;
@@ -44,6 +47,7 @@ static void task(void *ctx, int begin, int end) {
         int units = l->cost == 1 ? (i < l->ntasks / 8 ? 100 : 1) : l->cost == 2 ? (i * 7919) % 13 : 1;
         spin(units);
     }
+    for (int i = begin; i < end && i >= 0 && i < l->ntasks; i++) l->by[i] = pthread_self();
     if (begin % 97 == 0) { /* a nested loop: runs serially, on this thread, completely */
         atomic_int count = 0;
         lutrt_parallel_for(0, 5, 1, inner_task, &count);
@@ -51,27 +55,41 @@ static void task(void *ctx, int begin, int end) {
     }
 }
 
-static int run_case(int threads, int ntasks, int grain, int cost) {
-    static loop_t l;
+static loop_t l;
+
+static int run_case(int threads, int ntasks, int grain, int cost, int owned) {
     for (int i = 0; i < MAX_TASKS; i++) atomic_store(&l.runs[i], 0);
     l.ntasks = ntasks;
     l.grain = grain;
     l.cost = cost;
     atomic_store(&l.bad_chunks, 0);
     atomic_store(&l.nested_bad, 0);
-    lutrt_parallel_for(threads, ntasks, grain, task, &l);
+    (owned ? lutrt_parallel_for_owned : lutrt_parallel_for)(threads, ntasks, grain, task, &l);
     for (int i = 0; i < ntasks; i++)
         if (atomic_load(&l.runs[i]) != 1) {
-            printf("threads %d ntasks %d grain %d cost %d: task %d ran %d times\n", threads, ntasks,
-                   grain, cost, i, atomic_load(&l.runs[i]));
+            printf("%s threads %d ntasks %d grain %d cost %d: task %d ran %d times\n",
+                   owned ? "owned" : "guided", threads, ntasks, grain, cost, i,
+                   atomic_load(&l.runs[i]));
             return 0;
         }
     if (atomic_load(&l.bad_chunks) || atomic_load(&l.nested_bad)) {
-        printf("threads %d ntasks %d grain %d cost %d: %d chunks off the grain, %d nested loops "
-               "incomplete\n", threads, ntasks, grain, cost, atomic_load(&l.bad_chunks),
-               atomic_load(&l.nested_bad));
+        printf("%s threads %d ntasks %d grain %d cost %d: %d chunks off the grain, %d nested "
+               "loops incomplete\n", owned ? "owned" : "guided", threads, ntasks, grain, cost,
+               atomic_load(&l.bad_chunks), atomic_load(&l.nested_bad));
         return 0;
     }
+    return 1;
+}
+
+/* Owner-first: nobody but the caller takes range 0's front, so its first claim, half of range 0
+ * (1000 tasks over 4 threads: tasks 0..124), runs on the calling thread. */
+static int owner_first_case(void) {
+    if (!run_case(4, 1000, 1, 0, 1)) return 0;
+    for (int i = 0; i < 125; i++)
+        if (!pthread_equal(l.by[i], pthread_self())) {
+            printf("owned: task %d of the caller's range ran on another thread\n", i);
+            return 0;
+        }
     return 1;
 }
 
@@ -84,13 +102,15 @@ int main(void) {
         for (int threads = 1; threads <= 8; threads++)
             for (size_t a = 0; a < sizeof task_counts / sizeof *task_counts; a++)
                 for (size_t b = 0; b < sizeof grains / sizeof *grains; b++)
-                    for (int cost = 0; cost < 3; cost++) {
-                        if (!run_case(threads, task_counts[a], grains[b], cost)) return 1;
-                        cases++;
-                    }
+                    for (int cost = 0; cost < 3; cost++)
+                        for (int owned = 0; owned < 2; owned++) {
+                            if (!run_case(threads, task_counts[a], grains[b], cost, owned)) return 1;
+                            cases++;
+                        }
         lutrt_shutdown(); /* the next round starts the workers again */
     }
     lutrt_pool_profile(0);
+    if (!owner_first_case()) return 1;
     const void *fn = NULL;
     int64_t v[4];
     long loops = 0;
