@@ -292,7 +292,7 @@ int lutrt_fail(const char *fmt, ...);
 typedef void (*lutrt_task_fn)(void *ctx, int begin, int end);
 void lutrt_parallel_for(int nthreads, int ntasks, int grain, lutrt_task_fn fn, void *ctx);
 /* The same with owner-first scheduling (threadpool.c): thread i first runs the i-th of the
- * nthreads contiguous ranges of whole grains, front to back, in chunks of half what it has left;
+ * nthreads contiguous ranges of whole grains, front to back, in chunks of 3/4 of what it has left;
  * then it steals half of the fullest range's rest from its back. For loops whose tasks stream
  * consecutive memory (a chunk's next task is mostly the same thread's next chunk). */
 void lutrt_parallel_for_owned(int nthreads, int ntasks, int grain, lutrt_task_fn fn, void *ctx);

@@ -21,6 +21,10 @@ typedef struct {
     int ntasks, grain, cost; /* cost: 0 even, 1 skewed, 2 random */
     atomic_int bad_chunks, nested_bad;
     pthread_t by[MAX_TASKS]; /* the thread that ran each task */
+    int gated;               /* other threads' chunks wait (<= 2 s) for the caller's first */
+    pthread_t caller;
+    atomic_int gate;
+    int first_begin, first_end; /* the caller's first chunk */
 } loop_t;
 
 static volatile double sink;
@@ -38,6 +42,9 @@ static void inner_task(void *ctx, int begin, int end) {
 
 static void task(void *ctx, int begin, int end) {
     loop_t *l = (loop_t *)ctx;
+    const int on_caller = pthread_equal(pthread_self(), l->caller);
+    if (l->gated && !on_caller)
+        for (long i = 0; i < 2000000 && !atomic_load(&l->gate); i++) spin(1); /* ~2 s at most */
     /* a chunk starts on a grain boundary and holds whole grains unless it ends the loop */
     if (begin < 0 || end > l->ntasks || begin >= end || begin % l->grain != 0 ||
         (end != l->ntasks && (end - begin) % l->grain != 0))
@@ -53,12 +60,19 @@ static void task(void *ctx, int begin, int end) {
         lutrt_parallel_for(0, 5, 1, inner_task, &count);
         if (atomic_load(&count) != 5) atomic_fetch_add(&l->nested_bad, 1);
     }
+    if (on_caller && !atomic_load(&l->gate)) { /* the caller's first chunk */
+        l->first_begin = begin;
+        l->first_end = end;
+        atomic_store(&l->gate, 1);
+    }
 }
 
 static loop_t l;
 
 static int run_case(int threads, int ntasks, int grain, int cost, int owned) {
     for (int i = 0; i < MAX_TASKS; i++) atomic_store(&l.runs[i], 0);
+    l.caller = pthread_self();
+    atomic_store(&l.gate, 0);
     l.ntasks = ntasks;
     l.grain = grain;
     l.cost = cost;
@@ -81,11 +95,19 @@ static int run_case(int threads, int ntasks, int grain, int cost, int owned) {
     return 1;
 }
 
-/* Owner-first: nobody but the caller takes range 0's front, so its first claim, half of range 0
- * (1000 tasks over 4 threads: tasks 0..124), runs on the calling thread. */
+/* Owner-first: the caller's first claim is the front 3/4 of its own range 0 (1000 tasks over 4
+ * threads: tasks 0..187), all run on it; the other threads' chunks wait until it is done, so
+ * none can steal from it first (a descheduled caller would otherwise lose its range's back). */
 static int owner_first_case(void) {
-    if (!run_case(4, 1000, 1, 0, 1)) return 0;
-    for (int i = 0; i < 125; i++)
+    l.gated = 1;
+    const int ok = run_case(4, 1000, 1, 0, 1);
+    l.gated = 0;
+    if (!ok) return 0;
+    if (l.first_begin != 0 || l.first_end != 188) {
+        printf("owned: the caller's first chunk was %d..%d, not 0..188\n", l.first_begin, l.first_end);
+        return 0;
+    }
+    for (int i = 0; i < 188; i++)
         if (!pthread_equal(l.by[i], pthread_self())) {
             printf("owned: task %d of the caller's range ran on another thread\n", i);
             return 0;
