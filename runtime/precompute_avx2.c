@@ -121,12 +121,15 @@ static void tables_i8(const float *x, int j0, int j1, const float *inv, int mirr
 /* The row's two-pass int8 activation section (lutrt_precompute_acts_ref, bit-identical: the
  * max is exact, cvtps rounds half to even like nearbyintf and xq / 128 is exact).
  * Activation groups are multiples of 4. */
-static void acts_i8(const lutrt_mma_desc *d, const float *x, const float *tscale,
-                    void *tables_row) {
-    const lutrt_acts_section a = lutrt_row_acts(d, tables_row);
+/* The groups of acts_i8; one_pass_ok (a constant where it is inlined): whether the one-pass
+ * test may apply, which alone needs max |xq| and sum xq^2 (off by default, lutrt.h): without
+ * it those are not computed (vpmulld and four reductions a group). */
+static inline __attribute__((always_inline)) void acts_groups(const lutrt_mma_desc *d,
+                                                              const float *x, const float *tscale,
+                                                              const lutrt_acts_section a,
+                                                              const int one_pass_ok) {
     const int ag = lutrt_act_group(d), na = (d->K + ag - 1) / ag, sg = d->scale_group;
     const __m256 sign = _mm256_set1_ps(-0.0f);
-    const int one_pass_ok = lutrt_act_one_pass_allowed(d); /* once per row, not per group */
     for (int s = 0; s < na; s++) {
         const int k0 = s * ag, k1 = min_int(d->K, k0 + ag);
         __m128 m4 = _mm_setzero_ps();
@@ -183,8 +186,10 @@ static void acts_i8(const lutrt_mma_desc *d, const float *x, const float *tscale
                 for (; k + 16 <= k1; k += 16) {
                     __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + k), inv16));
                     q = _mm512_max_epi32(_mm512_min_epi32(q, lim16), nlim16);
-                    qm16 = _mm512_max_epi32(qm16, _mm512_abs_epi32(q));
-                    qs16 = _mm512_add_epi32(qs16, _mm512_mullo_epi32(q, q)); /* <= 8 terms per lane */
+                    if (one_pass_ok) {
+                        qm16 = _mm512_max_epi32(qm16, _mm512_abs_epi32(q));
+                        qs16 = _mm512_add_epi32(qs16, _mm512_mullo_epi32(q, q)); /* <= 8 terms per lane */
+                    }
                     const __m512i h = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(q), r512));
                     const __m512i l = _mm512_sub_epi32(q, _mm512_slli_epi32(h, 7));
                     ah16 = _mm512_add_epi32(ah16, h);
@@ -194,18 +199,22 @@ static void acts_i8(const lutrt_mma_desc *d, const float *x, const float *tscale
                 }
                 ah = _mm256_add_epi32(_mm512_castsi512_si256(ah16), _mm512_extracti64x4_epi64(ah16, 1));
                 al = _mm256_add_epi32(_mm512_castsi512_si256(al16), _mm512_extracti64x4_epi64(al16, 1));
-                qm = _mm256_max_epi32(_mm512_castsi512_si256(qm16), _mm512_extracti64x4_epi64(qm16, 1));
-                /* unsigned lanes widened before adding, as below */
-                qsq64 = _mm512_reduce_add_epi64(_mm512_add_epi64(
-                    _mm512_cvtepu32_epi64(_mm512_castsi512_si256(qs16)),
-                    _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(qs16, 1))));
+                if (one_pass_ok) {
+                    qm = _mm256_max_epi32(_mm512_castsi512_si256(qm16), _mm512_extracti64x4_epi64(qm16, 1));
+                    /* unsigned lanes widened before adding, as below */
+                    qsq64 = _mm512_reduce_add_epi64(_mm512_add_epi64(
+                        _mm512_cvtepu32_epi64(_mm512_castsi512_si256(qs16)),
+                        _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(qs16, 1))));
+                }
             }
 #endif
             for (; k + 8 <= k1; k += 8) {
                 __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + k), inv8));
                 q = _mm256_max_epi32(_mm256_min_epi32(q, lim8), nlim8);
-                qm = _mm256_max_epi32(qm, _mm256_abs_epi32(q));
-                qs = _mm256_add_epi32(qs, _mm256_mullo_epi32(q, q));
+                if (one_pass_ok) {
+                    qm = _mm256_max_epi32(qm, _mm256_abs_epi32(q));
+                    qs = _mm256_add_epi32(qs, _mm256_mullo_epi32(q, q));
+                }
                 const __m256i h = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_cvtepi32_ps(q), r256));
                 const __m256i l = _mm256_sub_epi32(q, _mm256_slli_epi32(h, 7));
                 ah = _mm256_add_epi32(ah, h);
@@ -228,8 +237,10 @@ static void acts_i8(const lutrt_mma_desc *d, const float *x, const float *tscale
         for (; k + 4 <= k1; k += 4) {
             __m128i q = _mm_cvtps_epi32(_mm_mul_ps(_mm_loadu_ps(x + k), inv));
             q = _mm_max_epi32(_mm_min_epi32(q, lim), nlim);
-            qmax4 = _mm_max_epi32(qmax4, _mm_abs_epi32(q));
-            qsq4 = _mm_add_epi32(qsq4, _mm_mullo_epi32(q, q)); /* one step: <= 16256^2 per lane */
+            if (one_pass_ok) {
+                qmax4 = _mm_max_epi32(qmax4, _mm_abs_epi32(q));
+                qsq4 = _mm_add_epi32(qsq4, _mm_mullo_epi32(q, q)); /* one step: <= 16256^2 per lane */
+            }
             const __m128i h = _mm_cvtps_epi32(_mm_mul_ps(_mm_cvtepi32_ps(q), r128));
             const __m128i l = _mm_sub_epi32(q, _mm_slli_epi32(h, 7));
             acc_hi = _mm_add_epi32(acc_hi, h);
@@ -255,6 +266,16 @@ static void acts_i8(const lutrt_mma_desc *d, const float *x, const float *tscale
             a.slo[s] = -0.0f;
         }
     }
+}
+
+static void acts_i8(const lutrt_mma_desc *d, const float *x, const float *tscale,
+                    void *tables_row) {
+    const lutrt_acts_section a = lutrt_row_acts(d, tables_row);
+    const int ag = lutrt_act_group(d), na = (d->K + ag - 1) / ag;
+    if (lutrt_act_one_pass_allowed(d)) /* once per row, not per group */
+        acts_groups(d, x, tscale, a, 1);
+    else
+        acts_groups(d, x, tscale, a, 0);
     /* the slots of finer groups stay unused: zeros, so rows are deterministic bytes */
     const size_t unused = (size_t)(d->K / 4 - na) * sizeof(float);
     memset(a.ascale + na, 0, unused);
