@@ -146,9 +146,11 @@ typedef struct lutrt_mma_desc {
     /* Precompute only (lutrt_mma ignores it). 0: the tables' readers are unknown, every entry
      * is written. B in 1..8: the caller promises that every lutrt_mma reading these int8
      * tables has bits = B and strategy AUTO or PER_TOKEN; from M >= lutrt_i8act_min_m(B) > 0
-     * tokens on those calls run the int8-activation kernel, which reads only tscale and the
-     * activation section, so precompute then leaves the table entries unwritten (the prefill
-     * cost of building tables nobody reads). lutrt_i8act_min_m must not change in between. */
+     * tokens on those calls run the int8-activation kernel, which reads only the activation
+     * section, so precompute then writes that section alone (the prefill cost of building
+     * tables nobody reads): the entries and sums are left as they were, and tscale[m, s] only
+     * marks whether table scale group s is finite (NaN) or not (0), which the activation
+     * section's NaN ascale follows. lutrt_i8act_min_m must not change in between. */
     int32_t consumer_bits;
     /* lutrt_mma only: the packed weights' layout (lutrt_packed_weight_bytes).
      * LUTRT_LAYOUT_BIT_PLANES (0): B bit planes of 4-bit patterns, read by the LUT kernels.

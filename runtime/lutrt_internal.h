@@ -3,6 +3,7 @@
 #define LUTRT_INTERNAL_H
 
 #include <math.h>
+#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -272,8 +273,9 @@ static inline float lutrt_act_scale(float mx, int finite) {
  * non-finite row poisons this path exactly like the tables; 0 below LUTRT_TINY_SCALE), hi, lo
  * and their integer sums shi, slo. Portable version (precompute.c); precompute_avx2.c has a
  * bit-identical AVX2 one. */
-/* Whether a precompute may leave the int8 table entries unwritten: its consumers (desc
- * consumer_bits, lutrt.h) take the int8-activation kernel at this M and read no entry. */
+/* Whether a precompute may write the activation section alone: its consumers (desc
+ * consumer_bits, lutrt.h) take the int8-activation kernel at this M and read no entry, scale
+ * or sum of the tables (tscale then only marks non-finite scale groups: lutrt_mark_finite). */
 static inline int lutrt_entries_unread(const lutrt_mma_desc *d) {
     if (!d->table_i8 || d->consumer_bits == 0) return 0;
     const int m = lutrt_i8act_min_m(d->consumer_bits);
@@ -282,6 +284,20 @@ static inline int lutrt_entries_unread(const lutrt_mma_desc *d) {
 
 void lutrt_precompute_acts_ref(const lutrt_mma_desc *d, const float *x, const float *tscale,
                                void *tables_row);
+
+/* tscale[s] = NaN where table scale group s is not finite, else 0, from asum[j] (sum_i |x_i|
+ * of table j, as the tables sum it: (|x0| + |x1|) + (|x2| + |x3|)) for tables j0..j1-1, which
+ * hold whole scale groups: the NaN tscale lutrt_table_scale gives such a group, without the
+ * scale (the activation section reads only that). */
+static inline void lutrt_mark_finite(const lutrt_mma_desc *d, const float *asum, int j0, int j1,
+                                     float *tscale) {
+    const int jt = d->scale_group / 4;
+    for (int s0 = j0; s0 < j1; s0 += jt) {
+        int finite = 1;
+        for (int j = s0; j < j1 && j < s0 + jt; j++) finite &= asum[j - j0] <= FLT_MAX;
+        tscale[s0 / jt] = finite ? 0.0f : __builtin_nanf("");
+    }
+}
 
 /* Validation shared by precompute and mma; returns LUTRT_OK or sets the last error. */
 int lutrt_check_desc(const lutrt_mma_desc *d, int for_mma);

@@ -95,6 +95,20 @@ void lutrt_precompute_acts_ref(const lutrt_mma_desc *d, const float *x, const fl
 void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x, void *tables_row,
                               float *tscale, float *sums) {
     int J = d->K / 4, E = d->mirrored ? 8 : 16;
+    if (lutrt_entries_unread(d)) { /* the activation section alone (lutrt.h consumer_bits) */
+        float asum[64];
+        const int per_chunk = d->scale_group / 4 * (64 / (d->scale_group / 4));
+        for (int c0 = 0; c0 < J; c0 += per_chunk) {
+            const int c1 = min_int(J, c0 + per_chunk);
+            for (int j = c0; j < c1; j++) {
+                const float *x4 = x + 4 * j;
+                asum[j - c0] = (fabsf(x4[0]) + fabsf(x4[1])) + (fabsf(x4[2]) + fabsf(x4[3]));
+            }
+            lutrt_mark_finite(d, asum, c0, c1, tscale);
+        }
+        lutrt_precompute_acts_ref(d, x, tscale, tables_row);
+        return;
+    }
     group_sums(d, x, sums);
     if (!d->table_i8) {
         float *t = (float *)tables_row;
@@ -103,7 +117,6 @@ void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x, void *tab
     }
     int8_t *tq = (int8_t *)tables_row;
     int jt = d->scale_group / 4, ns = lutrt_num_scale_groups(d);
-    const int entries = !lutrt_entries_unread(d); /* else tscale and the activations only */
     if (jt == 1) { /* per-table scales on the grid of lutrt_grid_scales, 1 / tscale per entry */
         for (int b0 = 0; b0 < J; b0 += LUTRT_GRID_TABLES) {
             const int b1 = min_int(J, b0 + LUTRT_GRID_TABLES);
@@ -113,7 +126,7 @@ void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x, void *tab
                 tscale[j] = lutrt_table_scale(a, a <= FLT_MAX);
             }
             lutrt_grid_scales(tscale + b0, b1 - b0);
-            for (int j = b0; j < b1 && entries; j++) {
+            for (int j = b0; j < b1; j++) {
                 if (!(tscale[j] > 0.0f)) {
                     memset(tq + (size_t)j * E, 0, (size_t)E);
                     continue;
@@ -146,12 +159,12 @@ void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x, void *tab
         float scale = lutrt_table_scale(mx, finite);
         if (!(scale > 0.0f)) {
             tscale[s] = scale;
-            if (entries) memset(tq + (size_t)j0 * E, 0, (size_t)(j1 - j0) * E);
+            memset(tq + (size_t)j0 * E, 0, (size_t)(j1 - j0) * E);
             continue;
         }
         float inv = 127.0f / mx;
         tscale[s] = scale;
-        for (int j = j0; j < j1 && entries; j++) {
+        for (int j = j0; j < j1; j++) {
             float t[16];
             table_f32(x + 4 * j, d->mirrored, t);
             for (int p = 0; p < E; p++) {

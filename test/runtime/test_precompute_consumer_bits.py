@@ -3,8 +3,10 @@ lut.mma calls with B-bit weights skips the table entries exactly when those call
 int8-activation kernel (M >= lutrt_i8act_min_m(B) > 0), and nothing else changes:
 
   * below the threshold (or with the path off) the rows are byte-identical to consumer_bits 0;
-  * from the threshold on the entries are left as they were (a sentinel survives), tscale and
-    the activation section are byte-identical, and lut.mma gives a bit-identical output;
+  * from the threshold on only the activation section is written, byte-identical: the entries
+    and sums are left as they were (sentinels survive) and tscale marks the non-finite scale
+    groups (NaN where the full tscale is NaN, else 0); lut.mma gives a bit-identical output,
+    rows with inf / NaN / sums past FLT_MAX included;
   * every precompute implementation (ref, avx2, the AVX-512 kernels' row) and the
     multi-threaded row split agree;
   * an out-of-range consumer_bits is an error naming the field.
@@ -32,6 +34,7 @@ def tables(x, bits, group, mirrored, sg, threads, consumer_bits):
     call = kernels.PrecomputeCall(x, group=group, entries=8 if mirrored else 16, table_i8=True,
                                   scale_group=sg, threads=threads, consumer_bits=consumer_bits)
     call.tables.rows[...] = SENTINEL
+    call.tables.sums[...] = SENTINEL
     return call()
 
 
@@ -56,6 +59,9 @@ def test_entries_skipped_exactly_when_unread(kernel, bits, mirrored, sg):
     packed = packing.pack_weights(codes)
     for m in (1, 2, 3, 9):
         x = rng.standard_normal((m, k)).astype(np.float32)
+        if m == 9:  # non-finite scale groups: inf, NaN, and a table whose sum |x| overflows
+            x[1, 5], x[4, 70] = np.inf, np.nan
+            x[7, 200:202] = 3e38
         for threads in (1, 2):
             # the same readers (one-pass activation groups where bits <= 4), every entry written
             kernels.set_i8act_min_m(0)
@@ -63,16 +69,21 @@ def test_entries_skipped_exactly_when_unread(kernel, bits, mirrored, sg):
             kernels.set_i8act_min_m(3)
             lean = tables(x, bits, group, mirrored, sg, threads, bits)
             nent = full.entries[0].size
-            assert np.array_equal(full.tscale, lean.tscale)
-            assert np.array_equal(full.sums, lean.sums)
             assert np.array_equal(full.rows[:, nent:], lean.rows[:, nent:])  # activations
             if m >= 3:
                 assert (lean.rows[:, :nent] == SENTINEL).all(), (m, threads)
+                assert (lean.sums == SENTINEL).all(), (m, threads)
+                nan = np.isnan(full.tscale)
+                assert nan.any() == (m == 9)
+                assert np.array_equal(np.isnan(lean.tscale), nan), (m, threads)
+                assert (lean.tscale[~nan] == 0).all(), (m, threads)
             else:
                 assert np.array_equal(full.rows, lean.rows), (m, threads)
+                assert np.array_equal(full.tscale, lean.tscale)
+                assert np.array_equal(full.sums, lean.sums)
             want = kernels.mma(full, packed, s, z, n=n, bits=bits, threads=threads)
             got = kernels.mma(lean, packed, s, z, n=n, bits=bits, threads=threads)
-            assert np.array_equal(want, got), (m, threads)
+            assert np.array_equal(want, got, equal_nan=True), (m, threads)
 
 
 @pytest.mark.parametrize("kernel", PRECOMPUTE_KERNELS)
