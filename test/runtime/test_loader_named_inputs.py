@@ -93,3 +93,58 @@ def test_decode_steps_reuse_one_logits_buffer(llm):
     llm._forward(np.array([4]), 3, last_only=True)
     assert llm._logits[0] is buf
     np.testing.assert_array_equal(first, keep)
+
+
+def test_bind_into_follows_the_arrays_in_place(llm):
+    """A bound call runs on the current contents of the arrays it was bound to (rewritten in
+    place between calls) and gives what run_into gives on the same inputs."""
+    model = llm.model
+    f = feed(llm)
+    names = ("tokens", "positions", "rows", "kv_cache", "logit_rows", "logit_index")
+    out = [np.full(spec["shape"], np.nan, spec["dtype"]) for spec in model.outputs]
+    call = model.bind_into(out, *(f[n] for n in names))
+    for tokens in ([1, 2, 3, 0], [5, 6, 7, 0]):
+        f["tokens"][:] = tokens
+        f["kv_cache"][...] = 0
+        call()
+        g = {**feed(llm), "tokens": np.array(tokens)}
+        (ref,) = model(*(g[n] for n in names))
+        np.testing.assert_array_equal(out[0][:3], ref[:3])
+
+
+def test_bind_into_refuses_what_it_cannot_follow(llm):
+    """Inputs it would have to convert (a copy would not see the caller's writes), wrong
+    outputs and outputs overlapping an input are user errors, as in run_into."""
+    model = llm.model
+    f = feed(llm)
+    names = ("tokens", "positions", "rows", "kv_cache", "logit_rows", "logit_index")
+    out = [np.empty(spec["shape"], spec["dtype"]) for spec in model.outputs]
+    with pytest.raises(LutcError, match="C-contiguous input arrays"):
+        model.bind_into(out, *(f[n] if n != "tokens" else f[n].astype(np.int32) for n in names))
+    with pytest.raises(LutcError, match="C-contiguous input arrays"):
+        model.bind_into(out, *(f[n] if n != "positions" else np.arange(8)[::2] for n in names))
+    with pytest.raises(LutcError, match="output"):
+        model.bind_into([np.empty(1, np.float32)], *(f[n] for n in names))
+    with pytest.raises(LutcError, match="takes 6 inputs"):
+        model.bind_into(out, *(f[n] for n in names[:-1]))
+    shape, dtype = model.outputs[0]["shape"], model.outputs[0]["dtype"]
+    alias = f["kv_cache"].reshape(-1)[:int(np.prod(shape))].reshape(shape)
+    if alias.dtype == np.dtype(dtype):
+        with pytest.raises(LutcError, match="overlaps an input"):
+            model.bind_into([alias], *(f[n] for n in names))
+
+
+def test_decode_step_is_the_chunked_call(llm):
+    """LLM's bound decode step gives bitwise the logits of the general path (run_into with
+    the same padded chunk) and writes the same KV cache."""
+    llm.kv_cache[...] = 0
+    llm._forward(np.array([1, 2, 3]), 0)
+    cache = llm.kv_cache.copy()
+    fast = llm._forward(np.array([4]), 3, last_only=True)  # the bound step
+    after_fast = llm.kv_cache.copy()
+    llm.kv_cache[...] = cache
+    slow = llm._forward(np.array([4]), 3)  # run_into, every row's logits (one row)
+    np.testing.assert_array_equal(fast, slow)
+    np.testing.assert_array_equal(after_fast, llm.kv_cache)
+    view = llm._decode_step(5, 4)
+    assert np.shares_memory(view, llm._logits[0]) and view.shape == (llm.config.vocab_size,)
