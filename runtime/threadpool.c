@@ -12,9 +12,9 @@
  *
  * lutrt_parallel_for_owned schedules owner-first instead (work stealing, Blumofe & Leiserson
  * 1999, on static ranges as OpenMP runtimes steal): thread i owns the i-th of p contiguous
- * ranges and claims from its front, three quarters of what it has left at a time (half: SmolLM2
- * prefill-16 on the 2-core VM 2-3% slower, more claims); a thread whose range is
- * empty takes half of what is left of the fullest range, from its back. Each thread then walks
+ * ranges and claims from its front, three quarters of what it has left at a time (half:
+ * SmolLM2 prefill-16 on the 2-core VM 2-3% slower, more claims); a thread whose range is empty
+ * takes half of what is left of the fullest range, from its back. Each thread then walks
  * one run of consecutive tasks (a kernel may prefetch the task after its chunk: mostly its own
  * next one), and a thread that starts late or runs slow still loses its tasks to the others.
  */
@@ -123,8 +123,8 @@ static inline void run_chunk(lutrt_task_fn fn, void *ctx, int begin, int end, in
 }
 
 /* Owner-first: claims [*b, *e) from range i, from its front (own: three quarters of what is
- * left) or back (stolen: half), in whole grains, at least a grain (or the rest). 0 when range i is empty or no
- * longer of loop `gen`. */
+ * left) or back (stolen: half), in whole grains, at least a grain (or the rest). 0 when range
+ * i is empty or no longer of loop `gen`. */
 static int take(int i, unsigned gen, int grain, int own, int *b, int *e) {
     uint64_t w = atomic_load_explicit(&ranges[i].r, memory_order_acquire);
     for (;;) {

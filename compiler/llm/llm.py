@@ -293,8 +293,8 @@ class LLM:
         """One token at position `pos` (< max_context) through the compiled function, appending
         to the KV cache: its logits f32 [V], a view of the output buffer valid until the next
         call. The same call as _forward's (one real row, the rest padding; bitwise the same
-        logits), bound once (CompiledModel.bind_into): ~10 us of Python per step instead of
-        ~200."""
+        logits), bound once (CompiledModel.bind_into): the time outside the C call of a
+        SmolLM2 step went ~233 -> ~160 us, the logits no longer copied."""
         if self._step is None:
             c = self.chunk
             if self._logits is None:
