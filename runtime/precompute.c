@@ -92,6 +92,11 @@ void lutrt_precompute_acts_ref(const lutrt_mma_desc *d, const float *x, const fl
     memset(a.slo + na, 0, unused);
 }
 
+/* sum_i |x_i| of the table on x4[0..3], summed as every precompute sums it */
+static float table_abs_sum(const float *x4) {
+    return (fabsf(x4[0]) + fabsf(x4[1])) + (fabsf(x4[2]) + fabsf(x4[3]));
+}
+
 void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x, void *tables_row,
                               float *tscale, float *sums) {
     int J = d->K / 4, E = d->mirrored ? 8 : 16;
@@ -100,10 +105,7 @@ void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x, void *tab
         const int per_chunk = d->scale_group / 4 * (64 / (d->scale_group / 4));
         for (int c0 = 0; c0 < J; c0 += per_chunk) {
             const int c1 = min_int(J, c0 + per_chunk);
-            for (int j = c0; j < c1; j++) {
-                const float *x4 = x + 4 * j;
-                asum[j - c0] = (fabsf(x4[0]) + fabsf(x4[1])) + (fabsf(x4[2]) + fabsf(x4[3]));
-            }
+            for (int j = c0; j < c1; j++) asum[j - c0] = table_abs_sum(x + 4 * j);
             lutrt_mark_finite(d, asum, c0, c1, tscale);
         }
         lutrt_precompute_acts_ref(d, x, tscale, tables_row);
@@ -121,8 +123,7 @@ void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x, void *tab
         for (int b0 = 0; b0 < J; b0 += LUTRT_GRID_TABLES) {
             const int b1 = min_int(J, b0 + LUTRT_GRID_TABLES);
             for (int j = b0; j < b1; j++) {
-                const float *x4 = x + 4 * j;
-                float a = (fabsf(x4[0]) + fabsf(x4[1])) + (fabsf(x4[2]) + fabsf(x4[3]));
+                const float a = table_abs_sum(x + 4 * j);
                 tscale[j] = lutrt_table_scale(a, a <= FLT_MAX);
             }
             lutrt_grid_scales(tscale + b0, b1 - b0);
@@ -150,8 +151,7 @@ void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x, void *tab
         float mx = 0.0f;
         int finite = 1;
         for (int j = j0; j < j1; j++) {
-            const float *x4 = x + 4 * j;
-            float a = (fabsf(x4[0]) + fabsf(x4[1])) + (fabsf(x4[2]) + fabsf(x4[3]));
+            const float a = table_abs_sum(x + 4 * j);
             if (!(a <= FLT_MAX)) finite = 0; /* inf, NaN, or a sum past FLT_MAX */
             mx = a > mx ? a : mx;
         }

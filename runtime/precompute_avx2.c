@@ -118,9 +118,6 @@ static void tables_i8(const float *x, int j0, int j1, const float *inv, int mirr
     }
 }
 
-/* The row's two-pass int8 activation section (lutrt_precompute_acts_ref, bit-identical: the
- * max is exact, cvtps rounds half to even like nearbyintf and xq / 128 is exact).
- * Activation groups are multiples of 4. */
 /* The groups of acts_i8; one_pass_ok (a constant where it is inlined): whether the one-pass
  * test may apply, which alone needs max |xq| and sum xq^2 (off by default, lutrt.h): without
  * it those are not computed (vpmulld and four reductions a group). */
@@ -268,6 +265,9 @@ static inline __attribute__((always_inline)) void acts_groups(const lutrt_mma_de
     }
 }
 
+/* The row's two-pass int8 activation section (lutrt_precompute_acts_ref, bit-identical: the
+ * max is exact, cvtps rounds half to even like nearbyintf and xq / 128 is exact).
+ * Activation groups are multiples of 4. */
 static void acts_i8(const lutrt_mma_desc *d, const float *x, const float *tscale,
                     void *tables_row) {
     const lutrt_acts_section a = lutrt_row_acts(d, tables_row);

@@ -158,15 +158,14 @@ static void work_owned(unsigned gen, int id) {
     const int prof = atomic_load_explicit(&profiling, memory_order_relaxed);
     int b, e;
     for (;;) {
-        if (id < p && take(id, gen, grain, 1, &b, &e)) {
-        } else { /* the fullest other range; none left: done */
+        if (!(id < p && take(id, gen, grain, 1, &b, &e))) { /* steal from the fullest range */
             int best = -1, most = 0;
             for (int i = 0; i < p; i++) {
                 const uint64_t w = atomic_load_explicit(&ranges[i].r, memory_order_relaxed);
                 const int left = (int)(w & 0xFFFFFF) - (int)(w >> 24 & 0xFFFFFF);
                 if ((unsigned)(w >> 48) == (gen & 0xFFFFu) && left > most) best = i, most = left;
             }
-            if (best < 0) return;
+            if (best < 0) return; /* none left: done */
             if (!take(best, gen, grain, 0, &b, &e)) continue;
         }
         run_chunk(pool.fn, pool.ctx, b, e, prof);
