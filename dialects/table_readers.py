@@ -11,16 +11,22 @@ from lutc.dialects.table_type import TableType
 from lutc.dialects.tile_attr import TileAttr
 
 
+def _code_bytes(op) -> bool:
+    return isinstance(op, PackedMmaOp) and op.code_bytes is not None
+
+
 def consumer_bits(table: SSAValue) -> int:
     """B when every reader of the int8 table `table` is a lut.mma / lut.packed_mma with B-bit
-    weights and the per-token or automatic strategy (they take the int8-activation kernel at
-    prefill sizes and read no entry; activation groups may round to one int8 pass when
-    B <= 4), else 0 (f32 tables, no readers, other readers, mixed widths, vec_lut)."""
+    weights, the per-token or automatic strategy and one weight layout (consumer_code_bytes):
+    they take the int8-activation kernel at prefill sizes (code bytes: at every size) and read
+    no entry, and a LUT kernel below it, which reads no int8 activation; activation groups may
+    round to one int8 pass when B <= 4. Else 0 (f32 tables, no readers, other readers, mixed
+    widths or layouts, vec_lut)."""
     typ = table.type
     assert isinstance(typ, TableType)
     if not typ.is_quantized or not table.uses:
         return 0
-    bits = set()
+    bits, layouts = set(), set()
     for use in table.uses:
         op = use.operation
         if not isinstance(op, (MmaOp, PackedMmaOp)) or op.table is not table:
@@ -29,4 +35,11 @@ def consumer_bits(table: SSAValue) -> int:
         if isinstance(tile, TileAttr) and tile.strategy_name == "vec_lut":
             return 0
         bits.add(op.format.nbits)
-    return bits.pop() if len(bits) == 1 else 0
+        layouts.add(_code_bytes(op))
+    return bits.pop() if len(bits) == 1 and len(layouts) == 1 else 0
+
+
+def consumer_code_bytes(table: SSAValue) -> bool:
+    """Whether the readers consumer_bits(table) vouches for hold code-byte weights
+    (lut.packed_mma with `code_bytes`: the precompute descriptor's layout, lutrt.h)."""
+    return consumer_bits(table) > 0 and all(_code_bytes(use.operation) for use in table.uses)

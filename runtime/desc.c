@@ -37,6 +37,8 @@ int lutrt_check_desc(const lutrt_mma_desc *d, int for_mma) {
     if (d->consumer_bits < 0 || d->consumer_bits > LUTRT_MAX_BITS)
         return lutrt_fail("lutrt: consumer_bits must be 0..%d, got %d", LUTRT_MAX_BITS,
                           d->consumer_bits);
+    if (d->layout != LUTRT_LAYOUT_BIT_PLANES && d->layout != LUTRT_LAYOUT_CODE_BYTES)
+        return lutrt_fail("lutrt: layout must be 0 (bit planes) or 1 (code bytes), got %d", d->layout);
     if (for_mma) {
         if (d->N < 1) return lutrt_fail("lutrt: N must be >= 1, got %d", d->N);
         if (d->bits < 1 || d->bits > LUTRT_MAX_BITS)
@@ -47,9 +49,6 @@ int lutrt_check_desc(const lutrt_mma_desc *d, int for_mma) {
                               "got %d", d->strategy);
         if (d->tile_m < 0 || d->tile_n < 0 || d->tile_k < 0)
             return lutrt_fail("lutrt: tile sizes must be >= 0 (0: runtime decides)");
-        if (d->layout != LUTRT_LAYOUT_BIT_PLANES && d->layout != LUTRT_LAYOUT_CODE_BYTES)
-            return lutrt_fail("lutrt: layout must be 0 (bit planes) or 1 (code bytes), got %d",
-                              d->layout);
         if (d->layout == LUTRT_LAYOUT_CODE_BYTES && !d->table_i8)
             return lutrt_fail("lutrt: the code-byte layout needs int8 tables (table_i8 = 1)");
     }

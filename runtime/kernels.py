@@ -268,11 +268,14 @@ def _f32_matrix(name: str, a: np.ndarray, shape: tuple[int, ...] | None = None) 
 class PrecomputeCall:
     """lut.precompute of one activation buffer with its arguments bound: `call()` refills
     `tables` from the current contents of `x` with little Python overhead. `consumer_bits`
-    (lutrt.h): B promises that only per-token/auto lut.mma calls with B-bit weights read the
-    tables, which lets the runtime skip the entries where those take the int8-activation path."""
+    (lutrt.h): B promises that only per-token/auto lut.mma calls with B-bit weights in
+    `consumer_layout` ("bit_planes" or "code_bytes") read the tables, which lets the runtime
+    skip the entries where those take the int8-activation path and the int8 activations where
+    they take a LUT kernel (bit planes below lutrt_i8act_min_m(B) tokens)."""
 
     def __init__(self, x: np.ndarray, *, group: int, entries: int = 16, table_i8: bool = True,
-                 scale_group: int = 32, threads: int | None = None, consumer_bits: int = 0):
+                 scale_group: int = 32, threads: int | None = None, consumer_bits: int = 0,
+                 consumer_layout: str = "bit_planes"):
         x = _f32_matrix("x", x)
         if x.ndim != 2 or x.shape[1] % 4 or x.shape[0] < 1:
             raise ValueError(f"x must be [M, K] with K a multiple of 4, got shape {list(x.shape)}")
@@ -281,7 +284,7 @@ class PrecomputeCall:
         m, k = x.shape
         mirrored = entries == 8
         self.desc = _desc(m, 1, k, 1, group, mirrored, table_i8, scale_group, threads=threads,
-                          consumer_bits=consumer_bits)
+                          consumer_bits=consumer_bits, layout=consumer_layout)
         ng = -(-k // group) if group > 0 else 0
         ns = -(-k // scale_group) if table_i8 and scale_group > 0 else 0
         self.x = x
@@ -307,13 +310,13 @@ class PrecomputeCall:
 
 def precompute(x: np.ndarray, *, group: int, entries: int = 16, table_i8: bool = True,
                scale_group: int = 32, threads: int | None = None,
-               consumer_bits: int = 0) -> Tables:
+               consumer_bits: int = 0, consumer_layout: str = "bit_planes") -> Tables:
     """Tables of activations x f32 [M, K] (K % 4 == 0) with sums over weight groups `group`:
     entries 16 (plain) or 8 (mirrored), int8 with one scale per `scale_group` activations or
-    f32. `consumer_bits`: see PrecomputeCall."""
+    f32. `consumer_bits`, `consumer_layout`: see PrecomputeCall."""
     return PrecomputeCall(x, group=group, entries=entries, table_i8=table_i8,
                           scale_group=scale_group, threads=threads,
-                          consumer_bits=consumer_bits)()
+                          consumer_bits=consumer_bits, consumer_layout=consumer_layout)()
 
 
 # ---- mma -----------------------------------------------------------------------------------

@@ -150,9 +150,15 @@ typedef struct lutrt_mma_desc {
      * section, so precompute then writes that section alone (the prefill cost of building
      * tables nobody reads): the entries and sums are left as they were, and tscale[m, s] only
      * marks whether table scale group s is finite (NaN) or not (0), which the activation
-     * section's NaN ascale follows. lutrt_i8act_min_m must not change in between. */
+     * section's NaN ascale follows. Below that M (or when lutrt_i8act_min_m(B) is 0) those
+     * calls run a LUT kernel, which reads no activation section, so precompute then leaves
+     * that section as it was (the decode cost of int8 activations nobody reads; entries,
+     * tscale and sums are written as with consumer_bits 0). The precompute's `layout` (below)
+     * is its readers' weight layout: with LUTRT_LAYOUT_CODE_BYTES every M reads the
+     * activation section alone. lutrt_i8act_min_m must not change in between. */
     int32_t consumer_bits;
-    /* lutrt_mma only: the packed weights' layout (lutrt_packed_weight_bytes).
+    /* lutrt_mma: the packed weights' layout (lutrt_packed_weight_bytes); precompute with
+     * consumer_bits B: the layout of its readers' weights (see consumer_bits).
      * LUTRT_LAYOUT_BIT_PLANES (0): B bit planes of 4-bit patterns, read by the LUT kernels.
      * LUTRT_LAYOUT_CODE_BYTES (1): one byte per unsigned code q (mirrored formats: the code
      *   before mirroring, s = 2 s', z = (z' + 2^B - 1) / 2), block-major like the planes:

@@ -274,12 +274,23 @@ static inline float lutrt_act_scale(float mx, int finite) {
  * and their integer sums shi, slo. Portable version (precompute.c); precompute_avx2.c has a
  * bit-identical AVX2 one. */
 /* Whether a precompute may write the activation section alone: its consumers (desc
- * consumer_bits, lutrt.h) take the int8-activation kernel at this M and read no entry, scale
- * or sum of the tables (tscale then only marks non-finite scale groups: lutrt_mark_finite). */
+ * consumer_bits and layout, lutrt.h) take the int8-activation kernel at this M (code-byte
+ * weights: at every M) and read no entry, scale or sum of the tables (tscale then only marks
+ * non-finite scale groups: lutrt_mark_finite). */
 static inline int lutrt_entries_unread(const lutrt_mma_desc *d) {
     if (!d->table_i8 || d->consumer_bits == 0) return 0;
+    if (d->layout == LUTRT_LAYOUT_CODE_BYTES) return 1;
     const int m = lutrt_i8act_min_m(d->consumer_bits);
     return m > 0 && d->M >= m;
+}
+/* Whether a precompute may leave the activation section unwritten: its consumers take a LUT
+ * kernel at this M (bit-plane weights, fewer than lutrt_i8act_min_m(B) tokens or that path
+ * off), which reads the entries, scales and sums only. SmolLM2-135M decode: the int8
+ * activations were ~1% of a step. */
+static inline int lutrt_acts_unread(const lutrt_mma_desc *d) {
+    if (!d->table_i8 || d->consumer_bits == 0 || d->layout != LUTRT_LAYOUT_BIT_PLANES) return 0;
+    const int m = lutrt_i8act_min_m(d->consumer_bits);
+    return m == 0 || d->M < m;
 }
 
 void lutrt_precompute_acts_ref(const lutrt_mma_desc *d, const float *x, const float *tscale,

@@ -142,7 +142,7 @@ void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x, void *tab
                 }
             }
         }
-        lutrt_precompute_acts_ref(d, x, tscale, tables_row);
+        if (!lutrt_acts_unread(d)) lutrt_precompute_acts_ref(d, x, tscale, tables_row);
         return;
     }
     for (int s = 0; s < ns; s++) {
@@ -174,7 +174,7 @@ void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x, void *tab
             }
         }
     }
-    lutrt_precompute_acts_ref(d, x, tscale, tables_row);
+    if (!lutrt_acts_unread(d)) lutrt_precompute_acts_ref(d, x, tscale, tables_row);
 }
 
 int lutrt_precompute_row(const lutrt_mma_desc *d, const float *x_row, void *tables_row,

@@ -384,5 +384,5 @@ void PRECOMPUTE_ROW(const lutrt_mma_desc *d, const float *x, void *tables_row, f
         for (int j = c0; j < c1; j++)
             if (inv[j - c0] == 0.0f) memset((int8_t *)tables_row + (size_t)j * (mirrored ? 8 : 16), 0, mirrored ? 8 : 16);
     }
-    acts_i8(d, x, tscale, tables_row);
+    if (!lutrt_acts_unread(d)) acts_i8(d, x, tscale, tables_row);
 }

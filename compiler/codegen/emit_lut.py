@@ -36,7 +36,7 @@ from lutc.dialects.attention_ops import AttentionOp, KvAttentionOp, causal_mode_
 from lutc.dialects.fused_precompute import FusedPrecomputeOp
 from lutc.dialects.lut_ops import MmaOp, PrecomputeOp, WeightOp
 from lutc.dialects.packed_ops import PackedMmaOp
-from lutc.dialects.table_readers import consumer_bits
+from lutc.dialects.table_readers import consumer_bits, consumer_code_bytes
 from lutc.dialects.table_type import TableType
 from lutc.dialects.tile_attr import TileAttr
 
@@ -93,10 +93,12 @@ class LutEmitter:
     # -- precompute ---------------------------------------------------------------------
     def _precompute_desc(self, typ: TableType, sum_group: int, table: SSAValue) -> str:
         m, t, _ = typ.shape
+        # the readers' weight layout (lutrt.h consumer_bits): bit planes unless code bytes
+        layout = {"layout": "LUTRT_LAYOUT_CODE_BYTES"} if consumer_code_bytes(table) else {}
         return self._desc(M=self.e.rows(table, m), N=1, K=4 * t, bits=1, group=sum_group,
                           mirrored=int(typ.mirrored), table_i8=int(typ.is_quantized),
                           scale_group=typ.scale_group.data or 4, zimp="0.0f", num_threads=0,
-                          consumer_bits=consumer_bits(table))
+                          consumer_bits=consumer_bits(table), **layout)
 
     def emit_precompute(self, op: PrecomputeOp) -> None:
         typ = op.table.type

@@ -101,7 +101,9 @@ def test_precompute_writes_int8_activations(group, scale_group, entries, consume
     rows = []
     for kernel in ("ref", "avx2"):
         kernels.set_kernel(kernel)
-        kernels.set_i8act_min_m(0)  # every entry written, for the byte comparison below
+        # unknown readers: every entry and activation written, for the byte comparison below;
+        # B-bit readers read the activations alone where the int8-activation path takes every M
+        kernels.set_i8act_min_m(0 if consumer_bits == 0 else 1)
         t = kernels.precompute(x, group=group, entries=entries, scale_group=scale_group,
                                consumer_bits=consumer_bits)
         kernels.set_i8act_min_m(None)
@@ -111,7 +113,8 @@ def test_precompute_writes_int8_activations(group, scale_group, entries, consume
             assert np.array_equal(got, w, equal_nan=True)
         assert np.abs(t.lo).max() <= 64 and np.abs(t.hi).max() <= 127
         assert np.isnan(t.ascale).any(axis=1).tolist() == np.isnan(t.tscale).any(axis=1).tolist()
-        rows.append(t.rows.copy())
+        # the entries too where they are written (consumer_bits 0), else the activations
+        rows.append(t.rows.copy() if consumer_bits == 0 else t.rows[:, t.entries[0].size:].copy())
     assert np.array_equal(rows[0], rows[1])
 
 
@@ -279,6 +282,7 @@ def test_one_pass_rule():
     x[1, 5] = 3.4  # crest sqrt(32) * 3.4 / sqrt(31 + 3.4^2) = 2.95: one pass
     x[2, 5] = 40.0  # crest 5.6: two passes
     x[:, 32:] = np.linspace(-1, 1, 32, dtype=np.float32)  # crest 1.68: one pass
+    kernels.set_i8act_min_m(1)  # readers on the int8 activations at every M (3 rows here)
     t = kernels.precompute(x, group=32, entries=8, scale_group=4, consumer_bits=4)
     assert one_pass(t.slo[:, :2]).tolist() == [[True, True], [True, True], [False, True]]
     assert not t.lo[:2].any() and t.lo[2, :32].any() and not t.lo[2, 32:].any()
@@ -306,6 +310,7 @@ def test_one_pass_off_by_default():
     above 4 clip to 4, the setter overrides the environment."""
     kernels.set_one_pass_max_bits(None)
     assert kernels.one_pass_max_bits() == 0
+    kernels.set_i8act_min_m(1)  # readers on the int8 activations at every M
     rng = np.random.default_rng(11)
     x = rng.standard_normal((9, 512)).astype(np.float32)  # Gaussian: nearly all flat groups
     for bits in (1, 2, 4):
@@ -324,6 +329,7 @@ def test_one_pass_off_by_default():
     assert nmse <= 2e-8, nmse  # one pass on these flat groups gives ~1e-5
     code = ("from lutc.runtime import kernels as k; import numpy as np; "
             "x = np.random.default_rng(1).standard_normal((4, 256)).astype(np.float32); "
+            "k.set_i8act_min_m(1); "
             "t = k.precompute(x, group=64, entries=8, scale_group=4, consumer_bits=2); "
             "print(k.one_pass_max_bits(), int(((t.slo == 0) & np.signbit(t.slo)).sum()))")
     assert _python(code)[0] == "0 0"
