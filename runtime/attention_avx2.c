@@ -163,4 +163,4 @@ static void widen_avx2(const uint16_t *h, float *f, size_t n) { /* F16C */
 }
 
 const lutrt_attn_ops lutrt_attn_ops_avx2 = {"avx2", scores_avx2, max_avx2, exp_sum_avx2,
-                                             accumulate_avx2, widen_avx2};
+                                             accumulate_avx2, widen_avx2, NULL, NULL, NULL};

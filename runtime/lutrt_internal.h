@@ -358,6 +358,22 @@ static inline int lutrt_code_at(const uint8_t *chunk, int bits, int plane, int r
 }
 
 /* ---- attention kernels (attention.c, attention_avx2.c, attention_avx512.c) -------------- */
+/* A task's query vectors in the 16 lanes of a vector (attention.c, "lanes"): lane i holds
+ * query i, so the online softmax's max, exp and sums need no horizontal reductions and each
+ * key / value element is broadcast once for 16 queries. qt and acct are the queries and the
+ * unnormalized outputs transposed, [d][lane]; lanes past the task's queries have lo = hi = 0
+ * (no visible key) and qt = 0. */
+#define LUTRT_ATTN_LANES 16
+#define LUTRT_ATTN_LANES_MAX_D 128
+typedef struct {
+    int D;
+    float scale;
+    int32_t lo[LUTRT_ATTN_LANES], hi[LUTRT_ATTN_LANES]; /* visible keys [lo, hi) per lane */
+    float m[LUTRT_ATTN_LANES], l[LUTRT_ATTN_LANES];     /* running max and sum */
+    _Alignas(64) float qt[LUTRT_ATTN_LANES_MAX_D][LUTRT_ATTN_LANES];
+    _Alignas(64) float acct[LUTRT_ATTN_LANES_MAX_D][LUTRT_ATTN_LANES];
+} lutrt_attn_lanes;
+
 typedef struct lutrt_attn_ops {
     const char *name;
     /* s[j] = scale * (q . k[j*D .. j*D+D-1]) for j < n */
@@ -369,6 +385,13 @@ typedef struct lutrt_attn_ops {
     void (*accumulate)(float *acc, float alpha, const float *p, const float *v, int n, int D);
     /* f[i] = h[i] (IEEE binary16 -> f32, exact) for i < n: f16 KV cache blocks */
     void (*widen)(const uint16_t *h, float *f, size_t n);
+    /* keys kb..kb+n-1 (n <= 64; rows k, v, D apart) into the lanes' online softmax (st->D a
+     * multiple of 16); NULL where the per-query kernels above serve every task */
+    void (*lanes_block)(lutrt_attn_lanes *st, const float *k, const float *v, int kb, int n);
+    /* st->qt from the nq <= 16 query vectors q[i] (D floats; lanes from nq on 0), acct = 0 */
+    void (*lanes_load)(lutrt_attn_lanes *st, const float *const *q, int nq);
+    /* out[i][d] = acct[d][i] * mult[i] for i < nq, d < D */
+    void (*lanes_store)(const lutrt_attn_lanes *st, float *const *out, int nq, const float *mult);
 } lutrt_attn_ops;
 
 /* IEEE binary16 <-> f32 (attention.c): round to nearest even, overflow to +-inf, subnormals

@@ -275,6 +275,48 @@ def test_split_context(kernel, start, S, window):
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("S,start", [(16, 0), (40, 3), (16, 1500)])
+@pytest.mark.parametrize("D", [32, 64, 128])
+def test_attention_kv_prefill_tasks(kernel, S, start, D):
+    """Prefill tasks of 8..16 query vectors (GQA group x rows), which the AVX-512 kernel runs
+    with one query per vector lane: head dims 32 / 64 / 128, GQA 9/3, 16/4, 8/8 and 12/1 (a
+    group of 12: one row per task), windows, 1..4 threads (a long context with few tasks
+    splits it), both caches; equal across thread counts within the tolerance."""
+    kernels.set_kernel(kernel)
+    rng = np.random.default_rng(seed("lanes", kernel, S, start, D))
+    for i, (H, KVH) in enumerate([(9, 3), (16, 4), (8, 8), (12, 1)]):
+        window = (0, 7, 0, 25)[i]
+        outs = [check_kv(H, KVH, D, start, S, window, 0.0, t, np.random.default_rng(seed(i, D)),
+                         cache_dtype=cache)
+                for t in (1, 4) for cache in (np.float32, np.float16)]
+        assert_close(outs[2], outs[0].astype(np.float64), "4 threads vs 1, f32 cache")
+        assert_close(outs[3], outs[1].astype(np.float64), "4 threads vs 1, f16 cache")
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("Sq,Skv", [(20, 9), (9, 20), (33, 33)])
+@pytest.mark.parametrize("causal", [0, 1, 2])
+def test_attention_causal_prefill_tasks(kernel, Sq, Skv, causal):
+    """lutrt_attention with tasks of 8..16 query vectors (head dim 64): rows that see no key
+    (causal 1 with Sq > Skv) give zeros; a mask keeps the per-query kernels, the same result."""
+    kernels.set_kernel(kernel)
+    rng = np.random.default_rng(seed("attn-lanes", kernel, Sq, Skv, causal))
+    H, KVH, D = 8, 2, 64
+    q = rng.standard_normal((H, Sq, D)).astype(np.float32)
+    k = rng.standard_normal((KVH, Skv, D)).astype(np.float32)
+    v = rng.standard_normal((KVH, Skv, D)).astype(np.float32)
+    i, j = np.arange(Sq)[:, None], np.arange(Skv)[None, :]
+    visible = {0: np.ones((Sq, Skv), bool), 1: j <= i + (Skv - Sq), 2: j <= i}[causal]
+    zero_mask = np.zeros((Sq, Skv), np.float32)
+    for threads in (1, 2):
+        d = desc(H, KVH, D, threads=threads)
+        out = call(d, q, k, v, causal)
+        assert_close(out, reference(q, k, v, visible, d.scale), ("lanes", causal, threads))
+        assert_close(call(d, q, k, v, causal, zero_mask), out.astype(np.float64), "masked path")
+        assert not out[:, ~visible.any(axis=1)].any()
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("Sq,Skv", [(5, 9), (9, 5), (7, 7), (1, 300)])
 @pytest.mark.parametrize("causal", [0, 1, 2])
 def test_attention_causal_and_mask(kernel, Sq, Skv, causal):
