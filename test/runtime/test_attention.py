@@ -293,6 +293,17 @@ def test_attention_kv_prefill_tasks(kernel, S, start, D):
         assert_close(outs[3], outs[1].astype(np.float64), "4 threads vs 1, f16 cache")
 
 
+def attention_case(rng, H, KVH, D, Sq, Skv, causal):
+    """q [H, Sq, D], k / v [KVH, Skv, D] and the keys each row sees (lutrt_attention's causal
+    0: all, 1: aligned to the last key, 2: to the first)."""
+    q = rng.standard_normal((H, Sq, D)).astype(np.float32)
+    k = rng.standard_normal((KVH, Skv, D)).astype(np.float32)
+    v = rng.standard_normal((KVH, Skv, D)).astype(np.float32)
+    i, j = np.arange(Sq)[:, None], np.arange(Skv)[None, :]
+    visible = {0: np.ones((Sq, Skv), bool), 1: j <= i + (Skv - Sq), 2: j <= i}[causal]
+    return q, k, v, visible
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("Sq,Skv", [(20, 9), (9, 20), (33, 33)])
 @pytest.mark.parametrize("causal", [0, 1, 2])
@@ -302,11 +313,7 @@ def test_attention_causal_prefill_tasks(kernel, Sq, Skv, causal):
     kernels.set_kernel(kernel)
     rng = np.random.default_rng(seed("attn-lanes", kernel, Sq, Skv, causal))
     H, KVH, D = 8, 2, 64
-    q = rng.standard_normal((H, Sq, D)).astype(np.float32)
-    k = rng.standard_normal((KVH, Skv, D)).astype(np.float32)
-    v = rng.standard_normal((KVH, Skv, D)).astype(np.float32)
-    i, j = np.arange(Sq)[:, None], np.arange(Skv)[None, :]
-    visible = {0: np.ones((Sq, Skv), bool), 1: j <= i + (Skv - Sq), 2: j <= i}[causal]
+    q, k, v, visible = attention_case(rng, H, KVH, D, Sq, Skv, causal)
     zero_mask = np.zeros((Sq, Skv), np.float32)
     for threads in (1, 2):
         d = desc(H, KVH, D, threads=threads)
@@ -323,11 +330,7 @@ def test_attention_causal_and_mask(kernel, Sq, Skv, causal):
     kernels.set_kernel(kernel)
     rng = np.random.default_rng(seed("attn", kernel, Sq, Skv, causal))
     H, KVH, D = 6, 2, 48
-    q = rng.standard_normal((H, Sq, D)).astype(np.float32)
-    k = rng.standard_normal((KVH, Skv, D)).astype(np.float32)
-    v = rng.standard_normal((KVH, Skv, D)).astype(np.float32)
-    i, j = np.arange(Sq)[:, None], np.arange(Skv)[None, :]
-    visible = {0: np.ones((Sq, Skv), bool), 1: j <= i + (Skv - Sq), 2: j <= i}[causal]
+    q, k, v, visible = attention_case(rng, H, KVH, D, Sq, Skv, causal)
     mask = (rng.standard_normal((Sq, Skv)) * 2).astype(np.float32)
     mask[rng.random((Sq, Skv)) < 0.2] = -np.inf
     mask[0, :] = -np.inf  # a fully masked row: zeros
