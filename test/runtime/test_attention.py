@@ -344,6 +344,7 @@ def test_attention_causal_and_mask(kernel, Sq, Skv, causal):
                          ("mask", softcap, threads))
             assert not out[:, 0].any()
     if causal:  # sliding window, relative to each query's diagonal position
+        i, j = np.arange(Sq)[:, None], np.arange(Skv)[None, :]
         p = i + (Skv - Sq if causal == 1 else 0)
         d = desc(H, KVH, D, window=3, threads=2)
         assert_close(call(d, q, k, v, causal, mask),
