@@ -273,24 +273,21 @@ static inline float lutrt_act_scale(float mx, int finite) {
  * non-finite row poisons this path exactly like the tables; 0 below LUTRT_TINY_SCALE), hi, lo
  * and their integer sums shi, slo. Portable version (precompute.c); precompute_avx2.c has a
  * bit-identical AVX2 one. */
-/* Whether a precompute may write the activation section alone: its consumers (desc
- * consumer_bits and layout, lutrt.h) take the int8-activation kernel at this M (code-byte
- * weights: at every M) and read no entry, scale or sum of the tables (tscale then only marks
- * non-finite scale groups: lutrt_mark_finite). */
-static inline int lutrt_entries_unread(const lutrt_mma_desc *d) {
-    if (!d->table_i8 || d->consumer_bits == 0) return 0;
-    if (d->layout == LUTRT_LAYOUT_CODE_BYTES) return 1;
+/* The section of a table row its consumers (desc consumer_bits and layout, lutrt.h) leave
+ * unread at this M, which a precompute then skips (one lutrt_i8act_min_m per row):
+ *   LUTRT_ENTRIES_UNREAD: they take the int8-activation kernel (code-byte weights: at every M)
+ *     and read no entry, scale or sum (tscale then only marks non-finite scale groups:
+ *     lutrt_mark_finite); the activation section is written alone;
+ *   LUTRT_ACTS_UNREAD: they take a LUT kernel (bit-plane weights, fewer than
+ *     lutrt_i8act_min_m(B) tokens or that path off) and read no int8 activation (SmolLM2-135M
+ *     decode: ~1% of a step);
+ *   LUTRT_ALL_READ: unknown readers, f32 tables. */
+enum { LUTRT_ALL_READ = 0, LUTRT_ENTRIES_UNREAD = 1, LUTRT_ACTS_UNREAD = 2 };
+static inline int lutrt_unread_section(const lutrt_mma_desc *d) {
+    if (!d->table_i8 || d->consumer_bits == 0) return LUTRT_ALL_READ;
+    if (d->layout == LUTRT_LAYOUT_CODE_BYTES) return LUTRT_ENTRIES_UNREAD;
     const int m = lutrt_i8act_min_m(d->consumer_bits);
-    return m > 0 && d->M >= m;
-}
-/* Whether a precompute may leave the activation section unwritten: its consumers take a LUT
- * kernel at this M (bit-plane weights, fewer than lutrt_i8act_min_m(B) tokens or that path
- * off), which reads the entries, scales and sums only. SmolLM2-135M decode: the int8
- * activations were ~1% of a step. */
-static inline int lutrt_acts_unread(const lutrt_mma_desc *d) {
-    if (!d->table_i8 || d->consumer_bits == 0 || d->layout != LUTRT_LAYOUT_BIT_PLANES) return 0;
-    const int m = lutrt_i8act_min_m(d->consumer_bits);
-    return m == 0 || d->M < m;
+    return m > 0 && d->M >= m ? LUTRT_ENTRIES_UNREAD : LUTRT_ACTS_UNREAD;
 }
 
 void lutrt_precompute_acts_ref(const lutrt_mma_desc *d, const float *x, const float *tscale,

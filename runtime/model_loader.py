@@ -295,13 +295,10 @@ class CompiledModel:
         interpreter's state is cold). Raises LutcError like run_into; inputs that are not already
         C-contiguous arrays of the right dtype are refused (a converted copy would not follow
         the caller's writes). Each thread runs on its own arena, as run_into does."""
-        self._check_outputs(outputs)
-        arrays = self._check_inputs(inputs)
+        arrays = self._checked_arrays(outputs, inputs)
         for a, v in zip(arrays, inputs):
             if a is not v:
                 raise LutcError("bind_into needs C-contiguous input arrays of the model's dtypes")
-        if any(np.may_share_memory(o, a) for o in outputs for a in arrays):
-            raise LutcError("an output array overlaps an input array")
         ptrs = [ctypes.c_void_p(a.ctypes.data) for a in (*arrays, *outputs)]
         weights = ctypes.c_void_p(self.weights.ctypes.data)
         entry, arena = self.entry, self._arena
@@ -311,7 +308,10 @@ class CompiledModel:
         call.arrays = (arrays, outputs)  # kept alive with the call
         return call
 
-    def _check_outputs(self, outputs: list[np.ndarray]) -> None:
+    def _checked_arrays(self, outputs: list[np.ndarray], inputs) -> list[np.ndarray]:
+        """run_into's and bind_into's checks: writable C-contiguous outputs of the model's
+        shapes and dtypes, the inputs as C-contiguous arrays of its dtypes (converted where
+        needed), no output overlapping an input. Returns the input arrays."""
         if len(outputs) != len(self.outputs):
             raise LutcError(f"the model has {len(self.outputs)} outputs, got {len(outputs)} arrays")
         for spec, o in zip(self.outputs, outputs):
@@ -320,21 +320,19 @@ class CompiledModel:
                     or not o.flags.writeable):
                 raise LutcError(f"output '{spec['name']}' needs a writable C-contiguous "
                                 f"{spec['dtype']} array of shape {tuple(spec['shape'])}")
-
-    def _check_inputs(self, inputs) -> list[np.ndarray]:
         if len(inputs) != len(self.inputs):
             raise LutcError(f"the model takes {len(self.inputs)} inputs, got {len(inputs)}")
-        return [self._check(i, spec, v) for i, (spec, v) in enumerate(zip(self.inputs, inputs))]
+        arrays = [self._check(i, spec, v) for i, (spec, v) in enumerate(zip(self.inputs, inputs))]
+        if any(np.may_share_memory(o, a) for o in outputs for a in arrays):
+            raise LutcError("an output array overlaps an input array")
+        return arrays
 
     def run_into(self, outputs: list[np.ndarray], *inputs) -> list[np.ndarray]:
         """Like calling the model with inputs in signature order, but writing into `outputs`:
         C-contiguous arrays of the outputs' shapes and dtypes, reused across calls (a decode
         loop then does not fault in fresh pages for its logits every step). Returns outputs.
         Raises LutcError when an output array does not match."""
-        self._check_outputs(outputs)
-        arrays = self._check_inputs(inputs)
-        if any(np.may_share_memory(o, a) for o in outputs for a in arrays):
-            raise LutcError("an output array overlaps an input array")
+        arrays = self._checked_arrays(outputs, inputs)
         self.entry(ctypes.c_void_p(self.weights.ctypes.data), ctypes.c_void_p(self._arena()),
                    *[ctypes.c_void_p(a.ctypes.data) for a in arrays],
                    *[ctypes.c_void_p(o.ctypes.data) for o in outputs])

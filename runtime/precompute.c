@@ -100,7 +100,8 @@ static float table_abs_sum(const float *x4) {
 void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x, void *tables_row,
                               float *tscale, float *sums) {
     int J = d->K / 4, E = d->mirrored ? 8 : 16;
-    if (lutrt_entries_unread(d)) { /* the activation section alone (lutrt.h consumer_bits) */
+    const int unread = lutrt_unread_section(d);
+    if (unread == LUTRT_ENTRIES_UNREAD) { /* the activation section alone (lutrt.h consumer_bits) */
         float asum[64];
         const int per_chunk = d->scale_group / 4 * (64 / (d->scale_group / 4));
         for (int c0 = 0; c0 < J; c0 += per_chunk) {
@@ -142,7 +143,7 @@ void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x, void *tab
                 }
             }
         }
-        if (!lutrt_acts_unread(d)) lutrt_precompute_acts_ref(d, x, tscale, tables_row);
+        if (unread != LUTRT_ACTS_UNREAD) lutrt_precompute_acts_ref(d, x, tscale, tables_row);
         return;
     }
     for (int s = 0; s < ns; s++) {
@@ -174,7 +175,7 @@ void lutrt_precompute_row_ref(const lutrt_mma_desc *d, const float *x, void *tab
             }
         }
     }
-    if (!lutrt_acts_unread(d)) lutrt_precompute_acts_ref(d, x, tscale, tables_row);
+    if (unread != LUTRT_ACTS_UNREAD) lutrt_precompute_acts_ref(d, x, tscale, tables_row);
 }
 
 int lutrt_precompute_row(const lutrt_mma_desc *d, const float *x_row, void *tables_row,

@@ -317,8 +317,10 @@ void PRECOMPUTE_ROW(const lutrt_mma_desc *d, const float *x, void *tables_row, f
     /* int8 tables: chunks of whole scale groups, at most 64 tables */
     const int jt = d->table_i8 ? d->scale_group / 4 : 1, per_chunk = jt * (64 / jt);
     float asum[64], inv[64];
-    if (lutrt_entries_unread(d)) { /* the activation section alone (lutrt.h consumer_bits):
-                                    * a third of the precompute's time at K = 576, M = 128 */
+    const int unread = lutrt_unread_section(d);
+    /* the activation section alone (lutrt.h consumer_bits): a third of the precompute's time
+     * at K = 576, M = 128 */
+    if (unread == LUTRT_ENTRIES_UNREAD) {
         const __m256 big = _mm256_set1_ps(FLT_MAX), nan = _mm256_set1_ps(__builtin_nanf(""));
         for (int c0 = 0; c0 < J; c0 += per_chunk) {
             const int c1 = min_int(J, c0 + per_chunk);
@@ -384,5 +386,5 @@ void PRECOMPUTE_ROW(const lutrt_mma_desc *d, const float *x, void *tables_row, f
         for (int j = c0; j < c1; j++)
             if (inv[j - c0] == 0.0f) memset((int8_t *)tables_row + (size_t)j * (mirrored ? 8 : 16), 0, mirrored ? 8 : 16);
     }
-    if (!lutrt_acts_unread(d)) acts_i8(d, x, tscale, tables_row);
+    if (unread != LUTRT_ACTS_UNREAD) acts_i8(d, x, tscale, tables_row);
 }

@@ -179,7 +179,7 @@ class LLM:
         if threads:
             self.model.set_num_threads(threads)
         self.compile_s = time.perf_counter() - t0
-        self._logits = None  # the model's output buffer, made on first use (_forward)
+        self._logits = None  # the model's output buffers, made on first use (_output_buffers)
         self._step = None  # the bound decode call and its inputs (_decode_step)
         # tensors are no longer needed once compiled: let the memory go
         self.source.tensors = {}
@@ -278,9 +278,7 @@ class LLM:
                 select, index = 1, np.full(c, rows - 1, np.int64)
             else:
                 select, index = rows, np.arange(c, dtype=np.int64)
-            if self._logits is None:  # one buffer for every call: no fresh pages per step
-                self._logits = [np.empty(spec["shape"], spec["dtype"]) for spec in self.model.outputs]
-            (logits,) = self.model.run_into(self._logits, tokens, positions,
+            (logits,) = self.model.run_into(self._output_buffers(), tokens, positions,
                                             np.array([rows], np.int64), self.kv_cache,
                                             np.array([select], np.int64), index)
             if last_only:
@@ -288,6 +286,13 @@ class LLM:
             else:
                 out[begin:begin + rows] = logits[:rows]
         return out
+
+    def _output_buffers(self) -> list[np.ndarray]:
+        """The model's output arrays, made on first use and shared by every call (prefill
+        chunks and decode steps): no fresh pages for the logits per step."""
+        if self._logits is None:
+            self._logits = [np.empty(spec["shape"], spec["dtype"]) for spec in self.model.outputs]
+        return self._logits
 
     def _decode_step(self, token: int, pos: int) -> np.ndarray:
         """One token at position `pos` (< max_context) through the compiled function, appending
@@ -297,12 +302,10 @@ class LLM:
         SmolLM2 step went ~233 -> ~160 us, the logits no longer copied."""
         if self._step is None:
             c = self.chunk
-            if self._logits is None:
-                self._logits = [np.empty(spec["shape"], spec["dtype"]) for spec in self.model.outputs]
             self._step_in = (np.zeros(c, np.int64), np.zeros(c, np.int64), np.ones(1, np.int64),
                              np.ones(1, np.int64), np.zeros(c, np.int64))
             tokens, positions, rows, select, index = self._step_in
-            self._step = self.model.bind_into(self._logits, tokens, positions, rows,
+            self._step = self.model.bind_into(self._output_buffers(), tokens, positions, rows,
                                               self.kv_cache, select, index)
         tokens, positions = self._step_in[0], self._step_in[1]
         tokens[0] = token
