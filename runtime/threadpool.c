@@ -47,7 +47,10 @@ static long now_ns(void) {
 
 /* `job` is the generation of the last published loop. `claim` packs that generation (high 32
  * bits) and the next unclaimed task (low 32 bits): a successful CAS on it proves the loop is
- * still the current one, so its fn/ctx/ntasks are valid until our chunk is reported done. */
+ * still the current one, so its fn/ctx/ntasks are valid until our chunk is reported done.
+ * Between loops the claim is closed (next task CLAIM_CLOSED, past any task count) before the
+ * next loop's parameters are written. */
+#define CLAIM_CLOSED 0x7FFFFFFFu
 static struct {
     pthread_mutex_t run_lock;  /* one parallel loop at a time */
     pthread_mutex_t wake_lock; /* guards sleeping workers */
@@ -285,6 +288,12 @@ static void parallel_for(int nthreads, int ntasks, int grain, lutrt_task_fn fn, 
         if (pthread_create(&pool.tids[id], NULL, worker_main, (void *)(intptr_t)id) != 0) break;
         pool.nworkers++;
     }
+    /* close the last loop's claim before touching the parameters: a worker still in work()
+     * for that loop may have read its claim (generation, next task >= its task count) and
+     * then read this loop's larger ntasks; its CAS on the old claim must fail, and a claim
+     * read from now on shows no task left (threadpool_stress_driver.c) */
+    const unsigned last = atomic_load(&pool.job);
+    atomic_store(&pool.claim, (uint64_t)last << 32 | CLAIM_CLOSED);
     pool.fn = fn;
     pool.ctx = ctx;
     atomic_store_explicit(&pool.ntasks, ntasks, memory_order_relaxed);
@@ -293,7 +302,7 @@ static void parallel_for(int nthreads, int ntasks, int grain, lutrt_task_fn fn, 
     atomic_store_explicit(&pool.nthreads, p, memory_order_relaxed);
     atomic_store(&pool.finished, 0);
     atomic_store_explicit(&busy_ns, 0, memory_order_relaxed);
-    unsigned gen = atomic_load(&pool.job) + 1;
+    unsigned gen = last + 1;
     owned = owned && ntasks <= OWNED_MAX_TASKS;
     if (owned) /* range i: whole grains i * chunks / p .. (i + 1) * chunks / p */
         for (int i = 0; i < p; i++) {
