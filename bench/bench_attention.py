@@ -2,7 +2,11 @@
 for SmolLM2's attention shape (H=9, KVH=3, D=64) and a larger one (H=16, KVH=4, D=128), per
 kernel and thread count. The timing loop is C (bench_attention.c), so no ctypes overhead.
 
-    .venv/bin/python bench/bench_attention.py [--kernels ref,avx2,avx512] [--threads 1,2]
+    .venv/bin/python bench/bench_attention.py [--kernels ref,avx2,avx512] [--threads 1,2] [--layers 1]
+
+--layers L: consecutive calls read the caches of L layers in turn (as a decode step's 30 layers
+do), so that caches larger than the CPU's caches come from memory: SmolLM2's decode at context
+1024 (1.5 MB of f32 K and V per layer) is then bound by the bytes read, not the arithmetic.
 
 With --graph: a compiled float ONNX Attention block (opset 23, B=1, H=8, D=64, causal and
 not, S = --graph-S) with the default pipeline (lut-fuse-attention: one lutrt_attention call)
@@ -105,6 +109,7 @@ def main() -> None:
                     help="a compiled ONNX Attention block with and without lut-fuse-attention")
     ap.add_argument("--graph-S", default="128,512")
     ap.add_argument("--reps", type=int, default=11)
+    ap.add_argument("--layers", type=int, default=1, help="caches read in turn (1: one, hot)")
     args = ap.parse_args()
     if args.graph:
         graph_bench(list(map(int, args.graph_S.split(","))), list(map(int, args.threads.split(","))),
@@ -118,8 +123,8 @@ def main() -> None:
                 for kern in args.kernels.split(","):
                     for t in map(int, args.threads.split(",")):
                         med, low = subprocess.run([str(exe), str(H), str(KVH), str(D), str(ctx), str(S),
-                                             str(t), kern], capture_output=True, text=True,
-                                            check=True).stdout.split()
+                                             str(t), kern, str(args.layers)], capture_output=True,
+                                            text=True, check=True).stdout.split()
                         print(f"{f'{H}/{KVH}/{D}':>10} {S:>3} {ctx:>7} {kern:>7} {t:>7} {med:>10} {low:>8}",
                               flush=True)
 
