@@ -7,6 +7,8 @@ loops and a pool restarted after lutrt_shutdown — under AddressSanitizer and U
 from __future__ import annotations
 
 import ctypes
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,21 @@ def test_back_to_back_loops_never_overlap():
     sanitized = build.runtime_executable(HERE / "threadpool_stress_driver.c", sanitize=True,
                                          extra_cflags=("-O1",))
     assert run_driver(sanitized, ["20000"]) == "loops 20000"
+
+
+def test_pool_has_no_data_race_under_thread_sanitizer():
+    """Both drivers under ThreadSanitizer: the pool's loads and stores between the caller and
+    the workers are ordered (atomics, the claim's CAS), no plain access races."""
+    for driver, args in (("threadpool_stress_driver.c", ["20000"]), ("threadpool_driver.c", [])):
+        try:
+            exe = build.runtime_executable(HERE / driver, extra_cflags=("-fsanitize=thread", "-O1"))
+        except build.RuntimeBuildError as err:
+            pytest.skip(f"no ThreadSanitizer here: {err}")
+        env = dict(os.environ, TSAN_OPTIONS="halt_on_error=1:exitcode=66")
+        proc = subprocess.run([str(exe), *args], capture_output=True, text=True, env=env,
+                              timeout=600)
+        assert proc.returncode == 0 and "ThreadSanitizer" not in proc.stderr, \
+            proc.stdout + proc.stderr[:4000]
 
 
 # ---- the parallel-loop profile (lutrt_pool_profile, runtime/pool_profile.py) ------------------
