@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from lutc.runtime import build, kernels
-from test_kernels import run_sanitized
+from test_kernels import run_sanitized, run_tsan, tsan_executable
 
 HERE = Path(__file__).resolve().parent
 KERNELS = [k for k in ("ref", "avx2", "avx512") if kernels.kernel_available(k)]
@@ -446,3 +446,5 @@ def test_attention_clean_under_asan_ubsan(tmp_path):
                                     f"{causal} {int(masked)}\n")
         dirs.append(str(d))
     run_sanitized(exe, dirs)
+    tsan = tsan_executable(HERE / "attention_sanitize_driver.c")  # 2 threads: no data race
+    assert run_tsan(tsan, dirs) == f"OK {len(dirs)} cases"

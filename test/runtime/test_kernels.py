@@ -579,6 +579,25 @@ def run_sanitized(exe, dirs, timeout=300):
     assert run_driver(exe, dirs, timeout) == f"OK {len(dirs)} cases"
 
 
+def tsan_executable(driver) -> Path:
+    """The runtime plus a driver built with -fsanitize=thread (ThreadSanitizer); the test is
+    skipped where the compiler has no ThreadSanitizer."""
+    try:
+        return build.runtime_executable(driver, extra_cflags=("-fsanitize=thread", "-O1"))
+    except build.RuntimeBuildError as err:
+        pytest.skip(f"no ThreadSanitizer here: {err}")
+
+
+def run_tsan(exe, args=(), timeout=600) -> str:
+    """Runs a ThreadSanitizer driver: exit 0 and no race report. Returns its stdout, stripped."""
+    env = dict(os.environ, TSAN_OPTIONS="halt_on_error=1:exitcode=66")
+    proc = subprocess.run([str(exe), *args], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+    assert proc.returncode == 0 and "ThreadSanitizer" not in proc.stderr, \
+        proc.stdout + proc.stderr[:4000]
+    return proc.stdout.strip()
+
+
 def _python(code: str, **env) -> tuple[str, str]:
     e = dict(os.environ, **env)
     e["PYTHONPATH"] = os.pathsep.join(sys.path)
@@ -683,6 +702,8 @@ def test_runtime_clean_under_asan_ubsan(tmp_path):
         dirs.append(write_case(tmp_path / f"case{i}", c, m, n, k, bits, group, mirrored, i8, 32,
                                zeros, want))
     run_sanitized(exe, dirs, timeout=120)
+    # the same cases on 2 threads under ThreadSanitizer (emulated AVX-512 is ASan's only)
+    assert run_tsan(tsan_executable(HERE / "sanitize_driver.c"), dirs) == f"OK {len(dirs)} cases"
 
 
 # (m, n, bits, mirrored, (K, G, explicit zeros), scale_group)

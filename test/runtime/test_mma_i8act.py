@@ -37,7 +37,7 @@ import pytest
 
 from lutc.runtime import abi, build, kernels, packing, reference
 from test_kernels import (HERE, _bits, _nonfinite_rows, _python, make_case, run_mma, run_sanitized,
-                          runnable, seed, write_case, zero_weight_case)
+                          run_tsan, runnable, seed, tsan_executable, write_case, zero_weight_case)
 
 
 I8ACT_KERNELS = runnable(kernels.set_i8act_kernel, ("amx", "avx512vnni", "avx2", "c"))
@@ -501,3 +501,5 @@ def test_clean_under_asan_ubsan(tmp_path):
         dirs.append(write_case(tmp_path / f"case{i}", c, m, n, k, bits, group, mirrored, True, sg,
                                zeros, want))
     run_sanitized(exe, dirs, timeout=300)
+    tsan = tsan_executable(HERE / "large_m_sanitize_driver.c")  # 2 threads: no data race
+    assert run_tsan(tsan, dirs) == f"OK {len(dirs)} cases"
