@@ -3,6 +3,7 @@
  * lutrt_set_kernel() forces one. "avx512vbmi" (vpermb + vpdpbusd) is only ever selected
  * explicitly, never by default. It also decides from how many tokens lut.mma runs the
  * int8-activation kernel (lutrt_i8act_min_m; off once a kernel is forced). */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,32 +37,20 @@ static _Atomic(const lutrt_kernel *) current;
  * kernel at every M (the int8-activation path stays off unless its threshold is set). */
 static atomic_int forced = -1;
 
+static void build_kernels(void);
+static pthread_once_t kernels_built = PTHREAD_ONCE_INIT;
+
+/* The kernel of this name, NULL when unknown or not compiled. The composed entries
+ * (avx512_kernel, ...) are built once (build_kernels) and never written again: threads read
+ * them through `current` while others ask for kernels (a struct rebuilt on every lookup had
+ * ThreadSanitizer report its fields written while a running loop read them). */
 static const lutrt_kernel *find(const char *name) {
+    pthread_once(&kernels_built, build_kernels);
     for (int i = 0; i < NKERNELS; i++) {
         if (strcmp(kernels[i].name, name)) continue;
 #ifdef LUTRT_X86
-        if (!strcmp(name, "avx512")) {
-            if (!lutrt_mma_i8_avx512_ptr) return NULL;
-            avx512_kernel = kernels[i];
-            avx512_kernel.mma_i8 = lutrt_mma_i8_avx512_ptr;
-            avx512_kernel.table_multipliers = 1;
-            __builtin_cpu_init();
-            if (lutrt_mma_i8_avx512vnni_ptr && __builtin_cpu_supports("avx512vnni"))
-                avx512_kernel.mma_i8 = lutrt_mma_i8_avx512vnni_ptr;
-            if (lutrt_mma_f32_avx512_ptr) avx512_kernel.mma_f32 = lutrt_mma_f32_avx512_ptr;
-            if (lutrt_precompute_row_avx512_ptr) avx512_kernel.precompute_row = lutrt_precompute_row_avx512_ptr;
-            return &avx512_kernel;
-        }
-        if (!strcmp(name, "avx512vbmi")) {
-            if (!lutrt_mma_i8_avx512vbmi_ptr) return NULL;
-            avx512vbmi_kernel = kernels[i];
-            avx512vbmi_kernel.mma_i8 = lutrt_mma_i8_avx512vbmi_ptr;
-            avx512vbmi_kernel.table_multipliers = 1;
-            if (lutrt_mma_f32_avx512_ptr) avx512vbmi_kernel.mma_f32 = lutrt_mma_f32_avx512_ptr;
-            if (lutrt_precompute_row_avx512_ptr)
-                avx512vbmi_kernel.precompute_row = lutrt_precompute_row_avx512_ptr;
-            return &avx512vbmi_kernel;
-        }
+        if (!strcmp(name, "avx512")) return lutrt_mma_i8_avx512_ptr ? &avx512_kernel : NULL;
+        if (!strcmp(name, "avx512vbmi")) return lutrt_mma_i8_avx512vbmi_ptr ? &avx512vbmi_kernel : NULL;
 #endif
         return &kernels[i];
     }
@@ -111,6 +100,35 @@ static void avx512_auto_mma_i8(const lutrt_mma_args *a, int b0, int b1) {
         avx512_mma_i8(a, b0, b1);
 }
 
+/* The composed kernels, once per process (pthread_once in find). */
+static void build_kernels(void) {
+#ifdef LUTRT_X86
+    for (int i = 0; i < NKERNELS; i++) {
+        if (!strcmp(kernels[i].name, "avx512") && lutrt_mma_i8_avx512_ptr) {
+            avx512_kernel = kernels[i];
+            avx512_kernel.mma_i8 = lutrt_mma_i8_avx512_ptr;
+            avx512_kernel.table_multipliers = 1;
+            __builtin_cpu_init();
+            if (lutrt_mma_i8_avx512vnni_ptr && __builtin_cpu_supports("avx512vnni"))
+                avx512_kernel.mma_i8 = lutrt_mma_i8_avx512vnni_ptr;
+            if (lutrt_mma_f32_avx512_ptr) avx512_kernel.mma_f32 = lutrt_mma_f32_avx512_ptr;
+            if (lutrt_precompute_row_avx512_ptr) avx512_kernel.precompute_row = lutrt_precompute_row_avx512_ptr;
+            avx512_auto_kernel = avx512_kernel;
+            avx512_mma_i8 = avx512_kernel.mma_i8;
+            avx512_auto_kernel.mma_i8 = avx512_auto_mma_i8;
+        }
+        if (!strcmp(kernels[i].name, "avx512vbmi") && lutrt_mma_i8_avx512vbmi_ptr) {
+            avx512vbmi_kernel = kernels[i];
+            avx512vbmi_kernel.mma_i8 = lutrt_mma_i8_avx512vbmi_ptr;
+            avx512vbmi_kernel.table_multipliers = 1;
+            if (lutrt_mma_f32_avx512_ptr) avx512vbmi_kernel.mma_f32 = lutrt_mma_f32_avx512_ptr;
+            if (lutrt_precompute_row_avx512_ptr)
+                avx512vbmi_kernel.precompute_row = lutrt_precompute_row_avx512_ptr;
+        }
+    }
+#endif
+}
+
 static const lutrt_kernel *best(void) {
     /* "avx512vbmi" is deliberately not in the automatic order */
     static const char *order[] = {"avx512", "avx2", "ref"};
@@ -119,12 +137,8 @@ static const lutrt_kernel *best(void) {
         const lutrt_kernel *k = find(order[i]);
 #ifdef LUTRT_X86
         if (i == 0 && lutrt_mma_i8_pt_vbmi_ptr && !lutrt_avx512vbmi_emulated &&
-            lutrt_kernel_available("avx512vbmi")) {
-            avx512_auto_kernel = *k;
-            avx512_mma_i8 = k->mma_i8;
-            avx512_auto_kernel.mma_i8 = avx512_auto_mma_i8;
-            return &avx512_auto_kernel;
-        }
+            lutrt_kernel_available("avx512vbmi"))
+            return &avx512_auto_kernel; /* built with the others (build_kernels) */
 #endif
         return k;
     }
@@ -133,9 +147,11 @@ static const lutrt_kernel *best(void) {
 
 static const lutrt_kernel *from_env(void) {
     const char *env = getenv("LUTRT_KERNEL");
-    atomic_store(&forced, 0);
-    if (!env || !*env || !strcmp(env, "auto")) return best();
-    atomic_store(&forced, 1);
+    /* `forced` is stored once, its final value: threads resolving the kernel together (the
+     * first calls of a parallel loop) must not show each other a passing 0 */
+    const int named = env && *env && strcmp(env, "auto");
+    atomic_store(&forced, named);
+    if (!named) return best();
     if (lutrt_kernel_available(env)) return find(env);
     fprintf(stderr, "lutrt: LUTRT_KERNEL=%s is not available on this build/CPU; using %s\n", env,
             best()->name);

@@ -945,11 +945,12 @@ def _split_dim(sizes) -> int:
 # ifunc picks one version per function when the library loads, so a model directory runs on
 # any x86-64 and its loops use the vector width of the CPU it runs on (libmvec's 8- and
 # 16-lane expf there). -ffp-contract=off (compiler/codegen/build.py) keeps a * b + c two
-# roundings in every version. SmolLM2 / 492M model.c: cc ~0.4 -> ~1.1 s.
+# roundings in every version. SmolLM2 / 492M model.c: cc ~0.4 -> ~1.1 s. Not under
+# ThreadSanitizer, whose instrumented ifunc resolvers run before its runtime is set up.
 ISA_CLONES = [
     "/* one version per ISA level, picked when the library loads (ifunc) */",
     "#if defined(__x86_64__) && defined(__GLIBC__) && defined(__GNUC__) && !defined(__clang__) "
-    "&& __GNUC__ >= 11",
+    "&& __GNUC__ >= 11 && !defined(__SANITIZE_THREAD__)",
     "#define LUTC_ISA_CLONES "
     '__attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))',
     "#else",
