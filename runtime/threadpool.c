@@ -182,7 +182,7 @@ static void work(unsigned gen) {
         uint64_t c = atomic_load_explicit(&pool.claim, memory_order_acquire);
         if ((unsigned)(c >> 32) != gen) return;
         int begin = (int)(uint32_t)c;
-        int n = atomic_load_explicit(&pool.ntasks, memory_order_relaxed);
+        int n = atomic_load_explicit(&pool.ntasks, memory_order_acquire);
         int grain = atomic_load_explicit(&pool.grain, memory_order_relaxed);
         int p = atomic_load_explicit(&pool.nthreads, memory_order_relaxed);
         if (begin >= n) return;
@@ -296,7 +296,8 @@ static void parallel_for(int nthreads, int ntasks, int grain, lutrt_task_fn fn, 
     atomic_store(&pool.claim, (uint64_t)last << 32 | CLAIM_CLOSED);
     pool.fn = fn;
     pool.ctx = ctx;
-    atomic_store_explicit(&pool.ntasks, ntasks, memory_order_relaxed);
+    /* release: a worker that reads this count (acquire) then sees the closed claim */
+    atomic_store_explicit(&pool.ntasks, ntasks, memory_order_release);
     atomic_store_explicit(&pool.grain, grain, memory_order_relaxed);
     /* workers 1..p-1 take part; the caller is thread 0 */
     atomic_store_explicit(&pool.nthreads, p, memory_order_relaxed);
