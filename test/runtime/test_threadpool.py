@@ -7,14 +7,12 @@ loops and a pool restarted after lutrt_shutdown — under AddressSanitizer and U
 from __future__ import annotations
 
 import ctypes
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from lutc.runtime import build
-from test_kernels import run_driver
+from test_kernels import run_driver, run_tsan, tsan_executable
 
 HERE = Path(__file__).resolve().parent
 
@@ -41,16 +39,10 @@ def test_back_to_back_loops_never_overlap():
 def test_pool_has_no_data_race_under_thread_sanitizer():
     """Both drivers under ThreadSanitizer: the pool's loads and stores between the caller and
     the workers are ordered (atomics, the claim's CAS), no plain access races."""
-    for driver, args in (("threadpool_stress_driver.c", ["20000"]), ("threadpool_driver.c", [])):
-        try:
-            exe = build.runtime_executable(HERE / driver, extra_cflags=("-fsanitize=thread", "-O1"))
-        except build.RuntimeBuildError as err:
-            pytest.skip(f"no ThreadSanitizer here: {err}")
-        env = dict(os.environ, TSAN_OPTIONS="halt_on_error=1:exitcode=66")
-        proc = subprocess.run([str(exe), *args], capture_output=True, text=True, env=env,
-                              timeout=600)
-        assert proc.returncode == 0 and "ThreadSanitizer" not in proc.stderr, \
-            proc.stdout + proc.stderr[:4000]
+    assert run_tsan(tsan_executable(HERE / "threadpool_stress_driver.c"), ["20000"]) == \
+        "loops 20000"
+    assert run_tsan(tsan_executable(HERE / "threadpool_driver.c")) == \
+        f"cases {2 * 8 * 9 * 4 * 3 * 2}"
 
 
 # ---- the parallel-loop profile (lutrt_pool_profile, runtime/pool_profile.py) ------------------
