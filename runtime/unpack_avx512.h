@@ -75,12 +75,14 @@ static inline void lutrt_ahead_region(lutrt_ahead *h, int r, const void *p, size
     h->end[r] = p ? h->p[r] + bytes : h->p[r];
     h->lines[r] = (int)((bytes / 64 + (size_t)steps - 1) / (size_t)steps);
 }
-/* prepares the prefetch of block blk in `steps` slices */
-static inline void lutrt_ahead_init(lutrt_ahead *h, const lutrt_mma_args *a, int blk, int steps) {
+/* prepares the prefetch of the nblk consecutive blocks from blk in `steps` slices */
+static inline void lutrt_ahead_init(lutrt_ahead *h, const lutrt_mma_args *a, int blk, int nblk,
+                                    int steps) {
     const size_t bytes = (size_t)a->J * a->chunk, sz = (size_t)a->NG * LUTRT_BLOCK_N;
-    lutrt_ahead_region(h, 0, a->w + (size_t)blk * bytes, bytes, steps);
-    lutrt_ahead_region(h, 1, a->scales + (size_t)blk * sz, sz * sizeof(float), steps);
-    lutrt_ahead_region(h, 2, a->zeros ? a->zeros + (size_t)blk * sz : NULL, sz * sizeof(float), steps);
+    lutrt_ahead_region(h, 0, a->w + (size_t)blk * bytes, nblk * bytes, steps);
+    lutrt_ahead_region(h, 1, a->scales + (size_t)blk * sz, nblk * sz * sizeof(float), steps);
+    lutrt_ahead_region(h, 2, a->zeros ? a->zeros + (size_t)blk * sz : NULL,
+                       nblk * sz * sizeof(float), steps);
 }
 static inline void lutrt_ahead_step(lutrt_ahead *h) {
     for (int r = 0; r < 3; r++)

@@ -579,11 +579,12 @@ def run_sanitized(exe, dirs, timeout=300):
     assert run_driver(exe, dirs, timeout) == f"OK {len(dirs)} cases"
 
 
-def tsan_executable(driver) -> Path:
-    """The runtime plus a driver built with -fsanitize=thread (ThreadSanitizer); the test is
-    skipped where the compiler has no ThreadSanitizer."""
+def tsan_executable(driver, extra_cflags=()) -> Path:
+    """The runtime plus a driver built with -fsanitize=thread (ThreadSanitizer) and
+    `extra_cflags`; the test is skipped where the compiler has no ThreadSanitizer."""
     try:
-        return build.runtime_executable(driver, extra_cflags=("-fsanitize=thread", "-O1"))
+        return build.runtime_executable(driver, extra_cflags=("-fsanitize=thread", "-O1",
+                                                              *extra_cflags))
     except build.RuntimeBuildError as err:
         pytest.skip(f"no ThreadSanitizer here: {err}")
 
