@@ -347,6 +347,27 @@ lutrt_mma_call_fn lutrt_code_bytes_kernel(void) {
 
 const char *lutrt_code_bytes_kernel_name(void) { return i8act_name(lutrt_code_bytes_kernel()); }
 
+/* The A operand's bytes (hi and lo bytes of M token rows over K) from which a task of the
+ * AVX512-VNNI / AMX int8-activation kernels runs several weight blocks together (run_group in
+ * mma_i8act_avx512vnni.c): A no longer fits L2 (2 MiB a core on the AMX Xeons), so one pass
+ * over A per weight block streams it from L3 each time. Interleaved A/B on the 2-core AMX VM,
+ * 2026-12-08, the 492M Llama-shaped model (8 layers, hidden 2048), whole prefill, medians: 512
+ * tokens on AMX, ternary 1180 -> 1017-1074 ms on 1 thread, 573-618 -> 496-499 on 2; w2g64
+ * 1516-1562 -> 1280-1325 and 750-829 -> 635-662. Where A fits L2 it was no faster or slower:
+ * that model at 128 tokens with a 1 MiB threshold (only K = 5632 grouped): +-3%, mixed;
+ * SmolLM2 at 16-512 tokens with groups forced on: 2-15% slower (four unpacked blocks no longer
+ * stay in L1). */
+#ifndef LUTRT_I8ACT_GROUP_MIN_A_BYTES /* (overridden only by tests, to group small shapes) */
+#define LUTRT_I8ACT_GROUP_MIN_A_BYTES ((size_t)2 << 20)
+#endif
+
+int lutrt_i8act_blocks_per_task(int m, int k, int n, int threads) {
+    if (m < 1 || k < 1 || (size_t)m * (size_t)k * 2 < LUTRT_I8ACT_GROUP_MIN_A_BYTES) return 1;
+    const int nb = (n + LUTRT_BLOCK_N - 1) / LUTRT_BLOCK_N;
+    const int g = nb / (2 * (threads > 1 ? threads : 1));
+    return g < 1 ? 1 : g > LUTRT_I8ACT_GROUP_MAX ? LUTRT_I8ACT_GROUP_MAX : g;
+}
+
 int lutrt_i8act_min_m(int bits) {
     const lutrt_mma_call_fn f = lutrt_i8act_kernel();
     if (!f) return 0;

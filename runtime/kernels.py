@@ -62,7 +62,7 @@ def use_library(path) -> ctypes.CDLL:
     lib.lutrt_one_pass_max_bits.argtypes = []
     lib.lutrt_set_i8act_kernel.argtypes = [ctypes.c_char_p]
     lib.lutrt_i8act_kernel_name.restype = ctypes.c_char_p
-    lib.lutrt_amx_blocks_per_task.argtypes = [ctypes.c_int] * 4
+    lib.lutrt_i8act_blocks_per_task.argtypes = [ctypes.c_int] * 4
     lib.lutrt_code_bytes_kernel_name.restype = ctypes.c_char_p
     lib.lutrt_set_f32dq_min_m.argtypes = [ctypes.c_int]
     lib.lutrt_f32dq_min_m.argtypes = [ctypes.c_int]
@@ -71,7 +71,7 @@ def use_library(path) -> ctypes.CDLL:
     lib.lutrt_set_f32_gemv.argtypes = [ctypes.c_int]
     for name in ("lutrt_precompute", "lutrt_precompute_row", "lutrt_mma", "lutrt_set_kernel",
                  "lutrt_kernel_available", "lutrt_get_num_threads", "lutrt_i8act_min_m",
-                 "lutrt_one_pass_max_bits", "lutrt_amx_blocks_per_task",
+                 "lutrt_one_pass_max_bits", "lutrt_i8act_blocks_per_task",
                  "lutrt_f32dq_min_m", "lutrt_set_i8act_kernel", "lutrt_set_f32dq_kernel", "lutrt_f32_gemv_enabled"):
         getattr(lib, name).restype = ctypes.c_int
     _lib = lib
@@ -138,10 +138,11 @@ def i8act_kernel_name() -> str:
     return library().lutrt_i8act_kernel_name().decode()
 
 
-def amx_blocks_per_task(m: int, k: int, n: int, threads: int) -> int:
-    """Weight blocks of 32 columns one task of the AMX int8-activation kernel runs together on
-    an m x k x n call on `threads` threads (lutrt_amx_blocks_per_task; 1: one at a time)."""
-    return library().lutrt_amx_blocks_per_task(int(m), int(k), int(n), int(threads))
+def i8act_blocks_per_task(m: int, k: int, n: int, threads: int) -> int:
+    """Weight blocks of 32 columns one task of the AMX / AVX512-VNNI int8-activation kernels
+    runs together on an m x k x n call on `threads` threads (lutrt_i8act_blocks_per_task; 1:
+    one at a time)."""
+    return library().lutrt_i8act_blocks_per_task(int(m), int(k), int(n), int(threads))
 
 
 def code_bytes_kernel_name() -> str:

@@ -316,13 +316,14 @@ void lutrt_set_i8act_min_m(int m); /* m >= 1: from m tokens on; 0: never; < 0: u
  * bit-identical to "avx512vnni"), which auto picks only for code bytes on CPUs without AVX2. */
 const char *lutrt_i8act_kernel_name(void);
 int lutrt_set_i8act_kernel(const char *name);
-/* Weight blocks (32 output columns each) that one task of the "amx" kernel runs together on
- * an M x K x N call on `threads` threads: from 2 MiB of A (M x K activations, hi and lo bytes:
- * more than a core's L2) up to 4, while every thread still gets two tasks; else 1. Together,
- * each 16-row A tile is loaded once per group of blocks instead of once per block (A streamed
- * from L3 per block was the kernel's main stall at 512 tokens); the outputs are bitwise the
- * same. 1 where the runtime was built without AMX. */
-int lutrt_amx_blocks_per_task(int m, int k, int n, int threads);
+/* Weight blocks (32 output columns each) that one task of the "amx" and "avx512vnni" kernels
+ * runs together on an M x K x N call on `threads` threads: from 2 MiB of A (M x K activations,
+ * hi and lo bytes: more than a core's L2) up to LUTRT_I8ACT_GROUP_MAX while every thread still
+ * gets two tasks; else 1. Together, each row tile of A is read once per group of blocks
+ * instead of once per block (A streamed from L3 per block was the AMX kernel's main stall at
+ * 512 tokens); the outputs are bitwise the same. */
+#define LUTRT_I8ACT_GROUP_MAX 4
+int lutrt_i8act_blocks_per_task(int m, int k, int n, int threads);
 /* The kernel code-byte weights (LUTRT_LAYOUT_CODE_BYTES) run on: "amx", "avx512vnni", "avx2" or "c"
  * (portable; every CPU), following lutrt_set_i8act_kernel; auto: the fastest this CPU runs. */
 const char *lutrt_code_bytes_kernel_name(void);

@@ -127,31 +127,6 @@ static const uint8_t *amx_local_pack(const lutrt_mma_args *a, unsigned call) {
     return packed;
 }
 
-/* The A operand's bytes (hi and lo bytes of M token rows over K) from which each task runs
- * several weight blocks together (run_group): A no longer fits L2 (2 MiB a core on the AMX
- * Xeons), so run_block's one pass over A per weight block streams it from L3 each time.
- * Interleaved A/B on the 2-core AMX VM, 2026-12-08 (the 492M Llama-shaped model, 8 layers,
- * hidden 2048, whole prefill, medians): 512 tokens ternary 1180 -> 1017-1074 ms on 1 thread,
- * 573-618 -> 496-499 on 2; w2g64 1516-1562 -> 1280-1325 and 750-829 -> 635-662. Where A
- * fits L2 it was no faster or slower (that model at 128 tokens, where only K = 5632 has
- * 1.4 MiB of A: +-3%, mixed; SmolLM2 at 16-512 tokens with groups forced on: 2-15% slower:
- * four unpacked blocks no longer stay in L1). */
-#ifndef AMX_GROUP_MIN_A_BYTES /* (overridden only by tests, to run groups on small shapes) */
-#define AMX_GROUP_MIN_A_BYTES ((size_t)2 << 20)
-#endif
-
-int lutrt_amx_blocks_per_task(int m, int k, int n, int threads) {
-    if (m < 16 || (size_t)m * (size_t)k * 2 < AMX_GROUP_MIN_A_BYTES) return 1;
-    const int nb = (n + LUTRT_BLOCK_N - 1) / LUTRT_BLOCK_N, g = nb / (2 * (threads > 1 ? threads : 1));
-    return g < 1 ? 1 : g > AMX_GROUP_MAX ? AMX_GROUP_MAX : g;
-}
-
-/* lutrt_amx_blocks_per_task for this call; 1 where AMX does not run it (amx == 0) */
-static int amx_group_blocks(const lutrt_mma_args *a, int amx) {
-    const int threads = a->d->num_threads > 0 ? a->d->num_threads : lutrt_get_num_threads();
-    return amx ? lutrt_amx_blocks_per_task(a->M, a->K, a->N, threads) : 1;
-}
-
 static void amx_begin(const lutrt_mma_args *a) {
     const int kt = amx_step_tables(a);
     amx_config c;
@@ -254,8 +229,4 @@ static void amx_rows(const lutrt_mma_args *a, const uint8_t *apack, const uint8_
 #else
 #include "lutrt_internal.h"
 const lutrt_mma_call_fn lutrt_mma_i8act_amx_ptr = 0;
-int lutrt_amx_blocks_per_task(int m, int k, int n, int threads) {
-    (void)m, (void)k, (void)n, (void)threads;
-    return 1;
-}
 #endif

@@ -26,9 +26,8 @@
  * [M][32] float buffer). Per activation group, the high pass of the MR rows runs in one sweep
  * (2 x MR int32 accumulators), then each row that needs it its low pass over the same codes;
  * when every row of the tile does, both passes run in one sweep (4 x MR accumulators).
- * With AMX and an A operand larger than L2, a task takes up to 4 consecutive blocks instead
- * and runs each 16-row A tile against all of them in turn (run_group,
- * lutrt_amx_blocks_per_task).
+ * With an A operand larger than L2, a task takes up to 4 consecutive blocks instead and runs
+ * each row tile against all of them in turn (run_group, lutrt_i8act_blocks_per_task).
  * Compiled only with -mavx512vnni (build.py); otherwise lutrt_mma_i8act_ptr is NULL and
  * lutrt_mma never takes this path. mma_i8act_avx512amx.c compiles this file again with
  * LUTRT_I8ACT_AMX, which hands every 16 token rows to AMX tiles (amx_rows there).
@@ -53,7 +52,6 @@ static int min_int(int a, int b) { return a < b ? a : b; }
 #ifdef LUTRT_I8ACT_AMX /* mma_i8act_avx512amx.c */
 static const uint8_t *amx_pack(const lutrt_mma_args *a, int *local);
 static const uint8_t *amx_local_pack(const lutrt_mma_args *a, unsigned call);
-static int amx_group_blocks(const lutrt_mma_args *a, int amx);
 static void amx_begin(const lutrt_mma_args *a);
 static void amx_end(void);
 static void amx_rows(const lutrt_mma_args *a, const uint8_t *apack, const uint8_t *q, int blk,
@@ -207,8 +205,6 @@ ALWAYS_INLINE void tile(const lutrt_mma_args *a, const uint8_t *q, int blk, int 
     }
 }
 
-#define AMX_GROUP_MAX 4 /* weight blocks per task on AMX (amx_group_blocks) */
-
 #ifndef MR_MAX
 #define MR_MAX 4 /* 2 int32 + 2 float accumulators per row */
 #endif
@@ -234,7 +230,7 @@ typedef struct {
     const uint8_t *apack;
     int local_pack; /* AMX: each thread packs the A operand itself (amx_local_pack), apack NULL */
     unsigned call;  /* this call's number (the per-thread pack's key) */
-    int group;      /* weight blocks per task (run_group), 1: one at a time (run_block) */
+    int group;      /* weight blocks per task (run_group; lutrt_i8act_blocks_per_task) */
 } i8act_call;
 
 /* Steps of lutrt_ahead in one block's run_block: the AMX groups of its first row tile, else
@@ -272,12 +268,12 @@ static void run_block(const i8act_call *c, const uint8_t *q, int blk, float *acc
     }
 }
 
-#ifdef LUTRT_I8ACT_AMX
 /* Blocks blk0..blk0 + nb - 1 (codes q[i], partial sums acc[i]) together: K chunk by K chunk,
- * each 16-row tile of A against every block's codes in turn, so an A tile is loaded once per
- * nb blocks (from L1) where run_block streams all of A once per block. The chunk is sized so
- * that the nb blocks' codes of a chunk fit where one block's do (KC_TABLES x 128 bytes). Each
- * output's groups are summed in the same order as run_block's: bitwise the same result. */
+ * each row tile of A (16 rows on AMX, MR_MAX on the VNNI tiles) against every block's codes
+ * in turn, so the tile's activations are read once per nb blocks (from L1) where run_block
+ * streams all of A once per block. The chunk is sized so that the nb blocks' codes of a chunk
+ * fit where one block's do (KC_TABLES x 128 bytes). Each output's groups are summed in
+ * run_block's order: bitwise the same result. */
 static void run_group(const i8act_call *c, const uint8_t *const *q, int blk0, int nb,
                       float *const *acc, lutrt_ahead *ahead) {
     const lutrt_mma_args *a = c->a;
@@ -285,19 +281,21 @@ static void run_group(const i8act_call *c, const uint8_t *const *q, int blk0, in
     for (int t0 = 0; t0 < a->NA; t0 += tc) {
         const int t1 = min_int(a->NA, t0 + tc);
         int m = 0;
-        for (; m + 16 <= a->M; m += 16)
-            for (int i = 0; i < nb; i++)
-                amx_rows(a, c->apack, q[i], blk0 + i, m, t0, t1, acc[i] + 32 * m,
-                         m == 0 && i == 0 ? ahead : NULL);
-        for (int i = 0; i < nb; i++) {
-            int r = m;
-            for (; r + MR_MAX <= a->M; r += MR_MAX)
-                tiles[MR_MAX](a, q[i], blk0 + i, r, t0, t1, acc[i] + 32 * r);
-            if (r < a->M) tiles[a->M - r](a, q[i], blk0 + i, r, t0, t1, acc[i] + 32 * r);
+#ifdef LUTRT_I8ACT_AMX
+        if (c->apack) /* the first row tile's groups take the prefetch steps */
+            for (; m + 16 <= a->M; m += 16)
+                for (int i = 0; i < nb; i++)
+                    amx_rows(a, c->apack, q[i], blk0 + i, m, t0, t1, acc[i] + 32 * m,
+                             m == 0 && i == 0 ? ahead : NULL);
+#endif
+        lutrt_ahead *vnni_ahead = c->apack ? NULL : ahead; /* else the VNNI row tiles take them */
+        for (; m < a->M; m += MR_MAX) {
+            const int mr = min_int(MR_MAX, a->M - m);
+            if (vnni_ahead) lutrt_ahead_step(vnni_ahead);
+            for (int i = 0; i < nb; i++) tiles[mr](a, q[i], blk0 + i, m, t0, t1, acc[i] + 32 * m);
         }
     }
 }
-#endif
 
 /* Tasks b0..b1-1: weight blocks b0 * c->group .. b1 * c->group - 1 (the last task may have
  * fewer). */
@@ -330,8 +328,8 @@ static void blocks_task(void *ctx, int b0, int b1) {
     const int steps = ahead_steps(c);
     for (int blk = b0; blk < b1; blk += G) {
         const int nb = min_int(G, b1 - blk);
-        const uint8_t *qs[AMX_GROUP_MAX];
-        float *accs[AMX_GROUP_MAX];
+        const uint8_t *qs[LUTRT_I8ACT_GROUP_MAX];
+        float *accs[LUTRT_I8ACT_GROUP_MAX];
         for (int i = 0; i < nb; i++) {
             accs[i] = acc + (size_t)i * a->M * 32;
             if (a->code_bytes) { /* the weights are the unpacked layout already */
@@ -347,12 +345,10 @@ static void blocks_task(void *ctx, int b0, int b1) {
         lutrt_ahead ahead;
         if (!a->code_bytes && next > 0) lutrt_ahead_init(&ahead, a, blk + nb, next, steps);
         lutrt_ahead *ah = !a->code_bytes && next > 0 ? &ahead : NULL;
-#ifdef LUTRT_I8ACT_AMX
-        if (nb > 1 && c->apack) {
+        if (nb > 1) {
             run_group(c, qs, blk, nb, accs, ah);
             continue;
         }
-#endif
         for (int i = 0; i < nb; i++) run_block(c, qs[i], blk + i, accs[i], i == nb - 1 ? ah : NULL);
     }
 #ifdef LUTRT_I8ACT_AMX
@@ -376,9 +372,10 @@ static int mma_i8act(const lutrt_mma_args *a) {
      * medians: 2 threads 11.6 -> 10.1 ms (1 thread 18.3: 1.58x -> 1.85x); static halves did
      * as well there but lost on 16 threads (a 3-layer 492M-shaped prefill-128 on the lent
      * 16-core Xeon: 8.1-8.3x over 1 thread guided, 6.5-7.2x static). */
-#ifdef LUTRT_I8ACT_AMX
-    c.group = amx_group_blocks(a, c.apack || c.local_pack);
-#endif
+    {
+        const int threads = a->d->num_threads > 0 ? a->d->num_threads : lutrt_get_num_threads();
+        c.group = lutrt_i8act_blocks_per_task(a->M, a->K, a->N, threads);
+    }
     lutrt_parallel_for_owned(a->d->num_threads, (a->NB + c.group - 1) / c.group, 1, blocks_task, &c);
     return LUTRT_OK;
 }

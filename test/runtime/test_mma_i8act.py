@@ -229,41 +229,46 @@ def test_amx_matches_vnni_bit_for_bit(i8act_kernel, bits, mirrored, shape):
 @pytest.mark.parametrize("mirrored", [False, True])
 @pytest.mark.parametrize("shape", [(4100, 4100, True), (4032, 64, True), (4000, 32, False),
                                    (4096, 128, True)])
-def test_amx_block_groups_match_vnni_bit_for_bit(i8act_kernel, bits, mirrored, shape):
-    """From 2 MiB of A (token rows x K, hi and lo bytes) a task of the AMX kernel runs up to 4
-    weight blocks together, each 16-row A tile against every block's codes in turn (run_group),
-    summing every output's groups in run_block's order: the VNNI kernel's outputs bit for bit.
-    264 token rows (16 tiles and 8 rows on the VNNI tiles) x K = 4000-4100 (2.1 MiB; per-tensor
-    with a partial last group, groups of 32 / 64 / 128), N = 300 (10 blocks, the last partial):
-    4 blocks a task on 1 thread (tasks of 4, 4, 2), 2 on 2 threads, one at a time on 3."""
-    if i8act_kernel != "amx":
-        pytest.skip("compares the AMX kernel with the VNNI one")
+def test_block_groups_match_bit_for_bit(i8act_kernel, bits, mirrored, shape):
+    """From 2 MiB of A (token rows x K, hi and lo bytes) a task of the AMX and AVX512-VNNI
+    kernels runs up to 4 weight blocks together, each row tile of A against every block's
+    codes in turn (run_group), summing every output's groups in run_block's order: AMX gives
+    the VNNI kernel's outputs and VNNI the portable kernel's (codes of at most 4 bits, as in
+    test_low_bit_kernels_match_c_bit_for_bit) bit for bit. 264 token rows (16 AMX tiles and 8
+    rows on the VNNI tiles) x K = 4000-4100 (2.1 MiB; per-tensor with a partial last group,
+    groups of 32 / 64 / 128), N = 300 (10 blocks, the last partial): 4 blocks a task on 1
+    thread (tasks of 4, 4, 2), 2 on 2 threads, one at a time on 3."""
+    ref = {"amx": "avx512vnni", "avx512vnni": "c"}.get(i8act_kernel)
+    if ref is None:
+        pytest.skip("the AVX2 and portable kernels take one block at a time")
+    if ref == "c" and bits == 8:
+        pytest.skip("8-bit codes: the VNNI kernel is not bitwise the portable one")
     nbits, ternary = _bits(bits)
     k, group, zeros = shape
-    rng = np.random.default_rng(seed("amx-groups", str(bits), mirrored, k, group))
+    rng = np.random.default_rng(seed("i8act-groups", str(bits), mirrored, k, group))
     c = make_case(rng, 264, 300, k, nbits, group, mirrored, ternary, zeros, dist="student_t3")
     c["x"][0::2, ::37] *= 40.0  # outliers: two-pass groups among one-pass ones
-    kernels.set_i8act_kernel("avx512vnni")
+    kernels.set_i8act_kernel(ref)
     try:
         want = i8act(c, nbits, group, mirrored, 1)[1]
     finally:
-        kernels.set_i8act_kernel("amx")
+        kernels.set_i8act_kernel(i8act_kernel)
     assert np.abs(want).max() > 0
     for threads, per_task in ((1, 4), (2, 2), (3, 1)):
-        assert kernels.amx_blocks_per_task(264, k, 300, threads) == per_task
+        assert kernels.i8act_blocks_per_task(264, k, 300, threads) == per_task
         out = i8act(c, nbits, group, mirrored, threads)[1]
+        assert kernels.i8act_kernel_name() == i8act_kernel
         assert np.array_equal(out, want), (threads, np.abs(out - want).max())
 
 
-def test_amx_blocks_per_task(i8act_kernel):
-    """Groups only where A (M x K x 2 bytes) reaches 2 MiB and every thread keeps two tasks."""
-    if i8act_kernel != "amx":
-        pytest.skip("the AMX kernel's work split")
-    per_task = kernels.amx_blocks_per_task
+def test_i8act_blocks_per_task():
+    """Groups only where A (M x K x 2 bytes) reaches 2 MiB, up to 4 blocks, while every thread
+    keeps two tasks."""
+    per_task = kernels.i8act_blocks_per_task
     assert [per_task(512, 2048, 2048, t) for t in (1, 2, 8, 16, 32, 64)] == [4, 4, 4, 2, 1, 1]
     assert per_task(511, 2048, 2048, 1) == 1 and per_task(128, 8192, 2048, 1) == 4
-    assert per_task(15, 1 << 20, 2048, 1) == 1  # below one AMX tile of rows
     assert per_task(512, 2048, 96, 1) == 1 and per_task(512, 2048, 128, 1) == 2
+    assert per_task(0, 2048, 2048, 1) == 1 and per_task(512, 0, 2048, 1) == 1
 
 
 def test_env_selects_i8act_kernel(i8act_kernel):
@@ -529,9 +534,9 @@ def test_vec_lut_and_f32_tables_ignore_the_path():
 
 # ---- sanitizers -------------------------------------------------------------------------------
 
-# the AMX kernel's weight-block groups (run_group) from any A size, so that the drivers' small
+# the kernels' weight-block groups (run_group) from any A size, so that the drivers' small
 # cases run them: N = 200 and 300 take 3 and 4 blocks a task on 1 thread, 1 and 2 on 2
-GROUPS_ALWAYS = ("-DAMX_GROUP_MIN_A_BYTES=0",)
+GROUPS_ALWAYS = ("-DLUTRT_I8ACT_GROUP_MIN_A_BYTES=0",)
 
 
 def test_clean_under_asan_ubsan(tmp_path):
