@@ -202,28 +202,40 @@ ALWAYS_INLINE void amx_epilogue(const lutrt_mma_args *a, const float *scal, cons
     }
 }
 
-/* Token rows m0..m0+15 against the unpacked block blk, activation groups t0..t1-1; acc: float
- * [16][32], this block's partial sums of those rows (the VNNI tile's layout). A partial last
- * group (K not a multiple of 32) runs on the VNNI tiles. `ahead` (may be NULL): the next
- * block's weights, scales and zeros, a slice of which each group prefetches (lutrt_ahead). */
-static void amx_rows(const lutrt_mma_args *a, const uint8_t *apack, const uint8_t *q, int blk,
-                     int m0, int t0, int t1, float *acc, lutrt_ahead *ahead) {
+/* Token rows m0..m0+15 against the unpacked blocks blk0..blk0 + nb - 1 (codes q[i]),
+ * activation groups t0..t1-1; acc[i]: float [16][32], block i's partial sums of those rows
+ * (the VNNI tile's layout). The (block, group) steps run as one pipeline: the tiles of the
+ * next step compute while the epilogue of this one runs (two int32 buffers), across blocks
+ * too, so a short chunk of groups per block keeps the overlap. A partial last group (K not a
+ * multiple of 32) runs on the VNNI tiles, after the block's whole groups. `ahead` (may be
+ * NULL): the next blocks' weights, scales and zeros, a slice of which each of block 0's
+ * steps prefetches (lutrt_ahead). */
+static void amx_rows(const lutrt_mma_args *a, const uint8_t *apack, const uint8_t *const *q,
+                     int blk0, int nb, int m0, int t0, int t1, float *const *acc,
+                     lutrt_ahead *ahead) {
     const int te = min_int(t1, a->J / a->ja); /* whole activation groups */
     const size_t gb = pack_group_bytes(a), sc = 128 * (size_t)a->ja; /* scalars' offset */
     const uint8_t *pa = apack + amx_pack_offset(a, m0 / 16, 0);
     int32_t sums[2][4 * 256] __attribute__((aligned(64)));
-    if (t0 < te) {
-        amx_group(a, pa + t0 * gb, q, t0);
-        amx_store(sums[t0 & 1]);
-        for (int t = t0; t < te; t++) {
-            if (t + 1 < te) amx_group(a, pa + (t + 1) * gb, q, t + 1); /* runs meanwhile */
-            if (ahead) lutrt_ahead_step(ahead);
-            amx_epilogue(a, (const float *)(pa + t * gb + sc), sums[t & 1], blk, m0, t, acc);
-            if (t + 1 < te) amx_store(sums[(t + 1) & 1]);
+    const int per = te - t0, n = per > 0 ? nb * per : 0; /* steps u: block u / per */
+    if (n) {
+        amx_group(a, pa + t0 * gb, q[0], t0);
+        amx_store(sums[0]);
+        for (int u = 0; u < n; u++) {
+            const int i = u / per, t = t0 + u % per;
+            if (u + 1 < n) { /* runs meanwhile */
+                const int t2 = t0 + (u + 1) % per;
+                amx_group(a, pa + t2 * gb, q[(u + 1) / per], t2);
+            }
+            if (ahead && i == 0) lutrt_ahead_step(ahead);
+            amx_epilogue(a, (const float *)(pa + t * gb + sc), sums[u & 1], blk0 + i, m0, t,
+                         acc[i]);
+            if (u + 1 < n) amx_store(sums[(u + 1) & 1]);
         }
     }
-    for (int t = te > t0 ? te : t0; t < t1; t++) /* the partial last group */
-        for (int r = 0; r < 16; r += 4) tile_4(a, q, blk, m0 + r, t, t + 1, acc + 32 * r);
+    for (int i = 0; i < nb; i++)
+        for (int t = te > t0 ? te : t0; t < t1; t++) /* the partial last group */
+            for (int r = 0; r < 16; r += 4) tile_4(a, q[i], blk0 + i, m0 + r, t, t + 1, acc[i] + 32 * r);
 }
 
 #else

@@ -54,8 +54,9 @@ static const uint8_t *amx_pack(const lutrt_mma_args *a, int *local);
 static const uint8_t *amx_local_pack(const lutrt_mma_args *a, unsigned call);
 static void amx_begin(const lutrt_mma_args *a);
 static void amx_end(void);
-static void amx_rows(const lutrt_mma_args *a, const uint8_t *apack, const uint8_t *q, int blk,
-                     int m0, int t0, int t1, float *acc, lutrt_ahead *ahead);
+static void amx_rows(const lutrt_mma_args *a, const uint8_t *apack, const uint8_t *const *q,
+                     int blk0, int nb, int m0, int t0, int t1, float *const *acc,
+                     lutrt_ahead *ahead);
 #define I8ACT_PTR lutrt_mma_i8act_amx_ptr
 #else
 #define I8ACT_PTR lutrt_mma_i8act_ptr
@@ -253,8 +254,10 @@ static void run_block(const i8act_call *c, const uint8_t *q, int blk, float *acc
         int m = 0;
 #ifdef LUTRT_I8ACT_AMX
         if (c->apack) /* the first row tile's groups take the prefetch steps */
-            for (; m + 16 <= a->M; m += 16)
-                amx_rows(a, c->apack, q, blk, m, t0, t1, acc + 32 * m, m == 0 ? ahead : NULL);
+            for (; m + 16 <= a->M; m += 16) {
+                float *accm = acc + 32 * m;
+                amx_rows(a, c->apack, &q, blk, 1, m, t0, t1, &accm, m == 0 ? ahead : NULL);
+            }
 #endif
         lutrt_ahead *vnni_ahead = c->apack ? NULL : ahead; /* else the VNNI row tiles take them */
         for (; m + MR_MAX <= a->M; m += MR_MAX) {
@@ -283,10 +286,11 @@ static void run_group(const i8act_call *c, const uint8_t *const *q, int blk0, in
         int m = 0;
 #ifdef LUTRT_I8ACT_AMX
         if (c->apack) /* the first row tile's groups take the prefetch steps */
-            for (; m + 16 <= a->M; m += 16)
-                for (int i = 0; i < nb; i++)
-                    amx_rows(a, c->apack, q[i], blk0 + i, m, t0, t1, acc[i] + 32 * m,
-                             m == 0 && i == 0 ? ahead : NULL);
+            for (; m + 16 <= a->M; m += 16) {
+                float *accm[LUTRT_I8ACT_GROUP_MAX];
+                for (int i = 0; i < nb; i++) accm[i] = acc[i] + 32 * m;
+                amx_rows(a, c->apack, q, blk0, nb, m, t0, t1, accm, m == 0 ? ahead : NULL);
+            }
 #endif
         lutrt_ahead *vnni_ahead = c->apack ? NULL : ahead; /* else the VNNI row tiles take them */
         for (; m < a->M; m += MR_MAX) {
