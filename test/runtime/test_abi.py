@@ -83,7 +83,8 @@ def test_sizes_match_the_library(lib):
     from lutc.runtime.kernels import Desc
 
     for n, k, bits, group, mirrored, table_i8, sg in itertools.product(
-            (1, 31, 32, 33, 100), (4, 64, 260), (1, 2, 3, 4, 8), (4, 16, 24, 32, 44, 64, 4096),
+            (1, 31, 32, 33, 100), (4, 64, 260, 2048), (1, 2, 3, 4, 8),
+            (4, 8, 16, 24, 32, 44, 64, 96, 128, 192, 256, 384, 1024, 4096),
             (0, 1), (0, 1), (4, 32)):
         d = Desc(M=2, N=n, K=k, bits=bits, group=group, mirrored=mirrored, table_i8=table_i8,
                  scale_group=sg if table_i8 else 0)
