@@ -4,7 +4,8 @@ against torch eager (transformers on the same GGUF, float weights), same run, in
 Prefill: tokens/s of one forward pass over P prompt tokens (P = 16, 128, 512) as generation runs it,
 logits of the last prompt row only (lutc: logit_rows = 1; torch: logits_to_keep=1), and lutc's
 time with the logits of every row (`LLM.logits`, what perplexity needs). Decode: tokens/s of
-single-token steps with a KV cache at context 128 and 1024, also as a share of the weight-streaming
+single-token steps with a KV cache at context 128 and 1024 (`LLM._decode_step`, the call generation
+makes each step: its logits stay in the output buffer), also as a share of the weight-streaming
 floor (issue 9: bytes of the LUT GEMM weights read per token — the weights file less the float
 embedding table, of which a step reads one row — divided by the streaming read bandwidth,
 bench_kernels.read_bandwidth, sampled once per 4 decode steps between them: this VM's bandwidth
@@ -103,11 +104,11 @@ def main() -> None:
             bw_samples = []  # the floor's bandwidth, sampled between the steps it is compared to
             for i in range(args.repeats * 4):
                 t = time.perf_counter()
-                llm._forward(ids[ctx:ctx + 1], ctx, last_only=True)
+                llm._decode_step(int(ids[ctx]), ctx)
                 times["lutc"].append(time.perf_counter() - t)
                 settle()
                 t = time.perf_counter()
-                llm16._forward(ids[ctx:ctx + 1], ctx, last_only=True)
+                llm16._decode_step(int(ids[ctx]), ctx)
                 times["lutc_f16kv"].append(time.perf_counter() - t)
                 settle()
                 with torch.no_grad():
@@ -123,7 +124,7 @@ def main() -> None:
             for _ in range(args.repeats):
                 for i in range(B2B_STEPS + 1):
                     t = time.perf_counter()
-                    llm._forward(ids[ctx:ctx + 1], ctx, last_only=True)
+                    llm._decode_step(int(ids[ctx]), ctx)
                     if i:
                         b2b["lutc"].append(time.perf_counter() - t)
                 settle()

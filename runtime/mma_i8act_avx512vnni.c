@@ -27,7 +27,7 @@
  * (2 x MR int32 accumulators), then each row that needs it its low pass over the same codes;
  * when every row of the tile does, both passes run in one sweep (4 x MR accumulators).
  * With an A operand larger than L2, a task takes up to 4 consecutive blocks instead and runs
- * each row tile against all of them in turn (run_group, lutrt_i8act_blocks_per_task).
+ * each row tile against all of them in turn (run_group; lutrt_i8act_blocks_per_task).
  * Compiled only with -mavx512vnni (build.py); otherwise lutrt_mma_i8act_ptr is NULL and
  * lutrt_mma never takes this path. mma_i8act_avx512amx.c compiles this file again with
  * LUTRT_I8ACT_AMX, which hands every 16 token rows to AMX tiles (amx_rows there).
@@ -234,7 +234,7 @@ typedef struct {
     int group;      /* weight blocks per task (run_group; lutrt_i8act_blocks_per_task) */
 } i8act_call;
 
-/* Steps of lutrt_ahead in one block's run_block: the AMX groups of its first row tile, else
+/* Steps of lutrt_ahead in one block's run_group: the AMX groups of its first row tile, else
  * its VNNI row tiles (every K chunk). */
 static int ahead_steps(const i8act_call *c) {
     const lutrt_mma_args *a = c->a;
@@ -243,40 +243,14 @@ static int ahead_steps(const i8act_call *c) {
     return (a->M + MR_MAX - 1) / MR_MAX * ((a->NA + tc - 1) / tc);
 }
 
-/* acc: float [M][32] scratch, 64-byte aligned. `ahead` (may be NULL): the next block's weights,
- * scales and zeros, prefetched in ahead_steps(c) slices while this block's tiles compute. */
-static void run_block(const i8act_call *c, const uint8_t *q, int blk, float *acc,
-                      lutrt_ahead *ahead) {
-    const lutrt_mma_args *a = c->a;
-    const int tc = a->ja >= KC_TABLES ? 1 : KC_TABLES / a->ja;
-    for (int t0 = 0; t0 < a->NA; t0 += tc) {
-        const int t1 = min_int(a->NA, t0 + tc);
-        int m = 0;
-#ifdef LUTRT_I8ACT_AMX
-        if (c->apack) /* the first row tile's groups take the prefetch steps */
-            for (; m + 16 <= a->M; m += 16) {
-                float *accm = acc + 32 * m;
-                amx_rows(a, c->apack, &q, blk, 1, m, t0, t1, &accm, m == 0 ? ahead : NULL);
-            }
-#endif
-        lutrt_ahead *vnni_ahead = c->apack ? NULL : ahead; /* else the VNNI row tiles take them */
-        for (; m + MR_MAX <= a->M; m += MR_MAX) {
-            if (vnni_ahead) lutrt_ahead_step(vnni_ahead);
-            tiles[MR_MAX](a, q, blk, m, t0, t1, acc + 32 * m);
-        }
-        if (m < a->M) {
-            if (vnni_ahead) lutrt_ahead_step(vnni_ahead);
-            tiles[a->M - m](a, q, blk, m, t0, t1, acc + 32 * m);
-        }
-    }
-}
-
-/* Blocks blk0..blk0 + nb - 1 (codes q[i], partial sums acc[i]) together: K chunk by K chunk,
- * each row tile of A (16 rows on AMX, MR_MAX on the VNNI tiles) against every block's codes
- * in turn, so the tile's activations are read once per nb blocks (from L1) where run_block
- * streams all of A once per block. The chunk is sized so that the nb blocks' codes of a chunk
- * fit where one block's do (KC_TABLES x 128 bytes). Each output's groups are summed in
- * run_block's order: bitwise the same result. */
+/* Blocks blk0..blk0 + nb - 1 (codes q[i]; acc[i]: float [M][32] scratch, 64-byte aligned)
+ * together, K chunk by K chunk: each row tile of A (16 rows on AMX, MR_MAX on the VNNI tiles)
+ * against every block's codes in turn, so with nb > 1 the tile's activations are read once
+ * per nb blocks (from L1) instead of all of A streaming once per block. The chunk is sized so
+ * that the nb blocks' codes of a chunk fit where one block's do (KC_TABLES x 128 bytes); each
+ * output's groups are summed in the same order for any nb (bitwise the same result).
+ * `ahead` (may be NULL): the next blocks' weights, scales and zeros, prefetched in
+ * ahead_steps(c) slices while these blocks' tiles compute. */
 static void run_group(const i8act_call *c, const uint8_t *const *q, int blk0, int nb,
                       float *const *acc, lutrt_ahead *ahead) {
     const lutrt_mma_args *a = c->a;
@@ -349,11 +323,7 @@ static void blocks_task(void *ctx, int b0, int b1) {
         lutrt_ahead ahead;
         if (!a->code_bytes && next > 0) lutrt_ahead_init(&ahead, a, blk + nb, next, steps);
         lutrt_ahead *ah = !a->code_bytes && next > 0 ? &ahead : NULL;
-        if (nb > 1) {
-            run_group(c, qs, blk, nb, accs, ah);
-            continue;
-        }
-        for (int i = 0; i < nb; i++) run_block(c, qs[i], blk + i, accs[i], i == nb - 1 ? ah : NULL);
+        run_group(c, qs, blk, nb, accs, ah);
     }
 #ifdef LUTRT_I8ACT_AMX
     if (c->apack) amx_end();
