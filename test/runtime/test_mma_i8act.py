@@ -27,6 +27,8 @@ Checked here:
   * one pass is off by default (lutrt_one_pass_max_bits() == 0): flat groups keep two passes
     and the error is the two-pass one; $LUTRT_ONE_PASS_MAX_BITS and the setter turn it on;
   * AMX tiles (16 token rows, the rest on VNNI) give the VNNI kernel's outputs bit for bit;
+  * weight-block groups (a task runs up to 4 blocks together once A passes 2 MiB): AMX vs
+    VNNI and VNNI vs portable bit for bit, 1-3 threads; lutrt_i8act_blocks_per_task;
   * the path runs clean under -fsanitize=address,undefined.
 """
 
