@@ -217,20 +217,22 @@ static void amx_rows(const lutrt_mma_args *a, const uint8_t *apack, const uint8_
     const size_t gb = pack_group_bytes(a), sc = 128 * (size_t)a->ja; /* scalars' offset */
     const uint8_t *pa = apack + amx_pack_offset(a, m0 / 16, 0);
     int32_t sums[2][4 * 256] __attribute__((aligned(64)));
-    const int per = te - t0, n = per > 0 ? nb * per : 0; /* steps u: block u / per */
-    if (n) {
+    if (t0 < te) { /* step u = (block i, group t), blocks outer; (i2, t2) the next step */
         amx_group(a, pa + t0 * gb, q[0], t0);
         amx_store(sums[0]);
-        for (int u = 0; u < n; u++) {
-            const int i = u / per, t = t0 + u % per;
-            if (u + 1 < n) { /* runs meanwhile */
-                const int t2 = t0 + (u + 1) % per;
-                amx_group(a, pa + t2 * gb, q[(u + 1) / per], t2);
+        for (int u = 0, i = 0, t = t0; i < nb; u++) {
+            int i2 = i, t2 = t + 1;
+            if (t2 == te) {
+                t2 = t0;
+                i2++;
             }
+            if (i2 < nb) amx_group(a, pa + t2 * gb, q[i2], t2); /* runs meanwhile */
             if (ahead && i == 0) lutrt_ahead_step(ahead);
             amx_epilogue(a, (const float *)(pa + t * gb + sc), sums[u & 1], blk0 + i, m0, t,
                          acc[i]);
-            if (u + 1 < n) amx_store(sums[(u + 1) & 1]);
+            if (i2 < nb) amx_store(sums[(u + 1) & 1]);
+            i = i2;
+            t = t2;
         }
     }
     for (int i = 0; i < nb; i++)
