@@ -386,7 +386,7 @@ static int run(attn_job *j, const lutrt_attn_desc *d) {
     j->scale = d->scale;
     j->softcap = d->softcap;
     int tasks = d->n_kv_heads * j->nsub * j->nrb;
-    int threads = d->num_threads > 0 ? d->num_threads : lutrt_get_num_threads();
+    int threads = lutrt_threads_for(d->num_threads);
     j->nsplit = 1;
     if (threads > 1 && tasks < 2 * threads) {
         int want = (2 * threads + tasks - 1) / tasks, most = j->nkeys / MIN_SPLIT_KEYS;

@@ -252,7 +252,7 @@ static void blocks_task(void *ctx, int b0, int b1) {
  * tables; plain ones alike within 0.1). */
 int lutrt_f32_gemv_applies(const lutrt_mma_args *a, int forced) {
     if (a->M != 1 || a->bits != 4 || a->code_bytes) return 0;
-    const int threads = a->d->num_threads > 0 ? a->d->num_threads : lutrt_get_num_threads();
+    const int threads = lutrt_threads_for(a->d->num_threads);
     return forced || a->NB >= (threads > 1 ? 24 : 12);
 }
 
@@ -262,7 +262,7 @@ static int mma_f32_gemv(const lutrt_mma_args *a) {
     uint8_t *buf = lutrt_scratch(1, (tab_bytes + sub_bytes + 63) / 64 * 64);
     if (!buf) return lutrt_fail("lutrt_mma: out of memory");
     gemv_job job = {a, (const int8_t *)buf, (const sub_terms *)(buf + tab_bytes)};
-    const int threads = a->d->num_threads > 0 ? a->d->num_threads : lutrt_get_num_threads();
+    const int threads = lutrt_threads_for(a->d->num_threads);
     convert_job cj = {a, (int8_t *)buf, (sub_terms *)(buf + tab_bytes)};
     if (threads > 1 && a->NG > 1) /* one chunk of weight groups a thread */
         lutrt_parallel_for(a->d->num_threads, a->NG, (a->NG + threads - 1) / threads, convert_task, &cj);

@@ -297,7 +297,7 @@ int lutrt_mma_i8_vlut_avx2(const lutrt_mma_args *a) {
     if (d->tile_n > 0) {
         unit = (d->tile_n + LUTRT_BLOCK_N - 1) / LUTRT_BLOCK_N;
     } else { /* 8 blocks, fewer when that would leave a thread without 2 units */
-        const int threads = d->num_threads > 0 ? d->num_threads : lutrt_get_num_threads();
+        const int threads = lutrt_threads_for(d->num_threads);
         unit = a->NB / (2 * threads);
         unit = unit < 1 ? 1 : unit > 8 ? 8 : unit;
     }

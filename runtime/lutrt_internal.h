@@ -213,6 +213,11 @@ static inline __attribute__((always_inline)) void lutrt_gemv_prefetch_scales(con
     }
 }
 
+/* The threads a loop of a descriptor's num_threads runs on (0: the pool's default). */
+static inline int lutrt_threads_for(int num_threads) {
+    return num_threads > 0 ? num_threads : lutrt_get_num_threads();
+}
+
 /* The activation group of the int8-activation path (lutrt.h): the largest multiple of 4 that
  * is <= LUTRT_ACT_GROUP_MAX and divides the weight group G, or LUTRT_ACT_GROUP_MAX when G >= K
  * (one weight group). 128 bounds every sum the kernels keep exact: |I_hi| <= 255 * 127 * 128 <

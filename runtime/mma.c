@@ -301,7 +301,7 @@ int lutrt_mma(const lutrt_mma_desc *d, const void *tables, const float *tscale, 
         mma_job job = {&a, d->table_i8 ? k->mma_i8 : k->mma_f32, 0, 1, a.M};
         /* chunks: GEMV tiles of up to 4 blocks, balanced over the threads, or GEMM tasks of
          * one super-block and a part of the token rows */
-        const int threads = d->num_threads > 0 ? d->num_threads : lutrt_get_num_threads();
+        const int threads = lutrt_threads_for(d->num_threads);
         if (a.M == 1) {
             /* owner-first (threadpool.c): each thread streams one run of consecutive blocks.
              * SmolLM2 decode steps @128 on 2 threads, back to back, interleaved medians (2-core

@@ -320,9 +320,11 @@ static void blocks_task(void *ctx, int b0, int b1) {
         /* the next blocks, past this claim's end too: under owner-first scheduling they are
          * mostly this thread's next claim */
         const int next = min_int(G, a->NB - (blk + nb));
-        lutrt_ahead ahead;
-        if (!a->code_bytes && next > 0) lutrt_ahead_init(&ahead, a, blk + nb, next, steps);
-        lutrt_ahead *ah = !a->code_bytes && next > 0 ? &ahead : NULL;
+        lutrt_ahead ahead, *ah = NULL;
+        if (!a->code_bytes && next > 0) {
+            lutrt_ahead_init(&ahead, a, blk + nb, next, steps);
+            ah = &ahead;
+        }
         run_group(c, qs, blk, nb, accs, ah);
     }
 #ifdef LUTRT_I8ACT_AMX
@@ -346,10 +348,7 @@ static int mma_i8act(const lutrt_mma_args *a) {
      * medians: 2 threads 11.6 -> 10.1 ms (1 thread 18.3: 1.58x -> 1.85x); static halves did
      * as well there but lost on 16 threads (a 3-layer 492M-shaped prefill-128 on the lent
      * 16-core Xeon: 8.1-8.3x over 1 thread guided, 6.5-7.2x static). */
-    {
-        const int threads = a->d->num_threads > 0 ? a->d->num_threads : lutrt_get_num_threads();
-        c.group = lutrt_i8act_blocks_per_task(a->M, a->K, a->N, threads);
-    }
+    c.group = lutrt_i8act_blocks_per_task(a->M, a->K, a->N, lutrt_threads_for(a->d->num_threads));
     lutrt_parallel_for_owned(a->d->num_threads, (a->NB + c.group - 1) / c.group, 1, blocks_task, &c);
     return LUTRT_OK;
 }
